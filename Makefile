@@ -1,0 +1,69 @@
+# The short commands. CMake (CMakePresets.json) is the build; this file only
+# names the usual jobs. Build trees live under build/<preset>.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 60
+CTEST_ARGS ?=
+
+.PHONY: all build test test-dev test-asan test-windows windows fuzz fuzz-ci \
+        lint format demo bench faults install check-install clean
+
+all: build
+
+build:
+	cmake --preset dev >/dev/null
+	cmake --build --preset dev -j $(JOBS)
+
+# Every test: the dev build, the same suite under ASan+UBSan, and the Windows
+# build under wine when mingw-w64 and wine are installed.
+test: test-dev test-asan
+	@if scripts/have-windows-toolchain.sh; then $(MAKE) --no-print-directory test-windows; \
+	 else echo "test-windows: skipped (mingw-w64 or wine not installed; .ci/run installs them)"; fi
+
+test-dev: build
+	ctest --preset dev -j $(JOBS) $(CTEST_ARGS)
+
+test-asan:
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS) $(CTEST_ARGS)
+
+windows:
+	scripts/windows.sh build
+
+test-windows:
+	scripts/windows.sh test
+
+# libFuzzer targets under ASan+UBSan, each for FUZZ_SECONDS, seeded from the
+# protocol test vectors.
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-ci:
+	scripts/fuzz.sh 30
+
+lint:
+	scripts/lint.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+demo:
+	scripts/demo.sh
+
+bench:
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+	scripts/bench.sh
+
+faults:
+	scripts/faults.sh
+
+install:
+	cmake -S . -B build/install -DCMAKE_BUILD_TYPE=Release \
+	  -DVIGIL_BUILD_TESTS=OFF -DVIGIL_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build build/install -j $(JOBS)
+	cmake --install build/install
+
+clean:
+	rm -rf build

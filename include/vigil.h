@@ -1,0 +1,44 @@
+#ifndef VIGIL_H
+#define VIGIL_H
+
+/* vigil: tells a program, quickly and truthfully, when the other end of a
+ * long-lived TCP connection is gone, and why.
+ *
+ * Layers (each usable alone; a lower one never includes an upper one):
+ *   vigil/keepalive.h  portable kernel keepalive + TCP_USER_TIMEOUT
+ *   vigil/wire.h       protocol v1 frame codec (docs/PROTOCOL.md)
+ *   vigil/session.h    sans-I/O liveness engine: bytes + time in, events out
+ *   vigil/detector.h   fixed-timeout and phi-accrual detectors
+ *   vigil/wheel.h      hierarchical timer wheel
+ *   vigil/loop.h       event loop (epoll, poll, IOCP)
+ *   vigil/server.h     server: accept, limits, presence table
+ *   vigil/client.h     client: connect, heartbeat, reconnect with backoff
+ */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "vigil/version.h"
+#include "vigil/errno.h"
+#include "vigil/os.h"
+#include "vigil/wire.h"
+#include "vigil/detector.h"
+#include "vigil/session.h"
+#include "vigil/wheel.h"
+#include "vigil/keepalive.h"
+
+/* Text for a VIGIL_E* code (or any negative errno), never NULL. */
+VIGIL_EXTERN const char *vigil_strerror(int err);
+/* Symbolic name of a VIGIL_E* code ("ECONNRESET"), never NULL. */
+VIGIL_EXTERN const char *vigil_err_name(int err);
+/* The contract name of a cause ("heartbeat_timeout"), never NULL. */
+VIGIL_EXTERN const char *vigil_cause_name(vigil_cause cause);
+/* Version as "MAJOR.MINOR.PATCH". */
+VIGIL_EXTERN const char *vigil_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,194 @@
+#ifndef VIGIL_SESSION_H
+#define VIGIL_SESSION_H
+
+/* The liveness engine: one per connection, sans-I/O.
+ *
+ * It never touches a socket and never reads a clock. The caller feeds it the
+ * bytes it received and the current time (uint64 nanoseconds from any
+ * monotonic origin), and asks it for the bytes to write and for its next
+ * deadline. Rules it implements (docs/ARCHITECTURE.md, "Liveness"):
+ *  - only complete, valid frames from the peer refresh liveness; our own
+ *    sends never do;
+ *  - a ping goes out only when nothing valid arrived for the idle period
+ *    (interval shortened by a random 0-25%), at most one outstanding;
+ *  - the verdict "dead" comes when nothing valid arrived for `timeout`:
+ *    never earlier, and exactly then if expire() is called on time;
+ *  - control frames go ahead of queued data at the next chunk boundary;
+ *  - a peer pinging faster than the agreed minimum gets strikes, then CLOSE;
+ *  - vigil_session_stalled() re-probes instead of convicting.
+ *
+ * Usage, in order, for each turn of the caller's loop:
+ *   recv()  for each block of received bytes, until it consumes nothing and
+ *           reports no event (it reports at most one event per call);
+ *   expire() when now >= deadline();
+ *   write() while it produces bytes (it frames at most one DATA chunk per
+ *           call, after any pending control frame).
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "detector.h"
+#include "errno.h"
+#include "version.h"
+#include "wire.h"
+
+#define VIGIL_NO_DEADLINE UINT64_MAX
+#define VIGIL_MS ((uint64_t)1000000)  /* nanoseconds per millisecond */
+/* A caller never needs to hold back more than this many received bytes
+ * between recv() calls (one incomplete control frame). */
+#define VIGIL_SESSION_MAX_RETAIN VIGIL_WIRE_MAX_CONTROL_FRAME
+/* Strikes a peer may collect for pinging too fast before it is closed. */
+#define VIGIL_PING_STRIKES 3
+
+typedef enum vigil_role { VIGIL_ROLE_CLIENT = 0, VIGIL_ROLE_SERVER = 1 } vigil_role;
+
+typedef enum vigil_session_state {
+  VIGIL_SESSION_HANDSHAKE = 0, /* client: HELLO queued/sent; server: awaiting HELLO */
+  VIGIL_SESSION_OPEN,          /* agreed values in force */
+  VIGIL_SESSION_CLOSING,       /* CLOSE queued; write() it, then close */
+  VIGIL_SESSION_DEAD           /* verdict given; nothing more happens */
+} vigil_session_state;
+
+/* Settings. Zero means "default" for every field. An option struct that can
+ * grow: initialise with vigil_session_config_init(). */
+typedef struct vigil_session_config {
+  uint32_t interval_ms;   /* heartbeat interval; client proposes it (default 1000) */
+  uint32_t timeout_ms;    /* silence that means dead (default 3 x interval) */
+  uint32_t max_frame;     /* largest DATA chunk we accept (default 16384) */
+  uint32_t max_message;   /* largest message we accept (default 1 MiB) */
+  uint32_t handshake_timeout_ms; /* HELLO/WELCOME must arrive within (default 5000) */
+  /* Server policy: what a client's proposal is clamped to. */
+  uint32_t min_interval_ms;  /* default 100 */
+  uint32_t max_interval_ms;  /* default 600000 */
+  uint32_t min_timeout_ms;   /* default 2 x agreed interval */
+  uint32_t max_timeout_ms;   /* default 3600000 */
+  uint32_t min_ping_ms;      /* a peer may not ping faster (default interval / 2) */
+  /* Client identity, sent in HELLO. Borrowed: must stay valid until the
+   * HELLO has been written (the first write() after init). */
+  const char *id;
+  size_t id_len;
+  uint32_t seed;          /* seeds the ping jitter; any value */
+  /* Adaptive mode: when non-NULL, the verdict comes from phi-accrual over the
+   * arrival history kept here (owned by the caller) instead of the fixed
+   * timeout; still never before min_timeout and never after timeout. */
+  vigil_phi *phi;
+} vigil_session_config;
+
+typedef enum vigil_event_type {
+  VIGIL_EVENT_NONE = 0,
+  VIGIL_EVENT_OPEN, /* handshake done. Server: data/len = the peer's id */
+  VIGIL_EVENT_DATA, /* data/len = message bytes; end_of_message on the last */
+  VIGIL_EVENT_PONG, /* our ping was answered: rtt_ns */
+  VIGIL_EVENT_DEAD  /* verdict: cause, detail; close fields if by CLOSE */
+} vigil_event_type;
+
+typedef struct vigil_event {
+  vigil_event_type type;
+  vigil_cause cause;        /* DEAD */
+  const char *detail;       /* DEAD: the rule or limit, a static string */
+  const uint8_t *data;      /* DATA, OPEN: borrowed, valid during the call */
+  size_t len;
+  int end_of_message;       /* DATA */
+  uint64_t rtt_ns;          /* PONG */
+  uint64_t silent_ns;       /* DEAD: time since the last valid frame */
+  uint16_t close_code;      /* DEAD by a CLOSE frame (received or sent) */
+  uint32_t retry_after_ms;  /* DEAD by a CLOSE frame */
+  const char *reason;       /* DEAD by a received CLOSE: borrowed */
+  size_t reason_len;
+} vigil_event;
+
+/* Read-only snapshot of a session's agreed values and measurements. */
+typedef struct vigil_session_info {
+  vigil_role role;
+  vigil_session_state state;
+  uint32_t interval_ms, timeout_ms, min_ping_ms, max_frame, max_message;
+  uint64_t last_recv_ns;    /* time of the last valid frame */
+  uint64_t srtt_ns, rttvar_ns; /* 0 until the first pong */
+  unsigned ping_outstanding;
+  unsigned strikes;
+} vigil_session_info;
+
+/* The session itself. Allocated by the caller (embed it in your connection
+ * struct); the fields are private. sizeof(vigil_session) is part of the
+ * performance budget: at most 128 bytes. */
+typedef struct vigil_session {
+  uint64_t last_recv_ns;     /* last complete valid frame */
+  uint64_t ping_sent_ns;     /* when the outstanding ping was written */
+  uint64_t last_peer_ping_ns;/* for the minimum ping spacing */
+  uint64_t opened_ns;        /* init time: handshake deadline base */
+  vigil_phi *phi;
+  const char *id;            /* client: borrowed until HELLO is written */
+  const char *close_reason;  /* static or borrowed reason of a queued CLOSE */
+  uint32_t interval_ms, timeout_ms, min_ping_ms, handshake_ms;
+  uint32_t max_frame, max_message;  /* what we accept / may send */
+  uint32_t peer_max_frame;   /* what the peer accepts */
+  uint32_t srtt_us, rttvar_us;
+  uint32_t rx_msg_bytes;     /* bytes of the message being received */
+  uint32_t rx_frame_left;    /* payload bytes left in a DATA frame */
+  uint32_t idle_ms;          /* jittered idle period before the next ping */
+  uint32_t rng;
+  uint32_t close_retry_ms;
+  uint16_t close_code;
+  uint8_t role, state, flags, strikes, rx_frame_type, id_len;
+  uint8_t policy_min_timeout_x; /* private */
+  uint8_t cause;             /* verdict, vigil_cause */
+  uint8_t pongs_owed;
+} vigil_session;
+
+VIGIL_EXTERN void vigil_session_config_init(vigil_session_config *cfg);
+
+/* Returns 0, or VIGIL_EINVAL for a config that cannot work (for example a
+ * client id that is empty, over 255 bytes, or not UTF-8). A client queues its
+ * HELLO here. The server's policy fields are copied; `cfg` need not outlive
+ * the call except for `id` (see above) and `phi`. */
+VIGIL_EXTERN int vigil_session_init(vigil_session *s, vigil_role role,
+                                    const vigil_session_config *cfg, uint64_t now);
+
+/* Feeds received bytes. Returns the number of bytes of buf consumed (maybe 0)
+ * and fills *ev (type NONE if nothing to report). An incomplete control frame
+ * is not consumed: keep the tail and present it again with what arrives next
+ * (never more than VIGIL_SESSION_MAX_RETAIN bytes). DATA payload is consumed
+ * and reported as it arrives. On a protocol or policy violation returns the
+ * specific negative error (VIGIL_EBADTYPE, VIGIL_EFRAMESIZE, VIGIL_EMSGTOOBIG,
+ * VIGIL_EUNEXPECTED, VIGIL_EPOLICY, ...) with *ev a DEAD event, and queues a
+ * CLOSE for write(). VIGIL_ECLOSED once the session is dead. */
+VIGIL_EXTERN long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf,
+                                     size_t len, vigil_event *ev);
+
+/* Handles deadlines reached by `now`: queues a ping, or gives the verdict
+ * (a DEAD event in *ev). Returns 0 or VIGIL_ECLOSED. Calling it early is
+ * harmless. */
+VIGIL_EXTERN int vigil_session_expire(vigil_session *s, uint64_t now, vigil_event *ev);
+
+/* The next time expire() has work, or VIGIL_NO_DEADLINE. */
+VIGIL_EXTERN uint64_t vigil_session_deadline(const vigil_session *s);
+
+/* Non-zero when control frames are waiting to be written. */
+VIGIL_EXTERN int vigil_session_want_write(const vigil_session *s);
+
+/* Produces bytes to send into out[0..cap): pending control frames first, then
+ * (if msg != NULL and the session is OPEN) one DATA chunk carrying the first
+ * bytes of msg[0..msg_len), which must be the rest of the message being sent.
+ * *msg_taken is set to the message bytes framed; the chunk ends the message
+ * when *msg_taken == msg_len. Returns bytes written (0: nothing to send or
+ * cap too small for the next frame; cap >= VIGIL_WIRE_MAX_CONTROL_FRAME
+ * always suffices for control frames), or VIGIL_ECLOSED. */
+VIGIL_EXTERN long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out,
+                                      size_t cap, const uint8_t *msg, size_t msg_len,
+                                      size_t *msg_taken);
+
+/* Queues a CLOSE (code, reason <= 123 bytes, borrowed until written,
+ * retry-after). Any state; the session becomes CLOSING and reports no more
+ * events except its own DEAD (cause local) from the next expire(). */
+VIGIL_EXTERN int vigil_session_close(vigil_session *s, uint16_t code, const char *reason,
+                                     uint32_t retry_after_ms);
+
+/* Tells the engine that our own side stalled (loop gap, suspend) until
+ * `now`: a pending verdict is withdrawn, a fresh ping is queued, and the peer
+ * gets one interval from now to answer. */
+VIGIL_EXTERN void vigil_session_stalled(vigil_session *s, uint64_t now);
+
+VIGIL_EXTERN void vigil_session_get_info(const vigil_session *s, vigil_session_info *info);
+
+#endif

@@ -1,0 +1,160 @@
+#ifndef VIGIL_WIRE_H
+#define VIGIL_WIRE_H
+
+/* Wire protocol v1 codec. The normative spec, with byte layouts and test
+ * vectors, is docs/PROTOCOL.md; this is its C face.
+ *
+ * Every frame is   type:u8  length:varint  payload[length]
+ * where varint is unsigned LEB128, minimally encoded, at most 5 bytes and at
+ * most 0xFFFFFFFF. Frame types and their payloads:
+ *
+ *   0x01 HELLO      client -> server, first frame of a connection:
+ *                   magic "VIGL", version:u8, interval_ms:varint,
+ *                   timeout_ms:varint, max_frame:varint, max_message:varint,
+ *                   id_len:u8 (1..255), id[id_len] (UTF-8)
+ *   0x02 WELCOME    server -> client, answer to HELLO: version:u8,
+ *                   interval_ms, timeout_ms, min_ping_ms, max_frame,
+ *                   max_message (varints) -- the agreed values
+ *   0x03 PING       empty payload: 2 bytes on the wire (03 00)
+ *   0x04 PONG       empty payload: 2 bytes on the wire (04 00)
+ *   0x05 DATA       the last (or only) chunk of a message
+ *   0x06 DATA_MORE  a chunk with more of the same message to follow
+ *                   chunk payload <= agreed max_frame (<= 16384)
+ *   0x07 CLOSE      code:u16 big-endian, retry_after_ms:varint,
+ *                   reason (rest of payload, UTF-8, <= 123 bytes)
+ *
+ * Decoding never allocates and checks every length before use; results point
+ * into the caller's buffer. Encoding writes into caller buffers. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "version.h"
+
+#define VIGIL_WIRE_VERSION 1
+#define VIGIL_WIRE_MAGIC "VIGL"
+#define VIGIL_WIRE_MAX_VARINT 5
+#define VIGIL_WIRE_MAX_HEADER (1 + VIGIL_WIRE_MAX_VARINT)
+#define VIGIL_WIRE_MAX_CHUNK 16384u /* largest DATA payload ever allowed */
+#define VIGIL_WIRE_MIN_CHUNK 64u    /* smallest max_frame a peer may ask */
+#define VIGIL_WIRE_MAX_ID 255u
+#define VIGIL_WIRE_MAX_REASON 123u
+/* Largest control payload (HELLO with a 255-byte id). */
+#define VIGIL_WIRE_MAX_HELLO (4 + 1 + 4 * VIGIL_WIRE_MAX_VARINT + 1 + VIGIL_WIRE_MAX_ID)
+#define VIGIL_WIRE_MAX_WELCOME (1 + 5 * VIGIL_WIRE_MAX_VARINT)
+#define VIGIL_WIRE_MAX_CLOSE (2 + VIGIL_WIRE_MAX_VARINT + VIGIL_WIRE_MAX_REASON)
+/* Bytes a receiver may need to hold back to complete one control frame. */
+#define VIGIL_WIRE_MAX_CONTROL_FRAME (VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_HELLO)
+
+typedef enum vigil_frame_type {
+  VIGIL_FRAME_HELLO = 0x01,
+  VIGIL_FRAME_WELCOME = 0x02,
+  VIGIL_FRAME_PING = 0x03,
+  VIGIL_FRAME_PONG = 0x04,
+  VIGIL_FRAME_DATA = 0x05,
+  VIGIL_FRAME_DATA_MORE = 0x06,
+  VIGIL_FRAME_CLOSE = 0x07
+} vigil_frame_type;
+
+/* CLOSE codes. X(name, value, text). */
+#define VIGIL_CLOSE_MAP(X)                                                     \
+  X(NORMAL, 0, "goodbye")                                                      \
+  X(GOING_AWAY, 1, "server shutting down")                                     \
+  X(PROTOCOL_ERROR, 2, "protocol error")                                       \
+  X(POLICY, 3, "policy")                                                       \
+  X(PING_FLOOD, 4, "pinging faster than the agreed minimum")                   \
+  X(TOO_BIG, 5, "frame or message too large")                                  \
+  X(VERSION, 6, "unsupported protocol version")                                \
+  X(SERVER_FULL, 7, "server full")                                             \
+  X(TAKEOVER, 8, "replaced by a newer connection with the same id")            \
+  X(HANDSHAKE_TIMEOUT, 9, "handshake too slow")                                \
+  X(QUEUE_FULL, 10, "outbound queue full")                                     \
+  X(TIMEOUT, 11, "peer declared dead")                                         \
+  X(ADDRESS_LIMIT, 12, "too many connections from this address")
+
+typedef enum vigil_close_code {
+#define VIGIL__CLOSE_ENUM(name, value, text) VIGIL_CLOSE_##name = (value),
+  VIGIL_CLOSE_MAP(VIGIL__CLOSE_ENUM)
+#undef VIGIL__CLOSE_ENUM
+  VIGIL_CLOSE_CODE_MAX__ = 0xFFFF
+} vigil_close_code;
+
+typedef struct vigil_hello {
+  uint8_t version;
+  uint32_t interval_ms;
+  uint32_t timeout_ms;
+  uint32_t max_frame;
+  uint32_t max_message;
+  uint8_t id_len;
+  const char *id; /* not NUL-terminated */
+} vigil_hello;
+
+typedef struct vigil_welcome {
+  uint8_t version;
+  uint32_t interval_ms;
+  uint32_t timeout_ms;
+  uint32_t min_ping_ms;
+  uint32_t max_frame;
+  uint32_t max_message;
+} vigil_welcome;
+
+typedef struct vigil_close_frame {
+  uint16_t code;
+  uint32_t retry_after_ms;
+  uint8_t reason_len;
+  const char *reason; /* not NUL-terminated */
+} vigil_close_frame;
+
+typedef struct vigil_frame {
+  uint8_t type;            /* vigil_frame_type */
+  uint32_t length;         /* payload length */
+  const uint8_t *payload;  /* into the decoded buffer */
+  union {
+    vigil_hello hello;
+    vigil_welcome welcome;
+    vigil_close_frame close;
+  } u;                     /* filled for HELLO, WELCOME, CLOSE */
+} vigil_frame;
+
+/* Varints. encode returns bytes written (1..5) or VIGIL_ENOSPACE; decode
+ * returns bytes consumed, VIGIL_ENEEDMORE, or VIGIL_EBADVARINT (too long,
+ * too large, or not minimal). */
+VIGIL_EXTERN int vigil_varint_encode(uint8_t *out, size_t cap, uint32_t value);
+VIGIL_EXTERN int vigil_varint_decode(const uint8_t *buf, size_t len, uint32_t *value);
+
+/* Frame header only: type and payload length, checked against the largest
+ * payload that type may have (DATA / DATA_MORE: max_chunk). Returns header
+ * bytes consumed; VIGIL_ENEEDMORE; VIGIL_EBADTYPE; VIGIL_EBADVARINT;
+ * VIGIL_EFRAMESIZE. Lets a receiver reject an oversized frame as soon as its
+ * header arrives, and stream DATA payload without buffering it. */
+VIGIL_EXTERN int vigil_wire_decode_header(const uint8_t *buf, size_t len,
+                                          uint32_t max_chunk, uint8_t *type,
+                                          uint32_t *length);
+
+/* A whole frame, with HELLO / WELCOME / CLOSE fields parsed and validated.
+ * Returns bytes consumed; VIGIL_ENEEDMORE if buf holds less than one frame;
+ * or the errors of decode_header and VIGIL_EBADMAGIC, VIGIL_EVERSION (HELLO
+ * version 0), VIGIL_EBADID, VIGIL_EBADFIELD, VIGIL_ETRAILING. */
+VIGIL_EXTERN int vigil_wire_decode(const uint8_t *buf, size_t len,
+                                   uint32_t max_chunk, vigil_frame *frame);
+
+/* Encoders return bytes written, VIGIL_ENOSPACE if cap is too small (nothing
+ * useful is written then), or VIGIL_EINVAL / VIGIL_EBADID for values the
+ * protocol cannot carry. */
+VIGIL_EXTERN int vigil_wire_encode_hello(uint8_t *out, size_t cap, const vigil_hello *h);
+VIGIL_EXTERN int vigil_wire_encode_welcome(uint8_t *out, size_t cap, const vigil_welcome *w);
+VIGIL_EXTERN int vigil_wire_encode_ping(uint8_t *out, size_t cap);
+VIGIL_EXTERN int vigil_wire_encode_pong(uint8_t *out, size_t cap);
+VIGIL_EXTERN int vigil_wire_encode_close(uint8_t *out, size_t cap, const vigil_close_frame *c);
+/* DATA / DATA_MORE header for a chunk of `length` bytes that the caller
+ * writes right after it (length <= VIGIL_WIRE_MAX_CHUNK). */
+VIGIL_EXTERN int vigil_wire_encode_data_header(uint8_t *out, size_t cap, int more,
+                                               uint32_t length);
+
+/* Text of a close code, "unknown close code" for values not in the map. */
+VIGIL_EXTERN const char *vigil_close_code_text(uint16_t code);
+
+/* 1 if buf[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
+VIGIL_EXTERN int vigil_utf8_valid(const uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every benchmark of the release build in turn. Each prints its own
+# figures; ratios against a baseline are computed inside one benchmark run so
+# the noisy shared machine affects both sides alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for bin in build/release/bench-*; do
+  [ -x "$bin" ] || continue
+  echo "== $(basename "$bin")"
+  "$bin" "$@"
+done

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vigil's build, tests, fuzzing, lint, benchmarks
+# and fault suite need. Safe to run again. Needs root (CI is root).
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config
+  clang clang-tidy clang-format cppcheck libclang-rt-14-dev   # fuzz + lint
+  libuv1-dev                                                  # baseline benchmark
+  iproute2 nftables iptables conntrack libnetfilter-queue-dev # fault suite
+  socat netcat-openbsd python3                                # fault suite peers
+  gcc-mingw-w64-x86-64 wine64                                 # Windows build + tests
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
