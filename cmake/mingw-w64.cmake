@@ -1,0 +1,16 @@
+# Cross-compile for 64-bit Windows with Debian's mingw-w64; tests run under wine.
+set(CMAKE_SYSTEM_NAME Windows)
+set(CMAKE_SYSTEM_PROCESSOR x86_64)
+set(CMAKE_C_COMPILER x86_64-w64-mingw32-gcc)
+set(CMAKE_RC_COMPILER x86_64-w64-mingw32-windres)
+set(CMAKE_FIND_ROOT_PATH /usr/x86_64-w64-mingw32)
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+find_program(VIGIL_WINE NAMES wine wine64)
+if(VIGIL_WINE)
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${VIGIL_WINE})
+endif()
+# Static libgcc so the .exe files run under wine without the mingw DLLs.
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libgcc -static")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libgcc")
