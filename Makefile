@@ -16,7 +16,7 @@ build:
 
 # Every test: the dev build, the same suite under ASan+UBSan, and the Windows
 # build under wine when mingw-w64 and wine are installed.
-test: test-dev test-asan
+test: test-dev test-asan check-install
 	@if scripts/have-windows-toolchain.sh; then $(MAKE) --no-print-directory test-windows; \
 	 else echo "test-windows: skipped (mingw-w64 or wine not installed; .ci/run installs them)"; fi
 
@@ -64,6 +64,9 @@ install:
 	  -DVIGIL_BUILD_TESTS=OFF -DVIGIL_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
 	cmake --build build/install -j $(JOBS)
 	cmake --install build/install
+
+check-install:
+	scripts/check-install.sh
 
 clean:
 	rm -rf build
