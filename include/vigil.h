@@ -27,6 +27,8 @@ extern "C" {
 #include "vigil/session.h"
 #include "vigil/wheel.h"
 #include "vigil/keepalive.h"
+#include "vigil/server.h"
+#include "vigil/client.h"
 
 /* Text for a VIGIL_E* code (or any negative errno), never NULL. */
 VIGIL_EXTERN const char *vigil_strerror(int err);

@@ -1,0 +1,94 @@
+#ifndef VIGIL_CLIENT_H
+#define VIGIL_CLIENT_H
+
+/* The vigil client: connects with a timeout, performs the handshake, runs
+ * the heartbeat, reports the death of each connection with its cause, and
+ * reconnects with exponential backoff and full jitter:
+ *
+ *   delay(attempt) = random(0, min(backoff_cap, backoff_base * 2^(attempt-1)))
+ *
+ * but never less than a retry_after the server sent in its CLOSE. A
+ * connection that stayed open for stable_ms resets the attempt count, so a
+ * client that was healthy for a while starts again from a short delay.
+ *
+ * Messages not yet written when a connection dies are handed back through
+ * on_unsent (never dropped silently); the application decides whether to
+ * send them again on the next connection.
+ *
+ * Connections are vigil_conn (vigil/server.h): the same callbacks, death
+ * record and send/close functions as on the server. Threading and memory
+ * rules are those of the server. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server.h"
+
+typedef struct vigil_client vigil_client;
+
+typedef struct vigil_client_config {
+  /* Proposed heartbeat (interval_ms, timeout_ms, max_frame, max_message,
+   * handshake_timeout_ms) and our id (required). The id is copied. */
+  vigil_session_config session;
+  vigil_conn_callbacks cb;
+  /* A reconnect was scheduled: `attempt` is the number of the attempt that
+   * will be made (2 for the first retry), after delay_ms. */
+  void (*on_reconnect)(vigil_client *cli, unsigned attempt, uint32_t delay_ms, void *user);
+  /* The client stopped for good (vigil_client_close done, reconnect off, or
+   * max_attempts reached): no more callbacks; vigil_client_free is allowed. */
+  void (*on_closed)(vigil_client *cli, void *user);
+  void *user;
+  uint32_t connect_timeout_ms; /* TCP connect must complete within (default 5000) */
+  int no_reconnect;            /* 1: stop after the first death or failed attempt */
+  uint32_t backoff_base_ms;    /* default 100 */
+  uint32_t backoff_cap_ms;     /* default 30000 */
+  uint32_t stable_ms;          /* open this long resets the attempt count (default 10000) */
+  uint32_t max_attempts;       /* consecutive failed attempts before giving up (0: never) */
+  size_t max_queue_bytes;      /* outbound queue cap (default 1 MiB) */
+  vigil_keepalive_mode keepalive_mode;
+  vigil_keepalive keepalive;   /* EXPLICIT mode */
+} vigil_client_config;
+
+typedef struct vigil_client_stats {
+  unsigned attempt;            /* current / last attempt number (1-based) */
+  uint64_t attempts;           /* connection attempts made */
+  uint64_t opened;             /* handshakes completed */
+  uint32_t last_delay_ms;      /* the last backoff delay chosen */
+  uint64_t deaths[VIGIL_CAUSE_COUNT];
+} vigil_client_stats;
+
+VIGIL_EXTERN void vigil_client_config_init(vigil_client_config *cfg);
+
+/* Allocates a client on `loop`. Returns 0, VIGIL_EINVAL (no id, or a config
+ * the session refuses), VIGIL_ENOMEM. */
+VIGIL_EXTERN int vigil_client_new(vigil_client **out, struct vigil_loop *loop,
+                                  const vigil_client_config *cfg);
+
+/* Starts connecting to host:port (numeric IPv4/IPv6 or a name, resolved at
+ * each attempt; the first address is used) and keeps the connection up
+ * until vigil_client_close. Returns 0, or VIGIL_EINVAL (bad host or port 0),
+ * VIGIL_EALREADY (already started), VIGIL_ECLOSED (closing). Failures of
+ * the attempts themselves arrive as on_reject. */
+VIGIL_EXTERN int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port);
+
+/* vigil_conn_send on the current connection; while it is still in its
+ * handshake the message waits in the queue. Returns its results, or
+ * VIGIL_ENOTCONN when there is no connection (between attempts). */
+VIGIL_EXTERN int vigil_client_send(vigil_client *cli, const void *msg, size_t len);
+
+/* The current connection (connecting, handshaking or open), or NULL. */
+VIGIL_EXTERN vigil_conn *vigil_client_conn(vigil_client *cli);
+
+/* Stops: no more reconnects; an open connection gets CLOSE NORMAL after its
+ * queued messages, written within timeout_ms (0: 1000), then on_death
+ * (cause local, detail "client closed") and on_closed. Returns 0 or
+ * VIGIL_EALREADY. */
+VIGIL_EXTERN int vigil_client_close(vigil_client *cli, uint32_t timeout_ms);
+
+VIGIL_EXTERN void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st);
+
+/* Frees the client. Allowed before vigil_client_connect, or once on_closed
+ * has been called. Returns 0 or VIGIL_EBUSY. */
+VIGIL_EXTERN int vigil_client_free(vigil_client *cli);
+
+#endif
