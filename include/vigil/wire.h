@@ -23,8 +23,16 @@
  *   0x07 CLOSE      code:u16 big-endian, retry_after_ms:varint,
  *                   reason (rest of payload, UTF-8, <= 123 bytes)
  *
+ * Payload limits per type (checked by decode_header, before any payload
+ * byte is needed): HELLO 11..VIGIL_WIRE_MAX_HELLO, WELCOME
+ * 6..VIGIL_WIRE_MAX_WELCOME, PING / PONG exactly 0, CLOSE
+ * 3..VIGIL_WIRE_MAX_CLOSE, DATA / DATA_MORE 0..max_chunk.
+ *
  * Decoding never allocates and checks every length before use; results point
- * into the caller's buffer. Encoding writes into caller buffers. */
+ * into the caller's buffer. Encoding writes into caller buffers. Field value
+ * rules (VIGIL_EBADFIELD) and the order in which errors are reported are in
+ * docs/PROTOCOL.md; the encoders enforce the same rules, so whatever they
+ * write decodes, and a decoded frame re-encodes to the same bytes. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -122,39 +130,68 @@ typedef struct vigil_frame {
 VIGIL_EXTERN int vigil_varint_encode(uint8_t *out, size_t cap, uint32_t value);
 VIGIL_EXTERN int vigil_varint_decode(const uint8_t *buf, size_t len, uint32_t *value);
 
-/* Frame header only: type and payload length, checked against the largest
- * payload that type may have (DATA / DATA_MORE: max_chunk). Returns header
- * bytes consumed; VIGIL_ENEEDMORE; VIGIL_EBADTYPE; VIGIL_EBADVARINT;
- * VIGIL_EFRAMESIZE. Lets a receiver reject an oversized frame as soon as its
- * header arrives, and stream DATA payload without buffering it. */
+/* Frame header only: type and payload length, checked against the smallest
+ * and largest payload that type may have (DATA / DATA_MORE: max_chunk, where
+ * 0 or anything above VIGIL_WIRE_MAX_CHUNK means VIGIL_WIRE_MAX_CHUNK).
+ * Returns header bytes consumed (2..6); VIGIL_ENEEDMORE (len == 0 or the
+ * length varint is incomplete); VIGIL_EBADTYPE (as soon as the type byte is
+ * there); VIGIL_EBADVARINT; VIGIL_EFRAMESIZE. Lets a receiver reject an
+ * oversized frame as soon as its header arrives, and stream DATA payload
+ * without buffering it. type and length may be NULL. */
 VIGIL_EXTERN int vigil_wire_decode_header(const uint8_t *buf, size_t len,
                                           uint32_t max_chunk, uint8_t *type,
                                           uint32_t *length);
 
 /* A whole frame, with HELLO / WELCOME / CLOSE fields parsed and validated.
- * Returns bytes consumed; VIGIL_ENEEDMORE if buf holds less than one frame;
- * or the errors of decode_header and VIGIL_EBADMAGIC, VIGIL_EVERSION (HELLO
- * version 0), VIGIL_EBADID, VIGIL_EBADFIELD, VIGIL_ETRAILING. */
+ * Returns bytes consumed (header + payload; bytes after the frame are left
+ * alone); VIGIL_ENEEDMORE if buf holds less than one frame whose header is
+ * valid (payload bytes are not inspected until the whole frame is there);
+ * the errors of decode_header; VIGIL_EBADMAGIC; VIGIL_EVERSION (HELLO version
+ * 0, WELCOME version other than 1); VIGIL_EBADVARINT (a field varint that is
+ * malformed or runs past the payload); VIGIL_EBADID (id_len 0, past the
+ * payload, or id not UTF-8); VIGIL_ETRAILING; VIGIL_EBADFIELD (a value out of
+ * range, a CLOSE reason over 123 bytes or not UTF-8); VIGIL_EINVAL (frame
+ * NULL). On error *frame is unspecified. HELLO with version > 1 decodes:
+ * refusing it is the server's policy. */
 VIGIL_EXTERN int vigil_wire_decode(const uint8_t *buf, size_t len,
                                    uint32_t max_chunk, vigil_frame *frame);
 
 /* Encoders return bytes written, VIGIL_ENOSPACE if cap is too small (nothing
- * useful is written then), or VIGIL_EINVAL / VIGIL_EBADID for values the
- * protocol cannot carry. */
+ * is written then), or VIGIL_EINVAL / VIGIL_EBADID for values the protocol
+ * cannot carry (the same rules the decoder applies: a HELLO with version 0,
+ * an out-of-range field, a WELCOME version other than 1, a CLOSE reason over
+ * 123 bytes or not UTF-8, a NULL pointer with a non-zero length -> EINVAL;
+ * an id of length 0 or not UTF-8 -> EBADID). Values are checked before room,
+ * so a bad value is EINVAL / EBADID whatever cap is. */
 VIGIL_EXTERN int vigil_wire_encode_hello(uint8_t *out, size_t cap, const vigil_hello *h);
 VIGIL_EXTERN int vigil_wire_encode_welcome(uint8_t *out, size_t cap, const vigil_welcome *w);
 VIGIL_EXTERN int vigil_wire_encode_ping(uint8_t *out, size_t cap);
 VIGIL_EXTERN int vigil_wire_encode_pong(uint8_t *out, size_t cap);
 VIGIL_EXTERN int vigil_wire_encode_close(uint8_t *out, size_t cap, const vigil_close_frame *c);
-/* DATA / DATA_MORE header for a chunk of `length` bytes that the caller
- * writes right after it (length <= VIGIL_WIRE_MAX_CHUNK). */
+/* DATA (more == 0) / DATA_MORE header for a chunk of `length` bytes that the
+ * caller writes right after it. VIGIL_EINVAL if length > VIGIL_WIRE_MAX_CHUNK
+ * (respecting the peer's smaller agreed max_frame is the caller's job). */
 VIGIL_EXTERN int vigil_wire_encode_data_header(uint8_t *out, size_t cap, int more,
                                                uint32_t length);
+/* Any frame as vigil_wire_decode() fills it: type, and u.hello / u.welcome /
+ * u.close, or length + payload for DATA / DATA_MORE (copied after the
+ * header). PING / PONG need length 0. Same errors as the encoders above;
+ * VIGIL_EINVAL for an unknown type. */
+VIGIL_EXTERN int vigil_wire_encode_frame(uint8_t *out, size_t cap, const vigil_frame *f);
+
+/* "HELLO", "WELCOME", "PING", "PONG", "DATA", "DATA_MORE", "CLOSE", or
+ * "UNKNOWN"; never NULL. */
+VIGIL_EXTERN const char *vigil_wire_type_name(uint8_t type);
 
 /* Text of a close code, "unknown close code" for values not in the map. */
 VIGIL_EXTERN const char *vigil_close_code_text(uint16_t code);
+/* Name of a close code as in VIGIL_CLOSE_MAP ("PING_FLOOD"), "UNKNOWN" for
+ * values not in the map. */
+VIGIL_EXTERN const char *vigil_close_code_name(uint16_t code);
 
-/* 1 if buf[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
+/* 1 if buf[0..len) is well-formed UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), else 0. An empty buffer is valid;
+ * buf may be NULL when len is 0. */
 VIGIL_EXTERN int vigil_utf8_valid(const uint8_t *buf, size_t len);
 
 #endif
