@@ -71,7 +71,8 @@ typedef struct vigil_session_config {
   uint32_t seed;          /* seeds the ping jitter; any value */
   /* Adaptive mode: when non-NULL, the verdict comes from phi-accrual over the
    * arrival history kept here (owned by the caller) instead of the fixed
-   * timeout; still never before min_timeout and never after timeout. */
+   * timeout; still never before 2 x interval after the last valid frame and
+   * never after timeout. */
   vigil_phi *phi;
 } vigil_session_config;
 
@@ -111,37 +112,45 @@ typedef struct vigil_session_info {
 
 /* The session itself. Allocated by the caller (embed it in your connection
  * struct); the fields are private. sizeof(vigil_session) is part of the
- * performance budget: at most 128 bytes. */
+ * performance budget: at most 128 bytes (checked in src/session.c). */
 typedef struct vigil_session {
-  uint64_t last_recv_ns;     /* last complete valid frame */
+  uint64_t last_recv_ns;     /* last complete valid frame; handshake: start */
   uint64_t ping_sent_ns;     /* when the outstanding ping was written */
-  uint64_t last_peer_ping_ns;/* for the minimum ping spacing */
-  uint64_t opened_ns;        /* init time: handshake deadline base */
+  uint64_t last_peer_ping_ns;/* for the minimum ping spacing; MAX = none */
+  uint64_t srtt_ns, rttvar_ns;
   vigil_phi *phi;
-  const char *id;            /* client: borrowed until HELLO is written */
   const char *close_reason;  /* static or borrowed reason of a queued CLOSE */
+  union {
+    struct {                 /* server, HANDSHAKE: the clamping policy */
+      uint32_t min_interval_ms, max_interval_ms, min_timeout_ms, max_timeout_ms;
+    } policy;
+    const char *id;          /* client, HANDSHAKE: borrowed until written */
+    struct {                 /* OPEN: message state both ways */
+      uint32_t rx_msg_bytes; /* bytes of the message being received */
+      uint32_t rx_frame_left;/* payload bytes left in a DATA frame */
+      uint32_t tx_msg_bytes; /* bytes of the message being sent */
+    } xfer;
+  } u;
   uint32_t interval_ms, timeout_ms, min_ping_ms, handshake_ms;
-  uint32_t max_frame, max_message;  /* what we accept / may send */
-  uint32_t peer_max_frame;   /* what the peer accepts */
-  uint32_t srtt_us, rttvar_us;
-  uint32_t rx_msg_bytes;     /* bytes of the message being received */
-  uint32_t rx_frame_left;    /* payload bytes left in a DATA frame */
+  uint32_t max_frame, max_message; /* agreed (before: what we accept) */
   uint32_t idle_ms;          /* jittered idle period before the next ping */
   uint32_t rng;
   uint32_t close_retry_ms;
   uint16_t close_code;
-  uint8_t role, state, flags, strikes, rx_frame_type, id_len;
-  uint8_t policy_min_timeout_x; /* private */
-  uint8_t cause;             /* verdict, vigil_cause */
+  uint8_t role, state, flags, strikes, rx_frame_type, id_len, reason_len;
   uint8_t pongs_owed;
 } vigil_session;
 
 VIGIL_EXTERN void vigil_session_config_init(vigil_session_config *cfg);
 
 /* Returns 0, or VIGIL_EINVAL for a config that cannot work (for example a
- * client id that is empty, over 255 bytes, or not UTF-8). A client queues its
- * HELLO here. The server's policy fields are copied; `cfg` need not outlive
- * the call except for `id` (see above) and `phi`. */
+ * client id that is empty, over 255 bytes, or not UTF-8; timeout <= interval;
+ * max_frame outside 64..16384; a policy minimum above its maximum). A client
+ * queues its HELLO here. The server's policy fields are copied; `cfg` need
+ * not outlive the call except for `id` (see above) and `phi`. In adaptive
+ * mode the session re-seeds `phi` at OPEN with vigil_phi_init(phi,
+ * phi->threshold, agreed interval, 0): set the threshold, the session sets
+ * the expected interval. */
 VIGIL_EXTERN int vigil_session_init(vigil_session *s, vigil_role role,
                                     const vigil_session_config *cfg, uint64_t now);
 
@@ -150,18 +159,27 @@ VIGIL_EXTERN int vigil_session_init(vigil_session *s, vigil_role role,
  * is not consumed: keep the tail and present it again with what arrives next
  * (never more than VIGIL_SESSION_MAX_RETAIN bytes). DATA payload is consumed
  * and reported as it arrives. On a protocol or policy violation returns the
- * specific negative error (VIGIL_EBADTYPE, VIGIL_EFRAMESIZE, VIGIL_EMSGTOOBIG,
- * VIGIL_EUNEXPECTED, VIGIL_EPOLICY, ...) with *ev a DEAD event, and queues a
- * CLOSE for write(). VIGIL_ECLOSED once the session is dead. */
+ * specific negative error (VIGIL_EBADTYPE, VIGIL_EBADVARINT,
+ * VIGIL_EFRAMESIZE, VIGIL_EBADMAGIC, VIGIL_EVERSION, VIGIL_EBADID,
+ * VIGIL_EBADFIELD, VIGIL_ETRAILING, VIGIL_EUNEXPECTED, VIGIL_EMSGTOOBIG,
+ * VIGIL_EPOLICY) with *ev a DEAD event, and queues a CLOSE for write().
+ * While CLOSING (after vigil_session_close) received bytes are consumed and
+ * ignored; once that CLOSE has been written, recv() (like expire()) reports
+ * the DEAD event of cause local, consuming nothing. VIGIL_ECLOSED once the
+ * session is dead; VIGIL_EINVAL for NULL s or ev, or NULL buf with len > 0. */
 VIGIL_EXTERN long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf,
                                      size_t len, vigil_event *ev);
 
 /* Handles deadlines reached by `now`: queues a ping, or gives the verdict
- * (a DEAD event in *ev). Returns 0 or VIGIL_ECLOSED. Calling it early is
+ * (a DEAD event in *ev), or reports the DEAD (cause local) of a session whose
+ * CLOSE has been written. Returns 0, VIGIL_ECLOSED once the DEAD event has
+ * been reported, or VIGIL_EINVAL for NULL arguments. Calling it early is
  * harmless. */
 VIGIL_EXTERN int vigil_session_expire(vigil_session *s, uint64_t now, vigil_event *ev);
 
-/* The next time expire() has work, or VIGIL_NO_DEADLINE. */
+/* The next time expire() has work, or VIGIL_NO_DEADLINE (also while a local
+ * CLOSE waits to be written: bound that flush yourself). 0 when a DEAD event
+ * is ready to be reported. */
 VIGIL_EXTERN uint64_t vigil_session_deadline(const vigil_session *s);
 
 /* Non-zero when control frames are waiting to be written. */
@@ -171,22 +189,36 @@ VIGIL_EXTERN int vigil_session_want_write(const vigil_session *s);
  * (if msg != NULL and the session is OPEN) one DATA chunk carrying the first
  * bytes of msg[0..msg_len), which must be the rest of the message being sent.
  * *msg_taken is set to the message bytes framed; the chunk ends the message
- * when *msg_taken == msg_len. Returns bytes written (0: nothing to send or
- * cap too small for the next frame; cap >= VIGIL_WIRE_MAX_CONTROL_FRAME
- * always suffices for control frames), or VIGIL_ECLOSED. */
+ * when *msg_taken == msg_len. A queued CLOSE goes out alone: nothing follows
+ * it, and a HELLO or WELCOME not yet written is dropped in its favour.
+ * Returns bytes written (0: nothing to send or cap too small for the next
+ * frame; cap >= VIGIL_WIRE_MAX_CONTROL_FRAME always suffices for control
+ * frames; a chunk is shortened to fit cap but not below 64 bytes unless it
+ * ends the message). Errors: VIGIL_EMSGSIZE if the message (bytes already
+ * sent + msg_len) exceeds the agreed max_message, checked before anything is
+ * written; VIGIL_ECLOSED once dead with no CLOSE left to write; VIGIL_EINVAL
+ * for NULL s, out or msg_taken. */
 VIGIL_EXTERN long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out,
                                       size_t cap, const uint8_t *msg, size_t msg_len,
                                       size_t *msg_taken);
 
-/* Queues a CLOSE (code, reason <= 123 bytes, borrowed until written,
- * retry-after). Any state; the session becomes CLOSING and reports no more
- * events except its own DEAD (cause local) from the next expire(). */
+/* Queues a CLOSE (code, reason: NUL-terminated UTF-8 <= 123 bytes or NULL,
+ * borrowed until written, retry-after). Any state before DEAD; the session
+ * becomes CLOSING and reports no more events except its own DEAD (cause
+ * local, with this code) from the next expire() or recv() after write() has
+ * emitted the CLOSE. Returns 0; VIGIL_EINVAL for a bad reason; VIGIL_EALREADY
+ * if already CLOSING (the first CLOSE stands); VIGIL_ECLOSED once dead. */
 VIGIL_EXTERN int vigil_session_close(vigil_session *s, uint16_t code, const char *reason,
                                      uint32_t retry_after_ms);
 
 /* Tells the engine that our own side stalled (loop gap, suspend) until
  * `now`: a pending verdict is withdrawn, a fresh ping is queued, and the peer
- * gets one interval from now to answer. */
+ * gets one interval from now to answer. Call it before expire(now). Precisely
+ * (OPEN): last_recv = max(last_recv, now + interval - timeout) (adaptive
+ * mode: now - interval, so its 2 x interval floor lands at now + interval),
+ * the outstanding ping is forgotten (its late pong counts as unsolicited) and
+ * a new one queued. During the handshake its deadline moves to at least
+ * now + interval. No effect once CLOSING or DEAD. */
 VIGIL_EXTERN void vigil_session_stalled(vigil_session *s, uint64_t now);
 
 VIGIL_EXTERN void vigil_session_get_info(const vigil_session *s, vigil_session_info *info);

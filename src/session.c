@@ -1,0 +1,832 @@
+/* The liveness engine: one vigil_session per connection, sans-I/O.
+ *
+ * What it is
+ * ----------
+ * A state machine that turns (received bytes, now) into events and (now)
+ * into bytes to send, and says when it next needs to be woken. It never
+ * reads a clock, never touches a socket and never allocates: the caller
+ * embeds the struct (at most 128 bytes, asserted below) and drives it, in
+ * the manner of ngtcp2's read_pkt / write_pkt / get_expiry / handle_expiry.
+ * Time is uint64 nanoseconds from any monotonic origin; VIGIL_NO_DEADLINE
+ * (UINT64_MAX) means "nothing to do". Every subtraction of times saturates,
+ * so a caller whose clock steps back gets a late verdict, never UB.
+ *
+ * States: HANDSHAKE -> OPEN -> DEAD, or any -> CLOSING -> DEAD.
+ *
+ * Handshake
+ * ---------
+ * The client queues HELLO at init with its proposal. The server waits for
+ * HELLO until handshake_timeout and clamps the proposal to its policy:
+ *   interval    = clamp(proposed, min_interval, max_interval)
+ *   timeout     = proposed (0: 3 x interval) clamped to
+ *                 [max(min_timeout, 2 x interval), max_timeout]; the lower
+ *                 bound wins if the policy's range is empty, so timeout
+ *                 > interval always holds
+ *   max_frame   = min(client's, ours);  max_message = min(client's, ours)
+ *   min_ping    = policy (default interval / 2), never above 3/4 interval:
+ *                 a compliant peer pings no sooner than 3/4 interval after
+ *                 its last receipt, and a server must not convict it for
+ *                 following the rules it was given.
+ * It queues WELCOME with those values and reports OPEN (data = peer id).
+ * A HELLO whose version is not 1 is refused with CLOSE VERSION; when the
+ * codec cannot parse a HELLO at all we still peek at magic + version byte so
+ * a v2 client learns "wrong version" rather than "protocol error". The
+ * client adopts WELCOME's values after checking them: version 1, interval
+ * >= 1, timeout > interval, min_ping <= 3/4 interval, max_frame in
+ * 64..what we proposed, max_message in 1..what we proposed. Anything else is
+ * a protocol error: the server cannot hand us values we cannot keep. A CLOSE
+ * in place of WELCOME is a DEAD with the server's code, reason and
+ * retry-after (SERVER_FULL and friends map to cause policy). Missed
+ * handshake deadline: server -> policy "handshake too slow" + CLOSE
+ * HANDSHAKE_TIMEOUT; client -> heartbeat_timeout "no answer to HELLO" +
+ * CLOSE TIMEOUT. A WELCOME that arrives before our HELLO was even written is
+ * a protocol error too (the server answered a question not asked).
+ *
+ * Liveness
+ * --------
+ * Only complete, valid frames from the peer refresh last_recv; our sends
+ * never do. DATA payload is streamed to the caller as it arrives (the event
+ * borrows the caller's buffer), but only the end of a chunk counts, so a
+ * peer dribbling bytes of a frame it never finishes dies at exactly
+ * `timeout` after its last complete frame. max_message is enforced across
+ * chunks as soon as a chunk header announces a size that would pass it.
+ *
+ * Pings go out only on receive-idle: at last_recv + idle, where idle is the
+ * interval shortened by a random 0-25% (BFD's jitter; xorshift32 seeded
+ * from cfg.seed through a mixing step, drawn at OPEN and again each time an
+ * idle period ends in a ping). At most one ping is outstanding; the RTT is
+ * pong arrival minus the time write() emitted the ping, fed to RFC 6298
+ * smoothing (first sample srtt = r, rttvar = r/2; then rttvar = 3/4 rttvar +
+ * 1/4 |srtt - r| using the old srtt, srtt = 7/8 srtt + 1/8 r). A ping that
+ * is queued but not yet written when a valid frame arrives is cancelled: the
+ * peer just proved itself, so a busy connection sends no pings even when the
+ * caller is slow to write. A PONG nobody asked for is valid: it refreshes
+ * liveness, gives no RTT sample and no event.
+ *
+ * Each PING is answered by a PONG. We count the pongs owed, capped at
+ * VIGIL_PING_STRIKES + 1: TCP is ordered, so one pong answers every ping
+ * before it, and the cap keeps a peer from making us owe unbounded bytes.
+ * A PING arriving sooner than min_ping after the previous one earns a
+ * strike, a PING at legal spacing forgives one; more than
+ * VIGIL_PING_STRIKES strikes -> CLOSE PING_FLOOD with retry_after = the
+ * agreed timeout, DEAD cause policy, VIGIL_EPOLICY. Both roles enforce it.
+ *
+ * The verdict is never early: DEAD (heartbeat_timeout, silent_ns) exactly
+ * when now - last_recv >= timeout, and deadline() returns last_recv +
+ * timeout when that comes first, so expire() at the deadline convicts at
+ * exactly `timeout`. On conviction we queue CLOSE TIMEOUT: a peer that was
+ * merely slow learns why it was dropped. In adaptive mode (cfg.phi) every
+ * valid frame is fed to vigil_phi_arrival, and the verdict time is
+ * vigil_phi_deadline() clamped to [last_recv + 2 x interval, last_recv +
+ * timeout]. expire() compares `now` with that same time instead of
+ * re-evaluating phi, so deadline() and expire() can never disagree and leave
+ * a caller spinning on a deadline that does not fire.
+ *
+ * Sending
+ * -------
+ * write() emits control frames first (HELLO/WELCOME, PONGs, PING) and then
+ * at most one DATA chunk, so a 1 MiB message written in 16 KiB chunks lets a
+ * PONG out between any two of them. A queued CLOSE goes out alone and
+ * supersedes every other queued frame: after it, nothing is sent. The
+ * message size is checked against the agreed max_message before anything
+ * is written (VIGIL_EMSGSIZE): sending it would only get us closed.
+ *
+ * Endings
+ * -------
+ * A received CLOSE ends the session with the peer's code, retry-after and
+ * (borrowed) reason. Cause: NORMAL, GOING_AWAY -> closed; PROTOCOL_ERROR,
+ * VERSION -> protocol_error; TIMEOUT -> closed ("the peer gave up on us");
+ * any other code, known or not -> policy. Our own protocol errors return the
+ * specific code, report DEAD protocol_error with a detail naming the rule,
+ * and queue CLOSE PROTOCOL_ERROR whose reason is that detail. A local
+ * vigil_session_close() makes the session CLOSING: received bytes are
+ * ignored, and once write() has emitted the CLOSE the next expire() or
+ * recv(), whichever comes first, reports DEAD cause local (deadline() is 0
+ * to make the caller's timer fire at once). After a DEAD event every call
+ * returns VIGIL_ECLOSED, except that write() still emits a CLOSE queued by
+ * the verdict.
+ *
+ * Local stalls
+ * ------------
+ * vigil_session_stalled(now) says our own loop did not run for a while. The
+ * silence it saw was ours, not the peer's, so a verdict that fell due is
+ * withdrawn: last_recv = max(last_recv, now + interval - timeout), which
+ * puts the fixed verdict at no sooner than now + interval (adaptive mode:
+ * last_recv = max(last_recv, now - interval), which puts its 2 x interval
+ * floor there). The outstanding ping is forgotten and a fresh one queued,
+ * so the peer is asked again and has one interval to answer. silent_ns in a
+ * later verdict counts from that adjusted origin.
+ */
+#include <limits.h>
+#include <string.h>
+
+#include "vigil.h"
+
+_Static_assert(sizeof(vigil_session) <= 128, "vigil_session must fit the 128-byte budget");
+
+enum {
+  F_HELLO = 1u << 0,      /* HELLO queued (client) */
+  F_WELCOME = 1u << 1,    /* WELCOME queued (server) */
+  F_CLOSE = 1u << 2,      /* CLOSE queued */
+  F_PING = 1u << 3,       /* PING queued */
+  F_PING_OUT = 1u << 4,   /* PING written, no PONG yet */
+  F_LOCAL_DONE = 1u << 5, /* CLOSING: our CLOSE was written */
+  F_RTT = 1u << 6         /* srtt/rttvar hold at least one sample */
+};
+
+#define NO_PEER_PING UINT64_MAX
+#define PONGS_OWED_MAX (VIGIL_PING_STRIKES + 1)
+
+static uint64_t ms_ns(uint32_t ms) { return (uint64_t)ms * VIGIL_MS; }
+
+static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+static uint64_t sub_sat(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+
+static uint32_t u32_sat(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
+
+static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* ---- jitter ---------------------------------------------------------- */
+
+static uint32_t rng_seed(uint32_t seed) {
+  /* Mix so that neighbouring seeds (connection numbers) diverge at once. */
+  uint32_t x = seed + 0x9E3779B9u;
+  x = (x ^ (x >> 16)) * 0x85EBCA6Bu;
+  x = (x ^ (x >> 13)) * 0xC2B2AE35u;
+  x ^= x >> 16;
+  return x != 0 ? x : 0x6D2B79F5u; /* xorshift's one fixed point */
+}
+
+static uint32_t rng_next(uint32_t *state) {
+  uint32_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *state = x;
+  return x;
+}
+
+static void draw_idle(vigil_session *s) {
+  uint32_t span = s->interval_ms / 4;
+  uint32_t cut = (uint32_t)(((uint64_t)rng_next(&s->rng) * ((uint64_t)span + 1)) >> 32);
+  s->idle_ms = s->interval_ms - cut;
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+void vigil_session_config_init(vigil_session_config *cfg) {
+  if (cfg != NULL)
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static uint32_t or_default(uint32_t v, uint32_t def) { return v != 0 ? v : def; }
+
+static int init_client(vigil_session *s, const vigil_session_config *cfg) {
+  if (cfg->id == NULL || cfg->id_len == 0 || cfg->id_len > VIGIL_WIRE_MAX_ID ||
+      !vigil_utf8_valid((const uint8_t *)cfg->id, cfg->id_len))
+    return VIGIL_EINVAL;
+  s->timeout_ms = or_default(cfg->timeout_ms, u32_sat((uint64_t)s->interval_ms * 3));
+  if (s->timeout_ms <= s->interval_ms)
+    return VIGIL_EINVAL;
+  s->min_ping_ms = or_default(cfg->min_ping_ms, s->interval_ms / 2);
+  s->u.id = cfg->id;
+  s->id_len = (uint8_t)cfg->id_len;
+  s->flags = F_HELLO;
+  return 0;
+}
+
+static int init_server(vigil_session *s, const vigil_session_config *cfg) {
+  s->u.policy.min_interval_ms = or_default(cfg->min_interval_ms, 100);
+  s->u.policy.max_interval_ms = or_default(cfg->max_interval_ms, 600000);
+  s->u.policy.min_timeout_ms = cfg->min_timeout_ms; /* 0: 2 x agreed interval */
+  s->u.policy.max_timeout_ms = or_default(cfg->max_timeout_ms, 3600000);
+  s->min_ping_ms = cfg->min_ping_ms; /* 0: agreed interval / 2 */
+  if (s->u.policy.min_interval_ms > s->u.policy.max_interval_ms ||
+      s->u.policy.min_timeout_ms > s->u.policy.max_timeout_ms)
+    return VIGIL_EINVAL;
+  return 0;
+}
+
+int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_config *cfg,
+                       uint64_t now) {
+  if (s == NULL || cfg == NULL || (role != VIGIL_ROLE_CLIENT && role != VIGIL_ROLE_SERVER))
+    return VIGIL_EINVAL;
+  memset(s, 0, sizeof *s);
+  s->role = (uint8_t)role;
+  s->state = VIGIL_SESSION_HANDSHAKE;
+  s->last_recv_ns = now; /* the handshake deadline counts from here */
+  s->last_peer_ping_ns = NO_PEER_PING;
+  s->phi = cfg->phi;
+  s->rng = rng_seed(cfg->seed);
+  s->interval_ms = or_default(cfg->interval_ms, 1000);
+  s->max_frame = or_default(cfg->max_frame, VIGIL_WIRE_MAX_CHUNK);
+  s->max_message = or_default(cfg->max_message, 1u << 20);
+  s->handshake_ms = or_default(cfg->handshake_timeout_ms, 5000);
+  if (s->max_frame < VIGIL_WIRE_MIN_CHUNK || s->max_frame > VIGIL_WIRE_MAX_CHUNK)
+    return VIGIL_EINVAL;
+  return role == VIGIL_ROLE_CLIENT ? init_client(s, cfg) : init_server(s, cfg);
+}
+
+/* ---- endings --------------------------------------------------------- */
+
+static void queue_close(vigil_session *s, uint16_t code, const char *reason, uint32_t retry_ms) {
+  size_t n = reason != NULL ? strlen(reason) : 0;
+  s->close_code = code;
+  s->close_reason = reason;
+  s->reason_len = (uint8_t)(n < VIGIL_WIRE_MAX_REASON ? n : VIGIL_WIRE_MAX_REASON);
+  s->close_retry_ms = retry_ms;
+  s->flags = F_CLOSE; /* a CLOSE supersedes everything else queued */
+  s->pongs_owed = 0;
+}
+
+static void report_dead(vigil_session *s, vigil_event *ev, uint64_t now, vigil_cause cause,
+                        const char *detail) {
+  s->state = VIGIL_SESSION_DEAD;
+  s->flags &= F_CLOSE;
+  s->pongs_owed = 0;
+  ev->type = VIGIL_EVENT_DEAD;
+  ev->cause = cause;
+  ev->detail = detail;
+  ev->silent_ns = sub_sat(now, s->last_recv_ns);
+}
+
+/* Our verdict on the peer: DEAD now, and a CLOSE telling it why. */
+static long convict(vigil_session *s, vigil_event *ev, uint64_t now, long err, vigil_cause cause,
+                    uint16_t code, uint32_t retry_ms, const char *detail) {
+  queue_close(s, code, detail, retry_ms);
+  report_dead(s, ev, now, cause, detail);
+  ev->close_code = code;
+  ev->retry_after_ms = retry_ms;
+  return err;
+}
+
+static long protocol_error(vigil_session *s, vigil_event *ev, uint64_t now, long err,
+                           const char *detail) {
+  return convict(s, ev, now, err, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, 0, detail);
+}
+
+static void report_local(vigil_session *s, vigil_event *ev, uint64_t now) {
+  report_dead(s, ev, now, VIGIL_CAUSE_LOCAL, "closed by this side");
+  ev->silent_ns = 0;
+  ev->close_code = s->close_code;
+  ev->retry_after_ms = s->close_retry_ms;
+}
+
+static vigil_cause close_cause(uint16_t code, const char **detail) {
+  *detail = vigil_close_code_text(code);
+  switch (code) {
+  case VIGIL_CLOSE_NORMAL:
+  case VIGIL_CLOSE_GOING_AWAY:
+    return VIGIL_CAUSE_CLOSED;
+  case VIGIL_CLOSE_PROTOCOL_ERROR:
+  case VIGIL_CLOSE_VERSION:
+    return VIGIL_CAUSE_PROTOCOL_ERROR;
+  case VIGIL_CLOSE_TIMEOUT:
+    *detail = "the peer gave up on us: it heard nothing from us for the timeout";
+    return VIGIL_CAUSE_CLOSED;
+  default:
+    return VIGIL_CAUSE_POLICY;
+  }
+}
+
+static long on_close(vigil_session *s, vigil_event *ev, uint64_t now, const vigil_frame *f) {
+  const char *detail;
+  vigil_cause cause = close_cause(f->u.close.code, &detail);
+  s->flags = 0; /* the peer is gone: answering it is pointless */
+  report_dead(s, ev, now, cause, detail);
+  ev->close_code = f->u.close.code;
+  ev->retry_after_ms = f->u.close.retry_after_ms;
+  ev->reason = f->u.close.reason;
+  ev->reason_len = f->u.close.reason_len;
+  return 0;
+}
+
+/* ---- liveness -------------------------------------------------------- */
+
+static void heard(vigil_session *s, uint64_t now) {
+  s->last_recv_ns = now;
+  s->flags &= (uint8_t)~F_PING; /* not idle any more: the probe is moot */
+  if (s->phi != NULL)
+    vigil_phi_arrival(s->phi, now);
+}
+
+static uint64_t verdict_at(const vigil_session *s) {
+  uint64_t fixed = vigil_detector_fixed_deadline(s->last_recv_ns, ms_ns(s->timeout_ms));
+  uint64_t floor;
+  if (s->phi == NULL)
+    return fixed;
+  floor = add_sat(s->last_recv_ns, 2 * ms_ns(s->interval_ms));
+  return min_u64(fixed, max_u64(floor, vigil_phi_deadline(s->phi)));
+}
+
+static void rtt_sample(vigil_session *s, uint64_t r) {
+  if (!(s->flags & F_RTT)) {
+    s->flags |= F_RTT;
+    s->srtt_ns = r;
+    s->rttvar_ns = r / 2;
+    return;
+  }
+  s->rttvar_ns = (3 * s->rttvar_ns + (s->srtt_ns > r ? s->srtt_ns - r : r - s->srtt_ns)) / 4;
+  s->srtt_ns = (7 * s->srtt_ns + r) / 8;
+}
+
+/* ---- handshake ------------------------------------------------------- */
+
+static void open_session(vigil_session *s, uint64_t now) {
+  memset(&s->u, 0, sizeof s->u);
+  s->state = VIGIL_SESSION_OPEN;
+  if (s->phi != NULL)
+    vigil_phi_init(s->phi, s->phi->threshold, s->interval_ms, 0);
+  heard(s, now);
+  draw_idle(s);
+}
+
+static void agree(vigil_session *s, const vigil_hello *h) {
+  uint32_t lo, hi, min_to, max_ping;
+  uint64_t t;
+  s->interval_ms = clamp_u32(h->interval_ms, s->u.policy.min_interval_ms,
+                             s->u.policy.max_interval_ms);
+  t = h->timeout_ms != 0 ? h->timeout_ms : 3 * (uint64_t)s->interval_ms;
+  min_to = u32_sat(2 * (uint64_t)s->interval_ms);
+  lo = s->u.policy.min_timeout_ms > min_to ? s->u.policy.min_timeout_ms : min_to;
+  hi = s->u.policy.max_timeout_ms;
+  s->timeout_ms = t > hi ? hi : (uint32_t)t;
+  if (s->timeout_ms < lo)
+    s->timeout_ms = lo;
+  if (s->timeout_ms <= s->interval_ms) /* only at UINT32_MAX intervals */
+    s->interval_ms = s->timeout_ms - 1;
+  max_ping = (uint32_t)((uint64_t)s->interval_ms * 3 / 4);
+  s->min_ping_ms = or_default(s->min_ping_ms, s->interval_ms / 2);
+  if (s->min_ping_ms > max_ping)
+    s->min_ping_ms = max_ping;
+  if (h->max_frame < s->max_frame)
+    s->max_frame = h->max_frame;
+  if (h->max_message < s->max_message)
+    s->max_message = h->max_message;
+}
+
+static long on_hello(vigil_session *s, vigil_event *ev, uint64_t now, const vigil_hello *h) {
+  if (h->version != VIGIL_WIRE_VERSION)
+    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION,
+                   0, "HELLO asks for a protocol version other than 1");
+  if (h->max_frame < VIGIL_WIRE_MIN_CHUNK || h->max_frame > VIGIL_WIRE_MAX_CHUNK)
+    return protocol_error(s, ev, now, VIGIL_EBADFIELD, "HELLO max_frame outside 64..16384");
+  if (h->max_message == 0)
+    return protocol_error(s, ev, now, VIGIL_EBADFIELD, "HELLO max_message is 0");
+  agree(s, h);
+  s->flags |= F_WELCOME;
+  open_session(s, now);
+  ev->type = VIGIL_EVENT_OPEN;
+  ev->data = (const uint8_t *)h->id;
+  ev->len = h->id_len;
+  return 0;
+}
+
+static const char *welcome_flaw(const vigil_session *s, const vigil_welcome *w) {
+  if (w->interval_ms == 0)
+    return "WELCOME interval is 0";
+  if (w->timeout_ms <= w->interval_ms)
+    return "WELCOME timeout is not above its interval";
+  if (w->min_ping_ms > (uint64_t)w->interval_ms * 3 / 4)
+    return "WELCOME min_ping is above 3/4 of its interval";
+  if (w->max_frame < VIGIL_WIRE_MIN_CHUNK || w->max_frame > s->max_frame)
+    return "WELCOME max_frame outside 64..our proposal";
+  if (w->max_message == 0 || w->max_message > s->max_message)
+    return "WELCOME max_message outside 1..our proposal";
+  return NULL;
+}
+
+static long on_welcome(vigil_session *s, vigil_event *ev, uint64_t now, const vigil_welcome *w) {
+  const char *flaw;
+  if (s->flags & F_HELLO)
+    return protocol_error(s, ev, now, VIGIL_EUNEXPECTED, "WELCOME before our HELLO was sent");
+  if (w->version != VIGIL_WIRE_VERSION)
+    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION,
+                   0, "WELCOME names a protocol version other than 1");
+  flaw = welcome_flaw(s, w);
+  if (flaw != NULL)
+    return protocol_error(s, ev, now, VIGIL_EBADFIELD, flaw);
+  s->interval_ms = w->interval_ms;
+  s->timeout_ms = w->timeout_ms;
+  s->min_ping_ms = w->min_ping_ms;
+  s->max_frame = w->max_frame;
+  s->max_message = w->max_message;
+  open_session(s, now);
+  ev->type = VIGIL_EVENT_OPEN;
+  return 0;
+}
+
+/* ---- frames while OPEN ----------------------------------------------- */
+
+static long on_ping(vigil_session *s, vigil_event *ev, uint64_t now) {
+  if (s->last_peer_ping_ns != NO_PEER_PING &&
+      sub_sat(now, s->last_peer_ping_ns) < ms_ns(s->min_ping_ms)) {
+    if (++s->strikes > VIGIL_PING_STRIKES)
+      return convict(s, ev, now, VIGIL_EPOLICY, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_PING_FLOOD,
+                     s->timeout_ms, "pinging faster than the agreed minimum");
+  } else if (s->strikes > 0) {
+    s->strikes--;
+  }
+  s->last_peer_ping_ns = now;
+  if (s->pongs_owed < PONGS_OWED_MAX)
+    s->pongs_owed++;
+  heard(s, now);
+  return 0;
+}
+
+static long on_pong(vigil_session *s, vigil_event *ev, uint64_t now) {
+  heard(s, now);
+  if (!(s->flags & F_PING_OUT))
+    return 0; /* unsolicited: alive, but nothing to measure */
+  s->flags &= (uint8_t)~F_PING_OUT;
+  ev->type = VIGIL_EVENT_PONG;
+  ev->rtt_ns = sub_sat(now, s->ping_sent_ns);
+  rtt_sample(s, ev->rtt_ns);
+  return 0;
+}
+
+/* A chunk's end is the only thing in DATA that proves the peer alive. */
+static void chunk_done(vigil_session *s, vigil_event *ev, uint64_t now) {
+  heard(s, now);
+  if (s->rx_frame_type == VIGIL_FRAME_DATA) {
+    ev->end_of_message = 1;
+    s->u.xfer.rx_msg_bytes = 0;
+  }
+}
+
+static long rx_payload(vigil_session *s, vigil_event *ev, uint64_t now, const uint8_t *buf,
+                       size_t len) {
+  uint32_t take = s->u.xfer.rx_frame_left;
+  if (len < take)
+    take = (uint32_t)len;
+  s->u.xfer.rx_frame_left -= take;
+  ev->type = VIGIL_EVENT_DATA;
+  ev->data = buf;
+  ev->len = take;
+  if (s->u.xfer.rx_frame_left == 0)
+    chunk_done(s, ev, now);
+  return (long)take;
+}
+
+static long rx_data_header(vigil_session *s, vigil_event *ev, uint64_t now, const uint8_t *buf,
+                           size_t len) {
+  uint8_t type;
+  uint32_t length;
+  int rc;
+  if (s->state != VIGIL_SESSION_OPEN)
+    return protocol_error(s, ev, now, VIGIL_EUNEXPECTED, "DATA before the handshake completed");
+  rc = vigil_wire_decode_header(buf, len, s->max_frame, &type, &length);
+  if (rc == VIGIL_ENEEDMORE)
+    return 0;
+  if (rc == VIGIL_EFRAMESIZE)
+    return convict(s, ev, now, rc, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_TOO_BIG, 0,
+                   "DATA chunk larger than the agreed max_frame");
+  if (rc < 0)
+    return protocol_error(s, ev, now, rc, vigil_strerror(rc));
+  if (length > s->max_message - s->u.xfer.rx_msg_bytes)
+    return convict(s, ev, now, VIGIL_EMSGTOOBIG, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_TOO_BIG, 0,
+                   "message larger than the agreed max_message");
+  s->u.xfer.rx_msg_bytes += length;
+  s->u.xfer.rx_frame_left = length;
+  s->rx_frame_type = type;
+  if (length == 0 && type == VIGIL_FRAME_DATA) {
+    ev->type = VIGIL_EVENT_DATA; /* an empty message, or an empty last chunk */
+    ev->data = buf + rc;
+  }
+  if (length == 0)
+    chunk_done(s, ev, now);
+  return rc;
+}
+
+/* The codec refused a control frame. A HELLO it cannot parse may still be a
+ * readable "VIGL" + version byte from a newer client: tell it VERSION. */
+static long bad_control(vigil_session *s, vigil_event *ev, uint64_t now, const uint8_t *buf,
+                        size_t len, int err) {
+  uint8_t type = 0;
+  uint32_t length = 0;
+  int h = vigil_wire_decode_header(buf, len, VIGIL_WIRE_MAX_CHUNK, &type, &length);
+  if (err == VIGIL_EVERSION ||
+      (h > 0 && type == VIGIL_FRAME_HELLO && s->role == VIGIL_ROLE_SERVER && length >= 5 &&
+       len >= (size_t)h + 5 && memcmp(buf + h, VIGIL_WIRE_MAGIC, 4) == 0 &&
+       buf[h + 4] != VIGIL_WIRE_VERSION))
+    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION, 0,
+                   "unsupported protocol version");
+  return protocol_error(s, ev, now, err, vigil_strerror(err));
+}
+
+static long on_control(vigil_session *s, vigil_event *ev, uint64_t now, const vigil_frame *f) {
+  int server = s->role == VIGIL_ROLE_SERVER;
+  if (f->type == VIGIL_FRAME_CLOSE)
+    return on_close(s, ev, now, f);
+  if (s->state == VIGIL_SESSION_HANDSHAKE) {
+    if (server && f->type == VIGIL_FRAME_HELLO)
+      return on_hello(s, ev, now, &f->u.hello);
+    if (!server && f->type == VIGIL_FRAME_WELCOME)
+      return on_welcome(s, ev, now, &f->u.welcome);
+    return protocol_error(s, ev, now, VIGIL_EUNEXPECTED,
+                          server ? "expected HELLO" : "expected WELCOME or CLOSE");
+  }
+  switch (f->type) {
+  case VIGIL_FRAME_PING:
+    return on_ping(s, ev, now);
+  case VIGIL_FRAME_PONG:
+    return on_pong(s, ev, now);
+  default:
+    return protocol_error(s, ev, now, VIGIL_EUNEXPECTED, "handshake frame after the handshake");
+  }
+}
+
+/* One frame (or a DATA header) from buf. Returns bytes consumed, 0 when buf
+ * holds less than what is needed, or a negative error. */
+static long rx_frame(vigil_session *s, vigil_event *ev, uint64_t now, const uint8_t *buf,
+                     size_t len) {
+  vigil_frame f;
+  int rc;
+  long r;
+  if (buf[0] == VIGIL_FRAME_DATA || buf[0] == VIGIL_FRAME_DATA_MORE)
+    return rx_data_header(s, ev, now, buf, len);
+  rc = vigil_wire_decode(buf, len, s->max_frame, &f);
+  if (rc == VIGIL_ENEEDMORE)
+    return 0;
+  if (rc < 0)
+    return bad_control(s, ev, now, buf, len, rc);
+  r = on_control(s, ev, now, &f);
+  return r < 0 ? r : rc;
+}
+
+long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf, size_t len,
+                        vigil_event *ev) {
+  size_t off = 0;
+  long r;
+  if (s == NULL || ev == NULL || (buf == NULL && len > 0))
+    return VIGIL_EINVAL;
+  memset(ev, 0, sizeof *ev);
+  if (len > (size_t)LONG_MAX)
+    len = (size_t)LONG_MAX;
+  if (s->state == VIGIL_SESSION_DEAD)
+    return VIGIL_ECLOSED;
+  if (s->state == VIGIL_SESSION_CLOSING) {
+    if (!(s->flags & F_LOCAL_DONE))
+      return (long)len;
+    report_local(s, ev, now);
+    return 0;
+  }
+  while (off < len && ev->type == VIGIL_EVENT_NONE) {
+    if (s->state == VIGIL_SESSION_OPEN && s->u.xfer.rx_frame_left > 0)
+      r = rx_payload(s, ev, now, buf + off, len - off);
+    else
+      r = rx_frame(s, ev, now, buf + off, len - off);
+    if (r < 0)
+      return r;
+    if (r == 0)
+      break;
+    off += (size_t)r;
+  }
+  return (long)off;
+}
+
+/* ---- timers ---------------------------------------------------------- */
+
+static uint64_t ping_at(const vigil_session *s) {
+  if (s->flags & (F_PING | F_PING_OUT))
+    return VIGIL_NO_DEADLINE;
+  return add_sat(s->last_recv_ns, ms_ns(s->idle_ms));
+}
+
+uint64_t vigil_session_deadline(const vigil_session *s) {
+  if (s == NULL)
+    return VIGIL_NO_DEADLINE;
+  switch (s->state) {
+  case VIGIL_SESSION_HANDSHAKE:
+    return add_sat(s->last_recv_ns, ms_ns(s->handshake_ms));
+  case VIGIL_SESSION_OPEN:
+    return min_u64(verdict_at(s), ping_at(s));
+  case VIGIL_SESSION_CLOSING:
+    return (s->flags & F_LOCAL_DONE) ? 0 : VIGIL_NO_DEADLINE;
+  default:
+    return VIGIL_NO_DEADLINE;
+  }
+}
+
+static void expire_handshake(vigil_session *s, uint64_t now, vigil_event *ev) {
+  if (now < add_sat(s->last_recv_ns, ms_ns(s->handshake_ms)))
+    return;
+  if (s->role == VIGIL_ROLE_SERVER)
+    (void)convict(s, ev, now, 0, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_HANDSHAKE_TIMEOUT, 0,
+                  "handshake too slow");
+  else
+    (void)convict(s, ev, now, 0, VIGIL_CAUSE_HEARTBEAT_TIMEOUT, VIGIL_CLOSE_TIMEOUT, 0,
+                  "no answer to HELLO");
+}
+
+static void expire_open(vigil_session *s, uint64_t now, vigil_event *ev) {
+  if (now >= verdict_at(s)) {
+    (void)convict(s, ev, now, 0, VIGIL_CAUSE_HEARTBEAT_TIMEOUT, VIGIL_CLOSE_TIMEOUT, 0,
+                  "no valid frame within the agreed timeout");
+    return;
+  }
+  if (now >= ping_at(s)) {
+    s->flags |= F_PING;
+    draw_idle(s);
+  }
+}
+
+int vigil_session_expire(vigil_session *s, uint64_t now, vigil_event *ev) {
+  if (s == NULL || ev == NULL)
+    return VIGIL_EINVAL;
+  memset(ev, 0, sizeof *ev);
+  switch (s->state) {
+  case VIGIL_SESSION_HANDSHAKE:
+    expire_handshake(s, now, ev);
+    return 0;
+  case VIGIL_SESSION_OPEN:
+    expire_open(s, now, ev);
+    return 0;
+  case VIGIL_SESSION_CLOSING:
+    if (s->flags & F_LOCAL_DONE)
+      report_local(s, ev, now);
+    return 0;
+  default:
+    return VIGIL_ECLOSED;
+  }
+}
+
+void vigil_session_stalled(vigil_session *s, uint64_t now) {
+  uint64_t interval;
+  if (s == NULL)
+    return;
+  interval = ms_ns(s->interval_ms);
+  if (s->state == VIGIL_SESSION_HANDSHAKE) {
+    s->last_recv_ns =
+        max_u64(s->last_recv_ns, sub_sat(add_sat(now, interval), ms_ns(s->handshake_ms)));
+    return;
+  }
+  if (s->state != VIGIL_SESSION_OPEN)
+    return;
+  s->last_recv_ns = max_u64(s->last_recv_ns,
+                            s->phi != NULL ? sub_sat(now, interval)
+                                           : sub_sat(add_sat(now, interval), ms_ns(s->timeout_ms)));
+  s->flags = (uint8_t)((s->flags & ~F_PING_OUT) | F_PING);
+}
+
+/* ---- sending --------------------------------------------------------- */
+
+static int encode_close(const vigil_session *s, uint8_t *out, size_t cap) {
+  vigil_close_frame c;
+  c.code = s->close_code;
+  c.retry_after_ms = s->close_retry_ms;
+  c.reason_len = s->reason_len;
+  c.reason = s->close_reason;
+  return vigil_wire_encode_close(out, cap, &c);
+}
+
+static int encode_hello(const vigil_session *s, uint8_t *out, size_t cap) {
+  vigil_hello h;
+  h.version = VIGIL_WIRE_VERSION;
+  h.interval_ms = s->interval_ms;
+  h.timeout_ms = s->timeout_ms;
+  h.max_frame = s->max_frame;
+  h.max_message = s->max_message;
+  h.id_len = s->id_len;
+  h.id = s->u.id;
+  return vigil_wire_encode_hello(out, cap, &h);
+}
+
+static int encode_welcome(const vigil_session *s, uint8_t *out, size_t cap) {
+  vigil_welcome w;
+  w.version = VIGIL_WIRE_VERSION;
+  w.interval_ms = s->interval_ms;
+  w.timeout_ms = s->timeout_ms;
+  w.min_ping_ms = s->min_ping_ms;
+  w.max_frame = s->max_frame;
+  w.max_message = s->max_message;
+  return vigil_wire_encode_welcome(out, cap, &w);
+}
+
+/* Emits queued control frames in order; stops at the first that does not
+ * fit. Returns bytes written and sets *done when nothing is left queued. */
+static size_t write_control(vigil_session *s, uint64_t now, uint8_t *out, size_t cap, int *done) {
+  size_t pos = 0;
+  int n;
+  *done = 0;
+  if (s->flags & F_HELLO) {
+    if ((n = encode_hello(s, out, cap)) < 0)
+      return pos;
+    pos += (size_t)n;
+    s->flags &= (uint8_t)~F_HELLO;
+  }
+  if (s->flags & F_WELCOME) {
+    if ((n = encode_welcome(s, out + pos, cap - pos)) < 0)
+      return pos;
+    pos += (size_t)n;
+    s->flags &= (uint8_t)~F_WELCOME;
+  }
+  for (; s->pongs_owed > 0; s->pongs_owed--) {
+    if ((n = vigil_wire_encode_pong(out + pos, cap - pos)) < 0)
+      return pos;
+    pos += (size_t)n;
+  }
+  if (s->flags & F_PING) {
+    if ((n = vigil_wire_encode_ping(out + pos, cap - pos)) < 0)
+      return pos;
+    pos += (size_t)n;
+    s->flags = (uint8_t)((s->flags & ~F_PING) | F_PING_OUT);
+    s->ping_sent_ns = now; /* RTT counts from the write, not the queueing */
+  }
+  *done = 1;
+  return pos;
+}
+
+static size_t write_chunk(vigil_session *s, uint8_t *out, size_t cap, const uint8_t *msg,
+                          size_t msg_len, size_t *msg_taken) {
+  size_t n = msg_len < s->max_frame ? msg_len : s->max_frame;
+  int more, h;
+  if (cap < VIGIL_WIRE_MAX_HEADER)
+    return 0;
+  if (n > cap - VIGIL_WIRE_MAX_HEADER)
+    n = cap - VIGIL_WIRE_MAX_HEADER; /* a shorter header only leaves room */
+  if (n < msg_len && n < VIGIL_WIRE_MIN_CHUNK)
+    return 0; /* not worth a frame: wait for a bigger buffer */
+  more = n < msg_len;
+  h = vigil_wire_encode_data_header(out, cap, more, (uint32_t)n);
+  if (h < 0)
+    return 0;
+  memcpy(out + h, msg, n);
+  *msg_taken = n;
+  s->u.xfer.tx_msg_bytes = more ? s->u.xfer.tx_msg_bytes + (uint32_t)n : 0;
+  return (size_t)h + n;
+}
+
+long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out, size_t cap,
+                         const uint8_t *msg, size_t msg_len, size_t *msg_taken) {
+  size_t pos;
+  int n, done;
+  if (s == NULL || out == NULL || msg_taken == NULL || (msg == NULL && msg_len > 0))
+    return VIGIL_EINVAL;
+  *msg_taken = 0;
+  if (cap > (size_t)LONG_MAX)
+    cap = (size_t)LONG_MAX;
+  if (s->flags & F_CLOSE) {
+    if ((n = encode_close(s, out, cap)) < 0)
+      return 0;
+    s->flags = s->state == VIGIL_SESSION_CLOSING ? F_LOCAL_DONE : 0;
+    return n;
+  }
+  if (s->state == VIGIL_SESSION_DEAD)
+    return VIGIL_ECLOSED;
+  if (s->state == VIGIL_SESSION_CLOSING)
+    return 0;
+  if (msg != NULL && s->state == VIGIL_SESSION_OPEN &&
+      msg_len > (size_t)(s->max_message - s->u.xfer.tx_msg_bytes))
+    return VIGIL_EMSGSIZE;
+  pos = write_control(s, now, out, cap, &done);
+  if (done && msg != NULL && s->state == VIGIL_SESSION_OPEN)
+    pos += write_chunk(s, out + pos, cap - pos, msg, msg_len, msg_taken);
+  return (long)pos;
+}
+
+int vigil_session_want_write(const vigil_session *s) {
+  if (s == NULL)
+    return 0;
+  return (s->flags & (F_HELLO | F_WELCOME | F_CLOSE | F_PING)) != 0 || s->pongs_owed > 0;
+}
+
+int vigil_session_close(vigil_session *s, uint16_t code, const char *reason,
+                        uint32_t retry_after_ms) {
+  size_t n;
+  if (s == NULL)
+    return VIGIL_EINVAL;
+  if (s->state == VIGIL_SESSION_DEAD)
+    return VIGIL_ECLOSED;
+  if (s->state == VIGIL_SESSION_CLOSING)
+    return VIGIL_EALREADY;
+  n = reason != NULL ? strlen(reason) : 0;
+  if (n > VIGIL_WIRE_MAX_REASON || (n > 0 && !vigil_utf8_valid((const uint8_t *)reason, n)))
+    return VIGIL_EINVAL;
+  queue_close(s, code, reason, retry_after_ms);
+  s->state = VIGIL_SESSION_CLOSING;
+  return 0;
+}
+
+void vigil_session_get_info(const vigil_session *s, vigil_session_info *info) {
+  if (s == NULL || info == NULL)
+    return;
+  memset(info, 0, sizeof *info);
+  info->role = (vigil_role)s->role;
+  info->state = (vigil_session_state)s->state;
+  info->interval_ms = s->interval_ms;
+  info->timeout_ms = s->timeout_ms;
+  info->min_ping_ms = s->min_ping_ms;
+  info->max_frame = s->max_frame;
+  info->max_message = s->max_message;
+  info->last_recv_ns = s->last_recv_ns;
+  info->srtt_ns = s->srtt_ns;
+  info->rttvar_ns = s->rttvar_ns;
+  info->ping_outstanding = (s->flags & F_PING_OUT) != 0;
+  info->strikes = s->strikes;
+}
