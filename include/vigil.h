@@ -27,6 +27,7 @@ extern "C" {
 #include "vigil/session.h"
 #include "vigil/wheel.h"
 #include "vigil/keepalive.h"
+#include "vigil/loop.h"
 #include "vigil/server.h"
 #include "vigil/client.h"
 

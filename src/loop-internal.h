@@ -1,0 +1,165 @@
+#ifndef VIGIL_LOOP_INTERNAL_H
+#define VIGIL_LOOP_INTERNAL_H
+
+/* The seam between the portable loop (src/loop.c) and a platform backend
+ * (src/unix/: epoll and poll behind one readiness-to-completion layer;
+ * src/win/: IOCP). The build links exactly one platform.
+ *
+ * The portable layer validates arguments, keeps the handle flags and the
+ * loop's counters, queues write requests on handle->write_queue, runs the
+ * phases (clock, stall check, wheel, defers, completions) and calls user
+ * completion callbacks for writes, connects and closes. The platform starts
+ * operations and reports their completion:
+ *
+ *   portable -> platform                 platform -> portable
+ *   vigil__tcp_listen                    tcp->connection_cb(server, status)
+ *   vigil__tcp_accept / accept_drop        (directly, from vigil__plat_poll)
+ *   vigil__tcp_connect                   vigil__connect_done(req, status)
+ *   vigil__tcp_read_start / read_stop    tcp->alloc_cb / tcp->read_cb
+ *                                          (directly, via vigil__read_cb)
+ *   vigil__tcp_write (req queued)        vigil__write_done(req, status)
+ *   vigil__tcp_close                     vigil__write_done(.., ECANCELED),
+ *                                        vigil__connect_done(.., ECANCELED),
+ *                                        then vigil__tcp_closed(tcp) once no
+ *                                        operation of the handle is pending
+ *
+ * Completions reported with vigil__*_done are queued and their callbacks
+ * run in phase 6, never from inside the call that started the operation.
+ * Read and accept callbacks run from vigil__plat_poll (phase 2), after
+ * which the platform must re-check the handle's flags: a callback may have
+ * stopped reading or closed the handle.
+ *
+ * A completion-based backend (IOCP) maps naturally: listen posts AcceptEx
+ * operations, read_start posts a zero-byte WSARecv whose completion means
+ * "readable", write posts WSASend with req->bufs, connect uses ConnectEx,
+ * and close cancels (CancelIoEx / closesocket) and calls vigil__tcp_closed
+ * when the last OVERLAPPED of the handle came back. */
+
+#include "vigil.h"
+#include "vigil/loop.h"
+
+/* Handle flags (tcp->flags). */
+#define VIGIL__TCP_LISTENING 0x01u
+#define VIGIL__TCP_READING 0x02u
+#define VIGIL__TCP_CONNECTING 0x04u
+#define VIGIL__TCP_CONNECTED 0x08u  /* a stream: accepted or connected */
+#define VIGIL__TCP_CLOSING 0x10u    /* vigil_tcp_close called */
+#define VIGIL__TCP_CLOSED 0x20u     /* close callback done */
+#define VIGIL__TCP_READ_EOF 0x40u   /* EOF or a read error was reported */
+#define VIGIL__TCP_WRITE_ERR 0x80u  /* a write failed; later writes fail too */
+
+#define VIGIL__REQ_WRITE 1u
+#define VIGIL__REQ_CONNECT 2u
+
+/* Size suggested to alloc_cb, and how many reads one readiness event may
+ * do before the loop moves on (fairness between busy connections). */
+#define VIGIL__READ_SUGGEST 65536u
+#define VIGIL__READS_PER_EVENT 32
+/* Accepts per readiness event, for the same reason. */
+#define VIGIL__ACCEPTS_PER_EVENT 128
+
+/* ---- queue helpers (circular, intrusive) ---------------------------------- */
+
+static inline void vigil__queue_init(vigil__queue *q) {
+  q->next = q;
+  q->prev = q;
+}
+
+static inline int vigil__queue_empty(const vigil__queue *q) {
+  return q->next == q;
+}
+
+static inline void vigil__queue_insert_tail(vigil__queue *h, vigil__queue *q) {
+  q->next = h;
+  q->prev = h->prev;
+  h->prev->next = q;
+  h->prev = q;
+}
+
+/* Unlinks q and leaves it an empty list, so removing twice is harmless. */
+static inline void vigil__queue_remove(vigil__queue *q) {
+  q->prev->next = q->next;
+  q->next->prev = q->prev;
+  q->next = q;
+  q->prev = q;
+}
+
+/* Moves every node of `from` to the empty list `to`. */
+static inline void vigil__queue_move(vigil__queue *from, vigil__queue *to) {
+  if (vigil__queue_empty(from)) {
+    vigil__queue_init(to);
+    return;
+  }
+  to->next = from->next;
+  to->prev = from->prev;
+  to->next->prev = to;
+  to->prev->next = to;
+  vigil__queue_init(from);
+}
+
+/* ---- platform -> portable ------------------------------------------------- */
+
+/* Queue a completion; callbacks run in phase 6. */
+void vigil__write_done(vigil_write_req *req, int status);
+void vigil__connect_done(vigil_connect_req *req, int status);
+/* Every operation of tcp has completed after vigil__tcp_close: its close
+ * callback may run (phase 6). Call exactly once per close. */
+void vigil__tcp_closed(vigil_tcp *tcp);
+/* Bookkeeping when the platform stops reading on its own (EOF, error). */
+void vigil__tcp_read_stopped(vigil_tcp *tcp);
+/* The written byte count of a write request: handle->write_queue_size
+ * shrinks by n (the platform calls this as bytes go out). */
+void vigil__write_progress(vigil_write_req *req, size_t n);
+
+/* ---- portable -> platform ------------------------------------------------- */
+
+/* The backend this platform picks for VIGIL_BACKEND_DEFAULT when the
+ * environment names none. */
+vigil_backend vigil__plat_default_backend(void);
+/* Sets up loop->plat / loop->plat_ops for `backend` (never DEFAULT).
+ * Returns 0, VIGIL_ENOTSUP (not on this platform) or an OS error. */
+int vigil__plat_init(vigil_loop *loop, vigil_backend backend);
+void vigil__plat_close(vigil_loop *loop);
+const char *vigil__plat_name(const vigil_loop *loop);
+/* Waits up to timeout_ms (-1: forever, 0: not at all) and runs the ready
+ * I/O. Returns 0, or a negative error if waiting itself failed (EINTR is
+ * not an error: return 0). */
+int vigil__plat_poll(vigil_loop *loop, int timeout_ms);
+/* The OS clocks (the default vigil_clock_fn). BOOTTIME falls back to
+ * MONOTONIC where the OS has no such clock. */
+uint64_t vigil__plat_clock(void *arg, vigil_clock_id id);
+/* Interface index for an IPv6 scope name ("eth0"), 0 if unknown. */
+unsigned vigil__plat_if_index(const char *name);
+
+/* tcp has no socket; create one of addr's family, set options per flags,
+ * bind, listen, and start accepting (connection_cb is set). On error the
+ * handle is left without a socket. */
+int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, int backlog,
+                      unsigned flags);
+/* Moves the accepted socket into client (which gets CONNECTED from the
+ * portable layer). VIGIL_EAGAIN when none is waiting. */
+int vigil__tcp_accept(vigil_tcp *server, vigil_tcp *client);
+int vigil__tcp_accept_drop(vigil_tcp *server);
+/* Starts connecting req->handle (creating its socket if it has none).
+ * Errors found at once may be returned (no socket could be made) or
+ * reported through vigil__connect_done; either way exactly one. */
+int vigil__tcp_connect(vigil_connect_req *req, const struct sockaddr *addr, int addrlen);
+int vigil__tcp_read_start(vigil_tcp *tcp);
+void vigil__tcp_read_stop(vigil_tcp *tcp);
+/* req was just appended to tcp->write_queue: write what can be written
+ * (unless the handle is still connecting) and wait for the rest. */
+void vigil__tcp_write(vigil_write_req *req);
+long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs);
+/* Stop everything, close the socket (abortively if reset), and complete
+ * pending operations as described above. */
+void vigil__tcp_close(vigil_tcp *tcp, int reset);
+int vigil__tcp_nodelay(vigil_tcp *tcp, int enable);
+int vigil__tcp_name(const vigil_tcp *tcp, int peer, struct sockaddr *name, int *len);
+
+/* ---- helpers for platforms ------------------------------------------------ */
+
+/* Calls read_cb with nread (and buf, or an empty one). After an EOF or an
+ * error it also stops reading. */
+void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf);
+
+#endif
