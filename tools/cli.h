@@ -1,0 +1,131 @@
+/* Shared pieces of the `vigil` subcommands: argument parsing (durations,
+ * counts, addresses, flags), usage errors, and the event line writer that
+ * prints either text or one JSON object per line (the schema is in
+ * docs/CLI.md). Nothing here touches the library's loop, so it is unit
+ * tested directly by tests/test-cli.c. */
+#ifndef VIGIL_TOOLS_CLI_H
+#define VIGIL_TOOLS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netdb.h>
+#include <sys/socket.h>
+#endif
+
+/* Exit statuses shared by every subcommand. */
+#define VIGIL_CLI_OK 0
+#define VIGIL_CLI_FAIL 1
+#define VIGIL_CLI_USAGE 2
+
+/* Longest peer address text: "[" IPv6 "]:" port. */
+#define VIGIL_CLI_ADDRSTRLEN 64
+
+/* ---- parsing: each returns 0, or -1 with *why set to a static reason ---- */
+
+/* "250ms", "3s", "1.5s", "2m", "1h" -> milliseconds in 1..UINT32_MAX.
+ * A plain number (no unit), a sign, garbage, a value below 1 ms or a
+ * fraction of a millisecond, and overflow are rejected. */
+int vigil_cli_parse_duration(const char *s, uint32_t *ms, const char **why);
+
+/* A decimal integer in [min, max]; no sign, no spaces, no trailing text. */
+int vigil_cli_parse_uint(const char *s, uint32_t min, uint32_t max, uint32_t *out,
+                         const char **why);
+
+typedef struct vigil_cli_addr {
+  char host[256];   /* "" when only a port was given (serve: all interfaces) */
+  char port[6];     /* decimal text, as given to getaddrinfo */
+  uint16_t port_num;
+} vigil_cli_addr;
+
+/* HOST:PORT, [IPv6]:PORT, and with port_only_ok also PORT and :PORT.
+ * Port 0 is accepted only when port_only_ok (a server may ask the kernel to
+ * choose). Checks the syntax only; resolution is vigil_cli_resolve(). */
+int vigil_cli_parse_addr(const char *s, int port_only_ok, vigil_cli_addr *a, const char **why);
+
+/* getaddrinfo() for a TCP stream socket; passive for a listener (an empty
+ * host then means all interfaces). On success *res must be released with
+ * freeaddrinfo(). Returns 0 or -1 with *why the resolver's message. */
+int vigil_cli_resolve(const vigil_cli_addr *a, int passive, struct addrinfo **res,
+                      const char **why);
+
+/* "1.2.3.4:5" or "[::1]:5" into out (VIGIL_CLI_ADDRSTRLEN bytes). */
+void vigil_cli_format_sockaddr(const struct sockaddr *sa, size_t salen, char *out,
+                               size_t cap);
+
+/* ---- command lines ---- */
+
+/* Prints "vigil CMD: MESSAGE" (one line, to stderr) and returns
+ * VIGIL_CLI_USAGE, so a command can `return vigil_cli_usage(...)`. */
+int vigil_cli_usage(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Matches argv[*i] against a flag that takes a value, as "--flag VALUE" or
+ * "--flag=VALUE". Returns 1 and sets *value (advancing *i past a separate
+ * value), 0 when argv[*i] is another argument, or -1 after printing a usage
+ * error when the value is missing. */
+int vigil_cli_flag_value(const char *cmd, int argc, char **argv, int *i, const char *flag,
+                         const char **value);
+
+/* The same for value-taking flags of the common kinds; each returns 1 when
+ * matched and parsed, 0 when argv[*i] is not this flag, -1 after printing a
+ * usage error that names the flag and the bad value. */
+int vigil_cli_flag_duration(const char *cmd, int argc, char **argv, int *i, const char *flag,
+                            uint32_t *ms);
+int vigil_cli_flag_uint(const char *cmd, int argc, char **argv, int *i, const char *flag,
+                        uint32_t min, uint32_t max, uint32_t *out);
+
+/* 1 if arg is "--help" or "-h". */
+int vigil_cli_is_help(const char *arg);
+
+/* Prints the usage error for an argument no command recognised and returns
+ * VIGIL_CLI_USAGE. */
+int vigil_cli_unknown(const char *cmd, const char *arg);
+
+/* ---- time ---- */
+
+/* Wall-clock seconds since the Unix epoch, with microseconds. */
+double vigil_cli_unix_time(void);
+
+/* ---- event lines ---- */
+
+/* One event line under construction. Keys are added in order; the line is
+ * written with a single fwrite and flushed, so concurrent readers of a pipe
+ * never see half a line. If the line would not fit, it is replaced by the
+ * event with a "truncated":true key instead of being cut mid-value. */
+typedef struct vigil_cli_line {
+  int json;
+  int overflow;
+  size_t len;
+  size_t head_len;        /* bytes of the fixed prefix (t, event) */
+  char buf[6144];
+} vigil_cli_line;
+
+/* Starts a line: t (now), event, peer, id (id_len bytes; NULL: null). */
+void vigil_cli_line_begin(vigil_cli_line *l, int json, const char *event, const char *peer,
+                          const char *id, size_t id_len);
+void vigil_cli_line_str(vigil_cli_line *l, const char *key, const char *s, size_t len);
+void vigil_cli_line_cstr(vigil_cli_line *l, const char *key, const char *s); /* NULL: null */
+void vigil_cli_line_u64(vigil_cli_line *l, const char *key, uint64_t v);
+void vigil_cli_line_null(vigil_cli_line *l, const char *key);
+void vigil_cli_line_bool(vigil_cli_line *l, const char *key, int v);
+/* A duration in nanoseconds printed as milliseconds with 3 decimals. */
+void vigil_cli_line_ms(vigil_cli_line *l, const char *key, uint64_t ns);
+/* Writes the line and a newline to f, then flushes f. */
+void vigil_cli_line_end(vigil_cli_line *l, FILE *f);
+
+/* Appends s[0..len) to out as the body of a JSON string (no quotes):
+ * '"', '\\' and control characters escaped, valid UTF-8 kept, each byte of
+ * invalid UTF-8 replaced by \ufffd. Returns the length the full escape
+ * needs; writes at most cap - 1 bytes plus a NUL (when cap > 0). */
+size_t vigil_cli_json_escape(char *out, size_t cap, const char *s, size_t len);
+
+#endif
