@@ -1,6 +1,7 @@
 /* Wire codec tests: varint edges, UTF-8 edges, encode -> decode round trips,
  * too-small buffers, every prefix of every frame, and the test vectors of
  * docs/PROTOCOL.md (which also pin tests/vectors/ *.bin to the document). */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -565,5 +566,329 @@ TEST_IMPL(close_code_names) {
 #undef CHECK
   ASSERT_STR_EQ(vigil_wire_type_name(VIGIL_FRAME_DATA_MORE), "DATA_MORE");
   ASSERT_STR_EQ(vigil_wire_type_name(0), "UNKNOWN");
+  return 0;
+}
+
+/* ---- test vectors (docs/PROTOCOL.md section 11) --------------------------- */
+
+#define MIN_VECTORS 100
+#define MAX_VECTORS 400
+#define MAX_VECTOR_BYTES (VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CHUNK + 64)
+
+typedef struct vector {
+  char name[64];
+  uint32_t max_chunk;
+  size_t len;
+  const char *expected; /* into the document text */
+  size_t expected_len;
+} vector;
+
+static uint8_t vector_bytes[MAX_VECTOR_BYTES];
+static uint8_t file_bytes[MAX_VECTOR_BYTES + 1];
+static uint8_t reencoded[MAX_VECTOR_BYTES];
+
+static const char *source_dir(void) {
+  const char *dir = getenv("VIGIL_SOURCE_DIR");
+  return dir != NULL && dir[0] != '\0' ? dir : VIGIL_SOURCE_DIR;
+}
+
+/* Reads a whole file into a malloc'd NUL-terminated buffer, or NULL. */
+static char *read_text(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *text = NULL;
+  long n;
+
+  if (f == NULL)
+    return NULL;
+  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+      (text = malloc((size_t)n + 1)) != NULL) {
+    *len = fread(text, 1, (size_t)n, f);
+    text[*len] = '\0';
+  }
+  fclose(f);
+  return text;
+}
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* "01 ff 61*300" -> bytes; returns the count or -1 if malformed. */
+static long parse_hex(const char *p, const char *end, uint8_t *out, size_t cap) {
+  size_t n = 0;
+
+  while (p < end) {
+    int hi, lo;
+    unsigned long repeat = 1;
+    if (*p == ' ') {
+      p++;
+      continue;
+    }
+    if (end - p < 2 || (hi = hex_digit(p[0])) < 0 || (lo = hex_digit(p[1])) < 0)
+      return -1;
+    p += 2;
+    if (p < end && *p == '*') {
+      char *stop;
+      repeat = strtoul(p + 1, &stop, 10);
+      if (stop == p + 1 || stop > end)
+        return -1;
+      p = stop;
+    }
+    if (p < end && *p != ' ')
+      return -1;
+    if (repeat > cap - n)
+      return -1;
+    memset(out + n, hi * 16 + lo, repeat);
+    n += repeat;
+  }
+  return (long)n;
+}
+
+/* Hex without spaces, runs of 8 or more equal bytes as BB*N. */
+static void append_hex(char *out, size_t cap, const uint8_t *b, size_t n) {
+  size_t i = 0, used = strlen(out);
+
+  while (i < n && used < cap) {
+    size_t j = i;
+    while (j < n && b[j] == b[i])
+      j++;
+    if (j - i >= 8) {
+      used += (size_t)snprintf(out + used, cap - used, "%02x*%zu", b[i], j - i);
+      i = j;
+    } else {
+      used += (size_t)snprintf(out + used, cap - used, "%02x", b[i]);
+      i++;
+    }
+  }
+}
+
+/* The canonical result line of section 11 for one decode. */
+static void describe(char *out, size_t cap, int rc, const vigil_frame *f) {
+  size_t used;
+
+  if (rc == VIGIL_ENEEDMORE) {
+    snprintf(out, cap, "needmore");
+    return;
+  }
+  if (rc < 0) {
+    snprintf(out, cap, "%s", vigil_err_name(rc));
+    return;
+  }
+  used = (size_t)snprintf(out, cap, "ok %s consumed=%d", vigil_wire_type_name(f->type), rc);
+  switch (f->type) {
+  case VIGIL_FRAME_HELLO:
+    snprintf(out + used, cap - used,
+             " version=%u interval_ms=%lu timeout_ms=%lu max_frame=%lu max_message=%lu id=",
+             f->u.hello.version, (unsigned long)f->u.hello.interval_ms,
+             (unsigned long)f->u.hello.timeout_ms, (unsigned long)f->u.hello.max_frame,
+             (unsigned long)f->u.hello.max_message);
+    append_hex(out, cap, (const uint8_t *)f->u.hello.id, f->u.hello.id_len);
+    break;
+  case VIGIL_FRAME_WELCOME:
+    snprintf(out + used, cap - used,
+             " version=%u interval_ms=%lu timeout_ms=%lu min_ping_ms=%lu max_frame=%lu"
+             " max_message=%lu",
+             f->u.welcome.version, (unsigned long)f->u.welcome.interval_ms,
+             (unsigned long)f->u.welcome.timeout_ms, (unsigned long)f->u.welcome.min_ping_ms,
+             (unsigned long)f->u.welcome.max_frame, (unsigned long)f->u.welcome.max_message);
+    break;
+  case VIGIL_FRAME_DATA:
+  case VIGIL_FRAME_DATA_MORE:
+    snprintf(out + used, cap - used, " length=%lu", (unsigned long)f->length);
+    break;
+  case VIGIL_FRAME_CLOSE:
+    snprintf(out + used, cap - used, " code=%u retry_after_ms=%lu reason=", f->u.close.code,
+             (unsigned long)f->u.close.retry_after_ms);
+    append_hex(out, cap, (const uint8_t *)f->u.close.reason, f->u.close.reason_len);
+    break;
+  default:
+    break;
+  }
+}
+
+static const char *trim(const char *p, const char *end, const char **stop) {
+  while (p < end && *p == ' ')
+    p++;
+  while (end > p && (end[-1] == ' ' || end[-1] == '\r'))
+    end--;
+  *stop = end;
+  return p;
+}
+
+typedef int (*vector_fn)(const vector *v, const uint8_t *bytes, void *arg);
+
+/* Calls fn for each vector of the ```vectors block of docs/PROTOCOL.md, with
+ * its bytes. Returns the number of vectors, or -1 (with a message) when the
+ * document is missing or a line is malformed, or fn's non-zero result. */
+static int for_each_vector(vector_fn fn, void *arg) {
+  char path[1024];
+  char *text, *line, *next;
+  size_t len;
+  int count = 0, in_block = 0, rc;
+
+  snprintf(path, sizeof path, "%s/docs/PROTOCOL.md", source_dir());
+  text = read_text(path, &len);
+  if (text == NULL) {
+    fprintf(stderr, "cannot read %s\n", path);
+    return -1;
+  }
+  for (line = text; line != NULL && *line != '\0'; line = next) {
+    const char *bar[3], *f, *fend, *eol;
+    vector v;
+    long n;
+    int k;
+
+    next = strchr(line, '\n');
+    eol = next != NULL ? next : line + strlen(line);
+    if (next != NULL)
+      next++;
+    if (!in_block) {
+      in_block = strncmp(line, "```vectors", 10) == 0;
+      continue;
+    }
+    if (strncmp(line, "```", 3) == 0)
+      break;
+    if (line == eol || line[0] == '#' || line[0] == '\r')
+      continue;
+    for (k = 0, f = line; k < 3; k++, f = bar[k - 1] + 1)
+      if ((bar[k] = memchr(f, '|', (size_t)(eol - f))) == NULL)
+        break;
+    memset(&v, 0, sizeof v);
+    f = trim(line, bar[0] != NULL ? bar[0] : eol, &fend);
+    if (k < 3 || fend == f || (size_t)(fend - f) >= sizeof v.name) {
+      fprintf(stderr, "malformed vector line: %.*s\n", (int)(eol - line), line);
+      free(text);
+      return -1;
+    }
+    memcpy(v.name, f, (size_t)(fend - f));
+    v.max_chunk = (uint32_t)strtoul(bar[0] + 1, NULL, 10);
+    f = trim(bar[1] + 1, bar[2], &fend);
+    n = parse_hex(f, fend, vector_bytes, sizeof vector_bytes);
+    v.expected = trim(bar[2] + 1, eol, &fend);
+    v.expected_len = (size_t)(fend - v.expected);
+    if (n < 0 || v.expected_len == 0) {
+      fprintf(stderr, "vector %s: malformed bytes or expectation\n", v.name);
+      free(text);
+      return -1;
+    }
+    v.len = (size_t)n;
+    if ((rc = fn(&v, vector_bytes, arg)) != 0) {
+      free(text);
+      return rc > 0 ? -rc : rc;
+    }
+    count++;
+  }
+  free(text);
+  return count;
+}
+
+/* Decodes one vector and checks the result line, the agreement of
+ * decode_header with decode, and the re-encoding of an accepted frame. */
+static int check_vector(const vector *v, const uint8_t *bytes, void *arg) {
+  char got[1024];
+  vigil_frame f;
+  uint8_t type;
+  uint32_t length;
+  int rc, hn;
+
+  (void)arg;
+  memset(&f, 0, sizeof f);
+  rc = vigil_wire_decode(bytes, v->len, v->max_chunk, &f);
+  describe(got, sizeof got, rc, &f);
+  if (strlen(got) != v->expected_len || memcmp(got, v->expected, v->expected_len) != 0)
+    TEST_FAIL_AT("vector %s: got \"%s\", want \"%.*s\"", v->name, got, (int)v->expected_len,
+                 v->expected);
+  hn = vigil_wire_decode_header(bytes, v->len, v->max_chunk, &type, &length);
+  if (hn < 0 && hn != VIGIL_ENEEDMORE)
+    ASSERT_EQ(rc, hn); /* a header error is the frame's error */
+  if (rc > 0) {
+    ASSERT_GT(hn, 0);
+    ASSERT_EQ(type, f.type);
+    ASSERT_EQ(rc, hn + (int)length);
+    if (vigil_wire_encode_frame(reencoded, sizeof reencoded, &f) != rc ||
+        memcmp(reencoded, bytes, (size_t)rc) != 0)
+      TEST_FAIL_AT("vector %s: re-encoding differs from the input", v->name);
+  }
+  return 0;
+}
+
+TEST_IMPL(vectors_from_protocol_doc) {
+  int count = for_each_vector(check_vector, NULL);
+  ASSERT_GE(count, MIN_VECTORS);
+  return 0;
+}
+
+typedef struct seen_names {
+  char names[MAX_VECTORS][64];
+  int count;
+  int write;
+} seen_names;
+
+static int check_bin_file(const vector *v, const uint8_t *bytes, void *arg) {
+  seen_names *seen = arg;
+  char path[1024];
+  FILE *fp;
+  size_t got;
+  int i;
+
+  for (i = 0; i < seen->count; i++)
+    if (strcmp(seen->names[i], v->name) == 0)
+      TEST_FAIL_AT("vector name %s is used twice", v->name);
+  ASSERT_LT(seen->count, MAX_VECTORS);
+  memcpy(seen->names[seen->count++], v->name, sizeof v->name);
+  snprintf(path, sizeof path, "%s/tests/vectors/%s.bin", source_dir(), v->name);
+  if (seen->write) {
+    fp = fopen(path, "wb");
+    ASSERT_NOT_NULL(fp);
+    ASSERT_EQ(fwrite(bytes, 1, v->len, fp), v->len);
+    ASSERT_EQ(fclose(fp), 0);
+  }
+  fp = fopen(path, "rb");
+  if (fp == NULL)
+    TEST_FAIL_AT("missing %s (run with VIGIL_WRITE_VECTORS=1 to write it)", path);
+  got = fread(file_bytes, 1, sizeof file_bytes, fp);
+  fclose(fp);
+  if (got != v->len || memcmp(file_bytes, bytes, got) != 0)
+    TEST_FAIL_AT("%s differs from vector %s in docs/PROTOCOL.md", path, v->name);
+  return 0;
+}
+
+TEST_IMPL(vectors_match_bin_files) {
+  static seen_names seen;
+  char dir_path[1024];
+  const char *w = getenv("VIGIL_WRITE_VECTORS");
+  struct dirent *e;
+  DIR *dir;
+  int count, bins = 0, i;
+
+  seen.count = 0;
+  seen.write = w != NULL && strcmp(w, "1") == 0;
+  count = for_each_vector(check_bin_file, &seen);
+  ASSERT_GE(count, MIN_VECTORS);
+  /* The other way round: no stale seed without a vector. */
+  snprintf(dir_path, sizeof dir_path, "%s/tests/vectors", source_dir());
+  dir = opendir(dir_path);
+  ASSERT_NOT_NULL(dir);
+  while ((e = readdir(dir)) != NULL) {
+    size_t n = strlen(e->d_name);
+    int found = 0;
+    if (n < 5 || strcmp(e->d_name + n - 4, ".bin") != 0)
+      continue;
+    bins++;
+    for (i = 0; i < seen.count && !found; i++)
+      found = strlen(seen.names[i]) == n - 4 && memcmp(seen.names[i], e->d_name, n - 4) == 0;
+    if (!found) {
+      closedir(dir);
+      TEST_FAIL_AT("tests/vectors/%s has no vector in docs/PROTOCOL.md", e->d_name);
+    }
+  }
+  closedir(dir);
+  ASSERT_EQ(bins, count);
   return 0;
 }
