@@ -1,0 +1,477 @@
+#!/usr/bin/env bash
+# The fault suite: real faults on real TCP connections between network
+# namespaces, each detected (or, where the mechanism cannot see it, shown not
+# to be detected) by one liveness mechanism, with the cause and the time from
+# the fault to the verdict checked against the bound documented for that
+# mechanism. See docs/FAULTS.md (generated from a run by scripts/faults.sh)
+# and tests/fault/lib.sh (namespaces, cleanup).
+#
+# Mechanisms (the observer's settings; the victim runs the same program with
+# nothing armed):
+#   ka   kernel keepalive alone: idle 1 s, interval 1 s, count 2 (fault-peer)
+#   uto  TCP_USER_TIMEOUT alone: 2 s (fault-peer)
+#   run  `vigil run --budget 3s` around fault-peer: libvigil's keepalive +
+#        user timeout applied to an unmodified program by LD_PRELOAD
+#   hb   vigil's heartbeat: `vigil serve` / `vigil connect`, interval 500 ms,
+#        timeout 1500 ms
+# Each scenario runs in both directions: role "server" means the observer is
+# the server and the client dies; "client" the reverse.
+#
+# Usage: suite.sh --peer FAULT_PEER [--nfq NFQ_DELAY] [--vigil VIGIL]
+#                 [--out DIR] [--jobs N] [--only REGEX]
+# Exit: 0 all passed, 1 a case failed, 77 cannot run here (not root, no netns).
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+PEER="" NFQ="" VIGIL="" OUT="" JOBS=${FAULT_JOBS:-12} ONLY=""
+while [ $# -gt 0 ]; do
+  case $1 in
+  --peer) PEER=$2; shift 2 ;;
+  --nfq) NFQ=$2; shift 2 ;;
+  --vigil) VIGIL=$2; shift 2 ;;
+  --out) OUT=$2; shift 2 ;;
+  --jobs) JOBS=$2; shift 2 ;;
+  --only) ONLY=$2; shift 2 ;;
+  *) echo "suite.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" != 0 ]; then
+  echo "fault suite skipped: needs root for network namespaces (uid $(id -u))"
+  exit 77
+fi
+if ! ip netns list >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then
+  echo "fault suite skipped: 'ip netns' or nft not available"
+  exit 77
+fi
+if [ -z "$PEER" ] || [ ! -x "$PEER" ]; then
+  echo "suite.sh: --peer must name the built fault-peer program" >&2
+  exit 2
+fi
+[ -n "$OUT" ] || OUT=$(mktemp -d /tmp/vigil-faults.XXXXXX)
+rm -rf "$OUT/results" "$OUT/cases"
+mkdir -p "$OUT/results" "$OUT/cases"
+
+RUN_ID=$$
+RUN_BASE=$((RUN_ID % 200))
+PORT=7000
+SUITE_START=$(ms_now)
+
+# vigil's own pieces are optional at the case level: a case whose program is
+# missing is reported SKIP with the reason, never silently passed.
+have_vigil_cmd() {
+  [ -n "$VIGIL" ] && [ -x "$VIGIL" ] && "$VIGIL" "$1" --help >/dev/null 2>&1
+}
+HAVE_HB=0 HAVE_RUN=0 HAVE_IDLE=0
+have_vigil_cmd serve && have_vigil_cmd connect && HAVE_HB=1
+have_vigil_cmd run && HAVE_RUN=1
+have_vigil_cmd idle-timeout && HAVE_IDLE=1
+
+# ---- cleanup ---------------------------------------------------------------
+
+case_pids=()
+cleanup_all() {
+  local p
+  trap - EXIT INT TERM
+  for p in "${case_pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null
+  done
+  for p in "${case_pids[@]}"; do
+    wait "$p" 2>/dev/null
+  done
+  ns_sweep "^${FAULT_PREFIX}-${RUN_ID}-"
+}
+on_signal() {
+  echo "fault suite: interrupted, cleaning up" >&2
+  cleanup_all
+  exit 130
+}
+trap cleanup_all EXIT
+trap on_signal INT TERM
+ns_sweep_stale
+
+# ---- one case ----------------------------------------------------------------
+# Runs in a background subshell. Globals set here: C (case name), CDIR, NSA,
+# NSB, NSP, NSR, IPA, IPB (observer's and victim's addresses), OBS/VIC pids.
+
+case_setup_vars() {
+  C=$1
+  CDIR=$OUT/cases/$C
+  mkdir -p "$CDIR"
+  local n=$2
+  local x=$(((RUN_BASE + n) % 256))
+  NSA=${FAULT_PREFIX}-${RUN_ID}-${n}-a
+  NSB=${FAULT_PREFIX}-${RUN_ID}-${n}-b
+  NSP=${FAULT_PREFIX}-${RUN_ID}-${n}-p
+  NSR=${FAULT_PREFIX}-${RUN_ID}-${n}-r
+  SUBNET=10.231.$x
+  IPA=$SUBNET.1
+  IPB=$SUBNET.2
+}
+
+case_teardown() {
+  local ns
+  for ns in "$NSA" "$NSB" "$NSP" "$NSR"; do
+    ns_destroy "$ns"
+  done
+}
+
+# Two hosts on one veth; a parking namespace holds B's end while B reboots.
+topo_pair() {
+  ns_new "$NSA" && ns_new "$NSB" && ns_new "$NSP" || return 1
+  ip link add va netns "$NSA" type veth peer name vb netns "$NSB" || return 1
+  ip -n "$NSA" addr add "$IPA/24" dev va
+  ip -n "$NSB" addr add "$IPB/24" dev vb
+  ip -n "$NSA" link set va up
+  ip -n "$NSB" link set vb up
+}
+
+# A (client side, 10.231.x.0/25) -- R (masquerade, forgets idle flows after
+# 4 s) -- B (server side, 10.231.x.128/25). B never sees A's address.
+topo_nat() {
+  ns_new "$NSA" && ns_new "$NSR" && ns_new "$NSB" || return 1
+  IPA=$SUBNET.1
+  IPB=$SUBNET.130
+  ip link add va netns "$NSA" type veth peer name ra netns "$NSR" || return 1
+  ip link add vb netns "$NSB" type veth peer name rb netns "$NSR" || return 1
+  ip -n "$NSA" addr add "$IPA/25" dev va
+  ip -n "$NSR" addr add "$SUBNET.2/25" dev ra
+  ip -n "$NSR" addr add "$SUBNET.129/25" dev rb
+  ip -n "$NSB" addr add "$IPB/25" dev vb
+  ip -n "$NSA" link set va up
+  ip -n "$NSR" link set ra up
+  ip -n "$NSR" link set rb up
+  ip -n "$NSB" link set vb up
+  ip -n "$NSA" route add default via "$SUBNET.2"
+  ip netns exec "$NSR" sysctl -qw net.ipv4.ip_forward=1
+  ip netns exec "$NSR" nft -f - <<EOF || return 1
+table ip vfnat {
+  chain outgoing { type nat hook postrouting priority 100; oifname "rb" masquerade; }
+}
+table inet vffw {
+  chain forwarding {
+    type filter hook forward priority 0; policy drop;
+    ct state established accept
+    iifname "ra" oifname "rb" tcp flags & (syn|ack) == syn ct state new accept
+  }
+  chain incoming { type filter hook input priority 0; policy drop; }
+}
+EOF
+  ip netns exec "$NSR" sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_established=4 \
+    net.netfilter.nf_conntrack_tcp_loose=0 || return 1
+}
+
+# start NS OUTFILE CMD...: runs CMD inside NS in the background; sets LAST_PID.
+start() {
+  local ns=$1 out=$2
+  shift 2
+  ip netns exec "$ns" "$@" >"$out" 2>"$out.err" </dev/null &
+  LAST_PID=$!
+}
+
+peer_cmd() { # peer_cmd ROLE(server|client) ADDR [fault-peer options...]
+  local role=$1 addr=$2
+  shift 2
+  if [ "$role" = server ]; then
+    echo "$PEER --listen $addr $PORT $*"
+  else
+    echo "$PEER --connect $addr $PORT $*"
+  fi
+}
+
+# The observer and victim commands for a mechanism. $1 = mech, $2 = role of
+# the observer, $3 = server address, $4 = extra observer options (fault-peer
+# data options, or heartbeat overrides "INTERVAL TIMEOUT").
+obs_cmd() {
+  local mech=$1 role=$2 addr=$3 extra=$4
+  case $mech in
+  ka) peer_cmd "$role" "$addr" --ka 1,1,2 $extra ;;
+  uto) peer_cmd "$role" "$addr" --uto 2000 $extra ;;
+  run) echo "$VIGIL run --budget 3s -- $(peer_cmd "$role" "$addr" $extra)" ;;
+  hb) hb_cmd "$role" "$addr" $extra ;;
+  esac
+}
+vic_cmd() {
+  local mech=$1 role=$2 addr=$3 extra=${4:-}
+  case $mech in
+  hb) hb_cmd "$role" "$addr" $extra ;;
+  *) peer_cmd "$role" "$addr" ;;
+  esac
+}
+hb_cmd() { # hb_cmd ROLE ADDR [INTERVAL TIMEOUT]
+  local role=$1 addr=$2 iv=${3:-500ms} to=${4:-1500ms}
+  if [ "$role" = server ]; then
+    echo "$VIGIL serve $addr:$PORT --interval $iv --timeout $to --json"
+  else
+    echo "$VIGIL connect $addr:$PORT --interval $iv --timeout $to --json --no-reconnect --quiet-rtt --id victim-or-observer"
+  fi
+}
+
+# Starts server then client; OBS/VIC pids, OBS_OUT/VIC_OUT files. $1 mech,
+# $2 observer role, $3 server address, $4 observer extra, $5 observer ns,
+# $6 victim ns, $7 victim extra.
+start_pair() {
+  local mech=$1 role=$2 addr=$3 oextra=$4 ons=$5 vns=$6 vextra=${7:-}
+  OBS_OUT=$CDIR/observer.out
+  VIC_OUT=$CDIR/victim.out
+  if [ "$role" = server ]; then
+    # shellcheck disable=SC2046
+    start "$ons" "$OBS_OUT" $(obs_cmd "$mech" server "$addr" "$oextra")
+    OBS=$LAST_PID
+    wait_for "$OBS_OUT" '"event":"listening"' 3000 || return 1
+    # shellcheck disable=SC2046
+    start "$vns" "$VIC_OUT" $(vic_cmd "$mech" client "$addr" "$vextra")
+    VIC=$LAST_PID
+  else
+    # shellcheck disable=SC2046
+    start "$vns" "$VIC_OUT" $(vic_cmd "$mech" server "$addr" "$vextra")
+    VIC=$LAST_PID
+    wait_for "$VIC_OUT" '"event":"listening"' 3000 || return 1
+    # shellcheck disable=SC2046
+    start "$ons" "$OBS_OUT" $(obs_cmd "$mech" client "$addr" "$oextra")
+    OBS=$LAST_PID
+  fi
+  wait_for "$OBS_OUT" '"event":"open"' 3000 && wait_for "$VIC_OUT" '"event":"open"' 3000
+}
+
+event_time_ms() { # the event's wall-clock time in ms from a JSON line
+  local line=$1 v
+  if v=$(json_field "$line" t_ms); then
+    echo "$v"
+  else
+    v=$(json_field "$line" t) && awk -v t="$v" 'BEGIN { printf "%.3f\n", t * 1000 }'
+  fi
+}
+
+# record STATUS OUTCOME CAUSE TIME_MS NOTE: one TSV line per case.
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$SCEN" "$MECH" "$ROLE" "$EXPECT" "$BOUND" \
+    "$2" "$3" "$4" "$1" "$5" >"$OUT/results/$C.tsv"
+}
+
+# judge T_FAULT_MS: waits for the observer's verdict and records the result
+# against EXPECT ("none" or "cause1|cause2") and BOUND (ms).
+judge() {
+  local t0=$1 line cause t dt
+  local window=$((BOUND + 1000))
+  if wait_for "$OBS_OUT" '"event":"dead"' "$window"; then
+    line=$(grep -m1 '"event":"dead"' "$OBS_OUT")
+    cause=$(json_field "$line" cause)
+    t=$(event_time_ms "$line")
+    dt=$(fsub "$t" "$t0")
+    if [ "$EXPECT" = none ]; then
+      record FAIL detected "$cause" "$dt" "expected no verdict within ${window} ms"
+    elif ! [[ "|$EXPECT|" == *"|$cause|"* ]]; then
+      record FAIL detected "$cause" "$dt" "wrong cause"
+    elif ((dt > BOUND)); then
+      record FAIL detected "$cause" "$dt" "later than the bound"
+    else
+      record PASS detected "$cause" "$dt" ""
+    fi
+  elif [ "$EXPECT" = none ]; then
+    record PASS none "-" "$(fsub "$(ms_now)" "$t0")" "still open (watched)"
+  else
+    record FAIL none "-" "-" "no verdict within $window ms"
+  fi
+}
+
+# Faults, applied to host B (the victim's side).
+fault_cable() { ip -n "$NSB" link set vb down; }
+fault_kill9() { kill -KILL "$VIC" 2>/dev/null; }
+fault_stop() { kill -STOP "$VIC" 2>/dev/null; }
+fault_vanish() {
+  ip -n "$NSB" link set vb down
+  kill -KILL "$VIC" 2>/dev/null
+  wait "$VIC" 2>/dev/null
+  ip netns exec "$NSB" ss -K dst "$IPA" >/dev/null 2>&1
+}
+fault_oneway() { # B's packets never reach A; A's still reach B
+  ip netns exec "$NSB" nft -f - <<EOF
+table inet vfoneway {
+  chain out { type filter hook output priority 0; ip daddr $IPA drop; }
+}
+EOF
+}
+# The host reboots: its link is parked (nothing leaves B: no FIN, no RST),
+# the process and its sockets die, the namespace is deleted and created
+# again with the same address and the same link (same MAC, so A's neighbour
+# entry stays valid). A's next segment meets a host that knows nothing of
+# the connection: RST.
+fault_reboot() {
+  ip -n "$NSB" link set vb netns "$NSP"
+  kill -KILL "$VIC" 2>/dev/null
+  wait "$VIC" 2>/dev/null
+  ip netns exec "$NSB" ss -K >/dev/null 2>&1
+  ip netns del "$NSB"
+  ns_new "$NSB"
+  ip -n "$NSP" link set vb netns "$NSB"
+  ip -n "$NSB" addr add "$IPB/24" dev vb
+  ip -n "$NSB" link set vb up
+}
+
+# expect SCENARIO MECH -> sets EXPECT and BOUND.
+expect() {
+  local s=$1 m=$2
+  local ka=4000 uto=3500 run=4000 hb=2000 k=$m
+  case $m in ka) BOUND=$ka ;; uto) BOUND=$uto ;; run) BOUND=$run ;; hb) BOUND=$hb ;; esac
+  case $s/$k in
+  cable/ka | vanish/ka | oneway/ka | cable/run | vanish/run | oneway/run) EXPECT=keepalive_timeout ;;
+  cable/hb | vanish/hb | oneway/hb) EXPECT=heartbeat_timeout ;;
+  cable/uto | vanish/uto | oneway/uto | reboot/uto | stop/*) EXPECT=none ;;
+  cable_data/ka | stop_data/ka) EXPECT=none ;;
+  cable_data/* | stop_data/*) EXPECT=user_timeout ;;
+  kill9/*) EXPECT="closed|reset" BOUND=1000 ;;
+  reboot/*) EXPECT=reset ;;
+  esac
+  if [ "$s/$k" = stop/hb ]; then EXPECT="peer_stalled|heartbeat_timeout"; fi
+}
+
+# A two-host scenario. $1 case number, $2 scenario, $3 mech, $4 role.
+case_basic() {
+  local n=$1
+  SCEN=$2 MECH=$3 ROLE=$4
+  case_setup_vars "$SCEN-$MECH-$ROLE" "$n"
+  trap 'case_teardown; exit 130' TERM
+  expect "$SCEN" "$MECH"
+  if [ "$MECH" = hb ] && [ $HAVE_HB = 0 ]; then
+    record SKIP - - - "vigil serve/connect not available"; return
+  fi
+  if [ "$MECH" = run ] && [ $HAVE_RUN = 0 ]; then
+    record SKIP - - - "vigil run not available"; return
+  fi
+  local oextra="" fault=${SCEN%_data}
+  case $SCEN in
+  cable_data) oextra="--send 100,100" ;;
+  stop_data) oextra="--flood" ;;
+  esac
+  local saddr=$IPA ons=$NSA vns=$NSB
+  [ "$ROLE" = client ] && saddr=$IPB
+  topo_pair || { record FAIL - - - "topology setup failed"; case_teardown; return; }
+  if ! start_pair "$MECH" "$ROLE" "$saddr" "$oextra" "$ons" "$vns"; then
+    record FAIL - - - "connection did not open: $(tail -c 300 "$CDIR"/*.err | tr '\n\t' '  ')"
+    case_teardown
+    return
+  fi
+  # For stop_data, let the flood fill the stopped peer's window first so the
+  # verdict measures TCP_USER_TIMEOUT, not a buffer filling up.
+  sleep 0.3
+  local t0
+  t0=$(ms_now)
+  "fault_$fault"
+  judge "$t0"
+  case_teardown
+}
+
+# NAT: $1 case number, $2 mech (hb|ka), $3 variant (below|above), $4 role.
+# The connection goes idle at "open"; the router forgets it 4 s later.
+case_nat() {
+  local n=$1 variant=$3
+  MECH=$2 ROLE=$4 SCEN=nat_$3
+  case_setup_vars "$SCEN-$MECH-$ROLE" "$n"
+  trap 'case_teardown; exit 130' TERM
+  if [ "$MECH" = hb ] && [ $HAVE_HB = 0 ]; then
+    EXPECT=- BOUND=-
+    record SKIP - - - "vigil serve/connect not available"; return
+  fi
+  local oextra vextra
+  if [ "$MECH" = hb ]; then
+    # Pings go out after 75..100% of the interval (jitter): 6 s -> 4.5 s at
+    # the earliest, after the router forgot; 2 s keeps refreshing it.
+    if [ "$variant" = above ]; then oextra="6s 12s"; EXPECT=heartbeat_timeout BOUND=13000
+    else oextra="2s 6s"; EXPECT=none BOUND=12000; fi
+  else
+    if [ "$variant" = above ]; then oextra="--ka 6,1,2"; EXPECT=keepalive_timeout BOUND=9000
+    else oextra="--ka 2,1,2"; EXPECT=none BOUND=12000; fi
+  fi
+  vextra=$oextra
+  [ "$MECH" = ka ] && vextra=""
+  topo_nat || { record FAIL - - - "NAT topology setup failed"; case_teardown; return; }
+  local ons=$NSA vns=$NSB
+  [ "$ROLE" = server ] && ons=$NSB vns=$NSA
+  # The observer's role is $ROLE; the server always lives behind the NAT's
+  # outside (B), so for ROLE=server the observer runs in B.
+  OBS_OUT=$CDIR/observer.out
+  VIC_OUT=$CDIR/victim.out
+  local sout=$OBS_OUT cout=$VIC_OUT sextra=$oextra cextra=$vextra
+  if [ "$ROLE" = client ]; then sout=$VIC_OUT cout=$OBS_OUT sextra=$vextra cextra=$oextra; fi
+  # shellcheck disable=SC2046
+  if [ "$MECH" = hb ]; then
+    start "$NSB" "$sout" $(hb_cmd server "$IPB" $sextra)
+  else
+    start "$NSB" "$sout" $(peer_cmd server "$IPB" $sextra)
+  fi
+  wait_for "$sout" '"event":"listening"' 3000
+  # shellcheck disable=SC2046
+  if [ "$MECH" = hb ]; then
+    start "$NSA" "$cout" $(hb_cmd client "$IPB" $cextra)
+  else
+    start "$NSA" "$cout" $(peer_cmd client "$IPB" $cextra)
+  fi
+  if ! wait_for "$OBS_OUT" '"event":"open"' 3000; then
+    record FAIL - - - "connection through the NAT did not open"
+    case_teardown
+    return
+  fi
+  local t0
+  t0=$(event_time_ms "$(grep -m1 '"event":"open"' "$OBS_OUT")")
+  judge "$t0"
+  case_teardown
+}
+
+# ---- the plan ----------------------------------------------------------------
+
+plan=()
+n=0
+for scen in cable cable_data vanish kill9 reboot stop stop_data oneway; do
+  for mech in ka uto run hb; do
+    case $scen/$mech in cable_data/hb | stop_data/hb) continue ;; esac
+    for role in server client; do
+      n=$((n + 1))
+      plan+=("case_basic $n $scen $mech $role")
+    done
+  done
+done
+for mech in ka hb; do
+  for variant in below above; do
+    for role in server client; do
+      n=$((n + 1))
+      plan+=("case_nat $n $mech $variant $role")
+    done
+  done
+done
+
+# Longest cases first so the tail of the run is short.
+ordered=()
+for p in "${plan[@]}"; do [[ $p == case_nat* ]] && ordered+=("$p"); done
+for p in "${plan[@]}"; do [[ $p != case_nat* ]] && ordered+=("$p"); done
+
+echo "fault suite: ${#ordered[@]} cases, $JOBS at a time, results in $OUT"
+for p in "${ordered[@]}"; do
+  if [ -n "$ONLY" ] && ! [[ $p =~ $ONLY ]]; then continue; fi
+  while (($(jobs -rp | wc -l) >= JOBS)); do
+    wait -n 2>/dev/null
+  done
+  # shellcheck disable=SC2086
+  ( $p ) 2>>"$OUT/harness.err" &
+  case_pids+=($!)
+done
+wait
+
+# ---- report -----------------------------------------------------------------
+
+SUITE_MS=$(fsub "$(ms_now)" "$SUITE_START")
+echo "$SUITE_MS" >"$OUT/suite_ms"
+fail=0
+printf '%-11s %-4s %-7s %-32s %-7s %-9s %-18s %-7s %s\n' scenario mech role expected bound_ms \
+  outcome cause time_ms status
+for f in "$OUT"/results/*.tsv; do
+  [ -f "$f" ] || continue
+  IFS=$'\t' read -r s m r e b o c t st note <"$f"
+  printf '%-11s %-4s %-7s %-32s %-7s %-9s %-18s %-7s %s %s\n' "$s" "$m" "$r" "$e" "$b" "$o" "$c" \
+    "$t" "$st" "$note"
+  [ "$st" = FAIL ] && fail=1
+done
+echo "fault suite: total ${SUITE_MS} ms"
+exit $fail
