@@ -6,9 +6,15 @@
  * One call applies explicit values, or values derived from a detection
  * budget ("dead within D, tolerate N lost probes"), then reads back what the
  * OS took and reports, per option, applied / unsupported / failed. A missing
- * option never fails the connection. The derivation formula is in
- * docs/ARCHITECTURE.md ("Kernel keepalive") and at the top of
- * src/keepalive.c. */
+ * option never fails the connection. The derivation formula, what each OS
+ * offers and what the kernel does with the values are in docs/KEEPALIVE.md
+ * and at the top of src/keepalive.c.
+ *
+ * Units: times are milliseconds here. Keepalive idle and interval are whole
+ * seconds in every kernel, so they are rounded UP (1500 ms -> 2 s; 1 ms ->
+ * 1 s, never 0, which kernels read as "default"); the user timeout is exact
+ * on Linux (TCP_USER_TIMEOUT is ms) and rounded up to seconds where the OS
+ * counts seconds (Windows TCP_MAXRT, macOS TCP_RXT_CONNDROPTIME). */
 
 #include <stdint.h>
 
@@ -16,18 +22,24 @@
 #include "version.h"
 
 typedef struct vigil_keepalive {
-  int enable;                /* SO_KEEPALIVE on (1) or off (0) */
-  uint32_t idle_ms;          /* idle time before the first probe (0: leave) */
-  uint32_t interval_ms;      /* between unanswered probes (0: leave) */
-  uint32_t count;            /* probes before giving up (0: leave) */
-  uint32_t user_timeout_ms;  /* TCP_USER_TIMEOUT / TCP_MAXRT (0: leave) */
+  int enable;               /* SO_KEEPALIVE on (nonzero) or off (0); always applied. When 0,
+                               idle / interval / count are ignored (NOT_REQUESTED) */
+  uint32_t idle_ms;         /* idle time before the first probe (0: leave) */
+  uint32_t interval_ms;     /* between unanswered probes (0: leave) */
+  uint32_t count;           /* probes before giving up (0: leave) */
+  uint32_t user_timeout_ms; /* TCP_USER_TIMEOUT / TCP_MAXRT (0: leave) */
 } vigil_keepalive;
 
 typedef enum vigil_keepalive_status {
   VIGIL_KEEPALIVE_NOT_REQUESTED = 0,
-  VIGIL_KEEPALIVE_APPLIED,     /* set, and read back equal (or set where no read-back exists) */
-  VIGIL_KEEPALIVE_UNSUPPORTED, /* this OS / version has no such option */
-  VIGIL_KEEPALIVE_FAILED       /* the OS refused the value */
+  VIGIL_KEEPALIVE_APPLIED,     /* set, and read back equal (or set where no read-back exists:
+                                  Windows SIO_KEEPALIVE_VALS, then applied = the value sent) */
+  VIGIL_KEEPALIVE_UNSUPPORTED, /* this OS / version / socket type has no such option: absent
+                                  from the headers, or getsockopt says ENOPROTOOPT, EOPNOTSUPP
+                                  or EINVAL (e.g. TCP options on a UDP or AF_UNIX socket) */
+  VIGIL_KEEPALIVE_FAILED       /* the OS refused the value (error = its code), or took another
+                                  value than asked (error = VIGIL_ERANGE, applied = what it
+                                  took), or the socket itself is bad (VIGIL_EBADF) */
 } vigil_keepalive_status;
 
 typedef enum vigil_keepalive_option {
@@ -45,20 +57,36 @@ typedef struct vigil_keepalive_report {
   int error[VIGIL_KEEPALIVE_OPT_COUNT_];        /* VIGIL_E* when FAILED */
 } vigil_keepalive_report;
 
-/* Derives values from a budget: the peer is declared dead by the kernel at
- * most budget_ms after the connection goes silent, tolerating lost_probes
- * unanswered probes before the last. Returns 0 or VIGIL_EINVAL (budget too
- * small to express at the OS's 1 s keepalive granularity). */
+/* Derives values from a budget: the kernel declares the peer dead at most
+ * budget_ms after the last segment it received from it (up to kernel timer
+ * slack), tolerating lost_probes unanswered probes; data left
+ * unacknowledged that long also kills the connection. With
+ * S = budget_ms / 1000 (whole seconds, rounded down):
+ *   count = lost_probes + 1, interval = S / (count + 1) s,
+ *   idle = S - count * interval s, user_timeout = S s,
+ * so idle + count * interval == user_timeout. Sets enable = 1. On error *ka
+ * is left untouched.
+ * Errors: VIGIL_EINVAL (ka NULL; lost_probes > 126; S < lost_probes + 2,
+ * i.e. the budget is too small for 1 s keepalive granularity). */
 VIGIL_EXTERN int vigil_keepalive_from_budget(vigil_keepalive *ka, uint32_t budget_ms,
                                              uint32_t lost_probes);
 
-/* Applies ka to sock. Returns 0 when every requested option is APPLIED or
- * UNSUPPORTED, else the first failure's error; report (may be NULL) says
- * what happened to each option. */
+/* Applies ka to sock: SO_KEEPALIVE, then each nonzero value, each read back
+ * with getsockopt. Returns 0 when every requested option is APPLIED or
+ * UNSUPPORTED, else the first FAILED option's error (in option order);
+ * report (may be NULL) says what happened to each option and is always
+ * fully written.
+ * Errors: VIGIL_EINVAL (ka NULL; a value the OS refused or that no int can
+ * carry), VIGIL_EBADF (not a socket), VIGIL_ERANGE (the OS took a different
+ * value), or another VIGIL_E* the OS returned. */
 VIGIL_EXTERN int vigil_keepalive_apply(vigil_os_socket sock, const vigil_keepalive *ka,
                                        vigil_keepalive_report *report);
 
+/* "enable", "idle", "interval", "count", "user_timeout"; "unknown" for
+ * anything else. Never NULL. */
 VIGIL_EXTERN const char *vigil_keepalive_option_name(vigil_keepalive_option opt);
+/* "not_requested", "applied", "unsupported", "failed"; "unknown" for
+ * anything else. Never NULL. */
 VIGIL_EXTERN const char *vigil_keepalive_status_name(vigil_keepalive_status st);
 
 #endif

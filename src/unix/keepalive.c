@@ -73,7 +73,13 @@ int vigil__keepalive_os_spell(vigil_keepalive_option opt, vigil__keepalive_spell
 /* errno values meaning "no such option here": a TCP option on a UDP or
  * AF_UNIX socket, or an option this kernel predates. */
 static int unknown_option(int e) {
-  return e == ENOPROTOOPT || e == EOPNOTSUPP || e == ENOTSUP;
+  if (e == ENOPROTOOPT || e == EOPNOTSUPP)
+    return 1;
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP /* one value on Linux */
+  if (e == ENOTSUP)
+    return 1;
+#endif
+  return 0;
 }
 
 int vigil__keepalive_os_get(vigil_os_socket sock, int level, int name, int *value) {

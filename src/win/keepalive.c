@@ -27,7 +27,8 @@
 
 #include <winsock2.h>
 #include <ws2tcpip.h>
-#include <mstcpip.h>
+
+#include <mstcpip.h> /* after winsock2.h, whose types it uses */
 
 #include "keepalive-os.h"
 #include "vigil.h"
@@ -45,8 +46,8 @@
 #define TCP_KEEPINTVL 17
 #endif
 
-#define DEFAULT_IDLE_S 7200u   /* Windows' KeepAliveTime default */
-#define DEFAULT_INTERVAL_S 1u  /* Windows' KeepAliveInterval default */
+#define DEFAULT_IDLE_S 7200u  /* Windows' KeepAliveTime default */
+#define DEFAULT_INTERVAL_S 1u /* Windows' KeepAliveInterval default */
 
 int vigil__keepalive_os_spell(vigil_keepalive_option opt, vigil__keepalive_spelling *sp) {
   sp->level = IPPROTO_TCP;
@@ -186,7 +187,7 @@ void vigil__keepalive_os_extra(vigil_os_socket sock, const vigil_keepalive *ka,
   struct tcp_keepalive vals;
   DWORD bytes = 0;
   u_long idle_s, interval_s;
-  int err;
+  int rc, err;
 
   if (!ka->enable || (ka->idle_ms == 0 && ka->interval_ms == 0))
     return;
@@ -207,8 +208,8 @@ void vigil__keepalive_os_extra(vigil_os_socket sock, const vigil_keepalive *ka,
   vals.onoff = 1;
   vals.keepalivetime = seconds_to_ms(idle_s);
   vals.keepaliveinterval = seconds_to_ms(interval_s);
-  if (WSAIoctl((SOCKET)sock, SIO_KEEPALIVE_VALS, &vals, sizeof vals, NULL, 0, &bytes, NULL,
-               NULL) == 0) {
+  rc = WSAIoctl((SOCKET)sock, SIO_KEEPALIVE_VALS, &vals, sizeof vals, NULL, 0, &bytes, NULL, NULL);
+  if (rc == 0) {
     if (ka->idle_ms)
       vigil__keepalive_record(report, VIGIL_KEEPALIVE_OPT_IDLE, VIGIL_KEEPALIVE_APPLIED,
                               (uint32_t)vals.keepalivetime, 0);
