@@ -45,8 +45,6 @@
 #define VIGIL__TCP_CONNECTED 0x08u  /* a stream: accepted or connected */
 #define VIGIL__TCP_CLOSING 0x10u    /* vigil_tcp_close called */
 #define VIGIL__TCP_CLOSED 0x20u     /* close callback done */
-#define VIGIL__TCP_READ_EOF 0x40u   /* EOF or a read error was reported */
-#define VIGIL__TCP_WRITE_ERR 0x80u  /* a write failed; later writes fail too */
 
 #define VIGIL__REQ_WRITE 1u
 #define VIGIL__REQ_CONNECT 2u
@@ -105,8 +103,6 @@ void vigil__connect_done(vigil_connect_req *req, int status);
 /* Every operation of tcp has completed after vigil__tcp_close: its close
  * callback may run (phase 6). Call exactly once per close. */
 void vigil__tcp_closed(vigil_tcp *tcp);
-/* Bookkeeping when the platform stops reading on its own (EOF, error). */
-void vigil__tcp_read_stopped(vigil_tcp *tcp);
 /* The written byte count of a write request: handle->write_queue_size
  * shrinks by n (the platform calls this as bytes go out). */
 void vigil__write_progress(vigil_write_req *req, size_t n);
@@ -131,6 +127,9 @@ uint64_t vigil__plat_clock(void *arg, vigil_clock_id id);
 /* Interface index for an IPv6 scope name ("eth0"), 0 if unknown. */
 unsigned vigil__plat_if_index(const char *name);
 
+/* Initialises tcp->plat for a handle with no socket (from vigil_tcp_init,
+ * and for the client in vigil_tcp_accept before the socket moves in). */
+void vigil__tcp_plat_init(vigil_tcp *tcp);
 /* tcp has no socket; create one of addr's family, set options per flags,
  * bind, listen, and start accepting (connection_cb is set). On error the
  * handle is left without a socket. */
@@ -158,8 +157,10 @@ int vigil__tcp_name(const vigil_tcp *tcp, int peer, struct sockaddr *name, int *
 
 /* ---- helpers for platforms ------------------------------------------------ */
 
-/* Calls read_cb with nread (and buf, or an empty one). After an EOF or an
- * error it also stops reading. */
+/* Calls read_cb with nread (and buf, or an empty one if NULL). For an EOF
+ * or an error (nread < 0) it first stops reading (flags, counters and
+ * vigil__tcp_read_stop), so the handle is quiet unless the callback starts
+ * reading again. */
 void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf);
 
 #endif

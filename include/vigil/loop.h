@@ -285,6 +285,8 @@ struct vigil_stall_watch {
   vigil_stall_cb cb;          /* private */
 };
 
+/* Starts (or, if started, keeps) w. Before its first start w must be
+ * zero-filled (static, calloc, memset or `= {0}`). */
 VIGIL_EXTERN void vigil_loop_stall_start(vigil_loop *loop, vigil_stall_watch *w,
                                          vigil_stall_cb cb);
 /* Harmless if not started. */

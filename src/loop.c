@@ -1,0 +1,808 @@
+/* The portable half of the event loop.
+ *
+ * Why a loop of our own at all: vigil's liveness rules depend on the loop
+ * in ways a general-purpose loop does not promise. A heartbeat timer must
+ * never fire early (a verdict before `timeout` is a bug), every readable
+ * byte must reach the session before its timers run (or a pong sitting in
+ * the socket buffer loses the race with the deadline it answers), and the
+ * loop must notice when it was itself not running -- a stopped process, a
+ * long callback, a suspended laptop -- so that nobody is convicted for our
+ * own silence. Hence the fixed order of one iteration (described in
+ * include/vigil/loop.h): wait, read everything ready, check for a stall,
+ * run the wheel, run the deferred flushes, run completions.
+ *
+ * Operations, not readiness. Like libuv, the public API starts operations
+ * (listen, connect, read, write) and reports completions, because that is
+ * the only model both readiness APIs (epoll, poll) and completion ports
+ * (IOCP) can implement without contortions. The seam is
+ * src/loop-internal.h: this file validates arguments, keeps handle flags
+ * and the counters that decide whether the loop is alive, queues writes,
+ * and runs callbacks for completed requests; the platform (src/unix/ or
+ * src/win/) starts operations and reports their completion. On POSIX a
+ * small readiness-to-completion layer (src/unix/tcp.c) sits on a poller
+ * chosen at run time (epoll or poll), so one test suite covers both.
+ *
+ * Memory. The caller owns every handle and request. A write or connect
+ * callback runs in the completion phase, never from inside the call that
+ * started it, so a callback never re-enters the caller unexpectedly. A
+ * closed handle's memory is the library's until its close callback, which
+ * runs after every cancelled request's callback.
+ *
+ * Time. The loop caches CLOCK_MONOTONIC once per iteration (nanoseconds;
+ * the wheel's ticks are that time in whole milliseconds). The wait before
+ * the next timer is rounded up to the next millisecond, so the wheel, which
+ * fires a timer when now_ms >= expiry, is never early; it may be late by
+ * the scheduler's latency. Stalls are measured from one stall check to the
+ * next, against the wait the loop planned in between: anything beyond
+ * planned + threshold was time the loop was not running (slow callbacks,
+ * SIGSTOP, an overloaded machine). A suspend does not advance MONOTONIC on
+ * Linux, so it is seen instead as BOOTTIME - MONOTONIC growing. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
+#include "loop-internal.h"
+
+#define NS_PER_MS ((uint64_t)1000000)
+#define DEFAULT_STALL_THRESHOLD_MS 500u
+
+/* ---- loop ----------------------------------------------------------------- */
+
+void vigil_loop_options_init(vigil_loop_options *opts) {
+  memset(opts, 0, sizeof *opts);
+}
+
+/* VIGIL_BACKEND=epoll|poll|iocp picks the backend when the options leave
+ * it to us; an unknown name is an error rather than a silent default, so a
+ * test run meant for poll cannot quietly test epoll. */
+static int resolve_backend(vigil_backend asked, vigil_backend *out) {
+  const char *env;
+  if (asked != VIGIL_BACKEND_DEFAULT) {
+    if ((unsigned)asked > (unsigned)VIGIL_BACKEND_IOCP)
+      return VIGIL_EINVAL;
+    *out = asked;
+    return 0;
+  }
+  env = getenv("VIGIL_BACKEND");
+  if (env == NULL || env[0] == '\0')
+    *out = vigil__plat_default_backend();
+  else if (strcmp(env, "epoll") == 0)
+    *out = VIGIL_BACKEND_EPOLL;
+  else if (strcmp(env, "poll") == 0)
+    *out = VIGIL_BACKEND_POLL;
+  else if (strcmp(env, "iocp") == 0)
+    *out = VIGIL_BACKEND_IOCP;
+  else
+    return VIGIL_EINVAL;
+  return 0;
+}
+
+static uint64_t read_clock(const vigil_loop *loop, vigil_clock_id id) {
+  return loop->clock(loop->clock_arg, id);
+}
+
+static uint64_t boot_offset(const vigil_loop *loop, uint64_t mono) {
+  uint64_t boot = read_clock(loop, VIGIL_CLOCK_BOOTTIME);
+  return boot > mono ? boot - mono : 0;
+}
+
+int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts) {
+  vigil_loop_options defaults;
+  vigil_backend backend;
+  int err;
+
+  if (loop == NULL)
+    return VIGIL_EINVAL;
+  if (opts == NULL) {
+    vigil_loop_options_init(&defaults);
+    opts = &defaults;
+  }
+  err = resolve_backend(opts->backend, &backend);
+  if (err != 0)
+    return err;
+  memset(loop, 0, sizeof *loop);
+  loop->clock = opts->clock != NULL ? opts->clock : vigil__plat_clock;
+  loop->clock_arg = opts->clock_arg;
+  loop->stall_threshold_ns =
+      (uint64_t)(opts->stall_threshold_ms != 0 ? opts->stall_threshold_ms
+                                               : DEFAULT_STALL_THRESHOLD_MS) *
+      NS_PER_MS;
+  loop->planned_timeout_ms = -1;
+  vigil__queue_init(&loop->done_reqs);
+  vigil__queue_init(&loop->closing);
+  vigil__queue_init(&loop->defers);
+  vigil__queue_init(&loop->stall_watchers);
+  loop->now_ns = read_clock(loop, VIGIL_CLOCK_MONOTONIC);
+  loop->last_check_ns = loop->now_ns;
+  loop->boot_offset_ns = boot_offset(loop, loop->now_ns);
+  vigil_wheel_init(&loop->wheel, loop->now_ns / NS_PER_MS);
+  loop->backend = backend;
+  return vigil__plat_init(loop, backend);
+}
+
+int vigil_loop_close(vigil_loop *loop) {
+  if (loop->nhandles != 0 || !vigil__queue_empty(&loop->done_reqs) ||
+      !vigil__queue_empty(&loop->closing))
+    return VIGIL_EBUSY;
+  vigil__plat_close(loop);
+  loop->plat = NULL;
+  loop->plat_ops = NULL;
+  return 0;
+}
+
+static int has_pending(const vigil_loop *loop) {
+  return !vigil__queue_empty(&loop->defers) || !vigil__queue_empty(&loop->done_reqs) ||
+         !vigil__queue_empty(&loop->closing);
+}
+
+int vigil_loop_alive(const vigil_loop *loop) {
+  return loop->active_handles != 0 || loop->active_reqs != 0 || loop->wheel.count != 0 ||
+         has_pending(loop);
+}
+
+void vigil_loop_stop(vigil_loop *loop) {
+  loop->stop_flag = 1;
+}
+
+uint64_t vigil_loop_now_ns(const vigil_loop *loop) {
+  return loop->now_ns;
+}
+
+uint64_t vigil_loop_now_ms(const vigil_loop *loop) {
+  return loop->now_ns / NS_PER_MS;
+}
+
+void vigil_loop_update_time(vigil_loop *loop) {
+  uint64_t t = read_clock(loop, VIGIL_CLOCK_MONOTONIC);
+  if (t > loop->now_ns)
+    loop->now_ns = t;
+}
+
+const char *vigil_loop_backend_name(const vigil_loop *loop) {
+  return vigil__plat_name(loop);
+}
+
+/* How long the next wait may block: 0 when something is already waiting
+ * to run, -1 (forever) when no timer is armed, else the time to the wheel's
+ * next expiry rounded up to whole milliseconds. */
+static int wait_timeout(const vigil_loop *loop) {
+  uint64_t next, deadline, ms;
+  if (loop->stop_flag || has_pending(loop))
+    return 0;
+  next = vigil_wheel_next_expiry(&loop->wheel);
+  if (next == UINT64_MAX)
+    return -1;
+  if (next > UINT64_MAX / NS_PER_MS)
+    return INT_MAX;
+  deadline = next * NS_PER_MS;
+  if (deadline <= loop->now_ns)
+    return 0;
+  ms = (deadline - loop->now_ns + NS_PER_MS - 1) / NS_PER_MS;
+  return ms > (uint64_t)INT_MAX ? INT_MAX : (int)ms;
+}
+
+static void notify_stall(vigil_loop *loop, uint64_t stall_ns, vigil_stall_kind kind) {
+  vigil__queue todo, *q;
+  vigil_stall_watch *w;
+  /* Walk a detached copy so a callback may stop any watcher (it is then
+   * unlinked from `todo`) or start one (it joins the loop's list and waits
+   * for the next stall). */
+  vigil__queue_move(&loop->stall_watchers, &todo);
+  while (!vigil__queue_empty(&todo)) {
+    q = todo.next;
+    vigil__queue_remove(q);
+    vigil__queue_insert_tail(&loop->stall_watchers, q);
+    w = vigil_container_of(q, vigil_stall_watch, link);
+    w->cb(loop, w, stall_ns, kind);
+  }
+}
+
+static void check_stall(vigil_loop *loop) {
+  uint64_t elapsed = loop->now_ns - loop->last_check_ns;
+  uint64_t planned, offset;
+
+  if (loop->planned_timeout_ms >= 0) {
+    planned = (uint64_t)loop->planned_timeout_ms * NS_PER_MS;
+    if (elapsed > planned + loop->stall_threshold_ns)
+      notify_stall(loop, elapsed - planned, VIGIL_STALL_GAP);
+  }
+  offset = boot_offset(loop, loop->now_ns);
+  if (offset > loop->boot_offset_ns + loop->stall_threshold_ns)
+    notify_stall(loop, offset - loop->boot_offset_ns, VIGIL_STALL_SUSPEND);
+  loop->boot_offset_ns = offset;
+  loop->last_check_ns = loop->now_ns;
+}
+
+static void fire_timer(vigil_timer *node, void *arg) {
+  vigil_loop_timer *t = vigil_container_of(node, vigil_loop_timer, node);
+  t->cb((vigil_loop *)arg, t);
+}
+
+static void run_defers(vigil_loop *loop) {
+  vigil__queue todo, *q;
+  vigil_defer *d;
+  /* Detached, so a defer queued from here runs in the next iteration and a
+   * callback that keeps re-queueing itself cannot starve the loop. */
+  vigil__queue_move(&loop->defers, &todo);
+  while (!vigil__queue_empty(&todo)) {
+    q = todo.next;
+    vigil__queue_remove(q);
+    d = vigil_container_of(q, vigil_defer, link);
+    d->cb(loop, d);
+  }
+}
+
+static void complete_req(vigil_loop *loop, vigil__req *r) {
+  vigil_write_req *w;
+  vigil_connect_req *c;
+
+  loop->active_reqs--;
+  if (r->type == VIGIL__REQ_WRITE) {
+    w = vigil_container_of(r, vigil_write_req, req);
+    if (w->bufs != w->bufsml)
+      free(w->bufs);
+    w->bufs = NULL;
+    if (w->cb != NULL)
+      w->cb(w, r->status);
+  } else {
+    c = vigil_container_of(r, vigil_connect_req, req);
+    c->cb(c, r->status);
+  }
+}
+
+/* Completions of this iteration: request callbacks first, then close
+ * callbacks, so a handle's cancelled writes are reported before it is
+ * declared closed (and its memory may go). */
+static void run_completions(vigil_loop *loop) {
+  vigil__queue reqs, closed, *q;
+  vigil_tcp *tcp;
+
+  vigil__queue_move(&loop->done_reqs, &reqs);
+  vigil__queue_move(&loop->closing, &closed);
+  while (!vigil__queue_empty(&reqs)) {
+    q = reqs.next;
+    vigil__queue_remove(q);
+    complete_req(loop, vigil_container_of(q, vigil__req, link));
+  }
+  while (!vigil__queue_empty(&closed)) {
+    q = closed.next;
+    vigil__queue_remove(q);
+    tcp = vigil_container_of(q, vigil_tcp, close_link);
+    tcp->flags |= VIGIL__TCP_CLOSED;
+    loop->nhandles--;
+    if (tcp->close_cb != NULL)
+      tcp->close_cb(tcp);
+  }
+}
+
+int vigil_loop_run(vigil_loop *loop, vigil_run_mode mode) {
+  int alive, timeout, err = 0;
+
+  alive = vigil_loop_alive(loop);
+  if (!alive)
+    vigil_loop_update_time(loop);
+  while (alive && !loop->stop_flag) {
+    vigil_loop_update_time(loop);
+    timeout = mode == VIGIL_RUN_NOWAIT ? 0 : wait_timeout(loop);
+    loop->planned_timeout_ms = timeout;
+    err = vigil__plat_poll(loop, timeout);
+    vigil_loop_update_time(loop);
+    check_stall(loop);
+    vigil_wheel_advance(&loop->wheel, loop->now_ns / NS_PER_MS, fire_timer, loop);
+    run_defers(loop);
+    run_completions(loop);
+    alive = vigil_loop_alive(loop);
+    if (err != 0 || mode != VIGIL_RUN_DEFAULT)
+      break;
+  }
+  loop->stop_flag = 0;
+  if (err != 0)
+    return err;
+  return alive ? 1 : 0;
+}
+
+/* ---- timers, defers, stall watchers --------------------------------------- */
+
+void vigil_loop_timer_init(vigil_loop_timer *t) {
+  vigil_timer_init(&t->node);
+  t->cb = NULL;
+}
+
+void vigil_loop_timer_arm(vigil_loop *loop, vigil_loop_timer *t, uint64_t expires_ms,
+                          vigil_loop_timer_cb cb) {
+  t->cb = cb;
+  vigil_wheel_arm(&loop->wheel, &t->node, expires_ms);
+}
+
+void vigil_loop_timer_cancel(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_wheel_cancel(&loop->wheel, &t->node);
+}
+
+int vigil_loop_timer_armed(const vigil_loop_timer *t) {
+  return vigil_timer_armed(&t->node);
+}
+
+void vigil_defer_init(vigil_defer *d, vigil_defer_cb cb) {
+  vigil__queue_init(&d->link);
+  d->cb = cb;
+}
+
+void vigil_loop_defer(vigil_loop *loop, vigil_defer *d) {
+  if (vigil__queue_empty(&d->link))
+    vigil__queue_insert_tail(&loop->defers, &d->link);
+}
+
+void vigil_loop_defer_cancel(vigil_loop *loop, vigil_defer *d) {
+  (void)loop;
+  vigil__queue_remove(&d->link);
+}
+
+int vigil_defer_queued(const vigil_defer *d) {
+  return !vigil__queue_empty(&d->link);
+}
+
+void vigil_loop_stall_start(vigil_loop *loop, vigil_stall_watch *w, vigil_stall_cb cb) {
+  w->cb = cb;
+  if (w->link.next == NULL)
+    vigil__queue_init(&w->link);
+  if (vigil__queue_empty(&w->link))
+    vigil__queue_insert_tail(&loop->stall_watchers, &w->link);
+}
+
+void vigil_loop_stall_stop(vigil_loop *loop, vigil_stall_watch *w) {
+  (void)loop;
+  if (w->link.next != NULL)
+    vigil__queue_remove(&w->link);
+}
+
+/* ---- TCP ------------------------------------------------------------------ */
+
+vigil_buf vigil_buf_init(char *base, size_t len) {
+  vigil_buf b;
+  b.base = base;
+#if defined(_WIN32)
+  b.len = len > (size_t)ULONG_MAX ? ULONG_MAX : (unsigned long)len;
+#else
+  b.len = len;
+#endif
+  return b;
+}
+
+static int is_active(unsigned flags) {
+  return (flags & VIGIL__TCP_CLOSING) == 0 &&
+         (flags & (VIGIL__TCP_LISTENING | VIGIL__TCP_READING)) != 0;
+}
+
+/* Every flag change goes through here so loop->active_handles stays the
+ * number of handles that keep the loop alive. */
+static void set_flags(vigil_tcp *tcp, unsigned set, unsigned clear) {
+  int was = is_active(tcp->flags);
+  int now;
+  tcp->flags = (tcp->flags | set) & ~clear;
+  now = is_active(tcp->flags);
+  if (now && !was)
+    tcp->loop->active_handles++;
+  else if (was && !now)
+    tcp->loop->active_handles--;
+}
+
+int vigil_tcp_init(vigil_loop *loop, vigil_tcp *tcp) {
+  if (loop == NULL || tcp == NULL)
+    return VIGIL_EINVAL;
+  memset(tcp, 0, sizeof *tcp);
+  tcp->loop = loop;
+  tcp->socket = VIGIL_INVALID_SOCKET;
+  vigil__queue_init(&tcp->write_queue);
+  vigil__queue_init(&tcp->close_link);
+  vigil__tcp_plat_init(tcp);
+  loop->nhandles++;
+  return 0;
+}
+
+int vigil_tcp_bind_listen(vigil_tcp *tcp, const struct sockaddr *addr, int backlog,
+                          unsigned flags, vigil_connection_cb cb) {
+  int len, err;
+  if (tcp == NULL || addr == NULL || cb == NULL || tcp->flags != 0 ||
+      tcp->socket != VIGIL_INVALID_SOCKET ||
+      (flags & ~(VIGIL_TCP_REUSEPORT | VIGIL_TCP_IPV6ONLY)) != 0)
+    return VIGIL_EINVAL;
+  len = vigil_ip_len(addr);
+  if (len == 0)
+    return VIGIL_EAFNOSUPPORT;
+  tcp->connection_cb = cb;
+  set_flags(tcp, VIGIL__TCP_LISTENING, 0);
+  err = vigil__tcp_listen(tcp, addr, len, backlog, flags);
+  if (err != 0) {
+    set_flags(tcp, 0, VIGIL__TCP_LISTENING);
+    tcp->connection_cb = NULL;
+  }
+  return err;
+}
+
+int vigil_tcp_accept(vigil_tcp *server, vigil_tcp *client) {
+  int err;
+  if (server == NULL || client == NULL || (server->flags & VIGIL__TCP_LISTENING) == 0 ||
+      client->flags != 0 || client->socket != VIGIL_INVALID_SOCKET)
+    return VIGIL_EINVAL;
+  err = vigil__tcp_accept(server, client);
+  if (err == 0)
+    set_flags(client, VIGIL__TCP_CONNECTED, 0);
+  return err;
+}
+
+int vigil_tcp_accept_drop(vigil_tcp *server) {
+  if (server == NULL || (server->flags & VIGIL__TCP_LISTENING) == 0)
+    return VIGIL_EINVAL;
+  return vigil__tcp_accept_drop(server);
+}
+
+int vigil_tcp_connect(vigil_connect_req *req, vigil_tcp *tcp, const struct sockaddr *addr,
+                      vigil_connect_cb cb) {
+  int len, err;
+  if (req == NULL || tcp == NULL || addr == NULL || cb == NULL ||
+      (tcp->flags & (VIGIL__TCP_LISTENING | VIGIL__TCP_CONNECTING | VIGIL__TCP_CONNECTED |
+                     VIGIL__TCP_CLOSING)) != 0)
+    return VIGIL_EINVAL;
+  len = vigil_ip_len(addr);
+  if (len == 0)
+    return VIGIL_EAFNOSUPPORT;
+  memset(&req->req, 0, sizeof req->req);
+  vigil__queue_init(&req->req.link);
+  req->req.type = VIGIL__REQ_CONNECT;
+  req->handle = tcp;
+  req->cb = cb;
+  tcp->connect_req = req;
+  set_flags(tcp, VIGIL__TCP_CONNECTING, 0);
+  tcp->loop->active_reqs++;
+  err = vigil__tcp_connect(req, addr, len);
+  if (err != 0) {
+    tcp->loop->active_reqs--;
+    tcp->connect_req = NULL;
+    set_flags(tcp, 0, VIGIL__TCP_CONNECTING);
+  }
+  return err;
+}
+
+int vigil_tcp_read_start(vigil_tcp *tcp, vigil_alloc_cb alloc_cb, vigil_read_cb read_cb) {
+  int err;
+  if (tcp == NULL || alloc_cb == NULL || read_cb == NULL ||
+      (tcp->flags & (VIGIL__TCP_CLOSING | VIGIL__TCP_LISTENING)) != 0)
+    return VIGIL_EINVAL;
+  if ((tcp->flags & VIGIL__TCP_CONNECTED) == 0)
+    return VIGIL_ENOTCONN;
+  if ((tcp->flags & VIGIL__TCP_READING) != 0)
+    return VIGIL_EALREADY;
+  tcp->alloc_cb = alloc_cb;
+  tcp->read_cb = read_cb;
+  set_flags(tcp, VIGIL__TCP_READING, 0);
+  err = vigil__tcp_read_start(tcp);
+  if (err != 0)
+    set_flags(tcp, 0, VIGIL__TCP_READING);
+  return err;
+}
+
+int vigil_tcp_read_stop(vigil_tcp *tcp) {
+  if (tcp == NULL || (tcp->flags & VIGIL__TCP_READING) == 0)
+    return 0;
+  set_flags(tcp, 0, VIGIL__TCP_READING);
+  if ((tcp->flags & VIGIL__TCP_CLOSING) == 0)
+    vigil__tcp_read_stop(tcp);
+  return 0;
+}
+
+void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  vigil_buf empty;
+  if (nread < 0)
+    vigil_tcp_read_stop(tcp);
+  if (buf == NULL) {
+    memset(&empty, 0, sizeof empty);
+    buf = &empty;
+  }
+  tcp->read_cb(tcp, nread, buf);
+}
+
+static int stream_state(const vigil_tcp *tcp) {
+  if ((tcp->flags & VIGIL__TCP_LISTENING) != 0)
+    return VIGIL_EINVAL;
+  if ((tcp->flags & VIGIL__TCP_CLOSING) != 0)
+    return VIGIL_EPIPE;
+  if ((tcp->flags & (VIGIL__TCP_CONNECTED | VIGIL__TCP_CONNECTING)) == 0)
+    return VIGIL_ENOTCONN;
+  return 0;
+}
+
+int vigil_tcp_write(vigil_write_req *req, vigil_tcp *tcp, const vigil_buf bufs[],
+                    unsigned nbufs, vigil_write_cb cb) {
+  size_t total = 0;
+  unsigned i;
+  int err;
+
+  if (req == NULL || tcp == NULL || bufs == NULL || nbufs == 0)
+    return VIGIL_EINVAL;
+  err = stream_state(tcp);
+  if (err != 0)
+    return err;
+  req->bufs = req->bufsml;
+  if (nbufs > VIGIL_WRITE_INLINE_BUFS) {
+    req->bufs = malloc(nbufs * sizeof *req->bufs);
+    if (req->bufs == NULL)
+      return VIGIL_ENOMEM;
+  }
+  for (i = 0; i < nbufs; i++) {
+    if (bufs[i].base == NULL && bufs[i].len != 0) {
+      if (req->bufs != req->bufsml)
+        free(req->bufs);
+      req->bufs = NULL;
+      return VIGIL_EINVAL;
+    }
+    req->bufs[i] = bufs[i];
+    total += bufs[i].len;
+  }
+  memset(&req->req, 0, sizeof req->req);
+  vigil__queue_init(&req->req.link);
+  req->req.type = VIGIL__REQ_WRITE;
+  req->handle = tcp;
+  req->cb = cb;
+  req->nbufs = nbufs;
+  req->index = 0;
+  vigil__queue_insert_tail(&tcp->write_queue, &req->req.link);
+  tcp->write_queue_size += total;
+  tcp->loop->active_reqs++;
+  vigil__tcp_write(req);
+  return 0;
+}
+
+long vigil_tcp_try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs) {
+  int err;
+  if (tcp == NULL || bufs == NULL || nbufs == 0)
+    return VIGIL_EINVAL;
+  err = stream_state(tcp);
+  if (err != 0)
+    return err;
+  if ((tcp->flags & VIGIL__TCP_CONNECTING) != 0 || !vigil__queue_empty(&tcp->write_queue))
+    return VIGIL_EAGAIN;
+  return vigil__tcp_try_write(tcp, bufs, nbufs);
+}
+
+size_t vigil_tcp_write_queue_size(const vigil_tcp *tcp) {
+  return tcp->write_queue_size;
+}
+
+static void close_handle(vigil_tcp *tcp, vigil_close_cb cb, int reset) {
+  if (tcp == NULL || (tcp->flags & VIGIL__TCP_CLOSING) != 0)
+    return;
+  tcp->close_cb = cb;
+  set_flags(tcp, VIGIL__TCP_CLOSING, VIGIL__TCP_READING | VIGIL__TCP_LISTENING);
+  vigil__tcp_close(tcp, reset);
+}
+
+void vigil_tcp_close(vigil_tcp *tcp, vigil_close_cb cb) {
+  close_handle(tcp, cb, 0);
+}
+
+void vigil_tcp_close_reset(vigil_tcp *tcp, vigil_close_cb cb) {
+  close_handle(tcp, cb, 1);
+}
+
+int vigil_tcp_is_closing(const vigil_tcp *tcp) {
+  return (tcp->flags & VIGIL__TCP_CLOSING) != 0;
+}
+
+vigil_os_socket vigil_tcp_socket(const vigil_tcp *tcp) {
+  return tcp->socket;
+}
+
+int vigil_tcp_nodelay(vigil_tcp *tcp, int enable) {
+  if (tcp == NULL || tcp->socket == VIGIL_INVALID_SOCKET)
+    return VIGIL_EBADF;
+  return vigil__tcp_nodelay(tcp, enable != 0);
+}
+
+static int tcp_name(const vigil_tcp *tcp, int peer, struct sockaddr *name, int *len) {
+  if (tcp == NULL || name == NULL || len == NULL || *len <= 0)
+    return VIGIL_EINVAL;
+  if (tcp->socket == VIGIL_INVALID_SOCKET)
+    return VIGIL_EBADF;
+  return vigil__tcp_name(tcp, peer, name, len);
+}
+
+int vigil_tcp_sockname(const vigil_tcp *tcp, struct sockaddr *name, int *len) {
+  return tcp_name(tcp, 0, name, len);
+}
+
+int vigil_tcp_peername(const vigil_tcp *tcp, struct sockaddr *name, int *len) {
+  return tcp_name(tcp, 1, name, len);
+}
+
+/* ---- completions reported by the platform --------------------------------- */
+
+void vigil__write_progress(vigil_write_req *req, size_t n) {
+  req->handle->write_queue_size -= n;
+}
+
+void vigil__write_done(vigil_write_req *req, int status) {
+  vigil_tcp *tcp = req->handle;
+  unsigned i;
+  /* Bytes never written leave the queue's count with the request. */
+  for (i = req->index; i < req->nbufs; i++)
+    tcp->write_queue_size -= req->bufs[i].len;
+  req->index = req->nbufs;
+  req->req.status = status;
+  vigil__queue_remove(&req->req.link);
+  vigil__queue_insert_tail(&tcp->loop->done_reqs, &req->req.link);
+}
+
+void vigil__connect_done(vigil_connect_req *req, int status) {
+  vigil_tcp *tcp = req->handle;
+  tcp->connect_req = NULL;
+  set_flags(tcp, status == 0 ? VIGIL__TCP_CONNECTED : 0, VIGIL__TCP_CONNECTING);
+  req->req.status = status;
+  vigil__queue_insert_tail(&tcp->loop->done_reqs, &req->req.link);
+}
+
+void vigil__tcp_closed(vigil_tcp *tcp) {
+  vigil__queue_insert_tail(&tcp->loop->closing, &tcp->close_link);
+}
+
+/* ---- addresses ------------------------------------------------------------ */
+
+int vigil_ip_len(const struct sockaddr *sa) {
+  if (sa == NULL)
+    return 0;
+  if (sa->sa_family == AF_INET)
+    return (int)sizeof(struct sockaddr_in);
+  if (sa->sa_family == AF_INET6)
+    return (int)sizeof(struct sockaddr_in6);
+  return 0;
+}
+
+/* "65535" and nothing else: digits only, no sign, no overflow. */
+static int parse_port(const char *s, uint16_t *port) {
+  unsigned long v = 0;
+  if (*s == '\0')
+    return VIGIL_EINVAL;
+  for (; *s != '\0'; s++) {
+    if (*s < '0' || *s > '9')
+      return VIGIL_EINVAL;
+    v = v * 10 + (unsigned long)(*s - '0');
+    if (v > 65535)
+      return VIGIL_EINVAL;
+  }
+  *port = (uint16_t)v;
+  return 0;
+}
+
+static int parse_scope(const char *s, uint32_t *scope) {
+  unsigned long v = 0;
+  const char *p;
+  if (*s == '\0')
+    return VIGIL_EINVAL;
+  for (p = s; *p >= '0' && *p <= '9'; p++) {
+    v = v * 10 + (unsigned long)(*p - '0');
+    if (v > UINT32_MAX)
+      return VIGIL_EINVAL;
+  }
+  if (*p == '\0') {
+    *scope = (uint32_t)v;
+    return 0;
+  }
+  *scope = vigil__plat_if_index(s);
+  return *scope != 0 ? 0 : VIGIL_EINVAL;
+}
+
+static int parse_v6(const char *text, struct sockaddr_storage *out) {
+  char host[64];
+  const char *close = strchr(text, ']');
+  const char *pct;
+  struct sockaddr_in6 sin6;
+  size_t n;
+  uint32_t scope = 0;
+  uint16_t port;
+
+  if (close == NULL || close[1] != ':')
+    return VIGIL_EINVAL;
+  n = (size_t)(close - (text + 1));
+  if (n == 0 || n >= sizeof host)
+    return VIGIL_EINVAL;
+  memcpy(host, text + 1, n);
+  host[n] = '\0';
+  if (parse_port(close + 2, &port) != 0)
+    return VIGIL_EINVAL;
+  pct = strchr(host, '%');
+  if (pct != NULL) {
+    if (parse_scope(pct + 1, &scope) != 0)
+      return VIGIL_EINVAL;
+    host[pct - host] = '\0';
+  }
+  memset(&sin6, 0, sizeof sin6);
+  sin6.sin6_family = AF_INET6;
+  sin6.sin6_port = htons(port);
+  sin6.sin6_scope_id = scope;
+  if (inet_pton(AF_INET6, host, &sin6.sin6_addr) != 1)
+    return VIGIL_EINVAL;
+  memset(out, 0, sizeof *out);
+  memcpy(out, &sin6, sizeof sin6);
+  return 0;
+}
+
+static int parse_v4(const char *text, struct sockaddr_storage *out) {
+  char host[16];
+  const char *colon = strrchr(text, ':');
+  struct sockaddr_in sin;
+  size_t n;
+  uint16_t port;
+
+  if (colon == NULL)
+    return VIGIL_EINVAL;
+  n = (size_t)(colon - text);
+  if (n == 0 || n >= sizeof host)
+    return VIGIL_EINVAL;
+  memcpy(host, text, n);
+  host[n] = '\0';
+  if (parse_port(colon + 1, &port) != 0)
+    return VIGIL_EINVAL;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  if (strcmp(host, "localhost") == 0)
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  else if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+    return VIGIL_EINVAL;
+  memset(out, 0, sizeof *out);
+  memcpy(out, &sin, sizeof sin);
+  return 0;
+}
+
+int vigil_ip_parse(const char *text, struct sockaddr_storage *out) {
+  if (text == NULL || out == NULL)
+    return VIGIL_EINVAL;
+  if (text[0] == '[')
+    return parse_v6(text, out);
+  return parse_v4(text, out);
+}
+
+int vigil_ip_format(const struct sockaddr *sa, char *buf, size_t size) {
+  char host[64];
+  char tmp[VIGIL_ADDRSTRLEN];
+  const struct sockaddr_in *sin;
+  const struct sockaddr_in6 *sin6;
+  size_t n;
+  int len;
+
+  if (sa == NULL || buf == NULL)
+    return VIGIL_EINVAL;
+  if (sa->sa_family == AF_INET) {
+    sin = (const struct sockaddr_in *)(const void *)sa;
+    if (inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host) == NULL)
+      return VIGIL_EINVAL;
+    len = snprintf(tmp, sizeof tmp, "%s:%u", host, (unsigned)ntohs(sin->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    sin6 = (const struct sockaddr_in6 *)(const void *)sa;
+    if (inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host) == NULL)
+      return VIGIL_EINVAL;
+    if (sin6->sin6_scope_id != 0)
+      len = snprintf(tmp, sizeof tmp, "[%s%%%lu]:%u", host,
+                     (unsigned long)sin6->sin6_scope_id, (unsigned)ntohs(sin6->sin6_port));
+    else
+      len = snprintf(tmp, sizeof tmp, "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
+  } else {
+    return VIGIL_EAFNOSUPPORT;
+  }
+  if (len < 0 || (size_t)len >= sizeof tmp)
+    return VIGIL_EINVAL;
+  n = (size_t)len;
+  if (n >= size)
+    return VIGIL_ENOSPACE;
+  memcpy(buf, tmp, n + 1);
+  return len;
+}

@@ -1,0 +1,454 @@
+/* TCP on POSIX: turns readiness (from epoll or poll) into the completions
+ * the portable loop expects.
+ *
+ * A handle's interest is derived, never stored by hand: it wants READ while
+ * listening or reading, and WRITE while connecting or while writes are
+ * queued; after every operation and every event, sync_interest() makes the
+ * poller's registration match. So an idle connection with nothing queued is
+ * registered for reading only, and a connection that is not reading and has
+ * nothing to write is not registered at all.
+ *
+ * Reads drain the socket (up to VIGIL__READS_PER_EVENT buffers) before the
+ * loop moves on, so every byte already here reaches the session before the
+ * wheel runs. Writes go out at once from vigil_tcp_write; only the part the
+ * kernel refuses (EAGAIN) waits for writability. Sends use MSG_NOSIGNAL so a
+ * peer's reset is an EPIPE result, not a SIGPIPE. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#if !defined(MSG_NOSIGNAL)
+#define MSG_NOSIGNAL 0
+#endif
+
+/* iovecs per sendmsg; more buffers go in later calls. */
+#define MAX_IOV 64
+
+static const vigil__poller *poller(const vigil_tcp *tcp) {
+  return tcp->loop->plat_ops;
+}
+
+static int sync_interest(vigil_tcp *tcp) {
+  uint32_t wanted = 0;
+  unsigned f = tcp->flags;
+
+  if (tcp->socket < 0)
+    return 0;
+  if ((f & VIGIL__TCP_CLOSING) == 0) {
+    if ((f & (VIGIL__TCP_LISTENING | VIGIL__TCP_READING)) != 0)
+      wanted |= VIGIL__IO_READ;
+    if ((f & VIGIL__TCP_CONNECTING) != 0 ||
+        ((f & VIGIL__TCP_CONNECTED) != 0 && !vigil__queue_empty(&tcp->write_queue)))
+      wanted |= VIGIL__IO_WRITE;
+  }
+  tcp->plat.wanted = wanted;
+  return poller(tcp)->update(tcp->loop, tcp);
+}
+
+#if !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
+static int set_nonblock_cloexec(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
+    return vigil__unix_err();
+  fl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) != 0)
+    return vigil__unix_err();
+  return 0;
+}
+#endif
+
+static int new_socket(int family, int *out) {
+  int fd;
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return vigil__unix_err();
+#else
+  int err;
+  fd = socket(family, SOCK_STREAM, 0);
+  if (fd < 0)
+    return vigil__unix_err();
+  err = set_nonblock_cloexec(fd);
+  if (err != 0) {
+    close(fd);
+    return err;
+  }
+#endif
+#if defined(SO_NOSIGPIPE)
+  {
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+  }
+#endif
+  *out = fd;
+  return 0;
+}
+
+static int accept_one(int lfd, int *out) {
+  int fd;
+  for (;;) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+    fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    fd = accept(lfd, NULL, NULL);
+    if (fd >= 0 && set_nonblock_cloexec(fd) != 0) {
+      close(fd);
+      continue;
+    }
+#endif
+    if (fd >= 0) {
+      *out = fd;
+      return 0;
+    }
+    /* A peer that reset before we accepted is no news to anybody. */
+    if (errno == EINTR || errno == ECONNABORTED)
+      continue;
+    return vigil__unix_err();
+  }
+}
+
+void vigil__tcp_plat_init(vigil_tcp *tcp) {
+  tcp->plat.wanted = 0;
+  tcp->plat.registered = 0;
+  tcp->plat.index = 0;
+  tcp->plat.accepted = -1;
+}
+
+static int setopt_int(int fd, int level, int name, int value) {
+  if (setsockopt(fd, level, name, &value, sizeof value) != 0)
+    return vigil__unix_err();
+  return 0;
+}
+
+static int listen_options(int fd, const struct sockaddr *addr, unsigned flags) {
+  int err = setopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (err != 0)
+    return err;
+  if ((flags & VIGIL_TCP_REUSEPORT) != 0) {
+#if defined(SO_REUSEPORT)
+    err = setopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+    if (err != 0)
+      return err == VIGIL_ENOPROTOOPT ? VIGIL_ENOTSUP : err;
+#else
+    return VIGIL_ENOTSUP;
+#endif
+  }
+  if (addr->sa_family == AF_INET6)
+    err = setopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, (flags & VIGIL_TCP_IPV6ONLY) != 0);
+  return err;
+}
+
+int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, int backlog,
+                      unsigned flags) {
+  int fd, err;
+
+  err = new_socket(addr->sa_family, &fd);
+  if (err != 0)
+    return err;
+  err = listen_options(fd, addr, flags);
+  if (err == 0 && bind(fd, addr, (socklen_t)addrlen) != 0)
+    err = vigil__unix_err();
+  if (err == 0 && listen(fd, backlog > 0 ? backlog : SOMAXCONN) != 0)
+    err = vigil__unix_err();
+  if (err == 0) {
+    tcp->socket = fd;
+    err = sync_interest(tcp);
+    if (err != 0)
+      tcp->socket = -1;
+  }
+  if (err != 0)
+    close(fd);
+  return err;
+}
+
+static void do_accept(vigil_tcp *server) {
+  int i, fd, err;
+
+  for (i = 0; i < VIGIL__ACCEPTS_PER_EVENT; i++) {
+    err = accept_one(server->socket, &fd);
+    if (err == VIGIL_EAGAIN)
+      return;
+    if (err != 0) {
+      server->connection_cb(server, err);
+      return;
+    }
+    server->plat.accepted = fd;
+    server->connection_cb(server, 0);
+    /* Not taken by vigil_tcp_accept in the callback: refuse it. */
+    if (server->plat.accepted >= 0) {
+      close(server->plat.accepted);
+      server->plat.accepted = -1;
+    }
+    if ((server->flags & VIGIL__TCP_LISTENING) == 0)
+      return;
+  }
+}
+
+int vigil__tcp_accept(vigil_tcp *server, vigil_tcp *client) {
+  if (server->plat.accepted < 0)
+    return VIGIL_EAGAIN;
+  vigil__tcp_plat_init(client);
+  client->socket = server->plat.accepted;
+  server->plat.accepted = -1;
+  return 0;
+}
+
+int vigil__tcp_accept_drop(vigil_tcp *server) {
+  int fd, err = accept_one(server->socket, &fd);
+  if (err != 0)
+    return err;
+  close(fd);
+  return 0;
+}
+
+/* Completes every queued write with err (a failed connection or a write
+ * error: nothing after it can be delivered in order). */
+static void fail_writes(vigil_tcp *tcp, int err) {
+  while (!vigil__queue_empty(&tcp->write_queue))
+    vigil__write_done(vigil_container_of(vigil_container_of(tcp->write_queue.next,
+                                                            vigil__req, link),
+                                         vigil_write_req, req),
+                      err);
+}
+
+/* Writes queued requests until done or EAGAIN. */
+static void do_write(vigil_tcp *tcp) {
+  struct iovec iov[MAX_IOV];
+  struct msghdr msg;
+  vigil_write_req *req;
+  vigil_buf *b;
+  unsigned i, n;
+  ssize_t r;
+  size_t left;
+
+  while (!vigil__queue_empty(&tcp->write_queue)) {
+    req = vigil_container_of(vigil_container_of(tcp->write_queue.next, vigil__req, link),
+                             vigil_write_req, req);
+    while (req->index < req->nbufs && req->bufs[req->index].len == 0)
+      req->index++;
+    if (req->index == req->nbufs) {
+      vigil__write_done(req, 0);
+      continue;
+    }
+    n = req->nbufs - req->index;
+    if (n > MAX_IOV)
+      n = MAX_IOV;
+    for (i = 0; i < n; i++) {
+      iov[i].iov_base = req->bufs[req->index + i].base;
+      iov[i].iov_len = req->bufs[req->index + i].len;
+    }
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    r = sendmsg(tcp->socket, &msg, MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return;
+      fail_writes(tcp, vigil__unix_err());
+      return;
+    }
+    vigil__write_progress(req, (size_t)r);
+    for (left = (size_t)r; left > 0;) {
+      b = &req->bufs[req->index];
+      if (left < b->len) {
+        b->base += left;
+        b->len -= left;
+        break;
+      }
+      left -= b->len;
+      b->len = 0;
+      req->index++;
+    }
+  }
+}
+
+static void finish_connect(vigil_tcp *tcp) {
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  int status;
+
+  if (getsockopt(tcp->socket, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+    status = vigil__unix_err();
+  else
+    status = soerr != 0 ? -soerr : 0;
+  if (status == VIGIL_EINPROGRESS)
+    return; /* spurious wake-up; still connecting */
+  vigil__connect_done(tcp->connect_req, status);
+  if (status != 0)
+    fail_writes(tcp, status);
+  else
+    do_write(tcp);
+}
+
+int vigil__tcp_connect(vigil_connect_req *req, const struct sockaddr *addr, int addrlen) {
+  vigil_tcp *tcp = req->handle;
+  int r, err;
+
+  if (tcp->socket < 0) {
+    err = new_socket(addr->sa_family, &tcp->socket);
+    if (err != 0)
+      return err;
+  }
+  do
+    r = connect(tcp->socket, addr, (socklen_t)addrlen);
+  while (r != 0 && errno == EINTR);
+  if (r == 0) {
+    vigil__connect_done(req, 0);
+  } else if (errno != EINPROGRESS) {
+    /* Refused at once (loopback can do that): report it the same way as a
+     * later refusal, from the completion phase. */
+    vigil__connect_done(req, vigil__unix_err());
+    return 0;
+  }
+  err = sync_interest(tcp);
+  if (err != 0 && r != 0)
+    return err;
+  return 0;
+}
+
+int vigil__tcp_read_start(vigil_tcp *tcp) {
+  return sync_interest(tcp);
+}
+
+void vigil__tcp_read_stop(vigil_tcp *tcp) {
+  (void)sync_interest(tcp);
+}
+
+static int still_reading(const vigil_tcp *tcp) {
+  return (tcp->flags & (VIGIL__TCP_READING | VIGIL__TCP_CLOSING)) == VIGIL__TCP_READING;
+}
+
+static void do_read(vigil_tcp *tcp) {
+  vigil_buf buf;
+  ssize_t n;
+  int count;
+
+  for (count = 0; count < VIGIL__READS_PER_EVENT && still_reading(tcp); count++) {
+    buf.base = NULL;
+    buf.len = 0;
+    tcp->alloc_cb(tcp, VIGIL__READ_SUGGEST, &buf);
+    if (buf.base == NULL || buf.len == 0) {
+      vigil__read_cb(tcp, VIGIL_ENOBUFS, &buf);
+      return;
+    }
+    if (buf.len > (size_t)LONG_MAX)
+      buf.len = (size_t)LONG_MAX;
+    do
+      n = recv(tcp->socket, buf.base, buf.len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      vigil__read_cb(tcp, (long)n, &buf);
+      if ((size_t)n < buf.len)
+        return; /* drained: skip the EAGAIN round trip */
+    } else if (n == 0) {
+      vigil__read_cb(tcp, VIGIL_EOF, &buf);
+      return;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      vigil__read_cb(tcp, 0, &buf);
+      return;
+    } else {
+      vigil__read_cb(tcp, vigil__unix_err(), &buf);
+      return;
+    }
+  }
+}
+
+void vigil__unix_io(vigil_tcp *tcp, unsigned events) {
+  if ((tcp->flags & VIGIL__TCP_CLOSING) != 0)
+    return;
+  if ((tcp->flags & VIGIL__TCP_LISTENING) != 0) {
+    if ((events & VIGIL__IO_READ) != 0)
+      do_accept(tcp);
+  } else if ((tcp->flags & VIGIL__TCP_CONNECTING) != 0) {
+    if ((events & VIGIL__IO_WRITE) != 0)
+      finish_connect(tcp);
+  } else {
+    if ((events & VIGIL__IO_READ) != 0 && still_reading(tcp))
+      do_read(tcp);
+    if ((events & VIGIL__IO_WRITE) != 0 && (tcp->flags & VIGIL__TCP_CLOSING) == 0 &&
+        !vigil__queue_empty(&tcp->write_queue))
+      do_write(tcp);
+  }
+  if ((tcp->flags & VIGIL__TCP_CLOSING) == 0 && sync_interest(tcp) != 0)
+    fail_writes(tcp, VIGIL_ENOMEM);
+}
+
+void vigil__tcp_write(vigil_write_req *req) {
+  vigil_tcp *tcp = req->handle;
+  if ((tcp->flags & VIGIL__TCP_CONNECTING) != 0)
+    return; /* goes out once connected */
+  /* Only the first queued write may go now; later ones wait behind it. */
+  if (tcp->write_queue.next != &req->req.link)
+    return;
+  do_write(tcp);
+  if (sync_interest(tcp) != 0)
+    fail_writes(tcp, VIGIL_ENOMEM);
+}
+
+long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs) {
+  struct iovec iov[MAX_IOV];
+  struct msghdr msg;
+  unsigned i, n = nbufs > MAX_IOV ? MAX_IOV : nbufs;
+  ssize_t r;
+
+  for (i = 0; i < n; i++) {
+    iov[i].iov_base = bufs[i].base;
+    iov[i].iov_len = bufs[i].len;
+  }
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = n;
+  do
+    r = sendmsg(tcp->socket, &msg, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return vigil__unix_err();
+  return (long)r;
+}
+
+void vigil__tcp_close(vigil_tcp *tcp, int reset) {
+  struct linger lg;
+
+  if (tcp->socket >= 0) {
+    tcp->plat.wanted = 0;
+    (void)poller(tcp)->update(tcp->loop, tcp);
+    if (reset) {
+      lg.l_onoff = 1;
+      lg.l_linger = 0;
+      (void)setsockopt(tcp->socket, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(tcp->socket);
+    tcp->socket = -1;
+  }
+  if (tcp->plat.accepted >= 0) {
+    close(tcp->plat.accepted);
+    tcp->plat.accepted = -1;
+  }
+  if (tcp->connect_req != NULL)
+    vigil__connect_done(tcp->connect_req, VIGIL_ECANCELED);
+  fail_writes(tcp, VIGIL_ECANCELED);
+  vigil__tcp_closed(tcp);
+}
+
+int vigil__tcp_nodelay(vigil_tcp *tcp, int enable) {
+  return setopt_int(tcp->socket, IPPROTO_TCP, TCP_NODELAY, enable);
+}
+
+int vigil__tcp_name(const vigil_tcp *tcp, int peer, struct sockaddr *name, int *len) {
+  socklen_t sl = (socklen_t)*len;
+  int r = peer ? getpeername(tcp->socket, name, &sl) : getsockname(tcp->socket, name, &sl);
+  if (r != 0)
+    return vigil__unix_err();
+  *len = (int)sl;
+  return 0;
+}
