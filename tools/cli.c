@@ -16,7 +16,9 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -290,6 +292,58 @@ int vigil_cli_unknown(const char *cmd, const char *arg) {
   return vigil_cli_usage(cmd, "unexpected argument '%s' (see vigil %s --help)", arg, cmd);
 }
 
+/* ---- signals ---- */
+
+static volatile sig_atomic_t caught_signal;
+
+static void on_signal(int signo) {
+  if (caught_signal != 0)
+    _Exit(128 + signo);
+  caught_signal = signo;
+}
+
+#if defined(_WIN32)
+static void catch_signals(void) {
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+}
+#else
+static void catch_signals(void) {
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal; /* no SA_RESTART: the loop's wait returns */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &sa, NULL);
+}
+#endif
+
+static void sigwatch_tick(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_cli_sigwatch *w = vigil_container_of(t, vigil_cli_sigwatch, timer);
+
+  if (caught_signal != 0) {
+    w->fn(w->arg, (int)caught_signal);
+    return;
+  }
+  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + 50, sigwatch_tick);
+}
+
+void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
+                              void (*fn)(void *arg, int signo), void *arg) {
+  w->fn = fn;
+  w->arg = arg;
+  catch_signals();
+  vigil_loop_timer_init(&w->timer);
+  vigil_loop_timer_arm(loop, &w->timer, vigil_loop_now_ms(loop) + 50, sigwatch_tick);
+}
+
+void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w) {
+  vigil_loop_timer_cancel(loop, &w->timer);
+}
+
 /* ---- time ---- */
 
 #if defined(_WIN32)
@@ -502,4 +556,38 @@ void vigil_cli_line_end(vigil_cli_line *l, FILE *f) {
   put(l, "%s\n", l->json ? "}" : "");
   fwrite(l->buf, 1, l->len, f);
   fflush(f);
+}
+
+void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d) {
+  int by_close = d->close_received || d->close_sent;
+
+  vigil_cli_line_cstr(l, "cause", vigil_cause_name(d->cause));
+  vigil_cli_line_u64(l, "silent_ms", d->silent_ns / 1000000);
+  vigil_cli_line_cstr(l, "detail", d->detail);
+  vigil_cli_line_cstr(l, "error", d->error != 0 ? vigil_err_name(d->error) : NULL);
+  if (by_close) {
+    vigil_cli_line_u64(l, "close_code", d->close_code);
+    vigil_cli_line_cstr(l, "close_by", d->close_received ? "peer" : "us");
+    if (d->reason != NULL)
+      vigil_cli_line_str(l, "reason", d->reason, d->reason_len);
+    else
+      vigil_cli_line_cstr(l, "reason", vigil_close_code_text(d->close_code));
+    vigil_cli_line_u64(l, "retry_after_ms", d->retry_after_ms);
+  } else {
+    vigil_cli_line_null(l, "close_code");
+    vigil_cli_line_null(l, "close_by");
+    vigil_cli_line_null(l, "reason");
+    vigil_cli_line_null(l, "retry_after_ms");
+  }
+  vigil_cli_line_u64(l, "timeout_ms", d->timeout_ms);
+  if (d->last_rtt_ns != 0)
+    vigil_cli_line_ms(l, "last_rtt_ms", d->last_rtt_ns);
+  if (d->tcp.available) {
+    vigil_cli_line_u64(l, "tcp_unacked", d->tcp.unacked);
+    vigil_cli_line_u64(l, "tcp_retransmits", d->tcp.retransmits);
+    vigil_cli_line_u64(l, "tcp_probes", d->tcp.probes);
+    vigil_cli_line_u64(l, "tcp_last_ack_ms", d->tcp.last_ack_recv_ms);
+    if (d->tcp.snd_wnd != UINT32_MAX)
+      vigil_cli_line_u64(l, "tcp_snd_wnd", d->tcp.snd_wnd);
+  }
 }

@@ -1,14 +1,18 @@
 /* Shared pieces of the `vigil` subcommands: argument parsing (durations,
  * counts, addresses, flags), usage errors, and the event line writer that
  * prints either text or one JSON object per line (the schema is in
- * docs/CLI.md). Nothing here touches the library's loop, so it is unit
- * tested directly by tests/test-cli.c. */
+ * docs/CLI.md), and the signal watch every long-running command uses.
+ * The parsers and the line writer are unit tested directly by
+ * tests/test-cli.c. */
 #ifndef VIGIL_TOOLS_CLI_H
 #define VIGIL_TOOLS_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "vigil/loop.h"
+#include "vigil/server.h"
 
 #if defined(_WIN32)
 #include <winsock2.h>
@@ -90,6 +94,22 @@ int vigil_cli_is_help(const char *arg);
  * VIGIL_CLI_USAGE. */
 int vigil_cli_unknown(const char *cmd, const char *arg);
 
+/* ---- signals ---- */
+
+/* SIGINT and SIGTERM set a flag (a second one exits at once, for a
+ * shutdown that hangs); SIGPIPE is ignored. The loop cannot be woken from a
+ * signal handler portably, so a watch timer polls the flag every 50 ms and
+ * calls fn(arg, signo) once from the loop. */
+typedef struct vigil_cli_sigwatch {
+  vigil_loop_timer timer;
+  void (*fn)(void *arg, int signo);
+  void *arg;
+} vigil_cli_sigwatch;
+
+void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
+                              void (*fn)(void *arg, int signo), void *arg);
+void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w);
+
 /* ---- time ---- */
 
 /* Wall-clock seconds since the Unix epoch, with microseconds. */
@@ -121,6 +141,11 @@ void vigil_cli_line_bool(vigil_cli_line *l, const char *key, int v);
 void vigil_cli_line_ms(vigil_cli_line *l, const char *key, uint64_t ns);
 /* Writes the line and a newline to f, then flushes f. */
 void vigil_cli_line_end(vigil_cli_line *l, FILE *f);
+
+/* The keys every death / reject line carries (docs/CLI.md, event "dead"):
+ * cause, silent_ms, detail, error, close_code, reason, retry_after_ms,
+ * timeout_ms, and the kernel's evidence when there is some. */
+void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d);
 
 /* Appends s[0..len) to out as the body of a JSON string (no quotes):
  * '"', '\\' and control characters escaped, valid UTF-8 kept, each byte of

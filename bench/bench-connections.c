@@ -1,0 +1,642 @@
+/* bench-connections: what does it cost a server to watch N idle clients?
+ *
+ * One process (this one) opens N TCP connections to a server running in
+ * ANOTHER process and sends each a PING every second (the clients drive the
+ * heartbeat, so every server sees exactly the same load), answering any
+ * PING the server sends with a PONG. Over a measured window it reads the
+ * server's CPU time from /proc/PID/stat (utime + stime) and divides it by
+ * the heartbeats handled in the window; memory per connection is the
+ * server's VmRSS after connecting minus before, divided by N.
+ *
+ * The same run measures two servers one after the other, under the same
+ * load, on the same (shared, noisy) machine, and prints the ratio:
+ *   vigil     `vigil serve` (the CLI on libvigil's server)
+ *   baseline  bench/baseline-uv-heartbeat.c: the same protocol answered the
+ *             way people write it on libuv (uv_tcp_t + a uv_timer_t read
+ *             timeout restarted on every read)
+ *
+ * The load generator speaks protocol v1 with libvigil's wire codec over its
+ * own epoll. The proposed heartbeat interval is 1.5 x the ping period, so a
+ * server whose own idle timer fires before hearing from a client (vigil's
+ * fires after 75-100% of the interval) is not provoked into pinging; the
+ * ping period is above the agreed minimum spacing (interval / 2), and a
+ * client whose turn comes too soon after its last ping (the loop fell
+ * behind) skips that turn rather than earn a strike.
+ *
+ * Connections are spread over source addresses 127.0.0.2..127.0.0.9 with
+ * IP_BIND_ADDRESS_NO_PORT, so back-to-back runs never run out of ephemeral
+ * ports. RLIMIT_NOFILE is raised to its hard limit (20,000 here: -n 19000
+ * works).
+ *
+ * usage: bench-connections [-n N] [-w SECONDS] [-i PING_MS] [--only vigil|baseline]
+ *                          [--vigil PATH] [--baseline PATH]
+ * Linux only (epoll, /proc). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "vigil.h"
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define RX_CAP 256
+#define MAX_INFLIGHT 256
+#define SOURCE_ADDRS 8
+#define HIST_US 100000 /* RTT histogram: 1 us buckets up to 100 ms */
+
+enum { C_IDLE, C_CONNECTING, C_HELLO, C_OPEN, C_DEAD };
+
+typedef struct conn {
+  int fd;
+  uint8_t state;
+  uint8_t ping_out;
+  uint16_t rx_len;
+  uint64_t last_ping_ns;
+  uint8_t rx[RX_CAP];
+} conn;
+
+typedef struct run_result {
+  const char *name;
+  unsigned conns;
+  double seconds;
+  uint64_t pongs, server_pings, skipped, lost;
+  double cpu_s;
+  long rss_before_kb, rss_after_kb;
+  uint64_t rtt_p50_us, rtt_p99_us;
+  int ok;
+} run_result;
+
+static unsigned n_conns = 10000;
+static unsigned window_s = 20;
+static unsigned ping_ms = 1000;
+static conn *conns;
+static int epfd = -1;
+static uint32_t *hist;
+static int measuring;
+static uint64_t n_pongs, n_server_pings, n_skipped, n_lost, n_open;
+static unsigned n_inflight; /* connecting or waiting for WELCOME */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* ---- /proc ---- */
+
+static double proc_cpu_seconds(pid_t pid) {
+  char path[64], buf[1024];
+  unsigned long long utime = 0, stime = 0;
+  FILE *f;
+  char *p;
+
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return -1;
+  p = fgets(buf, sizeof(buf), f);
+  fclose(f);
+  if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+    return -1;
+  /* after "pid (comm)": state is field 3; utime, stime are 14 and 15 */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
+    return -1;
+  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static long proc_rss_kb(pid_t pid) {
+  char path[64], line[256];
+  long kb = -1;
+  FILE *f;
+
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+      break;
+  fclose(f);
+  return kb;
+}
+
+/* ---- the server under test ---- */
+
+static uint16_t free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0)
+    close(fd);
+  return port;
+}
+
+static pid_t spawn(char *const argv[]) {
+  pid_t pid = fork();
+
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      dup2(devnull, 1);
+      close(devnull);
+    }
+    execv(argv[0], argv);
+    fprintf(stderr, "bench-connections: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+static int wait_listening(pid_t pid, uint16_t port) {
+  struct sockaddr_in a;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  for (int k = 0; k < 100; k++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+    if (fd < 0)
+      return -1;
+    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    if (ok)
+      return 0;
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return -1;
+    sleep_ms(50);
+  }
+  return -1;
+}
+
+static void stop_server(pid_t pid) {
+  kill(pid, SIGTERM);
+  for (int k = 0; k < 100; k++) {
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return;
+    sleep_ms(50);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* ---- the load ---- */
+
+static void conn_dead(conn *c) {
+  if (c->state == C_DEAD)
+    return;
+  if (c->state == C_OPEN)
+    n_open--;
+  else if (c->state == C_CONNECTING || c->state == C_HELLO)
+    n_inflight--;
+  if (measuring)
+    n_lost++;
+  c->state = C_DEAD;
+  if (c->fd >= 0) {
+    struct linger lg = {1, 0}; /* RST: no TIME_WAIT left behind */
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+  }
+}
+
+static int send_all(conn *c, const uint8_t *b, size_t n) {
+  ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
+  if (w != (ssize_t)n) {
+    conn_dead(c);
+    return -1;
+  }
+  return 0;
+}
+
+static int start_connect(conn *c, unsigned i, uint16_t port) {
+  struct sockaddr_in src, dst;
+  struct epoll_event ev;
+  int one = 1;
+
+  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0)
+    return -errno;
+  setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  memset(&src, 0, sizeof(src));
+  src.sin_family = AF_INET;
+  src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + i % SOURCE_ADDRS);
+  if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
+    return -errno;
+  memset(&dst, 0, sizeof(dst));
+  dst.sin_family = AF_INET;
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  dst.sin_port = htons(port);
+  if (connect(c->fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 && errno != EINPROGRESS)
+    return -errno;
+  ev.events = EPOLLOUT;
+  ev.data.u32 = i;
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+    return -errno;
+  c->state = C_CONNECTING;
+  n_inflight++;
+  return 0;
+}
+
+static void send_hello(conn *c, unsigned i) {
+  uint8_t out[VIGIL_WIRE_MAX_CONTROL_FRAME];
+  char id[16];
+  vigil_hello h;
+  struct epoll_event ev;
+  int n;
+
+  snprintf(id, sizeof(id), "b%u", i);
+  memset(&h, 0, sizeof(h));
+  h.version = VIGIL_WIRE_VERSION;
+  h.interval_ms = ping_ms * 3 / 2;
+  h.timeout_ms = 3 * h.interval_ms;
+  h.max_frame = VIGIL_WIRE_MAX_CHUNK;
+  h.max_message = 1u << 20;
+  h.id = id;
+  h.id_len = (uint8_t)strlen(id);
+  n = vigil_wire_encode_hello(out, sizeof(out), &h);
+  ev.events = EPOLLIN;
+  ev.data.u32 = i;
+  if (n <= 0 || epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+    conn_dead(c);
+    return;
+  }
+  if (send_all(c, out, (size_t)n) == 0)
+    c->state = C_HELLO;
+}
+
+static void on_frame(conn *c, const vigil_frame *f) {
+  static const uint8_t pong[2] = {VIGIL_FRAME_PONG, 0};
+
+  switch (f->type) {
+  case VIGIL_FRAME_WELCOME:
+    if (c->state == C_HELLO) {
+      c->state = C_OPEN;
+      n_open++;
+      n_inflight--;
+    }
+    break;
+  case VIGIL_FRAME_PONG:
+    if (c->ping_out) {
+      uint64_t us = (now_ns() - c->last_ping_ns) / 1000;
+      c->ping_out = 0;
+      if (measuring) {
+        n_pongs++;
+        hist[us < HIST_US ? us : HIST_US - 1]++;
+      }
+    }
+    break;
+  case VIGIL_FRAME_PING:
+    if (measuring)
+      n_server_pings++;
+    send_all(c, pong, sizeof(pong));
+    break;
+  case VIGIL_FRAME_CLOSE:
+    conn_dead(c);
+    break;
+  default:
+    break;
+  }
+}
+
+static void on_readable(conn *c) {
+  for (;;) {
+    ssize_t r = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, 0);
+    size_t off = 0;
+    if (r <= 0) {
+      if (r < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+      conn_dead(c);
+      return;
+    }
+    c->rx_len = (uint16_t)(c->rx_len + r);
+    while (off < c->rx_len && c->state != C_DEAD) {
+      vigil_frame f;
+      int n = vigil_wire_decode(c->rx + off, c->rx_len - off, VIGIL_WIRE_MAX_CHUNK, &f);
+      if (n == VIGIL_ENEEDMORE)
+        break;
+      if (n < 0) {
+        conn_dead(c);
+        return;
+      }
+      on_frame(c, &f);
+      off += (size_t)n;
+    }
+    if (c->state == C_DEAD)
+      return;
+    memmove(c->rx, c->rx + off, c->rx_len - off);
+    c->rx_len = (uint16_t)(c->rx_len - off);
+    if (c->rx_len == RX_CAP) { /* a DATA frame we do not want: give up on it */
+      conn_dead(c);
+      return;
+    }
+  }
+}
+
+static void on_event(const struct epoll_event *ev) {
+  conn *c = &conns[ev->data.u32];
+
+  if (c->state == C_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0 || (ev->events & (EPOLLERR | EPOLLHUP)))
+      conn_dead(c);
+    else
+      send_hello(c, ev->data.u32);
+    return;
+  }
+  if (c->state != C_DEAD)
+    on_readable(c);
+}
+
+static void poll_once(int timeout_ms) {
+  struct epoll_event evs[512];
+  int n = epoll_wait(epfd, evs, 512, timeout_ms);
+
+  for (int k = 0; k < n; k++)
+    on_event(&evs[k]);
+}
+
+/* Sends the pings due by `now`: connection k's turn comes at
+ * start + (round * N + k) * period / N, so N pings are spread evenly over
+ * each period. */
+static uint64_t ping_cursor;
+
+static void send_due_pings(uint64_t start, uint64_t now) {
+  static const uint8_t ping[2] = {VIGIL_FRAME_PING, 0};
+  uint64_t period = (uint64_t)ping_ms * 1000000u;
+  uint64_t due = (now - start) / period * n_conns + (now - start) % period * n_conns / period;
+
+  while (ping_cursor < due) {
+    conn *c = &conns[ping_cursor++ % n_conns];
+    if (c->state != C_OPEN)
+      continue;
+    if (c->ping_out || now - c->last_ping_ns < period * 9 / 10) {
+      if (measuring)
+        n_skipped++;
+      continue;
+    }
+    c->last_ping_ns = now;
+    c->ping_out = 1;
+    send_all(c, ping, sizeof(ping));
+  }
+}
+
+static int connect_all(uint16_t port) {
+  unsigned started = 0;
+  uint64_t give_up = now_ns() + 60ull * 1000000000u;
+
+  while (n_open < n_conns && now_ns() < give_up) {
+    while (started < n_conns && n_inflight < MAX_INFLIGHT) {
+      int rc = start_connect(&conns[started], started, port);
+      if (rc != 0) {
+        fprintf(stderr, "bench-connections: connection %u: %s\n", started, strerror(-rc));
+        return -1;
+      }
+      started++;
+    }
+    poll_once(10);
+    if (started == n_conns && n_inflight == 0 && n_open < n_conns)
+      break;
+  }
+  return n_open == n_conns ? 0 : -1;
+}
+
+static void close_all(void) {
+  measuring = 0;
+  for (unsigned k = 0; k < n_conns; k++)
+    conn_dead(&conns[k]);
+}
+
+static void run_for(uint64_t start, uint64_t until) {
+  uint64_t t;
+
+  while ((t = now_ns()) < until) {
+    send_due_pings(start, t);
+    poll_once(1);
+  }
+}
+
+static uint64_t percentile(uint64_t total, double p) {
+  uint64_t want = (uint64_t)((double)total * p), seen = 0;
+  for (unsigned us = 0; us < HIST_US; us++) {
+    seen += hist[us];
+    if (seen > want)
+      return us;
+  }
+  return HIST_US;
+}
+
+static int measure(const char *name, char *const argv[], uint16_t port, run_result *r) {
+  pid_t pid;
+  uint64_t start, t0;
+  double cpu0, cpu1;
+
+  memset(r, 0, sizeof(*r));
+  r->name = name;
+  memset(conns, 0, sizeof(*conns) * n_conns);
+  for (unsigned k = 0; k < n_conns; k++)
+    conns[k].fd = -1;
+  memset(hist, 0, sizeof(*hist) * HIST_US);
+  n_pongs = n_server_pings = n_skipped = n_lost = n_open = 0;
+  n_inflight = 0;
+  ping_cursor = 0;
+  pid = spawn(argv);
+  if (pid < 0 || wait_listening(pid, port) != 0) {
+    fprintf(stderr, "bench-connections: %s did not start listening on port %u\n", name, port);
+    if (pid > 0)
+      stop_server(pid);
+    return -1;
+  }
+  sleep_ms(300);
+  r->rss_before_kb = proc_rss_kb(pid);
+  if (connect_all(port) != 0) {
+    fprintf(stderr, "bench-connections: %s: only %llu of %u connections opened\n", name,
+            (unsigned long long)n_open, n_conns);
+    close_all();
+    stop_server(pid);
+    return -1;
+  }
+  r->conns = (unsigned)n_open;
+  start = now_ns();
+  run_for(start, start + 2000000000ull); /* warm-up: every client pinged twice */
+  r->rss_after_kb = proc_rss_kb(pid);
+  measuring = 1;
+  cpu0 = proc_cpu_seconds(pid);
+  t0 = now_ns();
+  run_for(start, t0 + (uint64_t)window_s * 1000000000u);
+  cpu1 = proc_cpu_seconds(pid);
+  r->seconds = (double)(now_ns() - t0) / 1e9;
+  measuring = 0;
+  r->cpu_s = cpu1 - cpu0;
+  r->pongs = n_pongs;
+  r->server_pings = n_server_pings;
+  r->skipped = n_skipped;
+  r->lost = n_lost;
+  r->rtt_p50_us = percentile(n_pongs, 0.50);
+  r->rtt_p99_us = percentile(n_pongs, 0.99);
+  r->ok = cpu0 >= 0 && cpu1 >= 0 && n_pongs > 0;
+  close_all();
+  stop_server(pid);
+  return r->ok ? 0 : -1;
+}
+
+static double cpu_us_per_hb(const run_result *r) {
+  return r->cpu_s * 1e6 / (double)(r->pongs + r->server_pings);
+}
+
+static double bytes_per_conn(const run_result *r) {
+  return (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / (double)r->conns;
+}
+
+static void print_row(const run_result *r) {
+  double hb = (double)(r->pongs + r->server_pings);
+  printf("%-16s %6u %10.0f %9.2f %7.1f%% %12.0f %7llu/%-7llu %6llu %5llu %4llu\n", r->name,
+         r->conns, hb / r->seconds, cpu_us_per_hb(r), r->cpu_s * 100.0 / r->seconds,
+         bytes_per_conn(r), (unsigned long long)r->rtt_p50_us,
+         (unsigned long long)r->rtt_p99_us, (unsigned long long)r->server_pings,
+         (unsigned long long)r->skipped, (unsigned long long)r->lost);
+}
+
+static void self_dir(char *out, size_t cap) {
+  ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+  char *slash;
+
+  if (n <= 0) {
+    snprintf(out, cap, ".");
+    return;
+  }
+  out[n] = '\0';
+  slash = strrchr(out, '/');
+  if (slash != NULL)
+    *slash = '\0';
+}
+
+static void raise_nofile(void) {
+  struct rlimit rl;
+
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n_conns + 64) {
+    fprintf(stderr, "bench-connections: -n %u needs %u descriptors; the limit is %llu\n",
+            n_conns, n_conns + 64, (unsigned long long)rl.rlim_cur);
+    exit(2);
+  }
+}
+
+static int usage(void) {
+  fprintf(stderr, "usage: bench-connections [-n N] [-w SECONDS] [-i PING_MS]\n"
+                  "                         [--only vigil|baseline] [--vigil PATH] "
+                  "[--baseline PATH]\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  static char dir[PATH_MAX], vigil_path[PATH_MAX + 32], base_path[PATH_MAX + 32];
+  char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32];
+  const char *only = NULL;
+  run_result rv, rb;
+  int have_v = 0, have_b = 0;
+
+  self_dir(dir, sizeof(dir));
+  snprintf(vigil_path, sizeof(vigil_path), "%s/vigil", dir);
+  snprintf(base_path, sizeof(base_path), "%s/baseline-uv-heartbeat", dir);
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (v == NULL)
+      return usage();
+    if (strcmp(argv[i], "-n") == 0)
+      n_conns = (unsigned)strtoul(v, NULL, 10);
+    else if (strcmp(argv[i], "-w") == 0)
+      window_s = (unsigned)strtoul(v, NULL, 10);
+    else if (strcmp(argv[i], "-i") == 0)
+      ping_ms = (unsigned)strtoul(v, NULL, 10);
+    else if (strcmp(argv[i], "--only") == 0)
+      only = v;
+    else if (strcmp(argv[i], "--vigil") == 0)
+      snprintf(vigil_path, sizeof(vigil_path), "%s", v);
+    else if (strcmp(argv[i], "--baseline") == 0)
+      snprintf(base_path, sizeof(base_path), "%s", v);
+    else
+      return usage();
+    i++;
+  }
+  if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200)
+    return usage();
+  raise_nofile();
+  signal(SIGPIPE, SIG_IGN);
+  conns = calloc(n_conns, sizeof(*conns));
+  hist = calloc(HIST_US, sizeof(*hist));
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (conns == NULL || hist == NULL || epfd < 0)
+    return 1;
+
+  printf("bench-connections: %u connections, each client pings every %u ms, window %u s\n",
+         n_conns, ping_ms, window_s);
+  snprintf(iv_s, sizeof(iv_s), "%ums", ping_ms * 3 / 2);
+  snprintf(to_s, sizeof(to_s), "%ums", ping_ms * 9 / 2);
+  snprintf(to_ms_s, sizeof(to_ms_s), "%u", ping_ms * 9 / 2);
+  snprintf(max_s, sizeof(max_s), "%u", n_conns + 100);
+  if (only == NULL || strcmp(only, "vigil") == 0) {
+    uint16_t port = free_port();
+    char *const av[] = {vigil_path, "serve", addr_s, "--interval", iv_s, "--timeout", to_s,
+                        "--max-conns", max_s, NULL};
+    snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
+    have_v = measure("vigil serve", av, port, &rv) == 0;
+  }
+  if (only == NULL || strcmp(only, "baseline") == 0) {
+    uint16_t port = free_port();
+    char *const av[] = {base_path, "--host", "127.0.0.1", "--port", port_s, "--timeout-ms",
+                        to_ms_s, NULL};
+    snprintf(port_s, sizeof(port_s), "%u", port);
+    have_b = measure("libuv baseline", av, port, &rb) == 0;
+  }
+
+  printf("\n%-16s %6s %10s %9s %8s %12s %15s %6s %5s %4s\n", "server", "conns", "hb/s",
+         "us/hb", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip", "lost");
+  if (have_v)
+    print_row(&rv);
+  if (have_b)
+    print_row(&rb);
+  printf("\nus/hb: server CPU time (utime+stime, /proc/PID/stat) per heartbeat answered in "
+         "the window\nRSS B/conn: server VmRSS after connecting minus before, per connection\n");
+  if (have_v && have_b) {
+    printf("\nratio baseline / vigil: CPU per heartbeat %.2fx, memory per connection %.2fx\n",
+           cpu_us_per_hb(&rb) / cpu_us_per_hb(&rv), bytes_per_conn(&rb) / bytes_per_conn(&rv));
+  } else {
+    printf("\nno ratio: %s did not complete\n", have_v ? "the baseline" : "vigil");
+  }
+  return have_v && (have_b || (only != NULL && strcmp(only, "vigil") == 0)) ? 0 : 1;
+}
