@@ -51,7 +51,7 @@ if [ -z "$PEER" ] || [ ! -x "$PEER" ]; then
   exit 2
 fi
 [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/vigil-faults.XXXXXX)
-rm -rf "$OUT/results" "$OUT/cases"
+rm -rf "$OUT/results" "$OUT/cases" "$OUT/harness.err"
 mkdir -p "$OUT/results" "$OUT/cases"
 
 RUN_ID=$$
@@ -420,6 +420,130 @@ case_nat() {
   case_teardown
 }
 
+# Soak: a lossy or a delayed, jittery link under a healthy connection. With
+# the timeout sized by the rule in docs/FAULTS.md neither end may ever give a
+# verdict. $1 case number, $2 link (loss|jitter), $3 mech (hb|ka).
+SOAK_S=${FAULT_SOAK_S:-30}
+LOSS_PCT=20
+JITTER_MAX_MS=300
+case_soak() {
+  local n=$1 link=$2
+  MECH=$3 ROLE=both SCEN=$2
+  case_setup_vars "$SCEN-$MECH-$ROLE" "$n"
+  trap 'case_teardown; exit 130' TERM
+  EXPECT=none BOUND=$((SOAK_S * 1000))
+  if [ "$MECH" = hb ] && [ $HAVE_HB = 0 ]; then
+    record SKIP - - - "vigil serve/connect not available"; return
+  fi
+  if [ "$link" = jitter ] && [ -z "$NFQ" ]; then
+    record SKIP - - - "nfq-delay not built (libnetfilter-queue-dev missing)"; return
+  fi
+  topo_pair || { record FAIL - - - "topology setup failed"; case_teardown; return; }
+  local settings rules
+  # Sizing (docs/FAULTS.md): loss p needs k consecutive losses tolerated with
+  # p^k x frames << 1 (k = 5 at 20%); each loss costs an RTO that doubles
+  # from 200 ms: timeout >= interval + 0.2 s x (2^k - 1) = 1 + 6.2 s -> 8 s.
+  # Keepalive: count >= k' with (1-(1-p)^2)^k' x probes << 1 -> 8 at 20%.
+  # Jitter d_max one way: timeout >= interval + 2 d_max + 0.2 s -> 3 s.
+  if [ "$link" = loss ]; then
+    rules="meta l4proto tcp numgen random mod 100 < $LOSS_PCT drop"
+    if [ "$MECH" = hb ]; then settings="1s 8s"; else settings="--ka 1,1,8"; fi
+  else
+    start "$NSB" "$CDIR/nfq.out" "$NFQ" 0 0 "$JITTER_MAX_MS" "$n"
+    NFQ_PID=$LAST_PID
+    if ! wait_for "$CDIR/nfq.out" bound 3000; then
+      record FAIL - - - "nfq-delay did not start"; case_teardown; return
+    fi
+    # nft's own queue statement needs nft_queue, absent on this kernel; the
+    # iptables NFQUEUE target (xt_NFQUEUE) works.
+    if ! ip netns exec "$NSB" iptables -A INPUT -p tcp -j NFQUEUE --queue-num 0 --queue-bypass ||
+      ! ip netns exec "$NSB" iptables -A OUTPUT -p tcp -j NFQUEUE --queue-num 0 --queue-bypass; then
+      record FAIL - - - "iptables NFQUEUE rule failed"; case_teardown; return
+    fi
+    rules="meta l4proto tcp accept"
+    if [ "$MECH" = hb ]; then settings="1s 3s"; else settings="--ka 1,1,3"; fi
+  fi
+  if ! printf 'table inet vflink {\n chain i { type filter hook input priority 0; %s; }\n chain o { type filter hook output priority 0; %s; }\n}\n' \
+    "$rules" "$rules" | ip netns exec "$NSB" nft -f -; then
+    record FAIL - - - "nft rule for the $link link failed"; case_teardown; return
+  fi
+  local vset=""
+  [ "$MECH" = hb ] && vset=$settings
+  if ! start_pair "$MECH" client "$IPB" "$settings" "$NSA" "$NSB" "$vset"; then
+    record FAIL - - - "connection did not open over the $link link"
+    case_teardown
+    return
+  fi
+  local t0 deaths=0 f
+  t0=$(ms_now)
+  sleep "$SOAK_S"
+  for f in "$OBS_OUT" "$VIC_OUT"; do
+    deaths=$((deaths + $(grep -c '"event":"dead"' "$f")))
+  done
+  local note=""
+  if [ "$link" = jitter ]; then
+    kill -TERM "$NFQ_PID" 2>/dev/null
+    wait_for "$CDIR/nfq.out" packets 2000 && note="; $(grep packets "$CDIR/nfq.out" | sed 's/^nfq-delay: //')"
+  fi
+  if ((deaths == 0)); then
+    record PASS none "-" "$(fsub "$(ms_now)" "$t0")" "0 false deaths on either end (${settings// /\/})$note"
+  else
+    record FAIL detected "$(json_field "$(grep -h -m1 '"event":"dead"' "$OBS_OUT" "$VIC_OUT" | head -1)" cause)" \
+      "-" "$deaths false deaths (${settings// /\/})"
+  fi
+  case_teardown
+}
+
+# An unmodified Debian program (socat) after a cable pull, with and without
+# `vigil run`. Idle: socat only reads. Data: socat writes a line every 100 ms.
+# The wrapper script prints a "dead" line with the time socat exits.
+case_socat() {
+  local n=$1 variant=$2
+  MECH=$3 ROLE=client SCEN=socat_$2
+  case_setup_vars "$SCEN-$MECH-$ROLE" "$n"
+  trap 'case_teardown; exit 130' TERM
+  EXPECT=none BOUND=4000
+  [ "$MECH" = run ] && EXPECT=ETIMEDOUT
+  if ! command -v socat >/dev/null; then
+    record SKIP - - - "socat not installed"; return
+  fi
+  if [ "$MECH" = run ] && [ $HAVE_RUN = 0 ]; then
+    record SKIP - - - "vigil run not available"; return
+  fi
+  topo_pair || { record FAIL - - - "topology setup failed"; case_teardown; return; }
+  OBS_OUT=$CDIR/observer.out
+  VIC_OUT=$CDIR/victim.out
+  # shellcheck disable=SC2046
+  start "$NSB" "$VIC_OUT" $(peer_cmd server "$IPB")
+  wait_for "$VIC_OUT" '"event":"listening"' 3000
+  printf '#!/bin/sh\nwhile :; do echo x; sleep 0.1; done\n' >"$CDIR/gen.sh"
+  cat >"$CDIR/wrap.sh" <<'EOF'
+#!/bin/sh
+err=$1
+shift
+"$@" 2>"$err"
+c=exit_$?
+grep -q "timed out" "$err" && c=ETIMEDOUT
+printf '{"t_ms":%s,"event":"dead","cause":"%s"}\n' "$(date +%s%3N)" "$c"
+EOF
+  chmod +x "$CDIR/gen.sh" "$CDIR/wrap.sh"
+  local pre=() left=(-u "TCP:$IPB:$PORT" STDOUT)
+  [ "$variant" = data ] && left=(-u "EXEC:$CDIR/gen.sh" "TCP:$IPB:$PORT")
+  [ "$MECH" = run ] && pre=("$VIGIL" run --budget 3s --)
+  start "$NSA" "$OBS_OUT" "$CDIR/wrap.sh" "$CDIR/socat.err" "${pre[@]}" socat "${left[@]}"
+  if ! wait_for "$VIC_OUT" '"event":"open"' 3000; then
+    record FAIL - - - "socat did not connect: $(tr '\n' ' ' <"$CDIR/socat.err" 2>/dev/null)"
+    case_teardown
+    return
+  fi
+  sleep 0.3
+  local t0
+  t0=$(ms_now)
+  fault_cable
+  judge "$t0"
+  case_teardown
+}
+
 # ---- the plan ----------------------------------------------------------------
 
 plan=()
@@ -442,10 +566,24 @@ for mech in ka hb; do
   done
 done
 
+for link in loss jitter; do
+  for mech in hb ka; do
+    n=$((n + 1))
+    plan+=("case_soak $n $link $mech")
+  done
+done
+for variant in idle data; do
+  for mech in plain run; do
+    n=$((n + 1))
+    plan+=("case_socat $n $variant $mech")
+  done
+done
+
 # Longest cases first so the tail of the run is short.
 ordered=()
+for p in "${plan[@]}"; do [[ $p == case_soak* ]] && ordered+=("$p"); done
 for p in "${plan[@]}"; do [[ $p == case_nat* ]] && ordered+=("$p"); done
-for p in "${plan[@]}"; do [[ $p != case_nat* ]] && ordered+=("$p"); done
+for p in "${plan[@]}"; do [[ $p != case_nat* && $p != case_soak* ]] && ordered+=("$p"); done
 
 echo "fault suite: ${#ordered[@]} cases, $JOBS at a time, results in $OUT"
 for p in "${ordered[@]}"; do
