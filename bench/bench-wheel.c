@@ -61,11 +61,11 @@ static uint64_t rng(void) {
 }
 
 static void shuffle(void) {
-  uint32_t i, j, tmp;
+  uint32_t i;
   for (i = 0; i < N; i++)
     order[i] = i;
   for (i = N - 1; i > 0; i--) {
-    j = (uint32_t)(rng() % (i + 1));
+    uint32_t j = (uint32_t)(rng() % (i + 1)), tmp;
     tmp = order[i];
     order[i] = order[j];
     order[j] = tmp;
