@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "vigil.h"
-#include "wire.c"
+#include "wire.c" /* NOLINT(bugprone-suspicious-include): see above */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -191,7 +191,6 @@ TEST_IMPL(hello_round_trip) {
   vigil_hello h;
   vigil_frame f;
   size_t i;
-  int n;
 
   memset(long_id, 'x', 255);
   long_id[255] = '\0';
@@ -201,7 +200,7 @@ TEST_IMPL(hello_round_trip) {
       h.interval_ms = h.timeout_ms = h.max_message = 0xFFFFFFFFu;
       h.version = 255;
     }
-    n = vigil_wire_encode_hello(buf, sizeof buf, &h);
+    int n = vigil_wire_encode_hello(buf, sizeof buf, &h);
     ASSERT_GT(n, 0);
     if (i == 3)
       /* 2-byte length, and max_frame <= 16384 takes 3 bytes, not 5 */
@@ -230,9 +229,10 @@ TEST_IMPL(welcome_round_trip) {
   uint8_t buf[64], again[64];
   vigil_welcome w = sample_welcome();
   vigil_frame f;
-  int n, pass;
+  int pass;
 
   for (pass = 0; pass < 2; pass++) {
+    int n;
     if (pass == 1) { /* the largest WELCOME */
       w.interval_ms = 0xFFFFFFFEu;
       w.timeout_ms = 0xFFFFFFFFu;
@@ -290,10 +290,11 @@ TEST_IMPL(close_round_trip) {
   uint8_t buf[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CLOSE], again[sizeof buf];
   vigil_close_frame c;
   vigil_frame f;
-  int n, pass;
+  int pass;
 
   ASSERT_EQ(sizeof reason123 - 1, 123);
   for (pass = 0; pass < 3; pass++) {
+    int n;
     memset(&c, 0, sizeof c);
     c.code = pass == 0 ? VIGIL_CLOSE_NORMAL : pass == 1 ? VIGIL_CLOSE_PING_FLOOD : 0xFFFF;
     c.retry_after_ms = pass == 2 ? 0xFFFFFFFFu : (uint32_t)pass * 5000u;
