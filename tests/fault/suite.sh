@@ -78,8 +78,16 @@ cleanup_all() {
   for p in "${case_pids[@]}"; do
     kill -TERM "$p" 2>/dev/null
   done
-  for p in "${case_pids[@]}"; do
-    wait "$p" 2>/dev/null
+  # A case tears down its own namespaces when it sees TERM, but bash runs
+  # the trap only after the command in progress; give them 3 s, then sweep.
+  local i alive
+  for i in $(seq 30); do
+    alive=0
+    for p in "${case_pids[@]}"; do
+      kill -0 "$p" 2>/dev/null && alive=1
+    done
+    [ $alive = 0 ] && break
+    sleep 0.1
   done
   ns_sweep "^${FAULT_PREFIX}-${RUN_ID}-"
 }
@@ -476,7 +484,8 @@ case_soak() {
   fi
   local t0 deaths=0 f
   t0=$(ms_now)
-  sleep "$SOAK_S"
+  local i
+  for i in $(seq $((SOAK_S * 10))); do sleep 0.1; done
   for f in "$OBS_OUT" "$VIC_OUT"; do
     deaths=$((deaths + $(grep -c '"event":"dead"' "$f")))
   done
@@ -544,6 +553,46 @@ EOF
   case_teardown
 }
 
+# `vigil idle-timeout` through the NAT that forgets flows after 4 s: the
+# estimate must be within 1 s of the configured conntrack timeout.
+NAT_TIMEOUT_MS=4000
+case_idle_timeout() {
+  local n=$1
+  MECH=tool ROLE=client SCEN=idle_timeout
+  case_setup_vars "$SCEN-$MECH-$ROLE" "$n"
+  trap 'case_teardown; exit 130' TERM
+  EXPECT="${NAT_TIMEOUT_MS}+-1000" BOUND=1000
+  if [ $HAVE_IDLE = 0 ] || [ $HAVE_HB = 0 ]; then
+    record SKIP - - - "vigil idle-timeout / serve not available"; return
+  fi
+  topo_nat || { record FAIL - - - "NAT topology setup failed"; case_teardown; return; }
+  OBS_OUT=$CDIR/observer.out
+  VIC_OUT=$CDIR/victim.out
+  start "$NSB" "$VIC_OUT" "$VIGIL" serve "$IPB:$PORT" --json
+  wait_for "$VIC_OUT" '"event":"listening"' 3000
+  local t0 line est lo hi
+  t0=$(ms_now)
+  start "$NSA" "$OBS_OUT" "$VIGIL" idle-timeout "$IPB:$PORT" --json --max 30s
+  if ! wait_for "$OBS_OUT" '"event":"result"' 60000; then
+    record FAIL - - - "no result: $(tail -c 300 "$OBS_OUT.err" | tr '\n' ' ')"
+    case_teardown
+    return
+  fi
+  line=$(grep -m1 '"event":"result"' "$OBS_OUT")
+  est=$(json_field "$line" timeout_ms)
+  lo=$(json_field "$line" alive_ms)
+  hi=$(json_field "$line" dead_ms)
+  local err=$((est - NAT_TIMEOUT_MS)) took
+  took=$(fsub "$(ms_now)" "$t0")
+  ((err < 0)) && err=$((-err))
+  if [[ "$est" =~ ^[0-9]+$ ]] && ((err <= 1000)); then
+    record PASS found "estimate_${est}ms" "$err" "alive after ${lo} ms, gone after ${hi} ms; run took ${took} ms"
+  else
+    record FAIL found "estimate_${est}ms" "$err" "alive after ${lo} ms, gone after ${hi} ms"
+  fi
+  case_teardown
+}
+
 # ---- the plan ----------------------------------------------------------------
 
 plan=()
@@ -578,12 +627,14 @@ for variant in idle data; do
     plan+=("case_socat $n $variant $mech")
   done
 done
+n=$((n + 1))
+plan+=("case_idle_timeout $n")
 
 # Longest cases first so the tail of the run is short.
 ordered=()
-for p in "${plan[@]}"; do [[ $p == case_soak* ]] && ordered+=("$p"); done
+for p in "${plan[@]}"; do [[ $p == case_soak* || $p == case_idle* ]] && ordered+=("$p"); done
 for p in "${plan[@]}"; do [[ $p == case_nat* ]] && ordered+=("$p"); done
-for p in "${plan[@]}"; do [[ $p != case_nat* && $p != case_soak* ]] && ordered+=("$p"); done
+for p in "${plan[@]}"; do [[ $p != case_nat* && $p != case_soak* && $p != case_idle* ]] && ordered+=("$p"); done
 
 echo "fault suite: ${#ordered[@]} cases, $JOBS at a time, results in $OUT"
 for p in "${ordered[@]}"; do
