@@ -1,0 +1,1051 @@
+/* The event loop on real loopback sockets, once per backend this platform
+ * has (epoll and poll on Linux; IOCP on Windows). Every wait is bounded by
+ * a guard timer, so a broken loop fails a test instead of hanging it.
+ * Timing checks are loose on the slow side (the machine is shared) and
+ * strict on the early side (a timer must never fire early). */
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
+
+#include "loop-internal.h" /* vigil__plat_clock, for the injected clock */
+#include "task.h"
+#include "util-net.h"
+#include "vigil.h"
+
+#define NS_PER_MS ((uint64_t)1000000)
+#define GUARD_MS 5000 /* longest any single wait in this file may take */
+
+/* ---- per-backend driver --------------------------------------------------- */
+
+static const vigil_backend all_backends[] = {VIGIL_BACKEND_EPOLL, VIGIL_BACKEND_POLL,
+                                             VIGIL_BACKEND_IOCP};
+
+/* Runs fn once per backend that exists here; skips when none does. */
+static int for_each_backend(int (*fn)(vigil_backend), const char *name) {
+  size_t i;
+  int ran = 0, rc;
+  vigil_loop probe;
+  vigil_loop_options opts;
+
+  if (util_net_init() != 0)
+    RETURN_SKIP("no sockets");
+  for (i = 0; i < sizeof all_backends / sizeof all_backends[0]; i++) {
+    vigil_loop_options_init(&opts);
+    opts.backend = all_backends[i];
+    if (vigil_loop_init(&probe, &opts) != 0)
+      continue;
+    fprintf(stderr, "[%s on %s]\n", name, vigil_loop_backend_name(&probe));
+    (void)vigil_loop_close(&probe);
+    rc = fn(all_backends[i]);
+    if (rc == TEST_SKIP)
+      continue;
+    if (rc != 0)
+      return rc;
+    ran++;
+  }
+  if (ran == 0)
+    RETURN_SKIP("no loop backend runs this test here");
+  return 0;
+}
+
+static int open_loop(vigil_loop *loop, vigil_backend b) {
+  vigil_loop_options opts;
+  vigil_loop_options_init(&opts);
+  opts.backend = b;
+  return vigil_loop_init(loop, &opts);
+}
+
+/* ---- bounded runs --------------------------------------------------------- */
+
+static int guard_fired;
+
+static void on_guard(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)t;
+  guard_fired = 1;
+  vigil_loop_stop(loop);
+}
+
+/* Runs iterations until *flag is set; 0, or -1 after GUARD_MS. */
+static int run_until(vigil_loop *loop, const int *flag) {
+  vigil_loop_timer guard;
+  vigil_loop_timer_init(&guard);
+  guard_fired = 0;
+  vigil_loop_update_time(loop);
+  vigil_loop_timer_arm(loop, &guard, vigil_loop_now_ms(loop) + GUARD_MS, on_guard);
+  while (!*flag && !guard_fired)
+    (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
+  vigil_loop_timer_cancel(loop, &guard);
+  return *flag ? 0 : -1;
+}
+
+/* Runs until nothing is left (handles closed), bounded. */
+static int run_to_end(vigil_loop *loop) {
+  int i;
+  for (i = 0; i < 1000 && vigil_loop_alive(loop); i++)
+    (void)vigil_loop_run(loop, VIGIL_RUN_NOWAIT);
+  return vigil_loop_alive(loop) ? -1 : 0;
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+/* One side of a connection: collects what it reads. */
+typedef struct endpoint {
+  vigil_tcp tcp;
+  char *data;
+  size_t len, cap;
+  int status;       /* last negative read status, 0 if none */
+  int closed;       /* close callback ran */
+  int connected;
+  int connect_status;
+  char scratch[65536];
+} endpoint;
+
+static void ep_alloc(vigil_tcp *tcp, size_t suggested, vigil_buf *buf) {
+  endpoint *ep = vigil_container_of(tcp, endpoint, tcp);
+  (void)suggested;
+  *buf = vigil_buf_init(ep->scratch, sizeof ep->scratch);
+}
+
+static void ep_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  endpoint *ep = vigil_container_of(tcp, endpoint, tcp);
+  size_t n;
+  if (nread < 0) {
+    ep->status = (int)nread;
+    return;
+  }
+  n = (size_t)nread;
+  if (ep->len + n > ep->cap) {
+    size_t cap = ep->cap != 0 ? ep->cap : 4096;
+    char *p;
+    while (cap < ep->len + n)
+      cap *= 2;
+    p = realloc(ep->data, cap);
+    if (p == NULL)
+      abort();
+    ep->data = p;
+    ep->cap = cap;
+  }
+  memcpy(ep->data + ep->len, buf->base, n);
+  ep->len += n;
+}
+
+static void ep_closed(vigil_tcp *tcp) {
+  endpoint *ep = vigil_container_of(tcp, endpoint, tcp);
+  ep->closed = 1;
+}
+
+static void ep_free(endpoint *ep) {
+  free(ep->data);
+  ep->data = NULL;
+  ep->len = ep->cap = 0;
+}
+
+static endpoint *accept_into;
+static int accept_status = 1;
+static int accept_calls;
+
+static void on_connection(vigil_tcp *server, int status) {
+  accept_calls++;
+  accept_status = status;
+  if (status == 0 && accept_into != NULL) {
+    accept_status = vigil_tcp_accept(server, &accept_into->tcp);
+    if (accept_status == 0)
+      accept_into->connected = 1;
+    accept_into = NULL;
+  }
+}
+
+static void on_connect(vigil_connect_req *req, int status) {
+  endpoint *ep = req->data;
+  ep->connect_status = status;
+  ep->connected = status == 0 ? 1 : -1;
+}
+
+static void loopback4(struct sockaddr_storage *ss, uint16_t port) {
+  struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
+  memset(ss, 0, sizeof *ss);
+  sin->sin_family = AF_INET;
+  sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sin->sin_port = htons(port);
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+  return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+}
+
+/* Listens on `bind_addr` (port 0) and leaves the bound address in *out. */
+static int listen_on(vigil_loop *loop, vigil_tcp *lst, struct sockaddr_storage *bind_addr,
+                     unsigned flags, struct sockaddr_storage *out) {
+  int len = (int)sizeof *out, err;
+  err = vigil_tcp_init(loop, lst);
+  if (err != 0)
+    return err;
+  err = vigil_tcp_bind_listen(lst, (const struct sockaddr *)bind_addr, 16, flags, on_connection);
+  if (err != 0)
+    return err;
+  return vigil_tcp_sockname(lst, (struct sockaddr *)out, &len);
+}
+
+/* A connected pair through `lst`: c (client side) and s (server side). */
+static int connect_pair(vigil_loop *loop, vigil_tcp *lst, const struct sockaddr_storage *to,
+                        endpoint *c, endpoint *s) {
+  static vigil_connect_req req;
+  ASSERT_EQ(vigil_tcp_init(loop, &c->tcp), 0);
+  ASSERT_EQ(vigil_tcp_init(loop, &s->tcp), 0);
+  accept_into = s;
+  accept_status = 1;
+  req.data = c;
+  ASSERT_EQ(vigil_tcp_connect(&req, &c->tcp, (const struct sockaddr *)to, on_connect), 0);
+  ASSERT_EQ(run_until(loop, &c->connected), 0);
+  ASSERT_EQ(c->connect_status, 0);
+  ASSERT_EQ(run_until(loop, &s->connected), 0);
+  ASSERT_EQ(accept_status, 0);
+  (void)lst;
+  return 0;
+}
+
+/* Listener + pair on 127.0.0.1. */
+static int make_pair(vigil_loop *loop, vigil_tcp *lst, endpoint *c, endpoint *s) {
+  struct sockaddr_storage any, bound;
+  loopback4(&any, 0);
+  ASSERT_EQ(listen_on(loop, lst, &any, 0, &bound), 0);
+  ASSERT_NE(port_of(&bound), 0);
+  return connect_pair(loop, lst, &bound, c, s);
+}
+
+static int write_done_count, write_status = 1;
+
+static void on_write(vigil_write_req *req, int status) {
+  (void)req;
+  write_done_count++;
+  write_status = status;
+}
+
+static int send_text(vigil_tcp *tcp, vigil_write_req *req, const char *text) {
+  vigil_buf b = vigil_buf_init((char *)(uintptr_t)text, strlen(text));
+  return vigil_tcp_write(req, tcp, &b, 1, on_write);
+}
+
+/* Runs until ep has at least n bytes or a read error. */
+static int run_until_bytes(vigil_loop *loop, endpoint *ep, size_t n) {
+  vigil_loop_timer guard;
+  vigil_loop_timer_init(&guard);
+  guard_fired = 0;
+  vigil_loop_update_time(loop);
+  vigil_loop_timer_arm(loop, &guard, vigil_loop_now_ms(loop) + GUARD_MS, on_guard);
+  while (ep->len < n && ep->status == 0 && !guard_fired)
+    (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
+  vigil_loop_timer_cancel(loop, &guard);
+  return ep->len >= n ? 0 : -1;
+}
+
+static int run_until_status(vigil_loop *loop, endpoint *ep) {
+  vigil_loop_timer guard;
+  vigil_loop_timer_init(&guard);
+  guard_fired = 0;
+  vigil_loop_update_time(loop);
+  vigil_loop_timer_arm(loop, &guard, vigil_loop_now_ms(loop) + GUARD_MS, on_guard);
+  while (ep->status == 0 && !guard_fired)
+    (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
+  vigil_loop_timer_cancel(loop, &guard);
+  return ep->status != 0 ? 0 : -1;
+}
+
+/* ---- cases ---------------------------------------------------------------- */
+
+static endpoint E1, E2;
+
+static int case_echo(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_write_req w1, w2;
+  struct sockaddr_storage name;
+  char text[VIGIL_ADDRSTRLEN];
+  int len = (int)sizeof name;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  write_done_count = 0;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_nodelay(&E1.tcp, 1), 0);
+  ASSERT_NE(vigil_tcp_socket(&E1.tcp), VIGIL_INVALID_SOCKET);
+  ASSERT_EQ(vigil_tcp_peername(&E2.tcp, (struct sockaddr *)&name, &len), 0);
+  ASSERT_GT(vigil_ip_format((struct sockaddr *)&name, text, sizeof text), 0);
+  ASSERT_EQ(strncmp(text, "127.0.0.1:", 10), 0);
+
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), VIGIL_EALREADY);
+  ASSERT_EQ(vigil_tcp_read_start(&E1.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(send_text(&E1.tcp, &w1, "hello"), 0);
+  ASSERT_EQ(write_done_count, 0); /* never from inside the call */
+  ASSERT_EQ(run_until_bytes(&loop, &E2, 5), 0);
+  ASSERT_MEM_EQ(E2.data, "hello", 5);
+  ASSERT_EQ(write_done_count, 1);
+  ASSERT_EQ(write_status, 0);
+  ASSERT_EQ(send_text(&E2.tcp, &w2, "world!"), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E1, 6), 0);
+  ASSERT_MEM_EQ(E1.data, "world!", 6);
+
+  /* A clean close reads as EOF on the other side. */
+  vigil_tcp_close(&E1.tcp, ep_closed);
+  ASSERT_EQ(vigil_tcp_is_closing(&E1.tcp), 1);
+  ASSERT_EQ(send_text(&E1.tcp, &w1, "late"), VIGIL_EPIPE);
+  ASSERT_EQ(run_until_status(&loop, &E2), 0);
+  ASSERT_EQ(E2.status, VIGIL_EOF);
+  ASSERT_EQ(E1.closed, 1);
+  vigil_tcp_close(&E2.tcp, ep_closed);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(vigil_loop_close(&loop), VIGIL_EBUSY); /* close callbacks pending */
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(E2.closed, 1);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E1);
+  ep_free(&E2);
+  return 0;
+}
+
+TEST_IMPL(loop_echo_and_eof) {
+  return for_each_backend(case_echo, "echo");
+}
+
+static int case_reset(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  /* SO_LINGER 0: the peer sees a reset, not an EOF. */
+  vigil_tcp_close_reset(&E1.tcp, ep_closed);
+  ASSERT_EQ(run_until_status(&loop, &E2), 0);
+  ASSERT_EQ(E2.status, VIGIL_ECONNRESET);
+  vigil_tcp_close(&E2.tcp, ep_closed);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(E1.closed + E2.closed, 2);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_reset_reads_econnreset) {
+  return for_each_backend(case_reset, "reset");
+}
+
+static int case_refused(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_connect_req req;
+  struct sockaddr_storage any, bound;
+
+  memset(&E1, 0, sizeof E1);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  /* A port that was just free: bind, note it, close. */
+  loopback4(&any, 0);
+  ASSERT_EQ(listen_on(&loop, &lst, &any, 0, &bound), 0);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+
+  ASSERT_EQ(vigil_tcp_init(&loop, &E1.tcp), 0);
+  req.data = &E1;
+  ASSERT_EQ(vigil_tcp_connect(&req, &E1.tcp, (struct sockaddr *)&bound, on_connect), 0);
+  ASSERT_EQ(vigil_tcp_connect(&req, &E1.tcp, (struct sockaddr *)&bound, on_connect),
+            VIGIL_EINVAL); /* already connecting */
+  ASSERT_EQ(E1.connected, 0);
+  ASSERT_EQ(run_until(&loop, &E1.connected), 0);
+  ASSERT_EQ(E1.connected, -1);
+  ASSERT_EQ(E1.connect_status, VIGIL_ECONNREFUSED);
+  vigil_tcp_close(&E1.tcp, ep_closed);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_connect_refused) {
+  return for_each_backend(case_refused, "refused");
+}
+
+/* Timers. */
+
+typedef struct tracked_timer {
+  vigil_loop_timer t;
+  uint64_t expires_ms;
+  uint64_t fired_ns;   /* real monotonic time at the callback */
+  int fired;
+} tracked_timer;
+
+static size_t timers_fired;
+static int64_t worst_early_ns; /* > 0: some timer fired this early */
+static uint64_t max_late_ns, prev_expiry;
+static int out_of_order;
+
+static void on_tracked(vigil_loop *loop, vigil_loop_timer *t) {
+  tracked_timer *tt = vigil_container_of(t, tracked_timer, t);
+  int64_t early;
+  vigil_loop_update_time(loop); /* the real time, not the cached one */
+  tt->fired_ns = vigil_loop_now_ns(loop);
+  tt->fired++;
+  timers_fired++;
+  early = (int64_t)(tt->expires_ms * NS_PER_MS) - (int64_t)tt->fired_ns;
+  if (early > worst_early_ns)
+    worst_early_ns = early;
+  if (early < 0 && (uint64_t)-early > max_late_ns)
+    max_late_ns = (uint64_t)-early;
+  if (tt->expires_ms < prev_expiry)
+    out_of_order = 1;
+  prev_expiry = tt->expires_ms;
+}
+
+static void reset_timer_stats(void) {
+  timers_fired = 0;
+  worst_early_ns = 0;
+  max_late_ns = 0;
+  prev_expiry = 0;
+  out_of_order = 0;
+}
+
+static int case_timers(vigil_backend b) {
+  static const unsigned delays[] = {1, 5, 10, 25, 50, 100};
+  tracked_timer tt[sizeof delays / sizeof delays[0]];
+  vigil_loop loop;
+  size_t i, n = sizeof delays / sizeof delays[0];
+  uint64_t start;
+
+  reset_timer_stats();
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  start = vigil_loop_now_ms(&loop);
+  for (i = 0; i < n; i++) {
+    vigil_loop_timer_init(&tt[i].t);
+    tt[i].fired = 0;
+    tt[i].expires_ms = start + delays[i];
+    vigil_loop_timer_arm(&loop, &tt[i].t, tt[i].expires_ms, on_tracked);
+    ASSERT_EQ(vigil_loop_timer_armed(&tt[i].t), 1);
+  }
+  ASSERT_EQ(vigil_loop_alive(&loop), 1);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_DEFAULT), 0); /* returns when all fired */
+  ASSERT_EQ(timers_fired, n);
+  for (i = 0; i < n; i++)
+    ASSERT_EQ(tt[i].fired, 1);
+  ASSERT_LE(worst_early_ns, 0);         /* never early */
+  ASSERT_ULE(max_late_ns, 50 * NS_PER_MS); /* loose: the machine is shared */
+  ASSERT_EQ(out_of_order, 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_timers_fire_on_time) {
+  return for_each_backend(case_timers, "timers");
+}
+
+static void on_cancel_me(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)loop;
+  (void)t;
+  timers_fired += 1000; /* must never run */
+}
+
+static int case_many_timers(vigil_backend b) {
+  enum { N = 20000 };
+  tracked_timer *tt = calloc(N, sizeof *tt);
+  vigil_loop_timer cancelled;
+  vigil_loop loop;
+  uint64_t start, seed = 12345;
+  size_t i;
+
+  ASSERT_NOT_NULL(tt);
+  reset_timer_stats();
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  start = vigil_loop_now_ms(&loop);
+  for (i = 0; i < N; i++) {
+    seed = seed * 6364136223846793005u + 1442695040888963407u;
+    vigil_loop_timer_init(&tt[i].t);
+    tt[i].expires_ms = start + 1 + (seed >> 33) % 300;
+    vigil_loop_timer_arm(&loop, &tt[i].t, tt[i].expires_ms, on_tracked);
+  }
+  vigil_loop_timer_init(&cancelled);
+  vigil_loop_timer_arm(&loop, &cancelled, start + 10, on_cancel_me);
+  vigil_loop_timer_cancel(&loop, &cancelled);
+  vigil_loop_timer_cancel(&loop, &cancelled); /* harmless twice */
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_DEFAULT), 0);
+  ASSERT_EQ(timers_fired, N);
+  ASSERT_LE(worst_early_ns, 0);
+  ASSERT_EQ(out_of_order, 0);
+  for (i = 0; i < N; i++)
+    ASSERT_EQ(tt[i].fired, 1);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  free(tt);
+  return 0;
+}
+
+TEST_IMPL(loop_many_timers) {
+  return for_each_backend(case_many_timers, "many timers");
+}
+
+/* 10 MB through one write: partial writes, completion only when all of it
+ * is in the kernel, bytes intact and in order. */
+static int case_big_write(vigil_backend b) {
+  enum { SIZE = 10 * 1024 * 1024 };
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_write_req req;
+  vigil_buf bufs[6];
+  char *payload = malloc(SIZE);
+  size_t i, queued, cut[7] = {0, 1, 1000, 65536, 4000000, 9999999, SIZE};
+
+  ASSERT_NOT_NULL(payload);
+  for (i = 0; i < SIZE; i++)
+    payload[i] = (char)(i * 7 + (i >> 16));
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  write_done_count = 0;
+  write_status = 1;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  /* Six buffers (more than the inline four), uneven sizes. */
+  for (i = 0; i < 6; i++)
+    bufs[i] = vigil_buf_init(payload + cut[i], cut[i + 1] - cut[i]);
+  ASSERT_EQ(vigil_tcp_write(&req, &E1.tcp, bufs, 6, on_write), 0);
+  queued = vigil_tcp_write_queue_size(&E1.tcp);
+  /* The kernel cannot take 10 MB at once while nobody reads. */
+  ASSERT_GT(queued, 0);
+  ASSERT_LT(queued, SIZE + 1);
+  ASSERT_EQ(vigil_tcp_try_write(&E1.tcp, bufs, 1), VIGIL_EAGAIN); /* queue not empty */
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E2, SIZE), 0);
+  ASSERT_EQ(run_until(&loop, &write_done_count), 0);
+  ASSERT_EQ(write_status, 0);
+  ASSERT_EQ(vigil_tcp_write_queue_size(&E1.tcp), 0);
+  ASSERT_UEQ(E2.len, SIZE);
+  ASSERT(memcmp(E2.data, payload, SIZE) == 0);
+  vigil_tcp_close(&E1.tcp, NULL);
+  vigil_tcp_close(&E2.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E2);
+  free(payload);
+  return 0;
+}
+
+TEST_IMPL(loop_write_10mb) {
+  return for_each_backend(case_big_write, "10 MB");
+}
+
+/* Closing with writes queued cancels them, before the close callback. */
+static int order_log[8];
+static int order_len;
+
+static void log_event(int ev) {
+  if (order_len < (int)(sizeof order_log / sizeof order_log[0]))
+    order_log[order_len++] = ev;
+}
+
+static void on_write_logged(vigil_write_req *req, int status) {
+  (void)req;
+  write_status = status;
+  log_event(1);
+}
+
+static void on_close_logged(vigil_tcp *tcp) {
+  (void)tcp;
+  log_event(2);
+}
+
+static int case_close_cancels(vigil_backend b) {
+  enum { SIZE = 16 * 1024 * 1024 };
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_write_req req;
+  vigil_buf buf;
+  char *payload = calloc(1, SIZE);
+
+  ASSERT_NOT_NULL(payload);
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  order_len = 0;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  buf = vigil_buf_init(payload, SIZE);
+  ASSERT_EQ(vigil_tcp_write(&req, &E1.tcp, &buf, 1, on_write_logged), 0);
+  ASSERT_GT(vigil_tcp_write_queue_size(&E1.tcp), 0);
+  vigil_tcp_close(&E1.tcp, on_close_logged);
+  ASSERT_EQ(order_len, 0); /* callbacks come from the loop */
+  ASSERT_EQ(vigil_tcp_write_queue_size(&E1.tcp), 0);
+  vigil_tcp_close(&E2.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(order_len, 2);
+  ASSERT_EQ(order_log[0], 1);
+  ASSERT_EQ(order_log[1], 2);
+  ASSERT_EQ(write_status, VIGIL_ECANCELED);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  free(payload);
+  return 0;
+}
+
+TEST_IMPL(loop_close_cancels_writes) {
+  return for_each_backend(case_close_cancels, "close cancels");
+}
+
+/* One iteration runs reads, then timers, then deferred callbacks. */
+enum { EV_READ = 10, EV_TIMER = 11, EV_DEFER = 12 };
+
+static void phase_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  if (nread > 0)
+    log_event(EV_READ);
+  ep_read(tcp, nread, buf);
+}
+
+static void phase_timer(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)loop;
+  (void)t;
+  log_event(EV_TIMER);
+}
+
+static void phase_defer(vigil_loop *loop, vigil_defer *d) {
+  (void)loop;
+  (void)d;
+  log_event(EV_DEFER);
+}
+
+/* Waits (bounded) until sock has bytes to read, outside the loop. */
+static int wait_readable(vigil_os_socket sock) {
+  fd_set rd;
+  struct timeval tv;
+  FD_ZERO(&rd);
+#ifdef _WIN32
+  FD_SET((SOCKET)sock, &rd);
+#else
+  FD_SET(sock, &rd);
+#endif
+  tv.tv_sec = GUARD_MS / 1000;
+  tv.tv_usec = 0;
+  return select((int)sock + 1, &rd, NULL, NULL, &tv) == 1 ? 0 : -1;
+}
+
+static int case_phase_order(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_write_req w;
+  vigil_loop_timer timer;
+  vigil_defer d;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  order_len = 0;
+  write_done_count = 0;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(send_text(&E1.tcp, &w, "ping"), 0);
+  ASSERT_EQ(run_until(&loop, &write_done_count), 0);
+  ASSERT_EQ(wait_readable(vigil_tcp_socket(&E2.tcp)), 0);
+
+  /* Queue all three before one iteration: the order is the loop's. */
+  vigil_defer_init(&d, phase_defer);
+  vigil_loop_defer(&loop, &d);
+  vigil_loop_defer(&loop, &d); /* once only */
+  ASSERT_EQ(vigil_defer_queued(&d), 1);
+  vigil_loop_timer_init(&timer);
+  vigil_loop_timer_arm(&loop, &timer, vigil_loop_now_ms(&loop), phase_timer);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, phase_read), 0);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_ONCE), 1);
+  ASSERT_EQ(order_len, 3);
+  ASSERT_EQ(order_log[0], EV_READ);
+  ASSERT_EQ(order_log[1], EV_TIMER);
+  ASSERT_EQ(order_log[2], EV_DEFER);
+  ASSERT_EQ(vigil_defer_queued(&d), 0);
+  ASSERT_MEM_EQ(E2.data, "ping", 4);
+
+  /* A cancelled defer does not run. */
+  vigil_loop_defer(&loop, &d);
+  vigil_loop_defer_cancel(&loop, &d);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 1);
+  ASSERT_EQ(order_len, 3);
+
+  vigil_tcp_close(&E1.tcp, NULL);
+  vigil_tcp_close(&E2.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E2);
+  return 0;
+}
+
+TEST_IMPL(loop_phase_order) {
+  return for_each_backend(case_phase_order, "phase order");
+}
+
+/* A defer re-queued from its own callback runs in the next iteration (one
+ * per iteration, never a busy inner loop), and keeps the loop alive. */
+static int requeue_left;
+
+static void requeue_defer(vigil_loop *loop, vigil_defer *d) {
+  log_event(EV_DEFER);
+  if (--requeue_left > 0)
+    vigil_loop_defer(loop, d);
+}
+
+static int case_defer_requeue(vigil_backend b) {
+  vigil_loop loop;
+  vigil_defer d;
+
+  order_len = 0;
+  requeue_left = 3;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(vigil_loop_alive(&loop), 0);
+  vigil_defer_init(&d, requeue_defer);
+  vigil_loop_defer(&loop, &d);
+  ASSERT_EQ(vigil_loop_alive(&loop), 1);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 1);
+  ASSERT_EQ(order_len, 1);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_DEFAULT), 0);
+  ASSERT_EQ(order_len, 3);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_defer_requeue) {
+  return for_each_backend(case_defer_requeue, "defer requeue");
+}
+
+/* Stall detection with an injected clock: real time plus offsets the test
+ * adds, so a "2 s stall" takes no 2 s. */
+static uint64_t fake_mono_off, fake_boot_off;
+
+static uint64_t fake_clock(void *arg, vigil_clock_id id) {
+  (void)arg;
+  return vigil__plat_clock(NULL, id) +
+         (id == VIGIL_CLOCK_MONOTONIC ? fake_mono_off : fake_boot_off);
+}
+
+static uint64_t stall_ns;
+static vigil_stall_kind stall_kind;
+static int stalls;
+
+static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t ns, vigil_stall_kind kind) {
+  (void)loop;
+  (void)w;
+  stalls++;
+  stall_ns = ns;
+  stall_kind = kind;
+  log_event((int)kind);
+}
+
+static void stall_timer(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)loop;
+  (void)t;
+  log_event(EV_TIMER);
+}
+
+static int case_stall(vigil_backend b) {
+  vigil_loop loop;
+  vigil_loop_options opts;
+  vigil_stall_watch watch;
+  vigil_loop_timer timer;
+  vigil_defer keepalive;
+
+  fake_mono_off = fake_boot_off = 0;
+  stalls = 0;
+  order_len = 0;
+  vigil_loop_options_init(&opts);
+  opts.backend = b;
+  opts.clock = fake_clock;
+  opts.stall_threshold_ms = 300;
+  ASSERT_EQ(vigil_loop_init(&loop, &opts), 0);
+  memset(&watch, 0, sizeof watch);
+  vigil_loop_stall_start(&loop, &watch, on_stall);
+  vigil_defer_init(&keepalive, requeue_defer);
+
+  /* A normal iteration, then one that waits 100 ms as planned: no stall. */
+  requeue_left = 1000;
+  vigil_loop_defer(&loop, &keepalive);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 1);
+  vigil_loop_timer_init(&timer);
+  vigil_loop_timer_arm(&loop, &timer, vigil_loop_now_ms(&loop) + 100, stall_timer);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 1);
+  vigil_loop_defer_cancel(&loop, &keepalive);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_DEFAULT), 0); /* sleeps ~100 ms, timer fires */
+  ASSERT_EQ(stalls, 0);
+  order_len = 0;
+
+  /* The process was away for 2 s with a timer due in 1 s: the stall is
+   * reported first, then the timer runs. */
+  vigil_loop_timer_arm(&loop, &timer, vigil_loop_now_ms(&loop) + 1000, stall_timer);
+  fake_mono_off += 2000 * NS_PER_MS;
+  fake_boot_off += 2000 * NS_PER_MS;
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 0);
+  ASSERT_EQ(stalls, 1);
+  ASSERT_EQ(stall_kind, VIGIL_STALL_GAP);
+  ASSERT_UGE(stall_ns, 2000 * NS_PER_MS);
+  ASSERT_ULE(stall_ns, 2500 * NS_PER_MS);
+  ASSERT_EQ(order_len, 2);
+  ASSERT_EQ(order_log[0], VIGIL_STALL_GAP);
+  ASSERT_EQ(order_log[1], EV_TIMER);
+
+  /* Suspend: BOOTTIME ran 5 s ahead while MONOTONIC stood still. */
+  order_len = 0;
+  fake_boot_off += 5000 * NS_PER_MS;
+  vigil_loop_defer(&loop, &keepalive);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 1);
+  ASSERT_EQ(stalls, 2);
+  ASSERT_EQ(stall_kind, VIGIL_STALL_SUSPEND);
+  ASSERT_UGE(stall_ns, 4900 * NS_PER_MS); /* the two clocks are read apart */
+  ASSERT_ULE(stall_ns, 5100 * NS_PER_MS);
+
+  /* A stopped watcher hears nothing. */
+  vigil_loop_stall_stop(&loop, &watch);
+  fake_mono_off += 3000 * NS_PER_MS;
+  fake_boot_off += 3000 * NS_PER_MS;
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 1);
+  ASSERT_EQ(stalls, 2);
+
+  vigil_loop_defer_cancel(&loop, &keepalive);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_stall_detection) {
+  return for_each_backend(case_stall, "stall");
+}
+
+/* IPv6 loopback, and IPV6_V6ONLY both ways. */
+static int case_ipv6(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst, lst2;
+  vigil_write_req w;
+  struct sockaddr_storage any, bound, v4;
+  vigil_connect_req req;
+  int err;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(vigil_ip_parse("[::1]:0", &any), 0);
+  ASSERT_EQ(vigil_tcp_init(&loop, &lst), 0);
+  err = vigil_tcp_bind_listen(&lst, (struct sockaddr *)&any, 16, 0, on_connection);
+  if (err == VIGIL_EADDRNOTAVAIL || err == VIGIL_EAFNOSUPPORT) {
+    vigil_tcp_close(&lst, NULL);
+    (void)run_to_end(&loop);
+    (void)vigil_loop_close(&loop);
+    RETURN_SKIP("no IPv6 loopback here (%s)", vigil_strerror(err));
+  }
+  ASSERT_EQ(err, 0);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+
+  ASSERT_EQ(listen_on(&loop, &lst, &any, VIGIL_TCP_IPV6ONLY, &bound), 0);
+  ASSERT_EQ(bound.ss_family, AF_INET6);
+  ASSERT_EQ(connect_pair(&loop, &lst, &bound, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(send_text(&E1.tcp, &w, "six"), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E2, 3), 0);
+  ASSERT_MEM_EQ(E2.data, "six", 3);
+  ep_free(&E2);
+  vigil_tcp_close(&E1.tcp, ep_closed);
+  vigil_tcp_close(&E2.tcp, ep_closed);
+  ASSERT_EQ(run_until(&loop, &E1.closed), 0);
+  ASSERT_EQ(run_until(&loop, &E2.closed), 0);
+
+  /* [::]:p dual stack takes IPv4 clients; with V6ONLY it refuses them. */
+  ASSERT_EQ(vigil_ip_parse("[::]:0", &any), 0);
+  ASSERT_EQ(listen_on(&loop, &lst2, &any, 0, &bound), 0);
+  loopback4(&v4, port_of(&bound));
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  ASSERT_EQ(connect_pair(&loop, &lst2, &v4, &E1, &E2), 0);
+  vigil_tcp_close(&E1.tcp, ep_closed);
+  vigil_tcp_close(&E2.tcp, ep_closed);
+  vigil_tcp_close(&lst2, NULL);
+  ASSERT_EQ(run_until(&loop, &E1.closed), 0);
+  ASSERT_EQ(run_until(&loop, &E2.closed), 0);
+
+  ASSERT_EQ(listen_on(&loop, &lst2, &any, VIGIL_TCP_IPV6ONLY, &bound), 0);
+  loopback4(&v4, port_of(&bound));
+  memset(&E1, 0, sizeof E1);
+  ASSERT_EQ(vigil_tcp_init(&loop, &E1.tcp), 0);
+  req.data = &E1;
+  ASSERT_EQ(vigil_tcp_connect(&req, &E1.tcp, (struct sockaddr *)&v4, on_connect), 0);
+  ASSERT_EQ(run_until(&loop, &E1.connected), 0);
+  ASSERT_EQ(E1.connect_status, VIGIL_ECONNREFUSED);
+  vigil_tcp_close(&E1.tcp, NULL);
+  vigil_tcp_close(&lst2, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E2);
+  return 0;
+}
+
+TEST_IMPL(loop_ipv6_loopback) {
+  return for_each_backend(case_ipv6, "ipv6");
+}
+
+/* Accept errors reach on_connection; accept_drop refuses the waiting peer
+ * once a descriptor is free again (the spare descriptor trick). */
+static int case_emfile(vigil_backend b) {
+#ifdef _WIN32
+  (void)b;
+  RETURN_SKIP("descriptor limits are a POSIX notion");
+#else
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_connect_req req;
+  struct sockaddr_storage any, bound;
+  struct rlimit old, low;
+  int spare;
+
+  memset(&E1, 0, sizeof E1);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  loopback4(&any, 0);
+  ASSERT_EQ(listen_on(&loop, &lst, &any, 0, &bound), 0);
+  ASSERT_EQ(vigil_tcp_init(&loop, &E1.tcp), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E1.tcp, ep_alloc, ep_read), VIGIL_ENOTCONN);
+  req.data = &E1;
+  ASSERT_EQ(vigil_tcp_connect(&req, &E1.tcp, (struct sockaddr *)&bound, on_connect), 0);
+
+  /* dup returns the lowest free descriptor, so every one below the spare
+   * is in use; a limit of spare + 1 leaves accept nothing to take. */
+  spare = dup(0);
+  ASSERT_GE(spare, 0);
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  low = old;
+  low.rlim_cur = (rlim_t)spare + 1;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  accept_into = NULL;
+  accept_calls = 0;
+  ASSERT_EQ(run_until(&loop, &accept_calls), 0);
+  ASSERT_EQ(accept_status, VIGIL_EMFILE);
+  ASSERT_EQ(E1.connected, 1); /* the kernel completed the handshake */
+  ASSERT_EQ(vigil_tcp_read_start(&E1.tcp, ep_alloc, ep_read), 0);
+  /* Still listening; the trick: free the spare, refuse the peer. */
+  close(spare);
+  ASSERT_EQ(vigil_tcp_accept_drop(&lst), 0);
+  ASSERT_EQ(vigil_tcp_accept_drop(&lst), VIGIL_EAGAIN);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  ASSERT_EQ(run_until_status(&loop, &E1), 0);
+  ASSERT(E1.status == VIGIL_EOF || E1.status == VIGIL_ECONNRESET);
+  vigil_tcp_close(&E1.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+#endif
+}
+
+TEST_IMPL(loop_accept_emfile) {
+  return for_each_backend(case_emfile, "emfile");
+}
+
+/* Argument and state errors, without the network. */
+static int case_misuse(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp t;
+  vigil_write_req w;
+  vigil_buf buf = vigil_buf_init((char *)(uintptr_t)"x", 1);
+  struct sockaddr_storage ss;
+
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(vigil_tcp_init(&loop, &t), 0);
+  ASSERT_EQ(vigil_tcp_socket(&t), VIGIL_INVALID_SOCKET);
+  ASSERT_EQ(vigil_tcp_write(&w, &t, &buf, 1, on_write), VIGIL_ENOTCONN);
+  ASSERT_EQ(vigil_tcp_write(&w, &t, &buf, 0, on_write), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_tcp_try_write(&t, &buf, 1), VIGIL_ENOTCONN);
+  ASSERT_EQ(vigil_tcp_nodelay(&t, 1), VIGIL_EBADF);
+  ASSERT_EQ(vigil_tcp_accept_drop(&t), VIGIL_EINVAL);
+  memset(&ss, 0, sizeof ss);
+  ss.ss_family = AF_UNIX; /* neither IPv4 nor IPv6 */
+  ASSERT_EQ(vigil_tcp_bind_listen(&t, (struct sockaddr *)&ss, 1, 0, on_connection),
+            VIGIL_EAFNOSUPPORT);
+  ASSERT_EQ(vigil_tcp_bind_listen(&t, NULL, 1, 0, on_connection), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_loop_close(&loop), VIGIL_EBUSY);
+  vigil_tcp_close(&t, NULL);
+  vigil_tcp_close(&t, NULL); /* twice is harmless */
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_misuse_errors) {
+  return for_each_backend(case_misuse, "misuse");
+}
+
+TEST_IMPL(loop_ip_parse_format) {
+  struct sockaddr_storage ss;
+  char buf[VIGIL_ADDRSTRLEN];
+  static const char *const good[] = {"127.0.0.1:80", "[::1]:443", "0.0.0.0:0",
+                                     "[2001:db8::1]:65535", "[fe80::1%3]:7"};
+  static const char *const bad[] = {"",           "127.0.0.1",     "127.0.0.1:",
+                                    ":80",        "1.2.3.4:65536", "1.2.3.4:-1",
+                                    "1.2.3.4:8a", "[::1]",         "[::1]80",
+                                    "::1:80",     "[::1:80",       "[]:80",
+                                    "300.1.1.1:1", "[::1%]:1",     "example.com:80"};
+  size_t i;
+
+  ASSERT_EQ(util_net_init(), 0);
+  for (i = 0; i < sizeof good / sizeof good[0]; i++) {
+    ASSERT_EQ(vigil_ip_parse(good[i], &ss), 0);
+    ASSERT_EQ(vigil_ip_format((struct sockaddr *)&ss, buf, sizeof buf), (int)strlen(good[i]));
+    ASSERT_STR_EQ(buf, good[i]);
+  }
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (vigil_ip_parse(bad[i], &ss) != VIGIL_EINVAL)
+      TEST_FAIL_AT("accepted \"%s\"", bad[i]);
+  ASSERT_EQ(vigil_ip_parse("localhost:8080", &ss), 0);
+  ASSERT_EQ(vigil_ip_format((struct sockaddr *)&ss, buf, sizeof buf), 14);
+  ASSERT_STR_EQ(buf, "127.0.0.1:8080");
+  ASSERT_EQ(vigil_ip_len((struct sockaddr *)&ss), (int)sizeof(struct sockaddr_in));
+  ASSERT_EQ(vigil_ip_format((struct sockaddr *)&ss, buf, 5), VIGIL_ENOSPACE);
+  ASSERT_EQ(vigil_ip_parse(NULL, &ss), VIGIL_EINVAL);
+  return 0;
+}
+
+TEST_IMPL(loop_backend_selection) {
+  vigil_loop loop;
+  vigil_loop_options opts;
+  int err;
+
+  ASSERT_EQ(util_net_init(), 0);
+  vigil_loop_options_init(&opts);
+  opts.backend = (vigil_backend)42;
+  ASSERT_EQ(vigil_loop_init(&loop, &opts), VIGIL_EINVAL);
+#ifdef _WIN32
+  RETURN_SKIP("VIGIL_BACKEND choices are POSIX ones");
+#else
+  ASSERT_EQ(setenv("VIGIL_BACKEND", "poll", 1), 0);
+  ASSERT_EQ(vigil_loop_init(&loop, NULL), 0);
+  ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "poll");
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ASSERT_EQ(setenv("VIGIL_BACKEND", "bogus", 1), 0);
+  ASSERT_EQ(vigil_loop_init(&loop, NULL), VIGIL_EINVAL);
+  ASSERT_EQ(setenv("VIGIL_BACKEND", "iocp", 1), 0);
+  ASSERT_EQ(vigil_loop_init(&loop, NULL), VIGIL_ENOTSUP);
+  /* An explicit option wins over the environment. */
+  vigil_loop_options_init(&opts);
+  opts.backend = VIGIL_BACKEND_POLL;
+  ASSERT_EQ(vigil_loop_init(&loop, &opts), 0);
+  ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "poll");
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ASSERT_EQ(unsetenv("VIGIL_BACKEND"), 0);
+  err = vigil_loop_init(&loop, NULL);
+  ASSERT_EQ(err, 0);
+#ifdef __linux__
+  ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "epoll");
+#endif
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+#endif
+}
