@@ -100,8 +100,12 @@ static int get_varint(const uint8_t *p, size_t n, uint32_t *v) {
   uint64_t x = 0;
   for (size_t i = 0; i < n && i < 5; i++) {
     x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-    if (!(p[i] & 0x80))
-      return x > UINT32_MAX ? -1 : (*v = (uint32_t)x, (int)i + 1);
+    if (!(p[i] & 0x80)) {
+      if (x > UINT32_MAX)
+        return -1;
+      *v = (uint32_t)x;
+      return (int)i + 1;
+    }
   }
   return n >= 5 ? -1 : 0;
 }
@@ -117,7 +121,7 @@ static size_t put_varint(uint8_t *p, uint32_t v) {
 }
 
 static void answer_hello(conn *c, const uint8_t *p, uint32_t len) {
-  uint32_t f[4]; /* interval, timeout, max_frame, max_message */
+  uint32_t f[4] = {0, 0, 0, 0}; /* interval, timeout, max_frame, max_message */
   size_t off = 5;
   uint8_t out[32], body[26];
   size_t bl = 0, ol = 0;
@@ -158,13 +162,15 @@ static void process(conn *c) {
   size_t off = 0;
 
   while (!c->closing && off < c->rx_len) {
-    uint32_t len;
+    uint32_t len = 0;
     int used = get_varint(c->rx + off + 1, c->rx_len - off - 1, &len);
+    if (used == 0)
+      break;
     if (used < 0 || len > RX_CAP - 6) {
       conn_close(c);
       return;
     }
-    if (used == 0 || c->rx_len - off - 1 - (size_t)used < len)
+    if (c->rx_len - off - 1 - (size_t)used < len)
       break;
     const uint8_t *payload = c->rx + off + 1 + used;
     switch (c->rx[off]) {
@@ -266,7 +272,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--host") == 0)
       host = argv[i + 1];
     else if (strcmp(argv[i], "--port") == 0)
-      port = atoi(argv[i + 1]);
+      port = (int)strtol(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--timeout-ms") == 0)
       default_timeout_ms = (uint32_t)strtoul(argv[i + 1], NULL, 10);
   }

@@ -107,7 +107,7 @@ static void sleep_ms(unsigned ms) {
 
 static double proc_cpu_seconds(pid_t pid) {
   char path[64], buf[1024];
-  unsigned long long utime = 0, stime = 0;
+  unsigned long long ticks = 0;
   FILE *f;
   char *p;
 
@@ -118,10 +118,23 @@ static double proc_cpu_seconds(pid_t pid) {
   fclose(f);
   if (p == NULL || (p = strrchr(buf, ')')) == NULL)
     return -1;
-  /* after "pid (comm)": state is field 3; utime, stime are 14 and 15 */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2)
-    return -1;
-  return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+  /* after "pid (comm)" comes field 3 (state); utime and stime are 14, 15 */
+  for (int field = 3; field <= 15; field++) {
+    char *end;
+    unsigned long long v;
+    while (*p == ' ' || *p == ')')
+      p++;
+    v = strtoull(p, &end, 10);
+    if (field >= 14) {
+      if (end == p)
+        return -1;
+      ticks += v;
+    }
+    while (*end != ' ' && *end != '\0')
+      end++;
+    p = end;
+  }
+  return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 static long proc_rss_kb(pid_t pid) {
@@ -133,8 +146,10 @@ static long proc_rss_kb(pid_t pid) {
   if ((f = fopen(path, "r")) == NULL)
     return -1;
   while (fgets(line, sizeof(line), f) != NULL)
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+    if (strncmp(line, "VmRSS:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
       break;
+    }
   fclose(f);
   return kb;
 }

@@ -458,7 +458,7 @@ static int needs_quotes(const char *s, size_t len) {
 }
 
 static void put_escaped(vigil_cli_line *l, const char *s, size_t len, int quote) {
-  size_t room = sizeof(l->buf) - l->len, need;
+  size_t room, need;
 
   if (l->overflow)
     return;
