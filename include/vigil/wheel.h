@@ -12,7 +12,10 @@
  * expiry tick, never before it, and while its callback runs the wheel's `now`
  * field equals that tick. Expiries of any distance are exact (timers beyond
  * the wheel's range, 64^6 ticks, wait at the top level and are re-placed
- * until they come into range). Not thread-safe: one wheel per loop thread. */
+ * until they come into range). Not thread-safe: one wheel per loop thread.
+ *
+ * A timer is linked into the wheel while armed: call vigil_timer_init once
+ * before first use, and cancel it before its memory is freed or reused. */
 
 #include <stddef.h>
 #include <stdint.h>
