@@ -61,7 +61,7 @@ VIGIL_EXTERN void vigil_client_config_init(vigil_client_config *cfg);
 
 /* Allocates a client on `loop`. Returns 0, VIGIL_EINVAL (no id, or a config
  * the session refuses), VIGIL_ENOMEM. */
-VIGIL_EXTERN int vigil_client_new(vigil_client **out, struct vigil_loop *loop,
+VIGIL_EXTERN int vigil_client_new(vigil_client **out, vigil_loop *loop,
                                   const vigil_client_config *cfg);
 
 /* Starts connecting to host:port (numeric IPv4/IPv6 or a name, resolved at

@@ -23,16 +23,16 @@
 
 #include "errno.h"
 #include "keepalive.h"
+#include "loop.h"
 #include "session.h"
 #include "version.h"
-
-struct vigil_loop;
 
 typedef struct vigil_server vigil_server;
 typedef struct vigil_conn vigil_conn;
 
-/* Room for "[v6addr%scope]:port" plus NUL. */
-#define VIGIL_ADDRSTRLEN 72
+#ifndef VIGIL_ADDRSTRLEN
+#define VIGIL_ADDRSTRLEN 72 /* room for "[v6addr%scope]:port" plus NUL (as loop.h) */
+#endif
 
 /* ---- shared with the client -------------------------------------------- */
 
@@ -199,7 +199,7 @@ VIGIL_EXTERN void vigil_server_config_init(vigil_server_config *cfg);
 
 /* Allocates a server on `loop`. Returns 0 or VIGIL_EINVAL (a config the
  * session refuses), VIGIL_ENOMEM. Nothing listens until vigil_server_listen. */
-VIGIL_EXTERN int vigil_server_new(vigil_server **out, struct vigil_loop *loop,
+VIGIL_EXTERN int vigil_server_new(vigil_server **out, vigil_loop *loop,
                                   const vigil_server_config *cfg);
 
 /* Listens on host:port; may be called several times (IPv4 and IPv6, several

@@ -1,0 +1,304 @@
+/* The vigil client: one connection at a time, kept up with reconnects.
+ *
+ * Each attempt resolves the host (getaddrinfo, first address), connects
+ * with a timeout, and runs the client session (src/conn.c does the rest).
+ * When a connection dies or an attempt fails, and the client is not
+ * closing, the next attempt is scheduled after a full-jitter backoff:
+ *
+ *   failures = consecutive attempts that did not give a stable connection
+ *   delay    = random(0, min(cap, base * 2^(failures - 1)))
+ *   delay    = max(delay, retry_after from the server's CLOSE)
+ *
+ * Full jitter (the AWS architecture blog's name) spreads a crowd of
+ * clients that lost the same server evenly over the window, instead of
+ * having them return in synchronised waves. A connection that stayed open
+ * for stable_ms resets `failures`, so a client that was healthy for a while
+ * retries fast; one that flaps (open, die at once, open...) keeps backing
+ * off. on_reconnect tells the application the attempt number and delay.
+ *
+ * Unsent messages of a dead connection go back through on_unsent (conn.c);
+ * vigil_client_send while there is no connection says VIGIL_ENOTCONN, so
+ * nothing is ever queued into the void. */
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
+#include "conn.h"
+#include "loop-internal.h"
+
+struct vigil_client {
+  vigil__owner o;
+  vigil_client_config cfg;
+  char *id;
+  char *host;
+  uint16_t port;
+  vigil_conn *conn;             /* current connection, or NULL */
+  unsigned failures;            /* consecutive failed attempts */
+  uint32_t rng;
+  int started, closing, stopped;
+  vigil_loop_timer retry_timer;
+  vigil_defer closed_defer;
+  vigil_client_stats stats;
+};
+
+static void start_attempt(vigil_client *cli);
+
+static vigil_client *client_of(const vigil_conn *c) {
+  return vigil_container_of(c->owner, vigil_client, o);
+}
+
+static void maybe_closed(vigil_client *cli) {
+  if (cli->stopped && cli->o.nconns == 0 && !vigil_loop_timer_armed(&cli->retry_timer) &&
+      !vigil_defer_queued(&cli->closed_defer))
+    vigil_loop_defer(cli->o.loop, &cli->closed_defer);
+}
+
+static void on_closed_defer(vigil_loop *loop, vigil_defer *d) {
+  vigil_client *cli = vigil_container_of(d, vigil_client, closed_defer);
+  (void)loop;
+  if (cli->cfg.on_closed != NULL)
+    cli->cfg.on_closed(cli, cli->cfg.user);
+}
+
+static void on_retry(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_client *cli = vigil_container_of(t, vigil_client, retry_timer);
+  (void)loop;
+  if (!cli->closing)
+    start_attempt(cli);
+}
+
+static void on_opened(vigil_conn *c, vigil_open_info *info) {
+  vigil_client *cli = client_of(c);
+  cli->stats.opened++;
+  info->attempt = cli->failures + 1;
+}
+
+static void on_died(vigil_conn *c, const vigil_death *d, int was_open) {
+  vigil_client *cli = client_of(c);
+  (void)was_open;
+  cli->stats.deaths[d->cause < VIGIL_CAUSE_COUNT ? d->cause : VIGIL_CAUSE_NONE]++;
+}
+
+/* After the application heard of the death: decide what comes next. */
+static void on_buried(vigil_conn *c, const vigil_death *d, int was_open) {
+  vigil_client *cli = client_of(c);
+  uint32_t delay;
+  if (c != cli->conn)
+    return;
+  cli->conn = NULL;
+  if (was_open && vigil_loop_now_ns(cli->o.loop) - c->opened_ns >=
+                      (uint64_t)cli->cfg.stable_ms * VIGIL_MS)
+    cli->failures = 0;
+  cli->failures++;
+  if (cli->closing || cli->cfg.no_reconnect ||
+      (cli->cfg.max_attempts != 0 && cli->failures >= cli->cfg.max_attempts)) {
+    cli->stopped = 1;
+    return; /* on_closed once the socket is gone (on_freed) */
+  }
+  delay = vigil__backoff(cli->cfg.backoff_base_ms, cli->cfg.backoff_cap_ms, cli->failures,
+                         &cli->rng);
+  if (d->close_received && d->retry_after_ms > delay)
+    delay = d->retry_after_ms; /* the server asked us to stay away this long */
+  cli->stats.last_delay_ms = delay;
+  vigil_loop_timer_arm(cli->o.loop, &cli->retry_timer, vigil_loop_now_ms(cli->o.loop) + delay,
+                       on_retry);
+  if (cli->cfg.on_reconnect != NULL)
+    cli->cfg.on_reconnect(cli, cli->failures + 1, delay, cli->cfg.user);
+}
+
+static void on_freed(vigil_conn *c) { maybe_closed(client_of(c)); }
+
+/* Resolves host:port to its first address. */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss) {
+  struct addrinfo hints, *res = NULL;
+  int rc;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  rc = getaddrinfo(host, NULL, &hints, &res);
+  if (rc != 0 || res == NULL)
+    return rc == EAI_MEMORY ? VIGIL_ENOMEM : VIGIL_ENOENT;
+  memset(ss, 0, sizeof *ss);
+  memcpy(ss, res->ai_addr, res->ai_addrlen <= sizeof *ss ? res->ai_addrlen : sizeof *ss);
+  freeaddrinfo(res);
+  if (ss->ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+  else if (ss->ss_family == AF_INET)
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
+  else
+    return VIGIL_EAFNOSUPPORT;
+  return 0;
+}
+
+static void start_attempt(vigil_client *cli) {
+  struct sockaddr_storage ss;
+  vigil_conn *c;
+  int rc;
+  c = vigil__conn_new(&cli->o);
+  if (c == NULL) {
+    cli->stopped = 1; /* nothing to report it on: stop rather than spin */
+    maybe_closed(cli);
+    return;
+  }
+  c->id = cli->id;
+  c->id_len = (uint8_t)cli->cfg.session.id_len;
+  cli->conn = c;
+  cli->stats.attempts++;
+  cli->stats.attempt = cli->failures + 1;
+  c->phase = VIGIL__CONNECTING;
+  rc = resolve(cli->host, cli->port, &ss);
+  if (rc != 0) {
+    vigil__conn_kill(c, VIGIL_CAUSE_UNREACHABLE, 0, NULL, 0, "host name did not resolve");
+    return;
+  }
+  memcpy(c->peer.b, &ss, sizeof c->peer.b);
+  rc = vigil__conn_connect(c, (const struct sockaddr *)&ss, cli->cfg.connect_timeout_ms);
+  if (rc != 0)
+    vigil__conn_fail(c, rc, NULL);
+}
+
+void vigil_client_config_init(vigil_client_config *cfg) {
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  vigil_session_config_init(&cfg->session);
+}
+
+static void apply_defaults(vigil_client_config *c) {
+  if (c->connect_timeout_ms == 0)
+    c->connect_timeout_ms = 5000;
+  if (c->backoff_base_ms == 0)
+    c->backoff_base_ms = 100;
+  if (c->backoff_cap_ms == 0)
+    c->backoff_cap_ms = 30000;
+  if (c->backoff_cap_ms < c->backoff_base_ms)
+    c->backoff_cap_ms = c->backoff_base_ms;
+  if (c->stable_ms == 0)
+    c->stable_ms = 10000;
+  if (c->max_queue_bytes == 0)
+    c->max_queue_bytes = (size_t)1 << 20;
+}
+
+int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_config *cfg) {
+  vigil_client *cli;
+  vigil_session probe;
+  if (out == NULL || loop == NULL || cfg == NULL)
+    return VIGIL_EINVAL;
+  *out = NULL;
+  if (cfg->session.id == NULL || cfg->session.id_len == 0 ||
+      vigil_session_init(&probe, VIGIL_ROLE_CLIENT, &cfg->session, 0) != 0)
+    return VIGIL_EINVAL;
+  cli = calloc(1, sizeof *cli);
+  if (cli == NULL)
+    return VIGIL_ENOMEM;
+  cli->id = malloc(cfg->session.id_len + 1);
+  if (cli->id == NULL || vigil__owner_init(&cli->o, loop) != 0) {
+    free(cli->id);
+    free(cli);
+    return VIGIL_ENOMEM;
+  }
+  memcpy(cli->id, cfg->session.id, cfg->session.id_len);
+  cli->id[cfg->session.id_len] = '\0';
+  cli->cfg = *cfg;
+  cli->cfg.session.id = cli->id;
+  apply_defaults(&cli->cfg);
+  cli->rng = cfg->session.seed ^ (uint32_t)(uintptr_t)cli ^ (uint32_t)vigil_loop_now_ns(loop);
+  if (cli->rng == 0)
+    cli->rng = 0x2545F491u;
+  cli->o.cb = cfg->cb;
+  cli->o.user = cfg->user;
+  cli->o.server = NULL;
+  cli->o.max_queue_bytes = cli->cfg.max_queue_bytes;
+  cli->o.queue_full_strikes = VIGIL_NO_LIMIT;
+  cli->o.ka_mode = cfg->keepalive_mode;
+  cli->o.ka = cfg->keepalive;
+  cli->o.session_cfg = &cli->cfg.session;
+  cli->o.opened = on_opened;
+  cli->o.died = on_died;
+  cli->o.buried = on_buried;
+  cli->o.freed = on_freed;
+  vigil_loop_timer_init(&cli->retry_timer);
+  vigil_defer_init(&cli->closed_defer, on_closed_defer);
+  vigil__owner_stall_start(&cli->o);
+  *out = cli;
+  return 0;
+}
+
+int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port) {
+  size_t n;
+  if (cli == NULL || host == NULL || host[0] == '\0' || port == 0)
+    return VIGIL_EINVAL;
+  if (cli->closing)
+    return VIGIL_ECLOSED;
+  if (cli->started)
+    return VIGIL_EALREADY;
+  n = strlen(host);
+  if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+    host++; /* "[::1]" as people write it next to a port */
+    n -= 2;
+  }
+  cli->host = malloc(n + 1);
+  if (cli->host == NULL)
+    return VIGIL_ENOMEM;
+  memcpy(cli->host, host, n);
+  cli->host[n] = '\0';
+  cli->port = port;
+  cli->started = 1;
+  start_attempt(cli);
+  return 0;
+}
+
+int vigil_client_send(vigil_client *cli, const void *msg, size_t len) {
+  if (cli == NULL)
+    return VIGIL_EINVAL;
+  if (cli->conn == NULL)
+    return cli->closing ? VIGIL_ECLOSED : VIGIL_ENOTCONN;
+  return vigil_conn_send(cli->conn, msg, len);
+}
+
+vigil_conn *vigil_client_conn(vigil_client *cli) { return cli != NULL ? cli->conn : NULL; }
+
+int vigil_client_close(vigil_client *cli, uint32_t timeout_ms) {
+  if (cli == NULL)
+    return VIGIL_EINVAL;
+  if (cli->closing)
+    return VIGIL_EALREADY;
+  cli->closing = 1;
+  vigil_loop_timer_cancel(cli->o.loop, &cli->retry_timer);
+  if (cli->conn != NULL && cli->conn->phase == VIGIL__OPEN)
+    (void)vigil__conn_close(cli->conn, VIGIL_CLOSE_NORMAL,
+                            vigil_close_code_text(VIGIL_CLOSE_NORMAL), "client closed", timeout_ms);
+  else if (cli->conn != NULL)
+    vigil__conn_kill(cli->conn, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_NORMAL,
+                     vigil_close_code_text(VIGIL_CLOSE_NORMAL), 0, "client closed");
+  cli->stopped = 1;
+  maybe_closed(cli);
+  return 0;
+}
+
+void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st) {
+  if (cli == NULL || st == NULL)
+    return;
+  *st = cli->stats;
+}
+
+int vigil_client_free(vigil_client *cli) {
+  if (cli == NULL)
+    return 0;
+  if (cli->o.nconns != 0 || vigil_defer_queued(&cli->closed_defer))
+    return VIGIL_EBUSY;
+  vigil_loop_timer_cancel(cli->o.loop, &cli->retry_timer);
+  vigil__owner_free(&cli->o);
+  free(cli->host);
+  free(cli->id);
+  free(cli);
+  return 0;
+}

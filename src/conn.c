@@ -1,0 +1,1054 @@
+/* One vigil connection: a sans-I/O session driven over a loop TCP handle.
+ *
+ * Shared by the server and the client. What it does, in the order bytes
+ * and time flow:
+ *
+ * Reading. The loop asks for a buffer (alloc_cb) and then reports the bytes
+ * (read_cb). A connection owns no read buffer: every read lands in one
+ * 64 KiB scratch buffer of its owner, which is free again when read_cb
+ * returns. The session may leave the tail of an incomplete control frame
+ * unconsumed (at most VIGIL_SESSION_MAX_RETAIN bytes); that tail alone is
+ * kept, in a small allocation that exists only while a frame is pending,
+ * and is copied in front of the next read. DATA payload is streamed by the
+ * session; a message that arrives whole in one read is delivered straight
+ * from the scratch buffer, and only a message split across reads or chunks
+ * is reassembled into a buffer that lives while that message is in flight.
+ *
+ * Writing. vigil_conn_send copies the message into the outbound queue
+ * (capped: VIGIL_EQUEUEFULL is the backpressure signal). Frames are produced
+ * at the end of the loop iteration (a vigil_defer), so the pong owed for a
+ * ping, a ping of our own and queued messages leave in one write. Frames are
+ * built in the owner's scratch buffer and offered to the kernel with
+ * try_write; only what the kernel does not take is copied into a pending
+ * write request, so an idle connection's heartbeat never allocates. We
+ * count stream positions: a message leaves the queue once every byte of its
+ * last chunk is in the kernel. Whatever is still queued when the connection
+ * dies goes back to the application through on_unsent, never silently.
+ *
+ * Time. One loop timer per connection, re-armed lazily: traffic only moves
+ * the session's deadline later, so the timer may fire early, in which case
+ * expire() does nothing and the timer is armed again for the real deadline.
+ * It is moved earlier only when the deadline moved earlier (end of
+ * handshake, a CLOSE written). The same timer bounds a TCP connect, a
+ * graceful close and the lingering close of a dead connection.
+ *
+ * Endings. A connection dies once: the death record is built (engine
+ * verdict or socket error, refined by the kernel's TCP_INFO through
+ * vigil__evidence_classify), the owner's bookkeeping runs, then on_death
+ * (or on_reject if the handshake never completed), then on_unsent for each
+ * queued message. The struct is freed later, from the tcp close callback:
+ * a callback may therefore safely act on the connection it is told about.
+ * After death, a CLOSE the session queued (our verdict, a takeover, a
+ * limit) is written if the kernel takes it at once, and the socket lingers,
+ * reading and discarding, until the peer closes or VIGIL__LINGER_MS pass:
+ * closing with unread bytes in the receive queue would send an RST that
+ * can overtake our CLOSE. */
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
+#include "conn.h"
+#include "loop-internal.h"
+
+struct vigil__wpend {
+  vigil_write_req req;
+  vigil_conn *conn;
+  size_t len;
+  uint8_t data[];
+};
+
+static void conn_flush(vigil_conn *c);
+static void conn_schedule(vigil_conn *c);
+static void conn_die(vigil_conn *c, vigil_death *d);
+
+static uint64_t ns_to_ms_ceil(uint64_t ns) {
+  return ns == VIGIL_NO_DEADLINE ? UINT64_MAX : ns / VIGIL_MS + (ns % VIGIL_MS != 0);
+}
+
+static uint64_t loop_now(const vigil_conn *c) { return vigil_loop_now_ns(c->owner->loop); }
+
+/* ---- evidence rules (pure; see docs/RUNTIME.md) ------------------------ */
+
+/* Slack for the kernel's jiffy-granular timestamps: an ACK must be at least
+ * this much younger than the last valid frame to count as "after" it. */
+#define ACK_AFTER_FRAME_SLACK_MS 10u
+
+static int peer_kernel_alive(const vigil_tcp_evidence *ev, uint64_t silent_ns, const char **why) {
+  uint64_t silent_ms = silent_ns / VIGIL_MS;
+  if (ev == NULL || !ev->available || ev->state != VIGIL__TCP_ESTABLISHED)
+    return 0;
+  if ((uint64_t)ev->last_ack_recv_ms + ACK_AFTER_FRAME_SLACK_MS >= silent_ms)
+    return 0; /* no ACK since the last valid frame: the host may be gone */
+  if (ev->snd_wnd == 0) {
+    *why = "peer's kernel ACKs with a zero window: its application is not reading";
+    return 1;
+  }
+  if (ev->unacked == 0) {
+    *why = "peer's kernel ACKed our probes but its application sent no valid frame";
+    return 1;
+  }
+  return 0; /* our data sits unacknowledged: silence, not a stall */
+}
+
+static vigil_cause classify_timedout(const vigil__verdict *v, const vigil_tcp_evidence *ev,
+                                     const char **detail) {
+  (void)v;
+  if (ev != NULL && ev->available) {
+    if (ev->snd_wnd == 0 && ev->unacked == 0 && ev->notsent_bytes > 0) {
+      *detail = "peer's window stayed closed past TCP_USER_TIMEOUT";
+      return VIGIL_CAUSE_PEER_STALLED;
+    }
+    if (ev->unacked > 0 || ev->retransmits > 0 || ev->backoff > 0) {
+      *detail = "data unacknowledged past TCP_USER_TIMEOUT";
+      return VIGIL_CAUSE_USER_TIMEOUT;
+    }
+    if (ev->probes > 0) {
+      *detail = "kernel keepalive probes unanswered";
+      return VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
+    }
+  }
+  *detail = "kernel gave up (ETIMEDOUT) while idle";
+  return VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
+}
+
+static vigil_cause classify_error(const vigil__verdict *v, const vigil_tcp_evidence *ev,
+                                  const char **detail) {
+  switch (v->error) {
+  case VIGIL_EOF:
+    *detail = "end of stream without a CLOSE frame";
+    return VIGIL_CAUSE_CLOSED;
+  case VIGIL_ECONNRESET:
+  case VIGIL_EPIPE:
+  case VIGIL_ECONNABORTED:
+    *detail = "connection reset by the peer";
+    return VIGIL_CAUSE_RESET;
+  case VIGIL_ECONNREFUSED:
+    *detail = "connection refused";
+    return VIGIL_CAUSE_RESET;
+  case VIGIL_EHOSTUNREACH:
+  case VIGIL_ENETUNREACH:
+  case VIGIL_ENETDOWN:
+    *detail = "no route to the peer (ICMP unreachable)";
+    return VIGIL_CAUSE_UNREACHABLE;
+  case VIGIL_ETIMEDOUT:
+    return classify_timedout(v, ev, detail);
+  case VIGIL_ENOMEM:
+  case VIGIL_ENOBUFS:
+    *detail = "out of memory on this side";
+    return VIGIL_CAUSE_LOCAL;
+  default:
+    *detail = "socket error";
+    return VIGIL_CAUSE_RESET;
+  }
+}
+
+vigil_cause vigil__evidence_classify(const vigil__verdict *v, const vigil_tcp_evidence *ev,
+                                     const char **detail) {
+  const char *why = NULL;
+  if (v->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT) {
+    if (peer_kernel_alive(ev, v->silent_ns, &why)) {
+      *detail = why;
+      return VIGIL_CAUSE_PEER_STALLED;
+    }
+    return VIGIL_CAUSE_HEARTBEAT_TIMEOUT; /* keep the engine's detail */
+  }
+  if (v->cause != VIGIL_CAUSE_NONE)
+    return v->cause;
+  return classify_error(v, ev, detail);
+}
+
+/* ---- backoff ------------------------------------------------------------ */
+
+static uint32_t xorshift32(uint32_t *state) {
+  uint32_t x = *state != 0 ? *state : 0x9E3779B9u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *state = x;
+  return x;
+}
+
+uint32_t vigil__backoff(uint32_t base_ms, uint32_t cap_ms, unsigned attempt, uint32_t *rng) {
+  uint64_t ceiling = base_ms;
+  unsigned i;
+  for (i = 1; i < attempt && ceiling < cap_ms; i++)
+    ceiling *= 2;
+  if (ceiling > cap_ms)
+    ceiling = cap_ms;
+  return (uint32_t)(((uint64_t)xorshift32(rng) * (ceiling + 1)) >> 32);
+}
+
+/* ---- owner ------------------------------------------------------------- */
+
+int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
+  o->loop = loop;
+  o->rbuf = malloc(VIGIL__RBUF_SIZE + VIGIL_SESSION_MAX_RETAIN);
+  o->wbuf = malloc(VIGIL__WBUF_SIZE);
+  vigil__queue_init(&o->conns);
+  vigil__queue_init(&o->stall.link);
+  o->nconns = 0;
+  if (o->rbuf == NULL || o->wbuf == NULL) {
+    free(o->rbuf);
+    free(o->wbuf);
+    o->rbuf = o->wbuf = NULL;
+    return VIGIL_ENOMEM;
+  }
+  return 0;
+}
+
+void vigil__owner_free(vigil__owner *o) {
+  vigil_loop_stall_stop(o->loop, &o->stall);
+  free(o->rbuf);
+  free(o->wbuf);
+  o->rbuf = o->wbuf = NULL;
+}
+
+static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
+                     vigil_stall_kind kind) {
+  vigil__owner *o = vigil_container_of(w, vigil__owner, stall);
+  uint64_t now = vigil_loop_now_ns(loop);
+  vigil__queue *q;
+  (void)stall_ns;
+  (void)kind;
+  for (q = o->conns.next; q != &o->conns; q = q->next) {
+    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
+    if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
+      continue;
+    vigil_session_stalled(&c->session, now);
+    vigil_loop_defer(loop, &c->flush);
+    conn_schedule(c);
+  }
+}
+
+void vigil__owner_stall_start(vigil__owner *o) { vigil_loop_stall_start(o->loop, &o->stall, on_stall); }
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static void on_flush(vigil_loop *loop, vigil_defer *d) {
+  (void)loop;
+  conn_flush(vigil_container_of(d, vigil_conn, flush));
+}
+
+vigil_conn *vigil__conn_new(vigil__owner *o) {
+  vigil_conn *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return NULL;
+  c->owner = o;
+  c->timer_ms = UINT64_MAX;
+  if (vigil_tcp_init(o->loop, &c->tcp) != 0) {
+    free(c);
+    return NULL;
+  }
+  c->tcp.data = c;
+  vigil_loop_timer_init(&c->timer);
+  vigil_defer_init(&c->flush, on_flush);
+  vigil__queue_insert_tail(&o->conns, &c->link);
+  o->nconns++;
+  return c;
+}
+
+static void conn_release(vigil_conn *c) {
+  vigil__owner *o = c->owner;
+  vigil_loop_timer_cancel(o->loop, &c->timer);
+  vigil_loop_defer_cancel(o->loop, &c->flush);
+  vigil__queue_remove(&c->link);
+  o->nconns--;
+  if (o->freed != NULL)
+    o->freed(c);
+  if (c->flags & VIGIL__C_ID_OWNED)
+    free(c->id);
+  free(c->close_reason);
+  free(c->rx);
+  free(c->retain);
+  free(c);
+}
+
+static void on_tcp_closed(vigil_tcp *tcp) { conn_release(tcp->data); }
+
+void vigil__conn_discard(vigil_conn *c) { vigil_tcp_close(&c->tcp, on_tcp_closed); }
+
+static void conn_close_socket(vigil_conn *c) {
+  vigil_loop_timer_cancel(c->owner->loop, &c->timer);
+  c->timer_ms = UINT64_MAX;
+  vigil_tcp_close(&c->tcp, on_tcp_closed);
+}
+
+/* ---- the timer ---------------------------------------------------------- */
+
+static void on_timer(vigil_loop *loop, vigil_loop_timer *t);
+
+static void conn_arm(vigil_conn *c, uint64_t at_ms) {
+  c->timer_ms = at_ms;
+  vigil_loop_timer_arm(c->owner->loop, &c->timer, at_ms, on_timer);
+}
+
+/* Arms the timer for the session's deadline (or the drain deadline) if that
+ * is earlier than what it is armed for. */
+static void conn_schedule(vigil_conn *c) {
+  uint64_t at;
+  if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
+    return;
+  at = ns_to_ms_ceil(vigil_session_deadline(&c->session));
+  if ((c->flags & VIGIL__C_CLOSE_REQ) && c->drain_ms < at)
+    at = c->drain_ms;
+  if (at == UINT64_MAX)
+    return;
+  if (!vigil_loop_timer_armed(&c->timer) || at < c->timer_ms)
+    conn_arm(c, at);
+}
+
+/* ---- deaths ------------------------------------------------------------- */
+
+static void death_init(vigil_conn *c, vigil_death *d) {
+  vigil_session_info si;
+  memset(d, 0, sizeof *d);
+  vigil_session_get_info(&c->session, &si);
+  d->srtt_ns = si.srtt_ns;
+  d->last_rtt_ns = c->last_rtt_ns;
+  d->timeout_ms = si.timeout_ms;
+  if (c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN)
+    d->silent_ns = loop_now(c) > si.last_recv_ns ? loop_now(c) - si.last_recv_ns : 0;
+  (void)vigil__evidence_tcp(vigil_tcp_socket(&c->tcp), &d->tcp);
+}
+
+static void hand_back_queue(vigil_conn *c) {
+  vigil__owner *o = c->owner;
+  vigil__msg *m = c->qhead, *next;
+  c->qhead = c->qtail = c->qframe = NULL;
+  c->qbytes = 0;
+  for (; m != NULL; m = next) {
+    next = m->next;
+    if (o->cb.on_unsent != NULL)
+      o->cb.on_unsent(c, m->data, m->len, m->framed, o->user);
+    free(m);
+  }
+}
+
+/* Writes a CLOSE still queued in the session, if the kernel takes it now. */
+static void write_final_close(vigil_conn *c) {
+  uint8_t buf[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CLOSE];
+  size_t taken;
+  long n;
+  vigil_buf b;
+  if (c->wpend != NULL || (c->flags & VIGIL__C_PEER_GONE) ||
+      vigil_tcp_socket(&c->tcp) == VIGIL_INVALID_SOCKET)
+    return;
+  n = vigil_session_write(&c->session, loop_now(c), buf, sizeof buf, NULL, 0, &taken);
+  if (n <= 0)
+    return;
+  b = vigil_buf_init((char *)buf, (size_t)n);
+  (void)vigil_tcp_try_write(&c->tcp, &b, 1);
+}
+
+static void conn_die(vigil_conn *c, vigil_death *d) {
+  vigil__owner *o = c->owner;
+  int was_open = c->phase == VIGIL__OPEN;
+  if (c->phase == VIGIL__ZOMBIE)
+    return;
+  c->phase = VIGIL__ZOMBIE;
+  c->flags &= (uint8_t)~VIGIL__C_CLOSE_REQ;
+  if (o->died != NULL)
+    o->died(c, d, was_open);
+  if (was_open ? o->cb.on_death != NULL : o->cb.on_reject != NULL)
+    (was_open ? o->cb.on_death : o->cb.on_reject)(c, d, o->user);
+  hand_back_queue(c);
+  free(c->rx);
+  free(c->retain);
+  c->rx = c->retain = NULL;
+  c->rx_len = c->rx_cap = 0;
+  c->retain_len = 0;
+  if (o->buried != NULL)
+    o->buried(c, d, was_open);
+  write_final_close(c);
+  vigil_loop_timer_cancel(o->loop, &c->timer);
+  if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !(c->tcp.flags & VIGIL__TCP_READING))
+    conn_close_socket(c);
+  else
+    conn_arm(c, vigil_loop_now_ms(o->loop) + VIGIL__LINGER_MS);
+}
+
+static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
+  vigil_death d;
+  vigil__verdict v;
+  const char *detail = ev->detail;
+  death_init(c, &d);
+  d.silent_ns = ev->silent_ns;
+  d.close_code = ev->close_code;
+  d.retry_after_ms = ev->retry_after_ms;
+  if (ev->cause == VIGIL_CAUSE_LOCAL) {
+    d.close_sent = 1;
+    detail = c->local_detail != NULL ? c->local_detail : ev->detail;
+  } else if (vigil_session_want_write(&c->session)) {
+    d.close_sent = 1; /* our verdict; the session queued a CLOSE saying why */
+  } else {
+    d.close_received = 1;
+    d.reason = ev->reason;
+    d.reason_len = ev->reason_len;
+  }
+  memset(&v, 0, sizeof v);
+  v.cause = ev->cause;
+  v.silent_ns = ev->silent_ns;
+  d.cause = vigil__evidence_classify(&v, &d.tcp, &detail);
+  d.detail = detail;
+  conn_die(c, &d);
+}
+
+void vigil__conn_fail(vigil_conn *c, int err, const char *detail) {
+  vigil_death d;
+  vigil__verdict v;
+  const char *why = NULL;
+  if (c->phase == VIGIL__ZOMBIE)
+    return;
+  c->flags |= VIGIL__C_PEER_GONE;
+  death_init(c, &d);
+  memset(&v, 0, sizeof v);
+  v.error = err;
+  v.eof = err == VIGIL_EOF;
+  v.silent_ns = d.silent_ns;
+  d.error = err;
+  d.cause = vigil__evidence_classify(&v, &d.tcp, &why);
+  d.detail = detail != NULL ? detail : why;
+  conn_die(c, &d);
+}
+
+void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const char *reason,
+                      uint32_t retry_after_ms, const char *detail) {
+  vigil_death d;
+  if (c->phase == VIGIL__ZOMBIE)
+    return;
+  if (c->phase != VIGIL__CONNECTING) {
+    /* The session borrows the reason until written: a static string or
+     * one the connection owns. */
+    free(c->close_reason);
+    c->close_reason = NULL;
+    if (reason != NULL && (c->close_reason = malloc(strlen(reason) + 1)) != NULL)
+      memcpy(c->close_reason, reason, strlen(reason) + 1);
+    if (vigil_session_close(&c->session, code, c->close_reason, retry_after_ms) == 0)
+      c->close_code = code;
+  }
+  death_init(c, &d);
+  d.cause = cause;
+  d.detail = detail;
+  d.close_sent = c->phase != VIGIL__CONNECTING;
+  d.close_code = code;
+  d.retry_after_ms = retry_after_ms;
+  conn_die(c, &d);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static int deliver_data(vigil_conn *c, const vigil_event *ev) {
+  vigil__owner *o = c->owner;
+  size_t need;
+  if (c->rx_len == 0 && ev->end_of_message) {
+    if (o->cb.on_message != NULL)
+      o->cb.on_message(c, ev->data, ev->len, o->user);
+    return 0;
+  }
+  need = (size_t)c->rx_len + ev->len;
+  if (need > c->rx_cap) {
+    size_t cap = c->rx_cap ? (size_t)c->rx_cap * 2 : 4096;
+    uint8_t *p;
+    if (cap < need)
+      cap = need;
+    if (cap > c->session.max_message)
+      cap = need > c->session.max_message ? need : c->session.max_message;
+    p = realloc(c->rx, cap);
+    if (p == NULL)
+      return VIGIL_ENOMEM;
+    c->rx = p;
+    c->rx_cap = (uint32_t)cap;
+  }
+  if (ev->len > 0)
+    memcpy(c->rx + c->rx_len, ev->data, ev->len);
+  c->rx_len = (uint32_t)need;
+  if (ev->end_of_message) {
+    uint8_t *msg = c->rx;
+    size_t len = c->rx_len;
+    c->rx = NULL; /* the buffer lives only while a message is in flight */
+    c->rx_len = c->rx_cap = 0;
+    if (o->cb.on_message != NULL)
+      o->cb.on_message(c, msg, len, o->user);
+    free(msg);
+  }
+  return 0;
+}
+
+static void conn_opened(vigil_conn *c, const vigil_event *ev);
+
+static void handle_event(vigil_conn *c, const vigil_event *ev) {
+  vigil__owner *o = c->owner;
+  switch (ev->type) {
+  case VIGIL_EVENT_OPEN:
+    conn_opened(c, ev);
+    break;
+  case VIGIL_EVENT_DATA:
+    if (deliver_data(c, ev) != 0)
+      vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
+                       "out of memory reassembling a message");
+    break;
+  case VIGIL_EVENT_PONG:
+    c->last_rtt_ns = ev->rtt_ns;
+    if (o->cb.on_rtt != NULL)
+      o->cb.on_rtt(c, ev->rtt_ns, o->user);
+    break;
+  case VIGIL_EVENT_DEAD:
+    conn_die_event(c, ev);
+    break;
+  default:
+    break;
+  }
+}
+
+static void keep_tail(vigil_conn *c, const uint8_t *p, size_t n) {
+  if (n == 0) {
+    free(c->retain);
+    c->retain = NULL;
+    c->retain_len = 0;
+    return;
+  }
+  if (n > VIGIL_SESSION_MAX_RETAIN) {
+    /* The session promised never to leave this much; treat it as the
+     * protocol error it would be rather than overflow. */
+    vigil__conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, NULL, 0,
+                     "incomplete frame larger than any control frame");
+    return;
+  }
+  if (c->retain == NULL && (c->retain = malloc(VIGIL_SESSION_MAX_RETAIN)) == NULL) {
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
+                     "out of memory holding a partial frame");
+    return;
+  }
+  memmove(c->retain, p, n);
+  c->retain_len = (uint16_t)n;
+}
+
+static void conn_process(vigil_conn *c, const uint8_t *p, size_t n) {
+  uint64_t now = loop_now(c);
+  vigil_event ev;
+  while (c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) {
+    long r = vigil_session_recv(&c->session, now, p, n, &ev);
+    if (r < 0) {
+      if (ev.type == VIGIL_EVENT_DEAD)
+        handle_event(c, &ev);
+      else
+        vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_PROTOCOL_ERROR, NULL, 0,
+                         "session refused the bytes");
+      return;
+    }
+    p += r;
+    n -= (size_t)r;
+    if (ev.type != VIGIL_EVENT_NONE)
+      handle_event(c, &ev);
+    else if (r == 0)
+      break;
+  }
+  if (c->phase == VIGIL__ZOMBIE)
+    return;
+  keep_tail(c, p, n);
+  if (c->phase == VIGIL__ZOMBIE)
+    return;
+  if (vigil_session_want_write(&c->session))
+    vigil_loop_defer(c->owner->loop, &c->flush);
+  conn_schedule(c);
+}
+
+static void on_alloc(vigil_tcp *tcp, size_t suggested, vigil_buf *buf) {
+  vigil_conn *c = tcp->data;
+  uint8_t *base = c->owner->rbuf;
+  (void)suggested;
+  if (c->retain_len > 0)
+    memcpy(base, c->retain, c->retain_len);
+  *buf = vigil_buf_init((char *)base + c->retain_len, VIGIL__RBUF_SIZE);
+}
+
+static void on_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  vigil_conn *c = tcp->data;
+  (void)buf;
+  if (c->phase == VIGIL__ZOMBIE) {
+    if (nread < 0) {
+      c->flags |= VIGIL__C_PEER_GONE;
+      conn_close_socket(c); /* the peer closed: the linger is over */
+    }
+    return;
+  }
+  if (nread < 0) {
+    vigil__conn_fail(c, (int)nread, NULL);
+    return;
+  }
+  if (nread == 0)
+    return;
+  conn_process(c, c->owner->rbuf, (size_t)c->retain_len + (size_t)nread);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void release_written(vigil_conn *c) {
+  while (c->qhead != NULL && c->qhead->end_pos != 0 && c->qhead->end_pos <= c->kernel_pos) {
+    vigil__msg *m = c->qhead;
+    c->qhead = m->next;
+    if (c->qhead == NULL)
+      c->qtail = NULL;
+    c->qbytes -= m->len;
+    free(m);
+  }
+  if (c->qhead == NULL)
+    c->qstrikes = 0; /* drained: backpressure was honoured */
+}
+
+/* A message the session refuses (larger than the agreed max_message) goes
+ * back to the application instead of blocking the queue. */
+static void refuse_head(vigil_conn *c, vigil__msg *m) {
+  vigil__owner *o = c->owner;
+  vigil__msg **pp = &c->qhead, *prev = NULL;
+  while (*pp != m) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  *pp = m->next;
+  if (c->qtail == m)
+    c->qtail = prev;
+  c->qframe = m->next;
+  c->qbytes -= m->len;
+  if (o->cb.on_unsent != NULL)
+    o->cb.on_unsent(c, m->data, m->len, 0, o->user);
+  free(m);
+}
+
+/* Frames control frames and queued messages into out. Returns the bytes
+ * produced, or a negative error other than EMSGSIZE. */
+static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
+  uint64_t now = loop_now(c);
+  size_t pos = 0, taken;
+  long r;
+  while (cap - pos >= 2u * VIGIL_WIRE_MAX_CONTROL_FRAME) {
+    vigil__msg *m = c->qframe;
+    r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
+    if (r < 0)
+      return r == VIGIL_ECLOSED && pos > 0 ? (long)pos : r;
+    pos += (size_t)r;
+    if (m == NULL || c->session.state != VIGIL_SESSION_OPEN) {
+      if (r == 0)
+        break;
+      continue;
+    }
+    r = vigil_session_write(&c->session, now, out + pos, cap - pos, m->data + m->framed,
+                            m->len - m->framed, &taken);
+    if (r == VIGIL_EMSGSIZE) {
+      refuse_head(c, m);
+      continue;
+    }
+    if (r < 0)
+      return r;
+    if (r == 0)
+      break;
+    pos += (size_t)r;
+    m->framed += taken;
+    if (m->framed == m->len) {
+      m->end_pos = c->framed_pos + pos;
+      c->qframe = m->next;
+    }
+  }
+  c->framed_pos += pos;
+  return (long)pos;
+}
+
+static void on_write_done(vigil_write_req *req, int status) {
+  struct vigil__wpend *w = req->data;
+  vigil_conn *c = w->conn;
+  c->wpend = NULL;
+  if (status == 0)
+    c->kernel_pos += w->len;
+  free(w);
+  if (c->phase == VIGIL__ZOMBIE)
+    return;
+  if (status < 0) {
+    vigil__conn_fail(c, status, NULL);
+    return;
+  }
+  release_written(c);
+  conn_flush(c);
+}
+
+static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
+  struct vigil__wpend *w = malloc(sizeof *w + n);
+  vigil_buf b;
+  int rc;
+  if (w == NULL)
+    return VIGIL_ENOMEM;
+  memcpy(w->data, p, n);
+  w->len = n;
+  w->conn = c;
+  w->req.data = w;
+  b = vigil_buf_init((char *)w->data, n);
+  rc = vigil_tcp_write(&w->req, &c->tcp, &b, 1, on_write_done);
+  if (rc != 0) {
+    free(w);
+    return rc;
+  }
+  c->wpend = w;
+  return 0;
+}
+
+/* A graceful close proceeds once everything queued is in the kernel. */
+static void maybe_finish_drain(vigil_conn *c) {
+  if (!(c->flags & VIGIL__C_CLOSE_REQ) || c->qhead != NULL || c->wpend != NULL ||
+      c->session.state == VIGIL_SESSION_CLOSING)
+    return;
+  (void)vigil_session_close(&c->session, c->close_code, c->close_reason, c->close_retry_ms);
+}
+
+static void conn_flush(vigil_conn *c) {
+  int round;
+  if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
+    return;
+  for (round = 0; round < 16 && c->wpend == NULL; round++) {
+    vigil_buf b;
+    long n, w;
+    maybe_finish_drain(c);
+    n = conn_fill(c, c->owner->wbuf, VIGIL__WBUF_SIZE);
+    if (n < 0 && n != VIGIL_ECLOSED) {
+      vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, NULL, 0, "cannot frame output");
+      return;
+    }
+    if (n <= 0)
+      break;
+    b = vigil_buf_init((char *)c->owner->wbuf, (size_t)n);
+    w = vigil_tcp_try_write(&c->tcp, &b, 1);
+    if (w == VIGIL_EAGAIN)
+      w = 0;
+    if (w < 0) {
+      vigil__conn_fail(c, (int)w, NULL);
+      return;
+    }
+    c->kernel_pos += (uint64_t)w;
+    if (w < n) {
+      int rc = write_rest(c, c->owner->wbuf + w, (size_t)(n - w));
+      if (rc != 0) {
+        vigil__conn_fail(c, rc, NULL);
+        return;
+      }
+    }
+    release_written(c);
+  }
+  if (round == 16)
+    vigil_loop_defer(c->owner->loop, &c->flush); /* fairness: more next turn */
+  conn_schedule(c);
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *ka,
+                          vigil_keepalive_report *report) {
+  vigil__owner *o = c->owner;
+  memset(ka, 0, sizeof *ka);
+  memset(report, 0, sizeof *report);
+  switch (o->ka_mode) {
+  case VIGIL_KEEPALIVE_OFF:
+    return 0;
+  case VIGIL_KEEPALIVE_EXPLICIT:
+    *ka = o->ka;
+    break;
+  default:
+    /* Budget = the agreed timeout, but at least the 3 s that 1 lost probe
+     * at the kernel's 1 s granularity needs: the heartbeat convicts first
+     * on silence, and TCP_USER_TIMEOUT catches data stuck in flight even
+     * while the peer's own heartbeats keep arriving. */
+    if (vigil_keepalive_from_budget(ka, timeout_ms > 3000 ? timeout_ms : 3000, 1) != 0)
+      return VIGIL_EINVAL;
+    break;
+  }
+  return vigil_keepalive_apply(vigil_tcp_socket(&c->tcp), ka, report);
+}
+
+static void conn_opened(vigil_conn *c, const vigil_event *ev) {
+  vigil__owner *o = c->owner;
+  vigil_open_info info;
+  vigil_session_info si;
+  char peer[VIGIL_ADDRSTRLEN];
+  memset(&info, 0, sizeof info);
+  if (c->session.role == VIGIL_ROLE_SERVER) {
+    c->id = malloc(ev->len + 1);
+    if (c->id == NULL) {
+      vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
+                       "out of memory storing the peer id");
+      return;
+    }
+    memcpy(c->id, ev->data, ev->len);
+    c->id[ev->len] = '\0';
+    c->id_len = (uint8_t)ev->len;
+    c->flags |= VIGIL__C_ID_OWNED;
+  }
+  c->phase = VIGIL__OPEN;
+  c->opened_ns = loop_now(c);
+  vigil_session_get_info(&c->session, &si);
+  vigil__conn_peer_text(c, peer, sizeof peer);
+  info.id = c->id;
+  info.id_len = c->id_len;
+  info.peer = peer;
+  info.interval_ms = si.interval_ms;
+  info.timeout_ms = si.timeout_ms;
+  info.min_ping_ms = si.min_ping_ms;
+  info.max_frame = si.max_frame;
+  info.max_message = si.max_message;
+  info.keepalive_error = vigil__conn_keepalive(c, si.timeout_ms, &info.keepalive,
+                                               &info.keepalive_report);
+  if (o->opened != NULL)
+    o->opened(c, &info);
+  if (c->phase != VIGIL__OPEN)
+    return;
+  if (o->cb.on_open != NULL)
+    o->cb.on_open(c, &info, o->user);
+  if (c->phase == VIGIL__OPEN && c->qframe != NULL)
+    vigil_loop_defer(o->loop, &c->flush);
+}
+
+static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_conn *c = vigil_container_of(t, vigil_conn, timer);
+  vigil_event ev;
+  c->timer_ms = UINT64_MAX;
+  switch (c->phase) {
+  case VIGIL__CONNECTING:
+    vigil__conn_fail(c, VIGIL_ETIMEDOUT, "no answer to SYN within the connect timeout");
+    return;
+  case VIGIL__ZOMBIE:
+    conn_close_socket(c);
+    return;
+  default:
+    break;
+  }
+  if ((c->flags & VIGIL__C_CLOSE_REQ) && vigil_loop_now_ms(loop) >= c->drain_ms) {
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, c->close_code, c->close_reason, c->close_retry_ms,
+                     c->local_detail);
+    return;
+  }
+  if (vigil_session_expire(&c->session, vigil_loop_now_ns(loop), &ev) == 0 &&
+      ev.type != VIGIL_EVENT_NONE) {
+    handle_event(c, &ev);
+    if (c->phase == VIGIL__ZOMBIE)
+      return;
+  }
+  if (vigil_session_want_write(&c->session))
+    vigil_loop_defer(loop, &c->flush);
+  conn_schedule(c);
+}
+
+int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config *cfg) {
+  int rc = vigil_session_init(&c->session, role, cfg, loop_now(c));
+  if (rc != 0)
+    return rc;
+  c->phase = VIGIL__HANDSHAKE;
+  vigil__conn_peer_load(c);
+  (void)vigil_tcp_nodelay(&c->tcp, 1);
+  rc = vigil_tcp_read_start(&c->tcp, on_alloc, on_read);
+  if (rc != 0)
+    return rc;
+  if (vigil_session_want_write(&c->session))
+    vigil_loop_defer(c->owner->loop, &c->flush);
+  conn_schedule(c);
+  return 0;
+}
+
+int vigil__conn_close(vigil_conn *c, uint16_t code, const char *reason, const char *detail,
+                      uint32_t timeout_ms) {
+  size_t n = reason != NULL ? strlen(reason) : 0;
+  if (c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ))
+    return VIGIL_ECLOSED;
+  if (n > VIGIL_WIRE_MAX_REASON || (n > 0 && !vigil_utf8_valid((const uint8_t *)reason, n)))
+    return VIGIL_EINVAL;
+  if (c->phase != VIGIL__OPEN) {
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, code, reason, 0, detail);
+    return 0;
+  }
+  free(c->close_reason);
+  c->close_reason = NULL;
+  if (reason != NULL) {
+    if ((c->close_reason = malloc(n + 1)) == NULL)
+      return VIGIL_ENOMEM;
+    memcpy(c->close_reason, reason, n + 1);
+  }
+  c->close_code = code;
+  c->close_retry_ms = 0;
+  c->local_detail = detail;
+  c->flags |= VIGIL__C_CLOSE_REQ;
+  c->drain_ms = vigil_loop_now_ms(c->owner->loop) + (timeout_ms ? timeout_ms : VIGIL__DRAIN_MS);
+  vigil_loop_defer(c->owner->loop, &c->flush);
+  conn_schedule(c);
+  return 0;
+}
+
+/* ---- addresses ---------------------------------------------------------- */
+
+void vigil__conn_peer_load(vigil_conn *c) {
+  struct sockaddr_storage ss;
+  int len = (int)sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  if (vigil_tcp_peername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+    return;
+  if (len > (int)sizeof c->peer.b)
+    len = (int)sizeof c->peer.b;
+  memcpy(c->peer.b, &ss, (size_t)len);
+}
+
+void vigil__conn_peer_text(const vigil_conn *c, char *buf, size_t size) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  memcpy(&ss, c->peer.b, sizeof c->peer.b);
+  if (vigil_ip_format((const struct sockaddr *)&ss, buf, size) < 0 && size > 1) {
+    buf[0] = '?';
+    buf[1] = '\0';
+  }
+}
+
+size_t vigil__conn_addr_key(const vigil_conn *c, uint8_t key[17]) {
+  struct sockaddr_storage ss;
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  memset(&ss, 0, sizeof ss);
+  memcpy(&ss, c->peer.b, sizeof c->peer.b);
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+    key[0] = 4;
+    memcpy(key + 1, &in->sin_addr, 4);
+    return 5;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+    const uint8_t *a = (const uint8_t *)&in6->sin6_addr;
+    if (memcmp(a, mapped, sizeof mapped) == 0) {
+      key[0] = 4;
+      memcpy(key + 1, a + 12, 4);
+      return 5;
+    }
+    key[0] = 6;
+    memcpy(key + 1, a, 16);
+    return 17;
+  }
+  return 0;
+}
+
+/* ---- public connection API ---------------------------------------------- */
+
+int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
+  vigil__owner *o;
+  vigil__msg *m;
+  if (c == NULL || (msg == NULL && len > 0))
+    return VIGIL_EINVAL;
+  o = c->owner;
+  if (c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ))
+    return VIGIL_ECLOSED;
+  if (o->server != NULL && c->phase != VIGIL__OPEN)
+    return VIGIL_ENOTCONN;
+  if (len > c->session.max_message)
+    return VIGIL_EMSGSIZE;
+  if (c->qbytes + len > o->max_queue_bytes || len > o->max_queue_bytes) {
+    if (c->qstrikes < UINT8_MAX)
+      c->qstrikes++;
+    if (o->server != NULL && o->queue_full_strikes != VIGIL_NO_LIMIT &&
+        c->qstrikes >= o->queue_full_strikes)
+      vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_QUEUE_FULL, NULL, 0,
+                       "outbound queue kept overflowing");
+    return VIGIL_EQUEUEFULL;
+  }
+  m = malloc(sizeof *m + len);
+  if (m == NULL)
+    return VIGIL_ENOMEM;
+  m->next = NULL;
+  m->len = len;
+  m->framed = 0;
+  m->end_pos = 0;
+  if (len > 0)
+    memcpy(m->data, msg, len);
+  if (c->qtail != NULL)
+    c->qtail->next = m;
+  else
+    c->qhead = m;
+  c->qtail = m;
+  if (c->qframe == NULL)
+    c->qframe = m;
+  c->qbytes += len;
+  if (c->phase == VIGIL__OPEN)
+    vigil_loop_defer(o->loop, &c->flush);
+  return 0;
+}
+
+int vigil_conn_close(vigil_conn *c, uint16_t code, const char *reason) {
+  if (c == NULL)
+    return VIGIL_EINVAL;
+  return vigil__conn_close(c, code, reason != NULL ? reason : vigil_close_code_text(code),
+                           "closed by the application", 0);
+}
+
+void vigil_conn_set_data(vigil_conn *c, void *data) {
+  if (c != NULL)
+    c->data = data;
+}
+
+void *vigil_conn_get_data(const vigil_conn *c) { return c != NULL ? c->data : NULL; }
+
+vigil_server *vigil_conn_server(const vigil_conn *c) { return c != NULL ? c->owner->server : NULL; }
+
+void vigil_conn_get_info(const vigil_conn *c, vigil_conn_info *info) {
+  const vigil__msg *m;
+  if (c == NULL || info == NULL)
+    return;
+  memset(info, 0, sizeof *info);
+  vigil_session_get_info(&c->session, &info->session);
+  info->id = c->id;
+  info->id_len = c->id_len;
+  vigil__conn_peer_text(c, info->peer, sizeof info->peer);
+  info->queued_bytes = c->qbytes;
+  for (m = c->qhead; m != NULL; m = m->next)
+    info->queued_messages++;
+  info->last_rtt_ns = c->last_rtt_ns;
+}
+
+/* ---- client connect and forced ends -------------------------------------- */
+
+static void on_connect(vigil_connect_req *req, int status) {
+  vigil_conn *c = req->data;
+  int rc;
+  free(req);
+  c->creq = NULL;
+  if (c->phase != VIGIL__CONNECTING)
+    return; /* killed meanwhile (connect timeout, client closed) */
+  vigil_loop_timer_cancel(c->owner->loop, &c->timer);
+  c->timer_ms = UINT64_MAX;
+  if (status != 0) {
+    vigil__conn_fail(c, status, NULL);
+    return;
+  }
+  rc = vigil__conn_start(c, VIGIL_ROLE_CLIENT, c->owner->session_cfg);
+  if (rc != 0)
+    vigil__conn_fail(c, rc, "could not start the session");
+}
+
+int vigil__conn_connect(vigil_conn *c, const struct sockaddr *sa, uint32_t timeout_ms) {
+  int rc;
+  c->creq = malloc(sizeof *c->creq);
+  if (c->creq == NULL)
+    return VIGIL_ENOMEM;
+  c->creq->data = c;
+  c->phase = VIGIL__CONNECTING;
+  rc = vigil_tcp_connect(c->creq, &c->tcp, sa, on_connect);
+  if (rc != 0) {
+    free(c->creq);
+    c->creq = NULL;
+    return rc;
+  }
+  conn_arm(c, vigil_loop_now_ms(c->owner->loop) + timeout_ms);
+  return 0;
+}
+
+void vigil__conn_abort(vigil_conn *c, const char *detail) {
+  if (c->phase != VIGIL__ZOMBIE)
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_GOING_AWAY, NULL, 0, detail);
+  if (c->phase == VIGIL__ZOMBIE && !vigil_tcp_is_closing(&c->tcp))
+    conn_close_socket(c);
+}

@@ -1,0 +1,183 @@
+/* The per-connection layer shared by the server and the client: one
+ * vigil_session driven over one vigil_tcp, with an outbound message queue,
+ * message reassembly, the liveness timer, cause evidence, and the ending of
+ * a connection (death, final CLOSE, lingering close). The design essay is
+ * at the top of src/conn.c.
+ *
+ * The server and the client each embed a vigil__owner: the loop, the user's
+ * callbacks, the shared read/write scratch buffers, the list of their
+ * connections, and hooks through which conn.c tells them about openings,
+ * deaths and freed connections. */
+#ifndef VIGIL_CONN_H
+#define VIGIL_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "evidence.h"
+#include "vigil.h"
+#include "vigil/loop.h"
+
+/* Scratch sizes, per owner (not per connection). */
+#define VIGIL__RBUF_SIZE 65536u
+#define VIGIL__WBUF_SIZE (4u * (VIGIL_WIRE_MAX_CHUNK + VIGIL_WIRE_MAX_HEADER) + \
+                          2u * VIGIL_WIRE_MAX_CONTROL_FRAME)
+/* After our final CLOSE, how long we keep reading (and discarding) while
+ * waiting for the peer to close first, so the kernel sends a FIN rather
+ * than an RST that could destroy the CLOSE in flight. */
+#define VIGIL__LINGER_MS 1000u
+/* Default time a graceful local close may take to write what is queued. */
+#define VIGIL__DRAIN_MS 1000u
+
+typedef struct vigil__owner vigil__owner;
+
+/* One outbound message. */
+typedef struct vigil__msg {
+  struct vigil__msg *next;
+  size_t len;
+  size_t framed;     /* bytes already framed into the stream */
+  uint64_t end_pos;  /* stream position just after its last chunk; 0 until framed */
+  uint8_t data[];
+} vigil__msg;
+
+struct vigil__wpend; /* a write the kernel did not take at once (conn.c) */
+
+enum vigil__phase {
+  VIGIL__CONNECTING = 0, /* client: TCP connect in progress */
+  VIGIL__HANDSHAKE,      /* session in HANDSHAKE */
+  VIGIL__OPEN,           /* on_open was called */
+  VIGIL__ZOMBIE          /* dead: final CLOSE, lingering close, then freed */
+};
+
+struct vigil_conn {
+  vigil_session session;
+  vigil_tcp tcp;
+  vigil_loop_timer timer;     /* connect, session deadline, drain, linger */
+  vigil_defer flush;          /* end-of-iteration write */
+  vigil__queue link;          /* in owner->conns */
+  vigil__owner *owner;
+  void *data;                 /* the application's */
+  vigil_conn *hnext;          /* server: presence-table chain */
+  char *id;                   /* server: peer id (owned); client: the client's */
+  vigil__msg *qhead, *qtail;  /* outbound queue */
+  vigil__msg *qframe;         /* first message not completely framed */
+  size_t qbytes;
+  uint64_t framed_pos;        /* bytes produced into the stream */
+  uint64_t kernel_pos;        /* bytes handed to the kernel */
+  uint8_t *rx;                /* reassembly, only while a message is in flight */
+  uint8_t *retain;            /* incomplete control frame, only while pending */
+  struct vigil__wpend *wpend; /* write the kernel has not taken yet */
+  vigil_connect_req *creq;    /* client: connect in flight */
+  char *close_reason;         /* requested local close: reason (owned) */
+  const char *local_detail;   /* static: why we close ("takeover", ...) */
+  uint64_t timer_ms;          /* expiry the timer is armed for, UINT64_MAX none */
+  uint64_t drain_ms;          /* graceful close must finish by then */
+  uint64_t opened_ns;
+  uint64_t last_rtt_ns;
+  union {
+    uint64_t align;
+    uint8_t b[28];            /* sockaddr_in / sockaddr_in6 of the peer */
+  } peer;
+  uint32_t rx_len, rx_cap;
+  uint32_t close_retry_ms;
+  uint16_t retain_len;
+  uint16_t close_code;
+  uint8_t phase;
+  uint8_t flags;
+  uint8_t id_len;
+  uint8_t qstrikes;
+};
+
+/* conn->flags */
+#define VIGIL__C_PEER_GONE 0x01u  /* EOF or socket error: nothing more to read */
+#define VIGIL__C_CLOSE_REQ 0x02u  /* graceful local close pending */
+#define VIGIL__C_ID_OWNED 0x04u   /* conn->id is ours to free */
+#define VIGIL__C_COUNTED 0x08u    /* server: counted against the limits */
+#define VIGIL__C_PRESENT 0x10u    /* server: in the presence table */
+
+struct vigil__owner {
+  vigil_loop *loop;
+  vigil_conn_callbacks cb;
+  void *user;
+  vigil_server *server;       /* NULL for a client */
+  size_t max_queue_bytes;
+  uint32_t queue_full_strikes;
+  vigil_keepalive_mode ka_mode;
+  vigil_keepalive ka;
+  uint8_t *rbuf, *wbuf;       /* scratch, allocated with the owner */
+  vigil__queue conns;         /* every connection, zombies included */
+  unsigned nconns;
+  vigil_stall_watch stall;
+  const vigil_session_config *session_cfg; /* client: used when a connect succeeds */
+  /* Hooks (may be NULL). opened: before on_open, may fill rejoin/old_peer.
+   * died: before the user's on_death / on_reject. buried: after them and
+   * the on_unsent calls. freed: the socket is closed, memory goes next. */
+  void (*opened)(vigil_conn *c, vigil_open_info *info);
+  void (*died)(vigil_conn *c, const vigil_death *d, int was_open);
+  void (*buried)(vigil_conn *c, const vigil_death *d, int was_open);
+  void (*freed)(vigil_conn *c);
+};
+
+/* Sets up the owner's fields and scratch buffers. Returns 0 or VIGIL_ENOMEM. */
+int vigil__owner_init(vigil__owner *o, vigil_loop *loop);
+/* Releases the scratch buffers and stops the stall watcher. */
+void vigil__owner_free(vigil__owner *o);
+
+/* A new connection on the owner's list, with its tcp handle initialised
+ * (no socket yet). NULL when out of memory. */
+vigil_conn *vigil__conn_new(vigil__owner *o);
+/* Frees a connection whose tcp handle never got a socket. */
+void vigil__conn_discard(vigil_conn *c);
+
+/* Starts the session (role, cfg) on a connected socket: reads, the
+ * handshake deadline, and for a client the HELLO. Returns 0 or the session
+ * / loop error (the caller then kills or discards the connection). */
+int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config *cfg);
+
+/* Kills c at once from our side: a CLOSE with code is written if the
+ * socket takes it, then a lingering close. The death has cause `cause`
+ * (local or policy) and detail. Harmless on a zombie. */
+void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const char *reason,
+                      uint32_t retry_after_ms, const char *detail);
+
+/* Graceful local close: the queue is written first (within timeout_ms),
+ * then CLOSE code, then on_death cause local with detail. Returns 0,
+ * VIGIL_ECLOSED (already closing or dead), VIGIL_EINVAL (bad reason),
+ * VIGIL_ENOMEM. */
+int vigil__conn_close(vigil_conn *c, uint16_t code, const char *reason, const char *detail,
+                      uint32_t timeout_ms);
+
+/* Client: connects c to sa, failing it (on_reject) if the TCP connect does
+ * not complete within timeout_ms; on success starts the client session
+ * with owner->session_cfg. Returns 0 or an immediate error (the caller
+ * then fails the connection with it). */
+int vigil__conn_connect(vigil_conn *c, const struct sockaddr *sa, uint32_t timeout_ms);
+
+/* Ends c now, whatever its phase: a live connection is killed (cause local,
+ * detail), a lingering one has its socket closed. */
+void vigil__conn_abort(vigil_conn *c, const char *detail);
+
+/* A socket-level failure (read, write, connect): evidence, cause, death. */
+void vigil__conn_fail(vigil_conn *c, int err, const char *detail);
+
+/* The remote address as text into buf (VIGIL_ADDRSTRLEN bytes); "?" when
+ * unknown. */
+void vigil__conn_peer_text(const vigil_conn *c, char *buf, size_t size);
+/* Records the peer address from the socket. */
+void vigil__conn_peer_load(vigil_conn *c);
+/* Family byte + address bytes of the peer (IPv4-mapped IPv6 folded to
+ * IPv4) into key; returns the key length (0 when unknown). */
+size_t vigil__conn_addr_key(const vigil_conn *c, uint8_t key[17]);
+
+/* Delivers loop stalls to every live session of the owner. */
+void vigil__owner_stall_start(vigil__owner *o);
+
+/* Applies the owner's keepalive policy to c for the agreed timeout. */
+int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *ka,
+                          vigil_keepalive_report *report);
+
+/* Full-jitter backoff: a random delay in [0, min(cap, base * 2^(attempt-1))]
+ * for attempt >= 1, drawn from *rng (xorshift32 state, never 0). */
+uint32_t vigil__backoff(uint32_t base_ms, uint32_t cap_ms, unsigned attempt, uint32_t *rng);
+
+#endif

@@ -1,0 +1,554 @@
+/* The vigil server: listeners, limits, the presence table, shutdown.
+ *
+ * Everything per connection (session, queue, evidence, endings) is in
+ * src/conn.c; this file decides which connections may live.
+ *
+ * Admission. A connection is accepted, then checked against the limits
+ * before its handshake: over max_connections it is answered CLOSE
+ * SERVER_FULL, over max_per_address CLOSE ADDRESS_LIMIT, both with
+ * retry_after, and reported through on_reject (cause policy). Refusing with
+ * a CLOSE rather than a bare close tells a well-behaved client to back off
+ * for retry_after instead of hammering us. The limits count live
+ * connections (handshaking or open); a dead connection lingering for its
+ * peer's FIN does not count, but the number of sockets is still bounded:
+ * past twice max_connections (plus slack) new connections are dropped
+ * without a word.
+ *
+ * Presence. Open connections are indexed by the id their client sent, in a
+ * chained hash table (FNV-1a over the id, mixed with a per-server random
+ * seed; it doubles when the load passes 1). A client that comes back with
+ * an id already present takes over: the old connection dies first (CLOSE
+ * TAKEOVER, on_death cause local, detail "takeover", its unsent messages
+ * handed back so the application can resend them on the new one), then the
+ * new one gets on_open with rejoin = 1 and the old address.
+ *
+ * Descriptors. accept() failing with EMFILE/ENFILE would leave the
+ * connection in the backlog and the listener readable forever (a busy
+ * loop). We keep one spare descriptor: on EMFILE we close it, accept the
+ * waiting connection and close that at once (the client sees a reset
+ * instead of a hang), and reopen the spare; each is counted in
+ * accept_emfile.
+ *
+ * Shutdown. Listeners close first; open connections get CLOSE GOING_AWAY
+ * after what is queued for them, handshaking ones get it at once; a timer
+ * bounds the whole thing, after which every remaining socket is closed.
+ * on_closed runs when the last socket is gone. */
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#else
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#endif
+
+#include "conn.h"
+#include "loop-internal.h"
+
+#define MAX_LISTENERS 16
+
+typedef struct addr_entry {
+  struct addr_entry *next;
+  uint32_t count;
+  uint8_t keylen;
+  uint8_t key[17];
+} addr_entry;
+
+struct vigil_server {
+  vigil__owner o;
+  vigil_server_config cfg;
+  vigil_tcp *listeners[MAX_LISTENERS];
+  unsigned nlisteners;
+  unsigned listeners_open;      /* not yet through their close callback */
+  vigil_conn **peers;           /* presence table */
+  size_t npeer_buckets;
+  addr_entry **addrs;           /* live connections per source address */
+  size_t naddr_buckets, naddrs;
+  uint32_t seed;
+  uint32_t live;                /* handshaking + open */
+  vigil_os_socket spare;
+  int shutting_down;
+  int closed_reported;
+  vigil_loop_timer shutdown_timer;
+  vigil_defer closed_defer;
+  vigil_server_stats stats;
+  char old_peer[VIGIL_ADDRSTRLEN];
+};
+
+/* ---- hashing ------------------------------------------------------------ */
+
+static uint32_t hash_bytes(uint32_t seed, const uint8_t *p, size_t n) {
+  uint32_t h = 2166136261u ^ seed;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 16777619u;
+  }
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  return h;
+}
+
+static size_t peer_slot(const vigil_server *s, const char *id, size_t len) {
+  return hash_bytes(s->seed, (const uint8_t *)id, len) & (s->npeer_buckets - 1);
+}
+
+static void peers_grow(vigil_server *s) {
+  size_t n = s->npeer_buckets * 2, i;
+  vigil_conn **t = calloc(n, sizeof *t);
+  if (t == NULL)
+    return; /* keep the old table: longer chains, still correct */
+  for (i = 0; i < s->npeer_buckets; i++) {
+    vigil_conn *c = s->peers[i], *next;
+    for (; c != NULL; c = next) {
+      size_t k = hash_bytes(s->seed, (const uint8_t *)c->id, c->id_len) & (n - 1);
+      next = c->hnext;
+      c->hnext = t[k];
+      t[k] = c;
+    }
+  }
+  free(s->peers);
+  s->peers = t;
+  s->npeer_buckets = n;
+}
+
+static void peers_remove(vigil_server *s, vigil_conn *c) {
+  vigil_conn **pp = &s->peers[peer_slot(s, c->id, c->id_len)];
+  for (; *pp != NULL; pp = &(*pp)->hnext) {
+    if (*pp == c) {
+      *pp = c->hnext;
+      c->hnext = NULL;
+      c->flags &= (uint8_t)~VIGIL__C_PRESENT;
+      s->stats.peers--;
+      return;
+    }
+  }
+}
+
+static void peers_insert(vigil_server *s, vigil_conn *c) {
+  size_t k;
+  if (s->stats.peers >= s->npeer_buckets)
+    peers_grow(s);
+  k = peer_slot(s, c->id, c->id_len);
+  c->hnext = s->peers[k];
+  s->peers[k] = c;
+  c->flags |= VIGIL__C_PRESENT;
+  s->stats.peers++;
+}
+
+vigil_conn *vigil_server_find(vigil_server *s, const char *id, size_t len) {
+  vigil_conn *c;
+  if (s == NULL || id == NULL || len == 0 || len > VIGIL_WIRE_MAX_ID)
+    return NULL;
+  for (c = s->peers[peer_slot(s, id, len)]; c != NULL; c = c->hnext)
+    if (c->id_len == len && memcmp(c->id, id, len) == 0)
+      return c;
+  return NULL;
+}
+
+/* Per-address counts. Returns the entry for key, creating it if asked. */
+static addr_entry **addr_find(vigil_server *s, const uint8_t *key, size_t keylen) {
+  addr_entry **pp = &s->addrs[hash_bytes(s->seed, key, keylen) & (s->naddr_buckets - 1)];
+  for (; *pp != NULL; pp = &(*pp)->next)
+    if ((*pp)->keylen == keylen && memcmp((*pp)->key, key, keylen) == 0)
+      break;
+  return pp;
+}
+
+static void addrs_grow(vigil_server *s) {
+  size_t n = s->naddr_buckets * 2, i;
+  addr_entry **t = calloc(n, sizeof *t);
+  if (t == NULL)
+    return;
+  for (i = 0; i < s->naddr_buckets; i++) {
+    addr_entry *e = s->addrs[i], *next;
+    for (; e != NULL; e = next) {
+      size_t k = hash_bytes(s->seed, e->key, e->keylen) & (n - 1);
+      next = e->next;
+      e->next = t[k];
+      t[k] = e;
+    }
+  }
+  free(s->addrs);
+  s->addrs = t;
+  s->naddr_buckets = n;
+}
+
+static uint32_t addr_count(vigil_server *s, const vigil_conn *c) {
+  uint8_t key[17];
+  size_t n = vigil__conn_addr_key(c, key);
+  addr_entry **pp = addr_find(s, key, n);
+  return *pp != NULL ? (*pp)->count : 0;
+}
+
+static int addr_add(vigil_server *s, const vigil_conn *c, int delta) {
+  uint8_t key[17];
+  size_t n = vigil__conn_addr_key(c, key);
+  addr_entry **pp = addr_find(s, key, n), *e = *pp;
+  if (delta > 0) {
+    if (e == NULL) {
+      if ((e = calloc(1, sizeof *e)) == NULL)
+        return VIGIL_ENOMEM;
+      memcpy(e->key, key, n);
+      e->keylen = (uint8_t)n;
+      *pp = e;
+      if (++s->naddrs > s->naddr_buckets)
+        addrs_grow(s);
+    }
+    e->count++;
+  } else if (e != NULL && --e->count == 0) {
+    *pp = e->next;
+    free(e);
+    s->naddrs--;
+  }
+  return 0;
+}
+
+/* ---- hooks from conn.c -------------------------------------------------- */
+
+static vigil_server *server_of(const vigil_conn *c) { return c->owner->server; }
+
+static void on_opened(vigil_conn *c, vigil_open_info *info) {
+  vigil_server *s = server_of(c);
+  vigil_conn *old = vigil_server_find(s, c->id, c->id_len);
+  s->stats.opened++;
+  if (old != NULL) {
+    vigil__conn_peer_text(old, s->old_peer, sizeof s->old_peer);
+    info->rejoin = 1;
+    info->old_peer = s->old_peer;
+    s->stats.rejoins++;
+    peers_remove(s, old);
+    vigil__conn_kill(old, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_TAKEOVER,
+                     vigil_close_code_text(VIGIL_CLOSE_TAKEOVER), 0, "takeover");
+  }
+  peers_insert(s, c);
+}
+
+static void on_died(vigil_conn *c, const vigil_death *d, int was_open) {
+  vigil_server *s = server_of(c);
+  if (c->flags & VIGIL__C_PRESENT)
+    peers_remove(s, c);
+  if (c->flags & VIGIL__C_COUNTED) {
+    c->flags &= (uint8_t)~VIGIL__C_COUNTED;
+    s->live--;
+    (void)addr_add(s, c, -1);
+    if (!was_open)
+      s->stats.handshake_failed++;
+  }
+  if (was_open)
+    s->stats.deaths[d->cause < VIGIL_CAUSE_COUNT ? d->cause : VIGIL_CAUSE_NONE]++;
+  if (d->close_sent && d->close_code == VIGIL_CLOSE_QUEUE_FULL)
+    s->stats.queue_full_closes++;
+}
+
+static void maybe_closed(vigil_server *s) {
+  if (s->shutting_down && !s->closed_reported && s->o.nconns == 0 && s->listeners_open == 0) {
+    s->closed_reported = 1;
+    vigil_loop_timer_cancel(s->o.loop, &s->shutdown_timer);
+    vigil_loop_defer(s->o.loop, &s->closed_defer);
+  }
+}
+
+static void on_freed(vigil_conn *c) { maybe_closed(server_of(c)); }
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void survive_emfile(vigil_server *s, vigil_tcp *listener) {
+  s->stats.accept_emfile++;
+  if (s->spare == VIGIL_INVALID_SOCKET)
+    return;
+  vigil__spare_close(s->spare);
+  (void)vigil_tcp_accept_drop(listener);
+  s->spare = vigil__spare_open();
+}
+
+static void refuse(vigil_server *s, vigil_conn *c, uint16_t code, const char *detail) {
+  vigil__conn_kill(c, VIGIL_CAUSE_POLICY, code, vigil_close_code_text(code),
+                   s->cfg.retry_after_ms, detail);
+}
+
+static void on_connection(vigil_tcp *listener, int status) {
+  vigil_server *s = listener->data;
+  vigil_conn *c;
+  if (status == VIGIL_EMFILE || status == VIGIL_ENFILE) {
+    survive_emfile(s, listener);
+    return;
+  }
+  if (status != 0 || s->shutting_down)
+    return;
+  c = vigil__conn_new(&s->o);
+  if (c == NULL)
+    return; /* the loop closes the waiting connection */
+  if (vigil_tcp_accept(listener, &c->tcp) != 0) {
+    vigil__conn_discard(c);
+    return;
+  }
+  s->stats.accepted++;
+  if (vigil__conn_start(c, VIGIL_ROLE_SERVER, &s->cfg.session) != 0) {
+    vigil__conn_abort(c, "could not start the session");
+    return;
+  }
+  if (s->o.nconns > 2u * s->cfg.max_connections + 64u) {
+    s->stats.refused_full++;
+    vigil__conn_abort(c, "server full (too many sockets to answer)");
+  } else if (s->live >= s->cfg.max_connections) {
+    s->stats.refused_full++;
+    refuse(s, c, VIGIL_CLOSE_SERVER_FULL, "server full");
+  } else if (s->cfg.max_per_address != 0 && addr_count(s, c) >= s->cfg.max_per_address) {
+    s->stats.refused_address++;
+    refuse(s, c, VIGIL_CLOSE_ADDRESS_LIMIT, "too many connections from this address");
+  } else if (addr_add(s, c, +1) != 0) {
+    vigil__conn_abort(c, "out of memory");
+  } else {
+    c->flags |= VIGIL__C_COUNTED;
+    s->live++;
+  }
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+void vigil_server_config_init(vigil_server_config *cfg) {
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  vigil_session_config_init(&cfg->session);
+}
+
+static void on_closed_defer(vigil_loop *loop, vigil_defer *d) {
+  vigil_server *s = vigil_container_of(d, vigil_server, closed_defer);
+  (void)loop;
+  if (s->cfg.on_closed != NULL)
+    s->cfg.on_closed(s, s->cfg.user);
+}
+
+static void apply_defaults(vigil_server_config *c) {
+  if (c->max_connections == 0)
+    c->max_connections = 10000;
+  if (c->retry_after_ms == 0)
+    c->retry_after_ms = 1000;
+  if (c->max_queue_bytes == 0)
+    c->max_queue_bytes = (size_t)1 << 20;
+  if (c->queue_full_strikes == 0)
+    c->queue_full_strikes = 8;
+  if (c->shutdown_timeout_ms == 0)
+    c->shutdown_timeout_ms = 1000;
+  if (c->backlog <= 0)
+    c->backlog = 511;
+}
+
+int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg) {
+  vigil_server *s;
+  vigil_session probe;
+  if (out == NULL || loop == NULL || cfg == NULL)
+    return VIGIL_EINVAL;
+  *out = NULL;
+  if (vigil_session_init(&probe, VIGIL_ROLE_SERVER, &cfg->session, 0) != 0)
+    return VIGIL_EINVAL;
+  s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return VIGIL_ENOMEM;
+  s->cfg = *cfg;
+  s->cfg.session.id = NULL;
+  s->cfg.session.id_len = 0;
+  apply_defaults(&s->cfg);
+  s->npeer_buckets = 64;
+  s->naddr_buckets = 64;
+  s->peers = calloc(s->npeer_buckets, sizeof *s->peers);
+  s->addrs = calloc(s->naddr_buckets, sizeof *s->addrs);
+  if (s->peers == NULL || s->addrs == NULL || vigil__owner_init(&s->o, loop) != 0) {
+    free(s->peers);
+    free(s->addrs);
+    free(s);
+    return VIGIL_ENOMEM;
+  }
+  s->seed = (uint32_t)(uintptr_t)s ^ (uint32_t)vigil_loop_now_ns(loop) ^ cfg->session.seed;
+  s->o.cb = cfg->cb;
+  s->o.user = cfg->user;
+  s->o.server = s;
+  s->o.max_queue_bytes = s->cfg.max_queue_bytes;
+  s->o.queue_full_strikes = s->cfg.queue_full_strikes;
+  s->o.ka_mode = cfg->keepalive_mode;
+  s->o.ka = cfg->keepalive;
+  s->o.opened = on_opened;
+  s->o.died = on_died;
+  s->o.freed = on_freed;
+  s->spare = vigil__spare_open();
+  vigil_loop_timer_init(&s->shutdown_timer);
+  vigil_defer_init(&s->closed_defer, on_closed_defer);
+  vigil__owner_stall_start(&s->o);
+  *out = s;
+  return 0;
+}
+
+static void on_listener_closed(vigil_tcp *tcp) {
+  vigil_server *s = tcp->data;
+  free(tcp);
+  s->listeners_open--;
+  maybe_closed(s);
+}
+
+static int listen_one(vigil_server *s, const struct sockaddr *sa, uint16_t *port) {
+  vigil_tcp *t;
+  struct sockaddr_storage ss;
+  int rc, len;
+  if (s->nlisteners == MAX_LISTENERS)
+    return VIGIL_ENOSPACE;
+  if ((t = malloc(sizeof *t)) == NULL)
+    return VIGIL_ENOMEM;
+  memset(&ss, 0, sizeof ss);
+  memcpy(&ss, sa, (size_t)vigil_ip_len(sa));
+  if (*port != 0) {
+    if (ss.ss_family == AF_INET6)
+      ((struct sockaddr_in6 *)&ss)->sin6_port = htons(*port);
+    else
+      ((struct sockaddr_in *)&ss)->sin_port = htons(*port);
+  }
+  vigil_tcp_init(s->o.loop, t);
+  t->data = s;
+  s->listeners_open++;
+  rc = vigil_tcp_bind_listen(t, (const struct sockaddr *)&ss, s->cfg.backlog, VIGIL_TCP_IPV6ONLY,
+                             on_connection);
+  if (rc != 0) {
+    vigil_tcp_close(t, on_listener_closed);
+    return rc;
+  }
+  s->listeners[s->nlisteners++] = t;
+  len = (int)sizeof ss;
+  if (*port == 0 && vigil_tcp_sockname(t, (struct sockaddr *)&ss, &len) == 0)
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+  return 0;
+}
+
+static int resolve_error(int rc) {
+  switch (rc) {
+  case EAI_MEMORY:
+    return VIGIL_ENOMEM;
+  case EAI_FAMILY:
+    return VIGIL_EAFNOSUPPORT;
+  default:
+    return VIGIL_ENOENT;
+  }
+}
+
+int vigil_server_listen(vigil_server *s, const char *host, uint16_t port, uint16_t *bound_port) {
+  struct addrinfo hints, *res = NULL, *ai;
+  int rc, first_err = 0, ok = 0;
+  if (s == NULL)
+    return VIGIL_EINVAL;
+  if (s->shutting_down)
+    return VIGIL_ECLOSED;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  if (host != NULL && host[0] == '\0')
+    host = NULL;
+  rc = getaddrinfo(host, "0", &hints, &res);
+  if (rc != 0)
+    return resolve_error(rc);
+  /* IPv6 first, so with port 0 the kernel's choice there is reused for
+   * IPv4 ("::" and "0.0.0.0" side by side on the same port). */
+  for (rc = 0; rc < 2; rc++) {
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+      int err;
+      if ((ai->ai_family == AF_INET6) != (rc == 0))
+        continue;
+      err = listen_one(s, ai->ai_addr, &port);
+      if (err == 0)
+        ok++;
+      else if (first_err == 0)
+        first_err = err;
+    }
+  }
+  freeaddrinfo(res);
+  if (ok == 0)
+    return first_err != 0 ? first_err : VIGIL_EADDRNOTAVAIL;
+  /* A name resolving to several addresses succeeds if any bound; a
+   * missing IPv6 stack, say, must not stop IPv4 service. */
+  if (bound_port != NULL)
+    *bound_port = port;
+  return 0;
+}
+
+int vigil_server_send_to(vigil_server *s, const char *id, size_t id_len, const void *msg,
+                         size_t len) {
+  vigil_conn *c = vigil_server_find(s, id, id_len);
+  if (c == NULL)
+    return VIGIL_ENOENT;
+  return vigil_conn_send(c, msg, len);
+}
+
+static void on_shutdown_timer(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_server *s = vigil_container_of(t, vigil_server, shutdown_timer);
+  vigil__queue *q = s->o.conns.next;
+  (void)loop;
+  while (q != &s->o.conns) {
+    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
+    q = q->next; /* c stays on the list until its close callback */
+    vigil__conn_abort(c, "shutdown");
+  }
+}
+
+int vigil_server_shutdown(vigil_server *s, uint32_t timeout_ms) {
+  vigil__queue *q;
+  unsigned i;
+  if (s == NULL)
+    return VIGIL_EINVAL;
+  if (s->shutting_down)
+    return VIGIL_EALREADY;
+  s->shutting_down = 1;
+  if (timeout_ms == 0)
+    timeout_ms = s->cfg.shutdown_timeout_ms;
+  for (i = 0; i < s->nlisteners; i++)
+    vigil_tcp_close(s->listeners[i], on_listener_closed);
+  s->nlisteners = 0;
+  q = s->o.conns.next;
+  while (q != &s->o.conns) {
+    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
+    q = q->next;
+    if (c->phase == VIGIL__OPEN)
+      (void)vigil__conn_close(c, VIGIL_CLOSE_GOING_AWAY, vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY),
+                              "shutdown", timeout_ms);
+    else if (c->phase != VIGIL__ZOMBIE)
+      vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_GOING_AWAY,
+                       vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY), 0, "shutdown");
+  }
+  vigil_loop_timer_arm(s->o.loop, &s->shutdown_timer, vigil_loop_now_ms(s->o.loop) + timeout_ms,
+                       on_shutdown_timer);
+  maybe_closed(s);
+  return 0;
+}
+
+void vigil_server_get_stats(const vigil_server *s, vigil_server_stats *st) {
+  if (s == NULL || st == NULL)
+    return;
+  *st = s->stats;
+  st->connections = s->o.nconns;
+}
+
+int vigil_server_free(vigil_server *s) {
+  size_t i;
+  if (s == NULL)
+    return 0;
+  if (s->o.nconns != 0 || s->listeners_open != 0 || vigil_defer_queued(&s->closed_defer))
+    return VIGIL_EBUSY;
+  vigil_loop_timer_cancel(s->o.loop, &s->shutdown_timer);
+  for (i = 0; i < s->naddr_buckets; i++) {
+    addr_entry *e = s->addrs[i], *next;
+    for (; e != NULL; e = next) {
+      next = e->next;
+      free(e);
+    }
+  }
+  vigil__spare_close(s->spare);
+  vigil__owner_free(&s->o);
+  free(s->peers);
+  free(s->addrs);
+  free(s);
+  return 0;
+}
