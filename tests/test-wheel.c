@@ -501,3 +501,111 @@ static int million(struct pool *p) {
 TEST_IMPL(million_timers) {
   return with_pool(1000000, million);
 }
+
+/* Model-based stress: random arms (past, near, far), cancels and steps, and
+ * callbacks that arm and cancel random timers, checked against a plain
+ * array of what should be armed and when. */
+struct model {
+  vigil_wheel w;
+  struct item *items;
+  uint64_t *expect;     /* expiry the model armed, valid while armed */
+  unsigned char *armed; /* 1 armed in the future, 2 armed at or before now */
+  size_t n, armed_count;
+  uint64_t seed, advance_start, last_tick;
+  unsigned bad;
+};
+
+static struct model *model_of; /* the callback's way back to the model */
+
+static void model_arm(struct model *m, size_t i) {
+  uint64_t r = rng_next(&m->seed) % 8;
+  uint64_t at = r == 0  ? m->w.now - rng_next(&m->seed) % 3
+                : r < 5 ? m->w.now + 1 + rng_next(&m->seed) % 300
+                : r < 7 ? m->w.now + 1 + rng_next(&m->seed) % 100000
+                        : m->w.now + random_distance(&m->seed);
+  if (!m->armed[i])
+    m->armed_count++;
+  m->armed[i] = at <= m->w.now ? 2 : 1;
+  m->expect[i] = at;
+  vigil_wheel_arm(&m->w, &m->items[i].t, at);
+}
+
+static void model_cancel(struct model *m, size_t i) {
+  if (m->armed[i])
+    m->armed_count--;
+  m->armed[i] = 0;
+  vigil_wheel_cancel(&m->w, &m->items[i].t);
+}
+
+static void model_fire(vigil_timer *t, void *arg) {
+  struct model *m = model_of;
+  size_t i = (size_t)(ITEM_OF(t) - m->items), k;
+  (void)arg;
+  if (!m->armed[i] || vigil_timer_armed(t) || m->w.now < m->last_tick)
+    m->bad++;
+  else if (m->armed[i] == 1 && m->w.now != m->expect[i])
+    m->bad++;
+  else if (m->armed[i] == 2 && m->w.now != m->advance_start)
+    m->bad++;
+  m->last_tick = m->w.now;
+  m->armed[i] = 0;
+  m->armed_count--;
+  for (k = rng_next(&m->seed) % 3; k > 0; k--) {
+    size_t j = (size_t)(rng_next(&m->seed) % m->n);
+    if (rng_next(&m->seed) % 3 == 0)
+      model_cancel(m, j);
+    else
+      model_arm(m, j);
+  }
+}
+
+static int model_run(struct pool *p) {
+  struct model m;
+  size_t step, i, k;
+  uint64_t earliest, nx;
+
+  memset(&m, 0, sizeof m);
+  m.items = p->items;
+  m.expect = p->sorted;
+  m.armed = p->flag;
+  m.n = p->n;
+  m.seed = 77;
+  model_of = &m;
+  vigil_wheel_init(&m.w, 1u << 20);
+  for (step = 0; step < 3000; step++) {
+    for (k = rng_next(&m.seed) % 20; k > 0; k--) {
+      i = (size_t)(rng_next(&m.seed) % m.n);
+      if (rng_next(&m.seed) % 4 == 0)
+        model_cancel(&m, i);
+      else
+        model_arm(&m, i);
+    }
+    m.advance_start = m.w.now;
+    m.last_tick = m.w.now;
+    vigil_wheel_advance(
+        &m.w,
+        m.w.now + (rng_next(&m.seed) % 4 == 0 ? rng_next(&m.seed) % 5000 : rng_next(&m.seed) % 64),
+        model_fire, NULL);
+    ASSERT_EQ(m.bad, 0);
+    ASSERT_EQ(m.w.count, m.armed_count);
+    earliest = UINT64_MAX;
+    for (i = 0; i < m.n; i++) {
+      ASSERT_EQ(vigil_timer_armed(&m.items[i].t), m.armed[i] != 0);
+      /* Anything still armed is in the future, or was armed in the past
+       * (by a callback) and waits for the next advance. */
+      if (m.armed[i])
+        ASSERT(m.expect[i] > m.w.now || m.armed[i] == 2);
+      if (m.armed[i] && m.expect[i] < earliest)
+        earliest = m.expect[i];
+    }
+    nx = vigil_wheel_next_expiry(&m.w);
+    ASSERT_ULE(nx, earliest);
+    ASSERT_EQ(nx == UINT64_MAX, m.armed_count == 0);
+  }
+  model_of = NULL;
+  return 0;
+}
+
+TEST_IMPL(random_operations_match_model) {
+  return with_pool(500, model_run);
+}
