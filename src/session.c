@@ -765,14 +765,15 @@ static size_t write_chunk(vigil_session *s, uint8_t *out, size_t cap, const uint
 long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out, size_t cap,
                          const uint8_t *msg, size_t msg_len, size_t *msg_taken) {
   size_t pos;
-  int n, done;
+  int done;
   if (s == NULL || out == NULL || msg_taken == NULL || (msg == NULL && msg_len > 0))
     return VIGIL_EINVAL;
   *msg_taken = 0;
   if (cap > (size_t)LONG_MAX)
     cap = (size_t)LONG_MAX;
   if (s->flags & F_CLOSE) {
-    if ((n = encode_close(s, out, cap)) < 0)
+    int n = encode_close(s, out, cap);
+    if (n < 0)
       return 0;
     s->flags = s->state == VIGIL_SESSION_CLOSING ? F_LOCAL_DONE : 0;
     return n;
