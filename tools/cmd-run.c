@@ -109,7 +109,7 @@ static int derive(const run_opts *o, vigil_keepalive *ka) {
   if (budget != 0 && vigil_keepalive_from_budget(ka, budget, o->lost) != 0)
     return vigil_cli_usage(CMD, "--budget %u ms cannot tolerate %u lost probes at 1 s "
                                 "keepalive granularity (need at least %u s)",
-                           budget, o->lost, o->lost + 3);
+                           budget, o->lost, o->lost + 2);
   if (o->idle_ms)
     ka->idle_ms = o->idle_ms;
   if (o->interval_ms)

@@ -10,7 +10,7 @@
 # nothing armed):
 #   ka   kernel keepalive alone: idle 1 s, interval 1 s, count 2 (fault-peer)
 #   uto  TCP_USER_TIMEOUT alone: 2 s (fault-peer)
-#   run  `vigil run --budget 3s` around fault-peer: libvigil's keepalive +
+#   run  `vigil run --budget 3s --lost 1` around fault-peer: libvigil's keepalive +
 #        user timeout applied to an unmodified program by LD_PRELOAD
 #   hb   vigil's heartbeat: `vigil serve` / `vigil connect`, interval 500 ms,
 #        timeout 1500 ms
@@ -197,7 +197,7 @@ obs_cmd() {
   case $mech in
   ka) peer_cmd "$role" "$addr" --ka 1,1,2 $extra ;;
   uto) peer_cmd "$role" "$addr" --uto 2000 $extra ;;
-  run) echo "$VIGIL run --budget 3s -- $(peer_cmd "$role" "$addr" $extra)" ;;
+  run) echo "$VIGIL run --budget 3s --lost 1 -- $(peer_cmd "$role" "$addr" $extra)" ;;
   hb) hb_cmd "$role" "$addr" $extra ;;
   esac
 }
@@ -322,8 +322,14 @@ fault_reboot() {
 # expect SCENARIO MECH -> sets EXPECT and BOUND.
 expect() {
   local s=$1 m=$2
-  local ka=4000 uto=3500 run=4000 hb=2000 k=$m
+  local ka=4000 uto=3500 run=4500 hb=2000 k=$m
   case $m in ka) BOUND=$ka ;; uto) BOUND=$uto ;; run) BOUND=$run ;; hb) BOUND=$hb ;; esac
+  # A stalled peer's zero window is probed with exponential backoff, and the
+  # user timeout is checked only when a probe is due: the abort comes at the
+  # first probe past UTO, at most UTO later again.
+  if [ "$s" = stop_data ]; then
+    case $m in uto) BOUND=5000 ;; run) BOUND=7000 ;; esac
+  fi
   case $s/$k in
   cable/ka | vanish/ka | oneway/ka | cable/run | vanish/run | oneway/run) EXPECT=keepalive_timeout ;;
   cable/hb | vanish/hb | oneway/hb) EXPECT=heartbeat_timeout ;;
@@ -511,7 +517,7 @@ case_socat() {
   MECH=$3 ROLE=client SCEN=socat_$2
   case_setup_vars "$SCEN-$MECH-$ROLE" "$n"
   trap 'case_teardown; exit 130' TERM
-  EXPECT=none BOUND=4000
+  EXPECT=none BOUND=4500
   [ "$MECH" = run ] && EXPECT=ETIMEDOUT
   if ! command -v socat >/dev/null; then
     record SKIP - - - "socat not installed"; return
@@ -538,7 +544,7 @@ EOF
   chmod +x "$CDIR/gen.sh" "$CDIR/wrap.sh"
   local pre=() left=(-u "TCP:$IPB:$PORT" STDOUT)
   [ "$variant" = data ] && left=(-u "EXEC:$CDIR/gen.sh" "TCP:$IPB:$PORT")
-  [ "$MECH" = run ] && pre=("$VIGIL" run --budget 3s --)
+  [ "$MECH" = run ] && pre=("$VIGIL" run --budget 3s --lost 1 --)
   start "$NSA" "$OBS_OUT" "$CDIR/wrap.sh" "$CDIR/socat.err" "${pre[@]}" socat "${left[@]}"
   if ! wait_for "$VIC_OUT" '"event":"open"' 3000; then
     record FAIL - - - "socat did not connect: $(tr '\n' ' ' <"$CDIR/socat.err" 2>/dev/null)"
