@@ -537,15 +537,18 @@ static void model_cancel(struct model *m, size_t i) {
   vigil_wheel_cancel(&m->w, &m->items[i].t);
 }
 
+/* A timer armed for the future fires at its tick; one armed at or before
+ * now fires at the start of the next advance; in order, unarmed by then. */
+static int model_fire_ok(const struct model *m, size_t i, const vigil_timer *t) {
+  uint64_t want = m->armed[i] == 1 ? m->expect[i] : m->advance_start;
+  return m->armed[i] != 0 && !vigil_timer_armed(t) && m->w.now >= m->last_tick && m->w.now == want;
+}
+
 static void model_fire(vigil_timer *t, void *arg) {
   struct model *m = model_of;
   size_t i = (size_t)(ITEM_OF(t) - m->items), k;
   (void)arg;
-  if (!m->armed[i] || vigil_timer_armed(t) || m->w.now < m->last_tick)
-    m->bad++;
-  else if (m->armed[i] == 1 && m->w.now != m->expect[i])
-    m->bad++;
-  else if (m->armed[i] == 2 && m->w.now != m->advance_start)
+  if (!model_fire_ok(m, i, t))
     m->bad++;
   m->last_tick = m->w.now;
   m->armed[i] = 0;
@@ -561,9 +564,10 @@ static void model_fire(vigil_timer *t, void *arg) {
 
 static int model_run(struct pool *p) {
   struct model m;
+  const size_t n = p->n;
   size_t step, i, k;
-  uint64_t earliest, nx;
 
+  ASSERT_GT(n, 0);
   memset(&m, 0, sizeof m);
   m.items = p->items;
   m.expect = p->sorted;
@@ -574,7 +578,7 @@ static int model_run(struct pool *p) {
   vigil_wheel_init(&m.w, 1u << 20);
   for (step = 0; step < 3000; step++) {
     for (k = rng_next(&m.seed) % 20; k > 0; k--) {
-      i = (size_t)(rng_next(&m.seed) % m.n);
+      i = (size_t)(rng_next(&m.seed) % n);
       if (rng_next(&m.seed) % 4 == 0)
         model_cancel(&m, i);
       else
@@ -588,7 +592,7 @@ static int model_run(struct pool *p) {
         model_fire, NULL);
     ASSERT_EQ(m.bad, 0);
     ASSERT_EQ(m.w.count, m.armed_count);
-    earliest = UINT64_MAX;
+    uint64_t earliest = UINT64_MAX, nx;
     for (i = 0; i < m.n; i++) {
       ASSERT_EQ(vigil_timer_armed(&m.items[i].t), m.armed[i] != 0);
       /* Anything still armed is in the future, or was armed in the past
