@@ -85,9 +85,7 @@ static int parse_args(int argc, char **argv, idle_opts *o) {
         return VIGIL_CLI_USAGE;
     } else if (strcmp(argv[i], "--json") == 0) {
       o->json = 1;
-    } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-      return vigil_cli_unknown(CMD, argv[i]);
-    } else if (addr == NULL) {
+    } else if (addr == NULL && !(argv[i][0] == '-' && argv[i][1] != '\0')) {
       addr = argv[i];
     } else {
       return vigil_cli_unknown(CMD, argv[i]);

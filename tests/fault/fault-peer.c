@@ -84,6 +84,19 @@ static int parse_int(const char *s, int *out) {
   return 0;
 }
 
+/* "A,B,C" -> n non-negative integers, nothing else allowed. */
+static int parse_list(const char *s, int *out, int n) {
+  for (int i = 0; i < n; i++) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || v < 0 || v > 100000000 || *end != (i + 1 < n ? ',' : '\0'))
+      return -1;
+    out[i] = (int)v;
+    s = end + 1;
+  }
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, struct options *o) {
   int i;
   memset(o, 0, sizeof(*o));
@@ -100,7 +113,6 @@ static int parse_args(int argc, char **argv, struct options *o) {
   for (i = 4; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int n = 0;
     if (strcmp(a, "--flood") == 0) {
       o->flood = 1;
       continue;
@@ -109,17 +121,21 @@ static int parse_args(int argc, char **argv, struct options *o) {
       return -1;
     i++;
     if (strcmp(a, "--ka") == 0) {
-      if (sscanf(v, "%d,%d,%d%n", &o->ka_idle, &o->ka_intvl, &o->ka_cnt, &n) != 3 ||
-          v[n] != '\0' || o->ka_idle < 1 || o->ka_intvl < 1 || o->ka_cnt < 1)
+      int ka[3];
+      if (parse_list(v, ka, 3) != 0 || ka[0] < 1 || ka[1] < 1 || ka[2] < 1)
         return -1;
+      o->ka_idle = ka[0];
+      o->ka_intvl = ka[1];
+      o->ka_cnt = ka[2];
     } else if (strcmp(a, "--uto") == 0) {
       if (parse_int(v, &o->uto_ms) != 0)
         return -1;
     } else if (strcmp(a, "--send") == 0) {
-      if (sscanf(v, "%d,%d%n", &o->send_bytes, &o->send_period_ms, &n) != 2 ||
-          v[n] != '\0' || o->send_bytes < 1 || o->send_bytes > 65536 ||
-          o->send_period_ms < 1)
+      int sp[2];
+      if (parse_list(v, sp, 2) != 0 || sp[0] < 1 || sp[0] > 65536 || sp[1] < 1)
         return -1;
+      o->send_bytes = sp[0];
+      o->send_period_ms = sp[1];
     } else if (strcmp(a, "--max-ms") == 0) {
       int m;
       if (parse_int(v, &m) != 0)
