@@ -234,8 +234,18 @@ static void on_write(vigil_write_req *req, int status) {
   write_status = status;
 }
 
+/* Written bytes must outlive the write, so they are copied here. */
+static char text_store[4][64];
+static unsigned text_next;
+
 static int send_text(vigil_tcp *tcp, vigil_write_req *req, const char *text) {
-  vigil_buf b = vigil_buf_init((char *)(uintptr_t)text, strlen(text));
+  char *copy = text_store[text_next++ % 4];
+  vigil_buf b;
+  size_t n = strlen(text);
+  if (n >= sizeof text_store[0])
+    return VIGIL_EINVAL;
+  memcpy(copy, text, n + 1);
+  b = vigil_buf_init(copy, n);
   return vigil_tcp_write(req, tcp, &b, 1, on_write);
 }
 
@@ -460,19 +470,19 @@ static void on_cancel_me(vigil_loop *loop, vigil_loop_timer *t) {
 
 static int case_many_timers(vigil_backend b) {
   enum { N = 20000 };
-  tracked_timer *tt = calloc(N, sizeof *tt);
+  static tracked_timer tt[N];
   vigil_loop_timer cancelled;
   vigil_loop loop;
   uint64_t start, seed = 12345;
   size_t i;
 
-  ASSERT_NOT_NULL(tt);
   reset_timer_stats();
   ASSERT_EQ(open_loop(&loop, b), 0);
   start = vigil_loop_now_ms(&loop);
   for (i = 0; i < N; i++) {
     seed = seed * 6364136223846793005u + 1442695040888963407u;
     vigil_loop_timer_init(&tt[i].t);
+    tt[i].fired = 0;
     tt[i].expires_ms = start + 1 + (seed >> 33) % 300;
     vigil_loop_timer_arm(&loop, &tt[i].t, tt[i].expires_ms, on_tracked);
   }
@@ -487,7 +497,6 @@ static int case_many_timers(vigil_backend b) {
   for (i = 0; i < N; i++)
     ASSERT_EQ(tt[i].fired, 1);
   ASSERT_EQ(vigil_loop_close(&loop), 0);
-  free(tt);
   return 0;
 }
 
@@ -503,10 +512,9 @@ static int case_big_write(vigil_backend b) {
   vigil_tcp lst;
   vigil_write_req req;
   vigil_buf bufs[6];
-  char *payload = malloc(SIZE);
+  static char payload[SIZE];
   size_t i, queued, cut[7] = {0, 1, 1000, 65536, 4000000, 9999999, SIZE};
 
-  ASSERT_NOT_NULL(payload);
   for (i = 0; i < SIZE; i++)
     payload[i] = (char)(i * 7 + (i >> 16));
   memset(&E1, 0, sizeof E1);
@@ -537,7 +545,6 @@ static int case_big_write(vigil_backend b) {
   ASSERT_EQ(run_to_end(&loop), 0);
   ASSERT_EQ(vigil_loop_close(&loop), 0);
   ep_free(&E2);
-  free(payload);
   return 0;
 }
 
@@ -571,9 +578,8 @@ static int case_close_cancels(vigil_backend b) {
   vigil_tcp lst;
   vigil_write_req req;
   vigil_buf buf;
-  char *payload = calloc(1, SIZE);
+  static char payload[SIZE];
 
-  ASSERT_NOT_NULL(payload);
   memset(&E1, 0, sizeof E1);
   memset(&E2, 0, sizeof E2);
   order_len = 0;
@@ -593,7 +599,6 @@ static int case_close_cancels(vigil_backend b) {
   ASSERT_EQ(order_log[1], 2);
   ASSERT_EQ(write_status, VIGIL_ECANCELED);
   ASSERT_EQ(vigil_loop_close(&loop), 0);
-  free(payload);
   return 0;
 }
 
@@ -955,7 +960,8 @@ static int case_misuse(vigil_backend b) {
   vigil_loop loop;
   vigil_tcp t;
   vigil_write_req w;
-  vigil_buf buf = vigil_buf_init((char *)(uintptr_t)"x", 1);
+  static char x[] = "x";
+  vigil_buf buf = vigil_buf_init(x, 1);
   struct sockaddr_storage ss;
 
   ASSERT_EQ(open_loop(&loop, b), 0);
@@ -1016,7 +1022,6 @@ TEST_IMPL(loop_ip_parse_format) {
 TEST_IMPL(loop_backend_selection) {
   vigil_loop loop;
   vigil_loop_options opts;
-  int err;
 
   ASSERT_EQ(util_net_init(), 0);
   vigil_loop_options_init(&opts);
@@ -1040,8 +1045,7 @@ TEST_IMPL(loop_backend_selection) {
   ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "poll");
   ASSERT_EQ(vigil_loop_close(&loop), 0);
   ASSERT_EQ(unsetenv("VIGIL_BACKEND"), 0);
-  err = vigil_loop_init(&loop, NULL);
-  ASSERT_EQ(err, 0);
+  ASSERT_EQ(vigil_loop_init(&loop, NULL), 0);
 #ifdef __linux__
   ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "epoll");
 #endif

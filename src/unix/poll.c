@@ -54,7 +54,7 @@ static int grow(poll_state *st) {
   if (fds == NULL)
     return VIGIL_ENOMEM;
   st->fds = fds;
-  handles = realloc(st->handles, cap * sizeof *handles);
+  handles = realloc(st->handles, cap * sizeof(vigil_tcp *));
   if (handles == NULL)
     return VIGIL_ENOMEM;
   st->handles = handles;

@@ -148,7 +148,7 @@ static int listen_options(int fd, const struct sockaddr *addr, unsigned flags) {
 
 int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, int backlog,
                       unsigned flags) {
-  int fd, err;
+  int fd = -1, err;
 
   err = new_socket(addr->sa_family, &fd);
   if (err != 0)
@@ -170,7 +170,7 @@ int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, 
 }
 
 static void do_accept(vigil_tcp *server) {
-  int i, fd, err;
+  int i, fd = -1, err;
 
   for (i = 0; i < VIGIL__ACCEPTS_PER_EVENT; i++) {
     err = accept_one(server->socket, &fd);
@@ -202,7 +202,7 @@ int vigil__tcp_accept(vigil_tcp *server, vigil_tcp *client) {
 }
 
 int vigil__tcp_accept_drop(vigil_tcp *server) {
-  int fd, err = accept_one(server->socket, &fd);
+  int fd = -1, err = accept_one(server->socket, &fd);
   if (err != 0)
     return err;
   close(fd);
