@@ -23,9 +23,12 @@
  *     ends before it: the lowest non-empty level always holds the earliest
  *     work, and within a level the slots come in order.
  * When now reaches the start of a level-L slot, the timers in it "cascade":
- * each now differs from now only below digit L, so re-placing it puts it at
- * a lower level, or fires it if E is exactly that tick. A timer moves at most
- * five times in its life, and a timeout of a few seconds moves once or twice.
+ * each one's expiry now differs from now only below digit L, so re-placing it
+ * puts it at a lower level, or fires it if E is exactly that tick. Once within
+ * range a timer moves at most five times, and a timeout of a few seconds
+ * moves once or twice. Each move is a visit to a node in a linked list, i.e.
+ * one cache miss at a million timers; that, not the arithmetic, is what
+ * bench/bench-wheel.c measures as the cost of expiry.
  *
  * Why cascade when Linux stopped. Since 4.8, kernel/time/timer.c no longer
  * cascades: each level has a coarser granularity (8x per level) and a timer is
