@@ -53,6 +53,7 @@
  * default threshold 8, k = 5.612. */
 #include "vigil/detector.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -110,7 +111,9 @@ void vigil_phi_init(vigil_phi *p, double threshold, uint32_t expected_interval_m
   uint64_t expected_us = (uint64_t)(expected_interval_ms ? expected_interval_ms : 1) * 1000u;
   uint64_t floor_us = min_stddev_ms ? (uint64_t)min_stddev_ms * 1000u : expected_us / 4;
 
-  if (!(threshold > 0.0) || !isfinite(threshold))
+  /* Written as one comparison that NaN and infinity both fail (mingw's
+   * isfinite() converts to float and warns). */
+  if (!(threshold > 0.0 && threshold <= DBL_MAX))
     threshold = VIGIL_PHI_DEFAULT_THRESHOLD;
   if (threshold > MAX_THRESHOLD)
     threshold = MAX_THRESHOLD;
