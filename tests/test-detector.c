@@ -13,7 +13,7 @@
 static uint64_t rng_state;
 
 /* Not inf, not NaN (without isfinite(), which warns under mingw). */
-static int finite(double v) {
+static int real_number(double v) {
   return v >= -DBL_MAX && v <= DBL_MAX;
 }
 
@@ -182,14 +182,14 @@ TEST_IMPL(phi_long_silence_is_finite) {
   prev = vigil_phi_value(&p, last + 8400 * MS);
   for (t = last + 8400 * MS; t <= last + 8600 * MS; t += MS / 4) {
     v = vigil_phi_value(&p, t);
-    ASSERT(finite(v));
+    ASSERT(real_number(v));
     ASSERT(v >= prev);
     ASSERT(v - prev < 0.05);
     prev = v;
   }
   for (i = 0; i < sizeof far / sizeof far[0]; i++) {
     v = vigil_phi_value(&p, far[i] > UINT64_MAX - last ? UINT64_MAX : last + far[i]);
-    ASSERT(finite(v));
+    ASSERT(real_number(v));
     ASSERT(v > prev);
     prev = v;
   }
