@@ -55,6 +55,8 @@
 
 #define NS_PER_MS ((uint64_t)1000000)
 #define DEFAULT_STALL_THRESHOLD_MS 500u
+/* planned_timeout_ms after a run that left nothing to do. */
+#define RESTART_BASELINE (-2)
 
 /* ---- loop ----------------------------------------------------------------- */
 
@@ -289,8 +291,12 @@ int vigil_loop_run(vigil_loop *loop, vigil_run_mode mode) {
   int alive, timeout, err = 0;
 
   alive = vigil_loop_alive(loop);
-  if (!alive)
+  if (!alive || loop->planned_timeout_ms == RESTART_BASELINE) {
     vigil_loop_update_time(loop);
+    loop->last_check_ns = loop->now_ns;
+    loop->boot_offset_ns = boot_offset(loop, loop->now_ns);
+    loop->planned_timeout_ms = -1;
+  }
   while (alive && !loop->stop_flag) {
     vigil_loop_update_time(loop);
     timeout = mode == VIGIL_RUN_NOWAIT ? 0 : wait_timeout(loop);
@@ -306,6 +312,10 @@ int vigil_loop_run(vigil_loop *loop, vigil_run_mode mode) {
       break;
   }
   loop->stop_flag = 0;
+  /* With nothing left there is nobody to protect: the time until the next
+   * run (maybe much later) is not a stall, so that run starts afresh. */
+  if (!alive)
+    loop->planned_timeout_ms = RESTART_BASELINE;
   if (err != 0)
     return err;
   return alive ? 1 : 0;

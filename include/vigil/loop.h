@@ -181,7 +181,7 @@ struct vigil_loop {
   uint64_t last_check_ns;     /* monotonic time of the last stall check */
   uint64_t boot_offset_ns;    /* BOOTTIME - MONOTONIC at the last check */
   uint64_t stall_threshold_ns;
-  int64_t planned_timeout_ms; /* what the last wait asked for; -1: forever */
+  int64_t planned_timeout_ms; /* the last wait asked; -1 forever, -2 restart */
   unsigned nhandles;          /* initialised and not yet closed */
   unsigned active_handles;    /* listening or reading */
   unsigned active_reqs;       /* connects and writes in flight */
