@@ -129,6 +129,8 @@ typedef struct probe {
   uint64_t hold_ms;
   uint64_t idle_since_ns, deadline_ns;
   const char *why;
+  char id[64];               /* unique: the server's presence table would let
+                                one probe take over another with the same id */
   vigil_session s;
   size_t rx_len;
   uint8_t rx[VIGIL_SESSION_MAX_RETAIN + 2048];
@@ -138,7 +140,8 @@ typedef struct finder {
   const idle_opts *o;
   struct addrinfo *ai;
   char peer[VIGIL_CLI_ADDRSTRLEN];
-  char id[48];
+  char id[40];
+  uint64_t serial;
   probe p[MAX_PROBES];
   size_t n;
   uint32_t agreed_interval_ms;
@@ -163,12 +166,14 @@ static void finish(probe *p, enum probe_result r, const char *why) {
 
 static int flush(probe *p, uint64_t now) {
   uint8_t out[VIGIL_WIRE_MAX_CONTROL_FRAME * 2];
+  size_t taken;
   long n;
-  while ((n = vigil_session_write(&p->s, now, out, sizeof(out), NULL, 0, NULL)) > 0) {
-    ssize_t w = send(p->fd, out, (size_t)n, MSG_NOSIGNAL);
+  while ((n = vigil_session_write(&p->s, now, out, sizeof(out), NULL, 0, &taken)) != 0) {
+    if (n < 0)
+      return -1;
     /* Control frames are a few bytes on an idle socket: a short write means
      * the connection is unusable, not busy. */
-    if (w != (ssize_t)n)
+    if (send(p->fd, out, (size_t)n, MSG_NOSIGNAL) != (ssize_t)n)
       return -1;
   }
   return 0;
@@ -203,8 +208,9 @@ static void on_connected(finder *f, probe *p, uint64_t now) {
   vigil_session_config_init(&cfg);
   cfg.interval_ms = 600000; /* the server clamps this to its policy */
   cfg.timeout_ms = 1800000;
-  cfg.id = f->id;
-  cfg.id_len = strlen(f->id);
+  snprintf(p->id, sizeof(p->id), "%s-%llu", f->id, (unsigned long long)++f->serial);
+  cfg.id = p->id;
+  cfg.id_len = strlen(p->id);
   cfg.seed = (uint32_t)now;
   if (vigil_session_init(&p->s, VIGIL_ROLE_CLIENT, &cfg, now) != 0 || flush(p, now) != 0) {
     finish(p, R_FAILED, "handshake could not be sent");
@@ -383,7 +389,7 @@ static void print_result(const finder *f, uint64_t lo, uint64_t hi) {
     if (lo == 0)
       vigil_cli_line_cstr(&l, "detail", "even the shortest hold failed: try a smaller --min");
   }
-  if (rec > 0)
+  if (hi != 0 && rec > 0)
     vigil_cli_line_u64(&l, "recommended_interval_ms", rec);
   else
     vigil_cli_line_null(&l, "recommended_interval_ms");
@@ -393,6 +399,9 @@ static void print_result(const finder *f, uint64_t lo, uint64_t hi) {
            "recommended heartbeat: vigil connect --interval %llums (pings at 75-100%% of it)\n",
            f->peer, (double)(lo + hi) / 2000.0, (double)lo / 1000.0, (double)hi / 1000.0,
            (unsigned long long)rec);
+  else if (!f->o->json && hi == 0)
+    printf("no idle timeout on the path to %s up to %.1f s: any interval below that is safe\n",
+           f->peer, (double)lo / 1000.0);
 }
 
 static int find(finder *f) {
