@@ -746,10 +746,9 @@ static size_t write_chunk(vigil_session *s, uint8_t *out, size_t cap, const uint
                           size_t msg_len, size_t *msg_taken) {
   size_t n = msg_len < s->max_frame ? msg_len : s->max_frame;
   int more, h;
-  if (cap < VIGIL_WIRE_MAX_HEADER)
-    return 0;
-  if (n > cap - VIGIL_WIRE_MAX_HEADER)
-    n = cap - VIGIL_WIRE_MAX_HEADER; /* a shorter header only leaves room */
+  /* Type byte + varint length: 2 bytes up to 127, 3 up to 16383, 4 above. */
+  if (n + 2 + (n >= 128) + (n >= 16384) > cap)
+    n = cap > 4 ? cap - 4 : 0; /* sure to fit; a shorter header only leaves room */
   if (n < msg_len && n < VIGIL_WIRE_MIN_CHUNK)
     return 0; /* not worth a frame: wait for a bigger buffer */
   more = n < msg_len;

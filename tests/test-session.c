@@ -871,8 +871,8 @@ TEST_IMPL(session_write_chunk_fits_cap) {
   size_t taken;
   memset(msg, 'm', sizeof msg);
   ASSERT_EQ(open_default_pair(c, s), 0);
-  ASSERT_EQ(vigil_session_write(&c->s, T0, out, sizeof out, msg, sizeof msg, &taken), 294 + 3);
-  ASSERT_EQ(taken, 294);
+  ASSERT_EQ(vigil_session_write(&c->s, T0, out, sizeof out, msg, sizeof msg, &taken), 296 + 3);
+  ASSERT_EQ(taken, 296);
   ASSERT_EQ(out[0], VIGIL_FRAME_DATA_MORE);
   /* Too little room for a worthwhile chunk: nothing, not a 1-byte frame. */
   ASSERT_EQ(vigil_session_write(&c->s, T0, out, 40, msg, sizeof msg, &taken), 0);
@@ -1255,5 +1255,119 @@ TEST_IMPL(session_partial_control_frames_are_retained) {
 
 TEST_IMPL(session_fits_budget) {
   ASSERT_LE(sizeof(vigil_session), 128);
+  return 0;
+}
+
+TEST_IMPL(session_stall_during_handshake_and_after_close) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  vigil_session_info before;
+  vigil_session_config_init(&cfg);
+  cfg.handshake_timeout_ms = 2000;
+  ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
+  /* Frozen past the handshake deadline: the client gets an interval more. */
+  vigil_session_stalled(&e->s, T0 + 5000 * MS);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 6000 * MS);
+  expire(e, T0 + 6000 * MS - 1);
+  ASSERT_EQ(e->nev, 0);
+  /* A stall shorter than the slack changes nothing. */
+  vigil_session_stalled(&e->s, T0 + 100 * MS);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 6000 * MS);
+  expire(e, T0 + 6000 * MS);
+  ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_POLICY);
+  /* Dead: a stall must not resurrect anything. */
+  before = info_of(e);
+  vigil_session_stalled(&e->s, T0 + 90000 * MS);
+  ASSERT_UEQ(info_of(e).last_recv_ns, before.last_recv_ns);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), VIGIL_NO_DEADLINE);
+  vigil_session_stalled(NULL, T0);
+  return 0;
+}
+
+TEST_IMPL(session_data_header_split_and_malformed) {
+  end *e = end_new();
+  static const uint8_t split[] = {VIGIL_FRAME_DATA_MORE, 0x80}; /* varint continues */
+  static const uint8_t rest[] = {0x01, 'a'};                   /* length 128, 1 byte of it */
+  static const uint8_t bad[] = {VIGIL_FRAME_DATA, 0x80, 0x00}; /* non-minimal varint */
+  vigil_event ev;
+  ASSERT_EQ(open_default_server(e), 0);
+  ASSERT_EQ(vigil_session_recv(&e->s, T0 + MS, split, sizeof split, &ev), 0);
+  ASSERT_EQ(ev.type, VIGIL_EVENT_NONE);
+  deliver(e, T0 + MS, split, sizeof split);
+  deliver(e, T0 + MS, rest, sizeof rest);
+  ASSERT_EQ(e->err, 0);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DATA);
+  ASSERT_EQ(last_event(e)->len, 1);
+  ASSERT_EQ(e->rx_len, 0);
+
+  e = end_new();
+  ASSERT_EQ(open_default_server(e), 0);
+  deliver(e, T0 + MS, bad, sizeof bad);
+  ASSERT_EQ(e->err, VIGIL_EBADVARINT);
+  ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_PROTOCOL_ERROR);
+  ASSERT_EQ(written_close(e, T0 + MS).code, VIGIL_CLOSE_PROTOCOL_ERROR);
+  return 0;
+}
+
+TEST_IMPL(session_write_small_buffers) {
+  end *c = end_new(), *s = end_new();
+  vigil_session_config cfg;
+  uint8_t out[VIGIL_WIRE_MAX_CONTROL_FRAME];
+  size_t taken;
+  uint64_t dl;
+  client_cfg(&cfg, 1000, 0);
+  ASSERT_EQ(vigil_session_init(&c->s, VIGIL_ROLE_CLIENT, &cfg, T0), 0);
+  /* No room for the HELLO: nothing written, still wanted. */
+  ASSERT_EQ(vigil_session_write(&c->s, T0, out, 8, NULL, 0, &taken), 0);
+  ASSERT(vigil_session_want_write(&c->s));
+  ASSERT_GT(vigil_session_write(&c->s, T0, out, sizeof out, NULL, 0, &taken), 8);
+  ASSERT(!vigil_session_want_write(&c->s));
+  ASSERT_EQ(vigil_session_init(&s->s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
+  {
+    uint8_t hello[VIGIL_WIRE_MAX_CONTROL_FRAME];
+    size_t n = make_hello(hello, 1, 1000, 3000, 16384, 1u << 20);
+    deliver(s, T0, hello, n);
+  }
+  ASSERT_EQ(vigil_session_write(&s->s, T0, out, 4, NULL, 0, &taken), 0); /* WELCOME > 4 */
+  ASSERT_GT(vigil_session_write(&s->s, T0, out, sizeof out, NULL, 0, &taken), 4);
+  /* A ping that does not fit stays queued and is not yet timed. */
+  dl = vigil_session_deadline(&s->s);
+  expire(s, dl);
+  ASSERT_EQ(vigil_session_write(&s->s, dl, out, 1, NULL, 0, &taken), 0);
+  ASSERT_EQ(info_of(s).ping_outstanding, 0);
+  ASSERT_EQ(vigil_session_write(&s->s, dl + MS, out, 2, NULL, 0, &taken), 2);
+  ASSERT_EQ(info_of(s).ping_outstanding, 1);
+  /* A DATA chunk needs room for its header: 3 bytes carry "x", 2 do not. */
+  ASSERT_EQ(vigil_session_write(&s->s, dl, out, 2, (const uint8_t *)"x", 1, &taken), 0);
+  ASSERT_EQ(taken, 0);
+  ASSERT_EQ(vigil_session_write(&s->s, dl, out, 3, (const uint8_t *)"x", 1, &taken), 3);
+  ASSERT_EQ(taken, 1);
+  ASSERT_MEM_EQ(out, "\x05\x01x", 3);
+  return 0;
+}
+
+TEST_IMPL(session_null_arguments) {
+  vigil_session s;
+  vigil_event ev;
+  vigil_session_info info;
+  uint8_t out[8];
+  size_t taken;
+  vigil_session_config cfg;
+  vigil_session_config_init(&cfg);
+  vigil_session_config_init(NULL);
+  ASSERT_EQ(vigil_session_init(&s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
+  ASSERT_EQ(vigil_session_recv(NULL, T0, out, 1, &ev), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_expire(NULL, T0, &ev), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_expire(&s, T0, NULL), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_write(&s, T0, NULL, 8, NULL, 0, &taken), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_write(&s, T0, out, 8, NULL, 0, NULL), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_write(&s, T0, out, 8, NULL, 3, &taken), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_close(NULL, 0, NULL, 0), VIGIL_EINVAL);
+  ASSERT_UEQ(vigil_session_deadline(NULL), VIGIL_NO_DEADLINE);
+  ASSERT_EQ(vigil_session_want_write(NULL), 0);
+  info.strikes = 99;
+  vigil_session_get_info(NULL, &info);
+  ASSERT_EQ(info.strikes, 99);
+  vigil_session_get_info(&s, NULL);
   return 0;
 }
