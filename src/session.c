@@ -86,10 +86,15 @@
  * -------
  * write() emits control frames first (HELLO/WELCOME, PONGs, PING) and then
  * at most one DATA chunk, so a 1 MiB message written in 16 KiB chunks lets a
- * PONG out between any two of them. A queued CLOSE goes out alone and
- * supersedes every other queued frame: after it, nothing is sent. The
- * message size is checked against the agreed max_message before anything
- * is written (VIGIL_EMSGSIZE): sending it would only get us closed.
+ * PONG out between any two of them. A chunk carries min(rest of message,
+ * agreed max_frame) bytes, shortened to fit the caller's buffer but never
+ * below 64 bytes unless it ends the message (a trickle of tiny frames
+ * would cost the peer more than waiting for a bigger buffer). A queued
+ * CLOSE goes out alone and supersedes every other queued frame: after it,
+ * nothing is sent. The message size is checked against the agreed
+ * max_message before anything is written (VIGIL_EMSGSIZE): sending it would
+ * only get us closed. A ping that does not fit the buffer stays queued, and
+ * its RTT clock starts only when it is actually written.
  *
  * Endings
  * -------
