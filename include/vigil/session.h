@@ -18,11 +18,16 @@
  *  - vigil_session_stalled() re-probes instead of convicting.
  *
  * Usage, in order, for each turn of the caller's loop:
+ *   stalled() if the loop noticed it did not run for a while (a tick gap,
+ *           a suspend), before anything else;
  *   recv()  for each block of received bytes, until it consumes nothing and
  *           reports no event (it reports at most one event per call);
  *   expire() when now >= deadline();
  *   write() while it produces bytes (it frames at most one DATA chunk per
  *           call, after any pending control frame).
+ * After a DEAD event, write() out the CLOSE it may have queued (want_write)
+ * and then close the connection; every other call returns VIGIL_ECLOSED.
+ * The design essay is at the top of src/session.c.
  */
 
 #include <stddef.h>
