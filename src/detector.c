@@ -22,8 +22,8 @@
  * the expected interval: 1 s intervals are recorded to 0.25 ms, and a gap up
  * to 16 intervals fits (longer saturates; by then the verdict is long past).
  * Mean and variance are recomputed from the ring on demand with exact
- * integer sums (no drift from a running floating-point update, and a
- * 32-sample loop costs less than the division it replaces).
+ * integer sums: no drift, as a running floating-point update would have, and
+ * a 32-sample loop is cheap next to the I/O that delivered the frame.
  *
  * Seeding. init() puts two samples in the ring, expected * 3/4 and * 5/4:
  * mean = expected, stddev = expected / 4, the estimate Akka also starts
@@ -35,8 +35,8 @@
  * pause, a retransmit) would be a 100-sigma event. The default floor is
  * expected / 4.
  *
- * The tail. erfc underflows to 0 near y = 38, where log10 would return
- * -inf. Clamping phi to a constant there would make it flat, and a flat phi
+ * The tail. erfc underflows to 0 near y = 38, where -log10 would return
+ * +inf. Clamping phi to a constant there would make it flat, and a flat phi
  * no longer orders "late" against "very late". Above y = 30 we use instead
  * the asymptotic series of the normal tail,
  *   ln Q(y) = -y^2/2 - ln y - ln(2 pi)/2 + ln(1 - 1/y^2 + 3/y^4 - 15/y^6 ...)
@@ -49,7 +49,7 @@
  * exp(-y^2/2) / 2 bounds the root from above) to a relative width of 1e-12,
  * keeping the upper end, where phi >= threshold; deadline() is then
  * last + ceil(mu + k sigma), so phi at the deadline is at least the
- * threshold and a caller who sleeps until it is never early. For the
+ * threshold: a caller who sleeps until then never convicts early. For the
  * default threshold 8, k = 5.612. */
 #include "vigil/detector.h"
 
