@@ -73,7 +73,9 @@
  * occupied top slot per 2.2-year turn; when only the top level is occupied
  * and the jump spans at least two turns, rebase() instead scans the top level
  * once, moves now to just before the earliest expiry there, and re-places
- * everything, so even advance(UINT64_MAX) finishes in a few steps.
+ * everything, so even advance(UINT64_MAX) finishes in a few steps. (Each
+ * rebase is one pass over the top level, at most two per timer fired in such
+ * a jump: quadratic only for many timers each years apart, in one call.)
  *
  * Callbacks and re-entrancy. advance() detaches a slot's list before
  * processing it and pops one node at a time, marking it unarmed before its
@@ -223,13 +225,13 @@ static size_t run_list(vigil_wheel *w, vigil_timer **head, vigil_timer_cb cb, vo
   return fired;
 }
 
+/* Moves the non-empty list at *from onto a local head, then runs it: what
+ * callbacks arm meanwhile goes to the wheel's lists, not to this one. */
 static size_t run_detached(vigil_wheel *w, vigil_timer **from, vigil_timer_cb cb, void *arg) {
   vigil_timer *list = *from;
-  size_t fired;
   *from = NULL;
   list->pprev = &list;
-  fired = run_list(w, &list, cb, arg);
-  return fired;
+  return run_list(w, &list, cb, arg);
 }
 
 /* Only the top level is occupied and `target` is at least two turns away:
