@@ -1,0 +1,738 @@
+/* The server on real loopback sockets: each cause of death as the server
+ * sees it, each limit and the close it produces, presence takeover,
+ * backpressure, shutdown, EMFILE, and the stall guard.
+ *
+ * Peers are a vigil client on the same loop, a hand-driven raw socket
+ * (util-proc.h) that can misbehave, or a child process that can be
+ * SIGSTOPped. Heartbeat: interval 100 ms, timeout 300 ms. Every wait is
+ * bounded (util_run_until); timing assertions are strict on the early
+ * side (a verdict before `timeout` is a bug) and allow 20 ms on the late
+ * side only where the brief demands it (the raw silent peer). */
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(_WIN32)
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#endif
+
+#include "conn.h"
+#include "evidence.h"
+#include "task.h"
+#include "util-net.h"
+#include "util-proc.h"
+#include "vigil.h"
+
+#define INTERVAL 100u
+#define TIMEOUT 300u
+#define WAIT 3000u
+
+typedef struct fixture {
+  vigil_loop loop;
+  vigil_server *srv;
+  util_rec rec;
+  uint16_t port;
+} fixture;
+
+static void server_config(fixture *f, vigil_server_config *cfg) {
+  util_rec_init(&f->rec);
+  vigil_server_config_init(cfg);
+  cfg->session.interval_ms = INTERVAL;
+  cfg->session.timeout_ms = TIMEOUT;
+  cfg->session.min_interval_ms = 50;
+  cfg->cb = util_rec_callbacks();
+  cfg->user = &f->rec;
+  cfg->on_closed = util_rec_on_server_closed;
+}
+
+static int server_up(fixture *f, const vigil_server_config *cfg) {
+  int rc;
+  if ((rc = util_net_init()) != 0)
+    return rc;
+  if ((rc = vigil_loop_init(&f->loop, NULL)) != 0)
+    return rc;
+  if ((rc = vigil_server_new(&f->srv, &f->loop, cfg)) != 0)
+    return rc;
+  return vigil_server_listen(f->srv, "127.0.0.1", 0, &f->port);
+}
+
+/* Shuts the server down and checks that every socket and timer is gone. */
+static int server_down(fixture *f) {
+  int rc;
+  (void)vigil_server_shutdown(f->srv, 500);
+  if (!util_run_until(&f->loop, &f->rec.closed, WAIT))
+    return VIGIL_ETIMEDOUT;
+  util_run_for(&f->loop, 5);
+  if ((rc = vigil_server_free(f->srv)) != 0)
+    return rc;
+  util_run_for(&f->loop, 5);
+  return vigil_loop_close(&f->loop);
+}
+
+static void client_config(vigil_client_config *cfg, util_rec *rec, const char *id) {
+  util_rec_init(rec);
+  vigil_client_config_init(cfg);
+  cfg->session.interval_ms = INTERVAL;
+  cfg->session.timeout_ms = TIMEOUT;
+  cfg->session.id = id;
+  cfg->session.id_len = strlen(id);
+  cfg->cb = util_rec_callbacks();
+  cfg->user = rec;
+  cfg->on_reconnect = util_rec_on_reconnect;
+  cfg->on_closed = util_rec_on_client_closed;
+  cfg->backoff_base_ms = 50;
+  cfg->backoff_cap_ms = 400;
+}
+
+/* A raw peer that has done its handshake with the fixture's server. */
+static int raw_open(fixture *f, const char *id, vigil_os_socket *s) {
+  int opens = f->rec.opens + 1, rc;
+  uint8_t buf[512];
+  vigil_frame fr;
+  if ((rc = util_raw_connect("127.0.0.1", f->port, s)) != 0)
+    return rc;
+  if ((rc = util_raw_hello(*s, id, INTERVAL, TIMEOUT)) != 0)
+    return rc;
+  if (!util_run_until_n(&f->loop, &f->rec.opens, opens, WAIT))
+    return VIGIL_ETIMEDOUT;
+  util_run_for(&f->loop, 2);
+  return util_raw_expect(*s, VIGIL_FRAME_WELCOME, WAIT, &fr, buf, sizeof buf);
+}
+
+/* ---- causes -------------------------------------------------------------- */
+
+TEST_IMPL(open_message_rtt_close) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *cli;
+  util_rec crec;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  f.rec.echo = 1;
+  client_config(&ccfg, &crec, "alice");
+  ASSERT_EQ(vigil_client_new(&cli, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(cli, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &crec.opens, WAIT));
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  ASSERT_STR_EQ(f.rec.id, "alice");
+  ASSERT_EQ(f.rec.rejoin, 0);
+  ASSERT(strncmp(f.rec.peer, "127.0.0.1:", 10) == 0);
+  ASSERT_EQ(crec.interval_ms, INTERVAL);
+  ASSERT_EQ(crec.timeout_ms, TIMEOUT);
+  ASSERT_EQ(crec.attempt, 1);
+  /* A 100 KB message crosses in 16 KiB chunks, is reassembled, echoed. */
+  {
+    static uint8_t big[100000];
+    size_t i;
+    for (i = 0; i < sizeof big; i++)
+      big[i] = (uint8_t)(i * 7);
+    ASSERT_EQ(vigil_client_send(cli, big, sizeof big), 0);
+    ASSERT(util_run_until(&f.loop, &crec.messages, WAIT));
+    ASSERT_EQ(f.rec.messages, 1);
+    ASSERT_EQ(f.rec.msg_len, sizeof big);
+    ASSERT_EQ(crec.msg_len, sizeof big);
+    ASSERT_MEM_EQ(crec.msg, big, sizeof crec.msg);
+  }
+  /* Idle: both sides ping and measure RTT. */
+  util_run_for(&f.loop, 3 * INTERVAL);
+  ASSERT_GE(f.rec.rtts, 1);
+  ASSERT_GE(crec.rtts, 1);
+  ASSERT_EQ(f.rec.deaths + crec.deaths, 0);
+  /* Goodbye: the server sees closed by CLOSE NORMAL, the client local. */
+  ASSERT_EQ(vigil_client_close(cli, 0), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_CLOSED);
+  ASSERT_EQ(f.rec.death.close_received, 1);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_NORMAL);
+  ASSERT_STR_EQ(f.rec.reason, "goodbye");
+  ASSERT(util_run_until(&f.loop, &crec.closed, WAIT));
+  ASSERT_EQ(crec.deaths, 1);
+  ASSERT_EQ(crec.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_EQ(crec.death.close_sent, 1);
+  ASSERT_EQ(crec.reconnects, 0);
+  ASSERT_EQ(vigil_client_free(cli), 0);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(eof_is_closed) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "eof", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  util_raw_close(s);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_CLOSED);
+  ASSERT_EQ(f.rec.death.error, VIGIL_EOF);
+  ASSERT_EQ(f.rec.death.close_received, 0);
+  ASSERT_STR_EQ(f.rec.detail, "end of stream without a CLOSE frame");
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(rst_is_reset) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "rst", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  util_raw_reset(s);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_RESET);
+  ASSERT_EQ(f.rec.death.error, VIGIL_ECONNRESET);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* A raw peer completes the handshake and goes silent. Its kernel still
+ * ACKs our pings, so the evidence rule says peer_stalled; the verdict time
+ * is what the heartbeat guarantees: within [timeout, timeout + 20 ms] of
+ * the last valid frame (the HELLO). */
+TEST_IMPL(silent_peer_verdict_time) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  uint64_t hello_ns, since_hello_ms;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (util_raw_connect("127.0.0.1", f.port, &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  hello_ns = util_now_ns();
+  ASSERT_EQ(util_raw_hello(s, "quiet", INTERVAL, TIMEOUT), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  since_hello_ms = (f.rec.death_ns - hello_ns) / 1000000u;
+  fprintf(stderr, "verdict: silent_ms=%.3f, %llu ms after HELLO was sent, cause %s (%s)\n",
+          (double)f.rec.death.silent_ns / 1e6, (unsigned long long)since_hello_ms,
+          vigil_cause_name(f.rec.death.cause), f.rec.detail);
+  ASSERT_UGE(f.rec.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
+  ASSERT_ULE(f.rec.death.silent_ns, (uint64_t)(TIMEOUT + 20) * VIGIL_MS);
+  ASSERT_UGE(since_hello_ms, TIMEOUT);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_PEER_STALLED);
+  ASSERT_EQ(f.rec.death.tcp.available, 1);
+  ASSERT_EQ(f.rec.death.tcp.unacked, 0);
+  ASSERT_EQ(f.rec.death.close_sent, 1);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_TIMEOUT);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* ---- SIGSTOPped client process ------------------------------------------- */
+
+static uint16_t child_port;
+
+static int child_client(void *arg) {
+  vigil_loop loop;
+  vigil_client_config ccfg;
+  vigil_client *cli;
+  util_rec rec;
+  (void)arg;
+  if (vigil_loop_init(&loop, NULL) != 0)
+    return 10;
+  client_config(&ccfg, &rec, "stopped");
+  ccfg.no_reconnect = 1;
+  if (vigil_client_new(&cli, &loop, &ccfg) != 0 ||
+      vigil_client_connect(cli, "127.0.0.1", child_port) != 0)
+    return 11;
+  util_run_for(&loop, 20000); /* the parent stops and then kills us */
+  return 0;
+}
+
+TEST_IMPL(sigstopped_client_is_peer_stalled) {
+  fixture f;
+  vigil_server_config cfg;
+  long pid;
+  uint64_t stop_ns;
+  int rc;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  child_port = f.port;
+  rc = util_proc_spawn(child_client, NULL, &pid);
+  if (rc == VIGIL_ENOTSUP)
+    RETURN_SKIP("needs fork() and SIGSTOP (POSIX)");
+  ASSERT_EQ(rc, 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  util_run_for(&f.loop, 2 * INTERVAL); /* heartbeats flow */
+  ASSERT_EQ(f.rec.deaths, 0);
+  ASSERT_EQ(util_proc_stop(pid), 0);
+  stop_ns = util_now_ns();
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  fprintf(stderr, "SIGSTOP -> verdict in %.1f ms; silent_ms=%.1f; cause %s (%s)\n",
+          (double)(f.rec.death_ns - stop_ns) / 1e6, (double)f.rec.death.silent_ns / 1e6,
+          vigil_cause_name(f.rec.death.cause), f.rec.detail);
+  (void)util_proc_kill(pid);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_PEER_STALLED);
+  ASSERT_UGE(f.rec.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
+  ASSERT_ULE(f.rec.death_ns - stop_ns, (uint64_t)(TIMEOUT + 100) * VIGIL_MS);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* ---- policy --------------------------------------------------------------- */
+
+static int expect_close(vigil_os_socket s, uint16_t code) {
+  uint8_t buf[1024];
+  vigil_frame fr;
+  int rc = util_raw_expect(s, VIGIL_FRAME_CLOSE, WAIT, &fr, buf, sizeof buf);
+  if (rc != 0)
+    return rc;
+  return fr.u.close.code == code ? 0 : -1;
+}
+
+TEST_IMPL(ping_flood_is_policy) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  static const uint8_t pings[] = {3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0};
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "flood", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(util_raw_send(s, pings, sizeof pings), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_sent, 1);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_PING_FLOOD);
+  ASSERT_EQ(expect_close(s, VIGIL_CLOSE_PING_FLOOD), 0);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(oversized_frame_is_policy) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  uint8_t hdr[8];
+  int n;
+  server_config(&f, &cfg);
+  cfg.session.max_frame = 1024;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "big", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  n = vigil_wire_encode_data_header(hdr, sizeof hdr, 0, 4096);
+  ASSERT_GT(n, 0);
+  ASSERT_EQ(util_raw_send(s, hdr, (size_t)n), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_TOO_BIG);
+  ASSERT_EQ(expect_close(s, VIGIL_CLOSE_TOO_BIG), 0);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(slow_handshake_is_policy) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  vigil_server_stats st;
+  uint64_t t0;
+  server_config(&f, &cfg);
+  cfg.session.handshake_timeout_ms = 200;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  t0 = util_now_ns();
+  if (util_raw_connect("127.0.0.1", f.port, &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT(util_run_until(&f.loop, &f.rec.rejects, WAIT));
+  ASSERT_UGE(f.rec.death_ns - t0, 200 * VIGIL_MS);
+  ASSERT_EQ(f.rec.deaths, 0);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_HANDSHAKE_TIMEOUT);
+  ASSERT_EQ(expect_close(s, VIGIL_CLOSE_HANDSHAKE_TIMEOUT), 0);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.handshake_failed, 1);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* ---- limits ----------------------------------------------------------------- */
+
+TEST_IMPL(server_full_refuses_with_retry_after) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a, *b;
+  util_rec ra, rb;
+  vigil_server_stats st;
+  server_config(&f, &cfg);
+  cfg.max_connections = 1;
+  cfg.retry_after_ms = 700;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  client_config(&ccfg, &ra, "first");
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &ra.opens, WAIT));
+  client_config(&ccfg, &rb, "second");
+  ASSERT_EQ(vigil_client_new(&b, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(b, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &rb.rejects, WAIT));
+  ASSERT(util_run_until(&f.loop, &f.rec.rejects, WAIT));
+  /* Server side: refused for the limit. */
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_SERVER_FULL);
+  ASSERT_EQ(f.rec.death.retry_after_ms, 700);
+  /* Client side: the CLOSE with its retry-after, then a reconnect that
+   * honours it. */
+  ASSERT_EQ(rb.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(rb.death.close_received, 1);
+  ASSERT_EQ(rb.death.close_code, VIGIL_CLOSE_SERVER_FULL);
+  ASSERT_EQ(rb.death.retry_after_ms, 700);
+  ASSERT_EQ(rb.ndelays, 1);
+  ASSERT_GE(rb.delays[0], 700);
+  ASSERT_EQ(ra.deaths, 0);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.refused_full, 1);
+  ASSERT_EQ(vigil_client_close(a, 0), 0);
+  ASSERT_EQ(vigil_client_close(b, 0), 0);
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT(util_run_until(&f.loop, &rb.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(vigil_client_free(b), 0);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(per_address_limit) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s1, s2;
+  vigil_server_stats st;
+  server_config(&f, &cfg);
+  cfg.max_per_address = 1;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "one", &s1) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(util_raw_connect("127.0.0.1", f.port, &s2), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.rejects, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_ADDRESS_LIMIT);
+  ASSERT_EQ(expect_close(s2, VIGIL_CLOSE_ADDRESS_LIMIT), 0);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.refused_address, 1);
+  /* The first one is untouched, and once it is gone the address may come
+   * back. */
+  ASSERT_EQ(f.rec.deaths, 0);
+  util_raw_close(s2);
+  util_raw_close(s1);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(raw_open(&f, "two", &s1), 0);
+  util_raw_close(s1);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(takeover_same_id) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a, *b;
+  util_rec ra, rb;
+  char first_peer[VIGIL_ADDRSTRLEN];
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  client_config(&ccfg, &ra, "same");
+  ccfg.no_reconnect = 1;
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  memcpy(first_peer, f.rec.peer, sizeof first_peer);
+  ASSERT_NOT_NULL(vigil_server_find(f.srv, "same", 4));
+  client_config(&ccfg, &rb, "same");
+  ASSERT_EQ(vigil_client_new(&b, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(b, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &rb.opens, WAIT));
+  ASSERT_EQ(f.rec.opens, 2);
+  ASSERT_EQ(f.rec.rejoin, 1);
+  ASSERT_STR_EQ(f.rec.old_peer, first_peer);
+  ASSERT_EQ(f.rec.deaths, 1); /* the old one, before the new on_open */
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_STR_EQ(f.rec.detail, "takeover");
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_TAKEOVER);
+  ASSERT_PTR_EQ(vigil_server_find(f.srv, "same", 4), f.rec.conn);
+  /* The replaced client hears CLOSE TAKEOVER. */
+  ASSERT(util_run_until(&f.loop, &ra.deaths, WAIT));
+  ASSERT_EQ(ra.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(ra.death.close_received, 1);
+  ASSERT_EQ(ra.death.close_code, VIGIL_CLOSE_TAKEOVER);
+  ASSERT_EQ(vigil_client_close(b, 0), 0);
+  ASSERT(util_run_until(&f.loop, &rb.closed, WAIT));
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(vigil_client_free(b), 0);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* Backpressure: sends beyond the cap fail with EQUEUEFULL; a sender that
+ * keeps overflowing (queue_full_strikes times without the queue draining)
+ * is closed with QUEUE_FULL; what was queued comes back via on_unsent. */
+TEST_IMPL(queue_full_then_policy_close) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  static uint8_t msg[900];
+  int i;
+  server_config(&f, &cfg);
+  cfg.max_queue_bytes = 1000;
+  cfg.queue_full_strikes = 3;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "slow", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_NOT_NULL(f.rec.conn);
+  ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, sizeof msg), 0);
+  for (i = 0; i < 2; i++)
+    ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, 200), VIGIL_EQUEUEFULL);
+  ASSERT_EQ(f.rec.deaths, 0);
+  ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, 200), VIGIL_EQUEUEFULL);
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_QUEUE_FULL);
+  ASSERT_EQ(f.rec.unsent, 1);
+  ASSERT_EQ(f.rec.unsent_bytes, sizeof msg);
+  ASSERT_EQ(expect_close(s, VIGIL_CLOSE_QUEUE_FULL), 0);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* ---- shutdown, addresses, descriptors, stalls ------------------------------ */
+
+TEST_IMPL(shutdown_says_going_away) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a;
+  util_rec ra;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  client_config(&ccfg, &ra, "leaver");
+  ccfg.no_reconnect = 1;
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  ASSERT_EQ(vigil_conn_send(f.rec.conn, "last words", 10), 0);
+  ASSERT_EQ(vigil_server_shutdown(f.srv, 1000), 0);
+  ASSERT_EQ(vigil_server_shutdown(f.srv, 1000), VIGIL_EALREADY);
+  ASSERT(util_run_until(&f.loop, &ra.deaths, WAIT));
+  ASSERT_EQ(ra.messages, 1); /* queued data went out before the CLOSE */
+  ASSERT_EQ(ra.death.cause, VIGIL_CAUSE_CLOSED);
+  ASSERT_EQ(ra.death.close_code, VIGIL_CLOSE_GOING_AWAY);
+  ASSERT(util_run_until(&f.loop, &f.rec.closed, WAIT));
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_STR_EQ(f.rec.detail, "shutdown");
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(vigil_server_free(f.srv), 0);
+  util_run_for(&f.loop, 5);
+  ASSERT_EQ(vigil_loop_close(&f.loop), 0);
+  return 0;
+}
+
+TEST_IMPL(listen_ipv4_and_ipv6) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a;
+  util_rec ra;
+  uint16_t port6 = 0;
+  int rc;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  rc = vigil_server_listen(f.srv, "::1", 0, &port6);
+  if (rc == VIGIL_EAFNOSUPPORT || rc == VIGIL_EADDRNOTAVAIL) {
+    ASSERT_EQ(server_down(&f), 0);
+    RETURN_SKIP("no IPv6 loopback here");
+  }
+  ASSERT_EQ(rc, 0);
+  client_config(&ccfg, &ra, "six");
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "[::1]", port6), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  ASSERT(strncmp(f.rec.peer, "[::1]:", 6) == 0);
+  ASSERT_EQ(vigil_client_close(a, 0), 0);
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+static int child_connector(void *arg) {
+  vigil_os_socket s[8];
+  uint8_t b;
+  int i, answered = 0;
+  (void)arg;
+  for (i = 0; i < 8; i++)
+    if (util_raw_connect("127.0.0.1", child_port, &s[i]) != 0 ||
+        util_raw_hello(s[i], "many", INTERVAL, TIMEOUT) != 0)
+      return 100;
+  /* Every connection must be answered (welcome, CLOSE, EOF or RST) rather
+   * than left hanging in the backlog. */
+  for (i = 0; i < 8; i++) {
+    if (util_raw_recv(s[i], &b, 1, 3000) != VIGIL_EAGAIN)
+      answered++;
+  }
+  return answered;
+}
+
+TEST_IMPL(emfile_survived_with_spare) {
+#if defined(_WIN32)
+  RETURN_SKIP("IOCP drops failed accepts itself; no descriptor limit to test");
+#else
+  fixture f;
+  vigil_server_config cfg;
+  vigil_server_stats st;
+  struct rlimit old, low;
+  long pid;
+  int fd, status;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  child_port = f.port;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+  fd = dup(0); /* the lowest free descriptor tells how many are in use */
+  ASSERT_GE(fd, 0);
+  close(fd);
+  low = old;
+  low.rlim_cur = (rlim_t)fd + 3; /* room for three accepted connections */
+  ASSERT_EQ(util_proc_spawn(child_connector, NULL, &pid), 0);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  util_run_for(&f.loop, 1500);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+  status = util_proc_wait(pid, 5000);
+  vigil_server_get_stats(f.srv, &st);
+  fprintf(stderr, "accepted %llu, EMFILE survived %llu, child saw %d of 8 answered\n",
+          (unsigned long long)st.accepted, (unsigned long long)st.accept_emfile, status);
+  ASSERT_GE(st.accept_emfile, 1);
+  ASSERT_LE(st.accepted, 3);
+  ASSERT_EQ(status, 8);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+#endif
+}
+
+/* A loop stall longer than the timeout must not convict the peer: the
+ * stall watcher re-probes every session instead. */
+static void stall_cb(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)loop, (void)t;
+#if !defined(_WIN32)
+  usleep(2 * TIMEOUT * 1000);
+#endif
+}
+
+TEST_IMPL(loop_stall_does_not_convict) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a;
+  util_rec ra;
+  vigil_loop_options opts;
+  vigil_loop_timer t;
+#if defined(_WIN32)
+  RETURN_SKIP("uses usleep to stall the loop");
+#endif
+  server_config(&f, &cfg);
+  ASSERT_EQ(util_net_init(), 0);
+  vigil_loop_options_init(&opts);
+  opts.stall_threshold_ms = 100;
+  ASSERT_EQ(vigil_loop_init(&f.loop, &opts), 0);
+  ASSERT_EQ(vigil_server_new(&f.srv, &f.loop, &cfg), 0);
+  ASSERT_EQ(vigil_server_listen(f.srv, "127.0.0.1", 0, &f.port), 0);
+  client_config(&ccfg, &ra, "stall");
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  vigil_loop_timer_init(&t);
+  vigil_loop_timer_arm(&f.loop, &t, vigil_loop_now_ms(&f.loop) + 10, stall_cb);
+  util_run_for(&f.loop, 4 * TIMEOUT);
+  ASSERT_EQ(f.rec.deaths, 0);
+  ASSERT_EQ(ra.deaths, 0);
+  ASSERT_EQ(vigil_client_close(a, 0), 0);
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* ---- evidence rules (pure) and footprint ------------------------------------ */
+
+static vigil_cause classify(vigil_cause engine, int err, uint32_t silent_ms,
+                            const vigil_tcp_evidence *ev) {
+  vigil__verdict v;
+  const char *detail = "engine";
+  memset(&v, 0, sizeof v);
+  v.cause = engine;
+  v.error = err;
+  v.silent_ns = (uint64_t)silent_ms * VIGIL_MS;
+  return vigil__evidence_classify(&v, ev, &detail);
+}
+
+TEST_IMPL(evidence_rules) {
+  vigil_tcp_evidence ev;
+  memset(&ev, 0, sizeof ev);
+  ev.available = 1;
+  ev.state = VIGIL__TCP_ESTABLISHED;
+  ev.snd_wnd = 65535;
+  /* Silence, and our ping sits unacknowledged: the host is gone. */
+  ev.unacked = 1;
+  ev.last_ack_recv_ms = 310;
+  ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, &ev), VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  /* Silence, but the kernel ACKed our ping after the last frame. */
+  ev.unacked = 0;
+  ev.last_ack_recv_ms = 200;
+  ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, &ev), VIGIL_CAUSE_PEER_STALLED);
+  /* ... data stuck behind a zero window: stalled as well. */
+  ev.unacked = 2;
+  ev.snd_wnd = 0;
+  ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, &ev), VIGIL_CAUSE_PEER_STALLED);
+  /* No ACK since the last frame (within the jiffy slack): not stalled. */
+  ev.snd_wnd = 65535;
+  ev.unacked = 0;
+  ev.last_ack_recv_ms = 295;
+  ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, &ev), VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  /* No evidence at all: the engine's verdict stands. */
+  ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, NULL), VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  /* Socket errors. */
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_EOF, 0, NULL), VIGIL_CAUSE_CLOSED);
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_ECONNRESET, 0, NULL), VIGIL_CAUSE_RESET);
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_EPIPE, 0, NULL), VIGIL_CAUSE_RESET);
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_EHOSTUNREACH, 0, NULL), VIGIL_CAUSE_UNREACHABLE);
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_ENETUNREACH, 0, NULL), VIGIL_CAUSE_UNREACHABLE);
+  memset(&ev, 0, sizeof ev);
+  ev.available = 1;
+  ev.snd_wnd = 65535;
+  ev.unacked = 3;
+  ev.backoff = 4;
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_ETIMEDOUT, 0, &ev), VIGIL_CAUSE_USER_TIMEOUT);
+  ev.unacked = 0;
+  ev.backoff = 0;
+  ev.probes = 2;
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_ETIMEDOUT, 0, &ev), VIGIL_CAUSE_KEEPALIVE_TIMEOUT);
+  ev.snd_wnd = 0;
+  ev.notsent_bytes = 5000;
+  ASSERT_EQ(classify(VIGIL_CAUSE_NONE, VIGIL_ETIMEDOUT, 0, &ev), VIGIL_CAUSE_PEER_STALLED);
+  /* The engine's own verdicts pass through. */
+  ASSERT_EQ(classify(VIGIL_CAUSE_POLICY, 0, 0, &ev), VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(classify(VIGIL_CAUSE_CLOSED, 0, 0, &ev), VIGIL_CAUSE_CLOSED);
+  return 0;
+}
+
+TEST_IMPL(connection_footprint) {
+  size_t total = sizeof(vigil_conn);
+  fprintf(stderr,
+          "sizeof vigil_conn %zu (session %zu, tcp %zu, timer %zu, defer %zu); "
+          "idle heap per connection: the struct + peer id\n",
+          total, sizeof(vigil_session), sizeof(vigil_tcp), sizeof(vigil_loop_timer),
+          sizeof(vigil_defer));
+  ASSERT_LE(sizeof(vigil_session), 128);
+  ASSERT_LT(total, 1024);
+  return 0;
+}

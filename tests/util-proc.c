@@ -1,0 +1,428 @@
+/* See util-proc.h. The POSIX half is real; on Windows the raw socket and
+ * process helpers report VIGIL_ENOTSUP so the tests that need them skip. */
+#include <string.h>
+
+#if !defined(_WIN32)
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+#include "util-proc.h"
+
+/* ---- loop runner ---------------------------------------------------------- */
+
+typedef struct watchdog {
+  vigil_loop_timer t;
+  int fired;
+} watchdog;
+
+static void on_watchdog(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)loop;
+  ((watchdog *)(void *)t)->fired = 1;
+}
+
+int util_run_until(vigil_loop *loop, const int *flag, uint32_t ms) {
+  return util_run_until_n(loop, flag, 1, ms);
+}
+
+int util_run_until_n(vigil_loop *loop, const int *counter, int target, uint32_t ms) {
+  watchdog w;
+  vigil_loop_timer_init(&w.t);
+  w.fired = 0;
+  vigil_loop_update_time(loop);
+  vigil_loop_timer_arm(loop, &w.t, vigil_loop_now_ms(loop) + ms, on_watchdog);
+  while ((counter == NULL || *counter < target) && !w.fired)
+    (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
+  vigil_loop_timer_cancel(loop, &w.t);
+  return counter != NULL && *counter >= target;
+}
+
+void util_run_for(vigil_loop *loop, uint32_t ms) { (void)util_run_until(loop, NULL, ms); }
+
+#if !defined(_WIN32)
+
+uint64_t util_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int fill_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  if (strchr(ip, ':') != NULL) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    *len = sizeof *a;
+    return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : VIGIL_EINVAL;
+  } else {
+    struct sockaddr_in *a = (struct sockaddr_in *)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    *len = sizeof *a;
+    return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : VIGIL_EINVAL;
+  }
+}
+
+int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int fd, one = 1;
+  *out = -1;
+  if (fill_addr(ip, port, &ss, &len) != 0)
+    return VIGIL_EINVAL;
+  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  *out = fd;
+  return 0;
+}
+
+int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  int fd, one = 1;
+  *out = -1;
+  if (fill_addr(ip, *port, &ss, &len) != 0)
+    return VIGIL_EINVAL;
+  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 16) != 0 ||
+      getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                         : ((struct sockaddr_in *)&ss)->sin_port);
+  *out = fd;
+  return 0;
+}
+
+static int wait_readable(int fd, uint32_t timeout_ms) {
+  struct pollfd p;
+  int rc;
+  p.fd = fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  do
+    rc = poll(&p, 1, (int)timeout_ms);
+  while (rc < 0 && errno == EINTR);
+  return rc > 0 ? 0 : rc == 0 ? VIGIL_EAGAIN : -errno;
+}
+
+int util_raw_accept(vigil_os_socket l, uint32_t timeout_ms, vigil_os_socket *out) {
+  int rc = wait_readable(l, timeout_ms), one = 1;
+  *out = -1;
+  if (rc != 0)
+    return rc;
+  *out = accept(l, NULL, NULL);
+  if (*out < 0)
+    return -errno;
+  (void)setsockopt(*out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return 0;
+}
+
+int util_raw_send(vigil_os_socket s, const void *p, size_t n) {
+  const char *b = p;
+  while (n > 0) {
+    ssize_t w = send(s, b, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return -errno;
+    }
+    b += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
+  ssize_t r;
+  int rc = wait_readable(s, timeout_ms);
+  if (rc != 0)
+    return rc;
+  do
+    r = recv(s, p, n, 0);
+  while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : (long)r;
+}
+
+void util_raw_close(vigil_os_socket s) {
+  if (s >= 0)
+    close(s);
+}
+
+void util_raw_reset(vigil_os_socket s) {
+  struct linger lg;
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  (void)setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(s);
+}
+
+int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid) {
+  pid_t p = fork();
+  if (p < 0)
+    return -errno;
+  if (p == 0)
+    _exit(fn(arg));
+  *pid = (long)p;
+  return 0;
+}
+
+int util_proc_stop(long pid) { return kill((pid_t)pid, SIGSTOP) == 0 ? 0 : -errno; }
+int util_proc_cont(long pid) { return kill((pid_t)pid, SIGCONT) == 0 ? 0 : -errno; }
+
+int util_proc_wait(long pid, uint32_t timeout_ms) {
+  uint64_t end = util_now_ns() + (uint64_t)timeout_ms * 1000000u;
+  int status;
+  for (;;) {
+    pid_t r = waitpid((pid_t)pid, &status, WNOHANG);
+    if (r == (pid_t)pid)
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (r < 0 || util_now_ns() >= end)
+      return -1;
+    usleep(2000);
+  }
+}
+
+int util_proc_kill(long pid) {
+  (void)kill((pid_t)pid, SIGCONT);
+  (void)kill((pid_t)pid, SIGKILL);
+  return util_proc_wait(pid, 5000);
+}
+
+#else /* Windows: no raw peers, no fork */
+
+uint64_t util_now_ns(void) { return 0; }
+int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out) {
+  (void)ip, (void)port;
+  *out = VIGIL_INVALID_SOCKET;
+  return VIGIL_ENOTSUP;
+}
+int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
+  (void)ip, (void)port;
+  *out = VIGIL_INVALID_SOCKET;
+  return VIGIL_ENOTSUP;
+}
+int util_raw_accept(vigil_os_socket l, uint32_t timeout_ms, vigil_os_socket *out) {
+  (void)l, (void)timeout_ms;
+  *out = VIGIL_INVALID_SOCKET;
+  return VIGIL_ENOTSUP;
+}
+int util_raw_send(vigil_os_socket s, const void *p, size_t n) {
+  (void)s, (void)p, (void)n;
+  return VIGIL_ENOTSUP;
+}
+long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
+  (void)s, (void)p, (void)n, (void)timeout_ms;
+  return VIGIL_ENOTSUP;
+}
+void util_raw_close(vigil_os_socket s) { (void)s; }
+void util_raw_reset(vigil_os_socket s) { (void)s; }
+int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid) {
+  (void)fn, (void)arg;
+  *pid = -1;
+  return VIGIL_ENOTSUP;
+}
+int util_proc_stop(long pid) { (void)pid; return VIGIL_ENOTSUP; }
+int util_proc_cont(long pid) { (void)pid; return VIGIL_ENOTSUP; }
+int util_proc_kill(long pid) { (void)pid; return -1; }
+int util_proc_wait(long pid, uint32_t timeout_ms) {
+  (void)pid, (void)timeout_ms;
+  return -1;
+}
+
+#endif
+
+/* ---- raw vigil peer (portable on top of the helpers above) ---------------- */
+
+int util_raw_hello(vigil_os_socket s, const char *id, uint32_t interval_ms, uint32_t timeout_ms) {
+  uint8_t buf[VIGIL_WIRE_MAX_CONTROL_FRAME];
+  vigil_hello h;
+  int n;
+  memset(&h, 0, sizeof h);
+  h.version = VIGIL_WIRE_VERSION;
+  h.interval_ms = interval_ms;
+  h.timeout_ms = timeout_ms;
+  h.max_frame = VIGIL_WIRE_MAX_CHUNK;
+  h.max_message = 1u << 20;
+  h.id = id;
+  h.id_len = (uint8_t)strlen(id);
+  n = vigil_wire_encode_hello(buf, sizeof buf, &h);
+  if (n < 0)
+    return n;
+  return util_raw_send(s, buf, (size_t)n);
+}
+
+int util_raw_expect(vigil_os_socket s, uint8_t type, uint32_t timeout_ms, vigil_frame *f,
+                    uint8_t *buf, size_t cap) {
+  size_t have = 0;
+  for (;;) {
+    int n = vigil_wire_decode(buf, have, VIGIL_WIRE_MAX_CHUNK, f);
+    long r;
+    if (n > 0) {
+      if (f->type == type)
+        return 0;
+      memmove(buf, buf + n, have - (size_t)n);
+      have -= (size_t)n;
+      continue;
+    }
+    if (n != VIGIL_ENEEDMORE)
+      return n;
+    if (have == cap)
+      return VIGIL_ENOSPACE;
+    r = util_raw_recv(s, buf + have, cap - have, timeout_ms);
+    if (r == 0)
+      return VIGIL_EOF;
+    if (r < 0)
+      return (int)r;
+    have += (size_t)r;
+  }
+}
+
+int util_raw_welcome(vigil_os_socket s, uint32_t interval_ms, uint32_t timeout_ms,
+                     uint32_t timeout_wait_ms) {
+  uint8_t buf[1024];
+  vigil_frame f;
+  vigil_welcome w;
+  int rc = util_raw_expect(s, VIGIL_FRAME_HELLO, timeout_wait_ms, &f, buf, sizeof buf), n;
+  if (rc != 0)
+    return rc;
+  memset(&w, 0, sizeof w);
+  w.version = VIGIL_WIRE_VERSION;
+  w.interval_ms = interval_ms;
+  w.timeout_ms = timeout_ms;
+  w.min_ping_ms = interval_ms / 2;
+  w.max_frame = f.u.hello.max_frame;
+  w.max_message = f.u.hello.max_message;
+  n = vigil_wire_encode_welcome(buf, sizeof buf, &w);
+  if (n < 0)
+    return n;
+  return util_raw_send(s, buf, (size_t)n);
+}
+
+/* ---- callback recorder ---------------------------------------------------- */
+
+void util_rec_init(util_rec *r) { memset(r, 0, sizeof *r); }
+
+static void copy_text(char *dst, size_t cap, const char *src, size_t len) {
+  if (src == NULL)
+    len = 0;
+  if (len >= cap)
+    len = cap - 1;
+  if (len > 0)
+    memcpy(dst, src, len);
+  dst[len] = '\0';
+}
+
+static void rec_open(vigil_conn *c, const vigil_open_info *info, void *user) {
+  util_rec *r = user;
+  r->opens++;
+  r->conn = c;
+  r->rejoin = info->rejoin;
+  r->attempt = info->attempt;
+  r->interval_ms = info->interval_ms;
+  r->timeout_ms = info->timeout_ms;
+  r->open_ns = util_now_ns();
+  copy_text(r->peer, sizeof r->peer, info->peer, strlen(info->peer));
+  copy_text(r->old_peer, sizeof r->old_peer, info->old_peer,
+            info->old_peer ? strlen(info->old_peer) : 0);
+  copy_text(r->id, sizeof r->id, info->id, info->id_len);
+}
+
+static void rec_message(vigil_conn *c, const uint8_t *msg, size_t len, void *user) {
+  util_rec *r = user;
+  r->messages++;
+  r->msg_len = len;
+  memcpy(r->msg, msg, len < sizeof r->msg ? len : sizeof r->msg);
+  if (r->echo)
+    (void)vigil_conn_send(c, msg, len);
+}
+
+static void rec_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
+  (void)c, (void)rtt_ns;
+  ((util_rec *)user)->rtts++;
+}
+
+static void rec_end(util_rec *r, vigil_conn *c, const vigil_death *d) {
+  r->death = *d;
+  r->death_ns = util_now_ns();
+  copy_text(r->detail, sizeof r->detail, d->detail, d->detail ? strlen(d->detail) : 0);
+  copy_text(r->reason, sizeof r->reason, d->reason, d->reason_len);
+  r->death.detail = r->detail;
+  r->death.reason = r->reason;
+  if (r->conn == c)
+    r->conn = NULL;
+}
+
+static void rec_death(vigil_conn *c, const vigil_death *d, void *user) {
+  util_rec *r = user;
+  r->deaths++;
+  rec_end(r, c, d);
+}
+
+static void rec_reject(vigil_conn *c, const vigil_death *d, void *user) {
+  util_rec *r = user;
+  r->rejects++;
+  rec_end(r, c, d);
+}
+
+static void rec_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t written,
+                       void *user) {
+  util_rec *r = user;
+  (void)c, (void)msg;
+  r->unsent++;
+  r->unsent_bytes += len;
+  r->unsent_written += written;
+}
+
+vigil_conn_callbacks util_rec_callbacks(void) {
+  vigil_conn_callbacks cb;
+  cb.on_open = rec_open;
+  cb.on_message = rec_message;
+  cb.on_rtt = rec_rtt;
+  cb.on_death = rec_death;
+  cb.on_reject = rec_reject;
+  cb.on_unsent = rec_unsent;
+  return cb;
+}
+
+void util_rec_on_reconnect(vigil_client *cli, unsigned attempt, uint32_t delay_ms, void *user) {
+  util_rec *r = user;
+  (void)cli;
+  r->reconnects++;
+  if (r->ndelays < 64) {
+    r->delays[r->ndelays] = delay_ms;
+    r->attempts[r->ndelays] = attempt;
+    r->ndelays++;
+  }
+}
+
+void util_rec_on_client_closed(vigil_client *cli, void *user) {
+  (void)cli;
+  ((util_rec *)user)->closed++;
+}
+
+void util_rec_on_server_closed(vigil_server *srv, void *user) {
+  (void)srv;
+  ((util_rec *)user)->closed++;
+}

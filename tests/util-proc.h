@@ -1,0 +1,90 @@
+/* Helpers for the runtime tests (test-server.c, test-client.c): a hand-
+ * driven "raw" vigil peer on a plain socket (so a test can misbehave in
+ * ways the library never would: go silent after the handshake, flood
+ * pings, send an oversized frame, reset), child processes to SIGSTOP, and
+ * a loop runner with a deadline.
+ *
+ * The raw socket and process helpers exist on POSIX; on Windows they
+ * return VIGIL_ENOTSUP and the tests that need them skip. */
+#ifndef VIGIL_TEST_UTIL_PROC_H
+#define VIGIL_TEST_UTIL_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil.h"
+
+/* Runs the loop until *flag becomes non-zero or ms pass. Returns 1 if the
+ * flag was set, 0 on timeout. */
+int util_run_until(vigil_loop *loop, const int *flag, uint32_t ms);
+/* Runs the loop until *counter >= target or ms pass; 1 if reached. */
+int util_run_until_n(vigil_loop *loop, const int *counter, int target, uint32_t ms);
+/* Runs the loop for ms, whatever happens. */
+void util_run_for(vigil_loop *loop, uint32_t ms);
+/* Monotonic time in ns (the OS clock, not the loop's cached one). */
+uint64_t util_now_ns(void);
+
+/* Blocking TCP socket connected to ip:port (numeric). */
+int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out);
+/* Listening socket on ip, port 0; *port gets the port. */
+int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out);
+/* Accepts within timeout_ms. */
+int util_raw_accept(vigil_os_socket l, uint32_t timeout_ms, vigil_os_socket *out);
+/* Sends all of p. Returns 0 or an error. */
+int util_raw_send(vigil_os_socket s, const void *p, size_t n);
+/* Receives up to n bytes within timeout_ms: count, 0 at EOF, VIGIL_EAGAIN
+ * on timeout, or the error (VIGIL_ECONNRESET...). */
+long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms);
+/* Close with FIN, or with RST (SO_LINGER 0). */
+void util_raw_close(vigil_os_socket s);
+void util_raw_reset(vigil_os_socket s);
+
+/* Raw client handshake: sends HELLO(id, interval, timeout). */
+int util_raw_hello(vigil_os_socket s, const char *id, uint32_t interval_ms, uint32_t timeout_ms);
+/* Reads frames until one of `type` arrives (skipping others) within
+ * timeout_ms; fills *f (payload copied into buf). Returns 0, VIGIL_EOF,
+ * VIGIL_EAGAIN (timeout) or an error. */
+int util_raw_expect(vigil_os_socket s, uint8_t type, uint32_t timeout_ms, vigil_frame *f,
+                    uint8_t *buf, size_t cap);
+/* Raw server side: reads the HELLO and answers WELCOME with these values. */
+int util_raw_welcome(vigil_os_socket s, uint32_t interval_ms, uint32_t timeout_ms,
+                     uint32_t timeout_wait_ms);
+
+/* Child processes. fn runs in the child, whose exit status is fn's
+ * return value. */
+int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid);
+int util_proc_stop(long pid);
+int util_proc_cont(long pid);
+/* SIGKILL (if still running) and reap; returns the exit status or -1. */
+int util_proc_kill(long pid);
+/* Waits for the child to exit within timeout_ms: its exit status, or -1. */
+int util_proc_wait(long pid, uint32_t timeout_ms);
+
+/* A recorder of runtime callbacks: pass util_rec_callbacks() as the
+ * config's cb and the util_rec as user. Strings are copied. */
+typedef struct util_rec {
+  int opens, messages, rtts, deaths, rejects, unsent, reconnects, closed;
+  int rejoin;
+  int echo;                      /* answer every message with the same bytes */
+  vigil_conn *conn;              /* the last opened connection (NULL at death) */
+  char peer[VIGIL_ADDRSTRLEN], old_peer[VIGIL_ADDRSTRLEN], id[256];
+  unsigned attempt;
+  uint32_t interval_ms, timeout_ms;
+  vigil_death death;             /* the last death or reject */
+  char detail[200], reason[128];
+  uint64_t open_ns, death_ns;    /* util_now_ns() at the callbacks */
+  uint8_t msg[256];
+  size_t msg_len;
+  size_t unsent_bytes, unsent_written;
+  uint32_t delays[64];
+  unsigned attempts[64];
+  int ndelays;
+} util_rec;
+
+void util_rec_init(util_rec *r);
+vigil_conn_callbacks util_rec_callbacks(void);
+void util_rec_on_reconnect(vigil_client *cli, unsigned attempt, uint32_t delay_ms, void *user);
+void util_rec_on_client_closed(vigil_client *cli, void *user);
+void util_rec_on_server_closed(vigil_server *srv, void *user);
+
+#endif
