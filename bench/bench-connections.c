@@ -31,6 +31,7 @@
  * usage: bench-connections [-n N] [-w SECONDS] [-i PING_MS] [--only vigil|baseline]
  *                          [--vigil PATH] [--baseline PATH]
  * Linux only (epoll, /proc). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -46,7 +47,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "vigil.h"
 
@@ -538,9 +538,9 @@ static void print_row(const run_result *r) {
   double hb = (double)(r->pongs + r->server_pings);
   printf("%-16s %6u %10.0f %9.2f %7.1f%% %12.0f %7llu/%-7llu %6llu %5llu %4llu\n", r->name,
          r->conns, hb / r->seconds, cpu_us_per_hb(r), r->cpu_s * 100.0 / r->seconds,
-         bytes_per_conn(r), (unsigned long long)r->rtt_p50_us,
-         (unsigned long long)r->rtt_p99_us, (unsigned long long)r->server_pings,
-         (unsigned long long)r->skipped, (unsigned long long)r->lost);
+         bytes_per_conn(r), (unsigned long long)r->rtt_p50_us, (unsigned long long)r->rtt_p99_us,
+         (unsigned long long)r->server_pings, (unsigned long long)r->skipped,
+         (unsigned long long)r->lost);
 }
 
 static void self_dir(char *out, size_t cap) {
@@ -565,8 +565,8 @@ static void raise_nofile(void) {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n_conns + 64) {
-    fprintf(stderr, "bench-connections: -n %u needs %u descriptors; the limit is %llu\n",
-            n_conns, n_conns + 64, (unsigned long long)rl.rlim_cur);
+    fprintf(stderr, "bench-connections: -n %u needs %u descriptors; the limit is %llu\n", n_conns,
+            n_conns + 64, (unsigned long long)rl.rlim_cur);
     exit(2);
   }
 }
@@ -618,29 +618,29 @@ int main(int argc, char **argv) {
   if (conns == NULL || hist == NULL || epfd < 0)
     return 1;
 
-  printf("bench-connections: %u connections, each client pings every %u ms, window %u s\n",
-         n_conns, ping_ms, window_s);
+  printf("bench-connections: %u connections, each client pings every %u ms, window %u s\n", n_conns,
+         ping_ms, window_s);
   snprintf(iv_s, sizeof(iv_s), "%ums", ping_ms * 3 / 2);
   snprintf(to_s, sizeof(to_s), "%ums", ping_ms * 9 / 2);
   snprintf(to_ms_s, sizeof(to_ms_s), "%u", ping_ms * 9 / 2);
   snprintf(max_s, sizeof(max_s), "%u", n_conns + 100);
   if (only == NULL || strcmp(only, "vigil") == 0) {
     uint16_t port = free_port();
-    char *const av[] = {vigil_path, "serve", addr_s, "--interval", iv_s, "--timeout", to_s,
-                        "--max-conns", max_s, NULL};
+    char *const av[] = {vigil_path,  "serve", addr_s,        "--interval", iv_s,
+                        "--timeout", to_s,    "--max-conns", max_s,        NULL};
     snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
     have_v = measure("vigil serve", av, port, &rv) == 0;
   }
   if (only == NULL || strcmp(only, "baseline") == 0) {
     uint16_t port = free_port();
-    char *const av[] = {base_path, "--host", "127.0.0.1", "--port", port_s, "--timeout-ms",
-                        to_ms_s, NULL};
+    char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
+                        port_s,    "--timeout-ms", to_ms_s,     NULL};
     snprintf(port_s, sizeof(port_s), "%u", port);
     have_b = measure("libuv baseline", av, port, &rb) == 0;
   }
 
-  printf("\n%-16s %6s %10s %9s %8s %12s %15s %6s %5s %4s\n", "server", "conns", "hb/s",
-         "us/hb", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip", "lost");
+  printf("\n%-16s %6s %10s %9s %8s %12s %15s %6s %5s %4s\n", "server", "conns", "hb/s", "us/hb",
+         "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip", "lost");
   if (have_v)
     print_row(&rv);
   if (have_b)

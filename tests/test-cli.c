@@ -8,7 +8,7 @@
  * messages, and the --json lines of serve and connect, including a death
  * with its cause. Every wait is bounded; every child is killed by pid. The
  * subprocess half needs fork/exec and skips on Windows. */
-#include "../tools/cli.c"
+#include "../tools/cli.c" /* NOLINT(bugprone-suspicious-include): unit under test */
 
 #include <stdlib.h>
 
@@ -36,8 +36,7 @@ static int duration_ok(const char *s, uint32_t want) {
 static int duration_bad(const char *s) {
   uint32_t ms = 12345;
   const char *why = NULL;
-  return vigil_cli_parse_duration(s, &ms, &why) == -1 && why != NULL && *why != '\0' &&
-         ms == 12345;
+  return vigil_cli_parse_duration(s, &ms, &why) == -1 && why != NULL && *why != '\0' && ms == 12345;
 }
 
 TEST_IMPL(duration_units) {
@@ -58,7 +57,7 @@ TEST_IMPL(duration_rejects) {
   const char *why = NULL;
   uint32_t ms;
   ASSERT(duration_bad(""));
-  ASSERT(duration_bad("30"));       /* no unit: ambiguous */
+  ASSERT(duration_bad("30")); /* no unit: ambiguous */
   ASSERT(duration_bad("3x"));
   ASSERT(duration_bad("3 s"));
   ASSERT(duration_bad("-3s"));
@@ -67,7 +66,7 @@ TEST_IMPL(duration_rejects) {
   ASSERT(duration_bad("1.s"));
   ASSERT(duration_bad("0ms"));
   ASSERT(duration_bad("0s"));
-  ASSERT(duration_bad("0.5ms"));    /* below the millisecond */
+  ASSERT(duration_bad("0.5ms")); /* below the millisecond */
   ASSERT(duration_bad("1.0001s"));
   ASSERT(duration_bad("3ss"));
   ASSERT(duration_bad("3sx"));
@@ -132,9 +131,9 @@ TEST_IMPL(addr_parse) {
 
 TEST_IMPL(addr_rejects) {
   static const char *const bad_connect[] = {
-      "", "7000", ":7000", "host", "host:", "host:0", "host:65536", "host:70000x",
-      "host:-1", "::1:7000", "[::1]7000", "[::1]", "[]:7000", "[::1:7000", "a b:1",
-      "host:+80", "host:000080", NULL};
+      "",           "7000",        ":7000",   "host",     "host:",       "host:0",
+      "host:65536", "host:70000x", "host:-1", "::1:7000", "[::1]7000",   "[::1]",
+      "[]:7000",    "[::1:7000",   "a b:1",   "host:+80", "host:000080", NULL};
   static const char *const bad_serve[] = {"65536", "x", "-1", ":", "1:2:3", NULL};
   vigil_cli_addr a;
   char longhost[400];
@@ -257,4 +256,533 @@ TEST_IMPL(json_line) {
   ASSERT_NOT_NULL(strstr(l.buf, "Z open [::1]:7 id=c1 reason=\"server full\""));
   ASSERT_NULL(strstr(l.buf, " x="));
   return 0;
+}
+
+/* ---- the binary, in child processes ---- */
+
+#if !defined(_WIN32)
+extern char **environ;
+
+typedef struct child {
+  pid_t pid;
+  int out, err; /* read ends of its stdout / stderr */
+  size_t out_len, err_len;
+  char out_buf[16384], err_buf[4096];
+} child;
+
+static const char *vigil_path(void) {
+  static char path[1024];
+  const char *dir = getenv("VIGIL_BINARY_DIR");
+  if (dir == NULL)
+    return NULL;
+  snprintf(path, sizeof(path), "%s/vigil", dir);
+  return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* Starts vigil with argv (argv[0] is replaced by the binary's path). */
+static int child_start(child *c, char **argv) {
+  int out[2], err[2];
+  posix_spawn_file_actions_t fa;
+  int rc;
+
+  memset(c, 0, sizeof(*c));
+  if (pipe(out) != 0 || pipe(err) != 0)
+    return -1;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  posix_spawn_file_actions_addclose(&fa, err[0]);
+  argv[0] = (char *)vigil_path();
+  rc = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  close(err[1]);
+  c->out = out[0];
+  c->err = err[0];
+  fcntl(c->out, F_SETFL, O_NONBLOCK);
+  fcntl(c->err, F_SETFL, O_NONBLOCK);
+  return rc == 0 ? 0 : -1;
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void drain(int fd, char *buf, size_t cap, size_t *len) {
+  for (;;) {
+    ssize_t n;
+    if (*len + 1 >= cap)
+      return;
+    n = read(fd, buf + *len, cap - 1 - *len);
+    if (n <= 0)
+      return;
+    *len += (size_t)n;
+    buf[*len] = '\0';
+  }
+}
+
+/* Next stdout line of c into line (without the newline), waiting at most
+ * timeout_ms. Returns 1, or 0 on timeout or end of output. */
+static int child_line(child *c, char *line, size_t cap, int timeout_ms) {
+  uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    char *nl = memchr(c->out_buf, '\n', c->out_len);
+    struct pollfd p;
+    uint64_t now;
+    if (nl != NULL) {
+      size_t n = (size_t)(nl - c->out_buf);
+      snprintf(line, cap, "%.*s", (int)n, c->out_buf);
+      memmove(c->out_buf, nl + 1, c->out_len - n - 1);
+      c->out_len -= n + 1;
+      c->out_buf[c->out_len] = '\0';
+      return 1;
+    }
+    now = mono_ms();
+    if (now >= deadline)
+      return 0;
+    p.fd = c->out;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, 1, (int)(deadline - now)) <= 0)
+      return 0;
+    {
+      size_t before = c->out_len;
+      drain(c->out, c->out_buf, sizeof(c->out_buf), &c->out_len);
+      if (c->out_len == before && (p.revents & (POLLHUP | POLLERR)))
+        return 0;
+    }
+  }
+}
+
+/* Waits (bounded) for a line with event EVENT and, if id != NULL, "id":ID.
+ * Lines before it are skipped. */
+static int child_event(child *c, const char *event, const char *id, char *line, size_t cap,
+                       int timeout_ms) {
+  char ev[64], idk[300];
+  uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+  snprintf(ev, sizeof(ev), "\"event\":\"%s\"", event);
+  snprintf(idk, sizeof(idk), "\"id\":\"%s\"", id != NULL ? id : "");
+  while (mono_ms() < deadline) {
+    if (!child_line(c, line, cap, (int)(deadline - mono_ms())))
+      return 0;
+    if (strstr(line, ev) != NULL && (id == NULL || strstr(line, idk) != NULL))
+      return 1;
+  }
+  return 0;
+}
+
+/* Waits (bounded) for the child to exit; returns its status, or -1 after
+ * killing it when it did not exit in time. Collects its stderr. */
+static int child_wait(child *c, int timeout_ms) {
+  uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(c->pid, &status, WNOHANG);
+    drain(c->err, c->err_buf, sizeof(c->err_buf), &c->err_len);
+    drain(c->out, c->out_buf, sizeof(c->out_buf), &c->out_len);
+    if (r == c->pid)
+      break;
+    if (mono_ms() >= deadline) {
+      kill(c->pid, SIGKILL);
+      waitpid(c->pid, &status, 0);
+      status = -1;
+      break;
+    }
+    poll(NULL, 0, 10);
+  }
+  drain(c->err, c->err_buf, sizeof(c->err_buf), &c->err_len);
+  close(c->out);
+  close(c->err);
+  if (status == -1)
+    return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void child_kill(child *c) {
+  kill(c->pid, SIGCONT);
+  kill(c->pid, SIGKILL);
+  child_wait(c, 2000);
+}
+
+/* Runs vigil to completion (bounded); returns its exit status. */
+static int run_vigil(child *c, char **argv, int timeout_ms) {
+  if (child_start(c, argv) != 0)
+    return -2;
+  return child_wait(c, timeout_ms);
+}
+
+/* ---- a flat JSON object checker: {"key": string|number|true|false|null, ...} ---- */
+
+enum { J_NONE, J_STR, J_NUM, J_BOOL, J_NULL };
+
+static const char *skip_string(const char *p) {
+  for (p++; *p != '\0' && *p != '"'; p++)
+    if (*p == '\\') {
+      p++;
+      if (*p == '\0')
+        return NULL;
+    } else if ((unsigned char)*p < 0x20) {
+      return NULL;
+    }
+  return *p == '"' ? p + 1 : NULL;
+}
+
+static const char *skip_value(const char *p, int *type) {
+  if (*p == '"') {
+    *type = J_STR;
+    return skip_string(p);
+  }
+  if (strncmp(p, "null", 4) == 0) {
+    *type = J_NULL;
+    return p + 4;
+  }
+  if (strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0) {
+    *type = J_BOOL;
+    return p + (*p == 't' ? 4 : 5);
+  }
+  if (*p == '-' || isdigit((unsigned char)*p)) {
+    char *end;
+    (void)strtod(p, &end);
+    *type = J_NUM;
+    return end;
+  }
+  return NULL;
+}
+
+/* 1 if line is a valid flat object. */
+static int json_valid(const char *line) {
+  const char *p = line;
+  int type;
+  if (*p++ != '{')
+    return 0;
+  for (;;) {
+    if (*p != '"' || (p = skip_string(p)) == NULL || *p++ != ':')
+      return 0;
+    if ((p = skip_value(p, &type)) == NULL)
+      return 0;
+    if (*p == '}')
+      return p[1] == '\0';
+    if (*p++ != ',')
+      return 0;
+  }
+}
+
+/* Type of key's value in line (J_NONE if absent); its text into out. */
+static int json_get(const char *line, const char *key, char *out, size_t cap) {
+  char pat[80];
+  const char *p, *end;
+  int type;
+  snprintf(pat, sizeof(pat), "\"%s\":", key);
+  p = strstr(line, pat);
+  if (p == NULL)
+    return J_NONE;
+  p += strlen(pat);
+  end = skip_value(p, &type);
+  if (end == NULL)
+    return J_NONE;
+  if (type == J_STR)
+    snprintf(out, cap, "%.*s", (int)(end - p - 2), p + 1);
+  else
+    snprintf(out, cap, "%.*s", (int)(end - p), p);
+  return type;
+}
+
+static long json_num(const char *line, const char *key) {
+  char v[64];
+  return json_get(line, key, v, sizeof(v)) == J_NUM ? strtol(v, NULL, 10) : -1;
+}
+
+/* The common keys of every line (docs/CLI.md). */
+static int json_common_ok(const char *line, const char *event) {
+  char v[300];
+  return json_valid(line) && json_get(line, "t", v, sizeof(v)) == J_NUM &&
+         strtod(v, NULL) > 1.6e9 && json_get(line, "event", v, sizeof(v)) == J_STR &&
+         strcmp(v, event) == 0 && json_get(line, "peer", v, sizeof(v)) != J_NONE &&
+         json_get(line, "id", v, sizeof(v)) != J_NONE;
+}
+
+/* Starts `vigil serve 127.0.0.1:0 --json ARGS...`; returns the port. */
+static int start_server(child *srv, const char *interval, const char *timeout) {
+  char line[1024];
+  char *argv[] = {NULL,        "serve",         "127.0.0.1:0",
+                  "--json",    "--interval",    (char *)interval,
+                  "--timeout", (char *)timeout, NULL};
+  if (child_start(srv, argv) != 0 || !child_event(srv, "listening", NULL, line, sizeof(line), 5000))
+    return -1;
+  if (!json_common_ok(line, "listening"))
+    return -1;
+  return (int)json_num(line, "port");
+}
+#endif
+
+/* ---- tests of the binary ---- */
+
+#define NEED_BINARY()                                                                              \
+  do {                                                                                             \
+    if (vigil_path() == NULL)                                                                      \
+      RETURN_SKIP("VIGIL_BINARY_DIR/vigil not built");                                             \
+  } while (0)
+
+/* A bad flag, duration or address: exit 2 and one line naming it. */
+static int usage_case(const char *expect, char *a1, char *a2, char *a3, char *a4) {
+#if defined(_WIN32)
+  (void)expect, (void)a1, (void)a2, (void)a3, (void)a4;
+  return 0;
+#else
+  char *argv[] = {NULL, a1, a2, a3, a4, NULL};
+  child c;
+  int st = run_vigil(&c, argv, 5000);
+  char *nl;
+  if (st != 2) {
+    fprintf(stderr, "vigil %s %s %s %s: exit %d, want 2\n", a1, a2 ? a2 : "", a3 ? a3 : "",
+            a4 ? a4 : "", st);
+    return 1;
+  }
+  nl = strchr(c.err_buf, '\n');
+  if (strstr(c.err_buf, expect) == NULL || nl == NULL || nl[1] != '\0') {
+    fprintf(stderr, "vigil %s ...: stderr does not name '%s' in one line: %s\n", a1, expect,
+            c.err_buf);
+    return 1;
+  }
+  return 0;
+#endif
+}
+
+TEST_IMPL(usage_errors) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  NEED_BINARY();
+  ASSERT_EQ(usage_case("nope", "nope", NULL, NULL, NULL), 0);
+  ASSERT_EQ(usage_case("--frobnicate", "--frobnicate", NULL, NULL, NULL), 0);
+  ASSERT_EQ(usage_case("PORT", "serve", NULL, NULL, NULL), 0);
+  ASSERT_EQ(usage_case("'3x'", "serve", "7000", "--interval", "3x"), 0);
+  ASSERT_EQ(usage_case("--interval", "serve", "7000", "--interval", "3x"), 0);
+  ASSERT_EQ(usage_case("'30'", "serve", "7000", "--timeout", "30"), 0);
+  ASSERT_EQ(usage_case("99999", "serve", "99999", NULL, NULL), 0);
+  ASSERT_EQ(usage_case("--bogus", "serve", "7000", "--bogus", NULL), 0);
+  ASSERT_EQ(usage_case("--interval", "serve", "7000", "--interval", NULL), 0);
+  ASSERT_EQ(usage_case("example.com", "connect", "example.com", NULL, NULL), 0);
+  ASSERT_EQ(usage_case("--bogus", "connect", "127.0.0.1:1", "--bogus", NULL), 0);
+  ASSERT_EQ(usage_case("99999999999h", "connect", "127.0.0.1:1", "--timeout", "99999999999h"), 0);
+  ASSERT_EQ(usage_case("--timeout", "connect", "127.0.0.1:1", "--timeout=1s", NULL), 0);
+  ASSERT_EQ(usage_case("extra", "connect", "127.0.0.1:1", "extra", NULL), 0);
+  ASSERT_EQ(usage_case("[::1]7000", "probe", "[::1]7000", NULL, NULL), 0);
+  ASSERT_EQ(usage_case("--count", "probe", "127.0.0.1:1", "--count", "0"), 0);
+  ASSERT_EQ(usage_case("'x'", "probe", "127.0.0.1:1", "--count", "x"), 0);
+  ASSERT_EQ(usage_case("--interval", "probe", "127.0.0.1:1", "--interval", "-1s"), 0);
+  return 0;
+#endif
+}
+
+TEST_IMPL(help_and_version) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  static const char *const cmds[] = {"--help", "serve", "connect", "probe", NULL};
+  child c;
+  NEED_BINARY();
+  for (int k = 0; cmds[k] != NULL; k++) {
+    char *argv[] = {NULL, (char *)cmds[k], k == 0 ? NULL : "--help", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "usage: vigil"));
+  }
+  {
+    char *argv[] = {NULL, "--version", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "vigil 0."));
+  }
+  {
+    char *argv[] = {NULL, NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 2);
+  }
+  return 0;
+#endif
+}
+
+TEST_IMPL(probe_closed_port) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  char port[32];
+  int fd;
+  child c;
+  uint64_t t0;
+  NEED_BINARY();
+  /* a port bound but never listened on: connections to it are refused */
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT(fd >= 0);
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  snprintf(port, sizeof(port), "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+  {
+    char *argv[] = {NULL, "probe", port, "--timeout", "1s", NULL};
+    t0 = mono_ms();
+    ASSERT_EQ(run_vigil(&c, argv, 10000), 1);
+    ASSERT_LT(mono_ms() - t0, 5000);
+  }
+  close(fd);
+  return 0;
+#endif
+}
+
+TEST_IMPL(probe_live_and_stopped) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, c;
+  char addr[64], line[1024];
+  int port;
+  uint64_t t0;
+  NEED_BINARY();
+  port = start_server(&srv, "100ms", "300ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "probe", addr, "--count", "2", "--interval", "100ms", NULL};
+    int st = run_vigil(&c, argv, 10000);
+    if (st != 0)
+      child_kill(&srv);
+    ASSERT_EQ(st, 0);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "2 pongs"));
+  }
+  {
+    char *argv[] = {NULL, "probe", addr, "--count", "1", "--interval", "100ms", "--json", NULL};
+    int st = run_vigil(&c, argv, 10000);
+    if (st != 0)
+      child_kill(&srv);
+    ASSERT_EQ(st, 0);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "\"event\":\"summary\""));
+    ASSERT_NOT_NULL(strstr(c.out_buf, "\"alive\":true"));
+  }
+  /* a frozen server: its kernel completes the TCP handshake, nobody answers */
+  ASSERT_EQ(kill(srv.pid, SIGSTOP), 0);
+  {
+    char *argv[] = {NULL,         "probe", addr,        "--count", "1",
+                    "--interval", "100ms", "--timeout", "500ms",   NULL};
+    int st;
+    t0 = mono_ms();
+    st = run_vigil(&c, argv, 10000);
+    child_kill(&srv);
+    ASSERT_EQ(st, 1);
+    ASSERT_LT(mono_ms() - t0, 3000);
+  }
+  (void)line;
+  return 0;
+#endif
+}
+
+TEST_IMPL(serve_connect_json) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  /* an id with a quote, a backslash and an e-acute: escaped, UTF-8 kept */
+  static const char id[] = "t\"1\\\xc3\xa9";
+  static const char id_json[] = "t\\\"1\\\\\xc3\xa9";
+  child srv, cli, cli2;
+  char addr[64], line[2048], v[300];
+  int port;
+  NEED_BINARY();
+  port = start_server(&srv, "100ms", "300ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL,    "connect",   addr,    "--id",   (char *)id, "--interval",
+                    "100ms", "--timeout", "300ms", "--json", NULL};
+    ASSERT_EQ(child_start(&cli, argv), 0);
+  }
+  /* the client: connecting, open with the agreed values, then RTTs */
+  ASSERT(child_event(&cli, "connecting", NULL, line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "connecting"));
+  ASSERT(child_event(&cli, "open", NULL, line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "open"));
+  ASSERT_EQ(json_get(line, "id", v, sizeof(v)), J_STR);
+  ASSERT_STR_EQ(v, id_json);
+  ASSERT_EQ(json_num(line, "interval_ms"), 100);
+  ASSERT_EQ(json_num(line, "timeout_ms"), 300);
+  ASSERT(child_event(&cli, "rtt", NULL, line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "rtt"));
+  ASSERT_EQ(json_get(line, "rtt_ms", v, sizeof(v)), J_NUM);
+  ASSERT(strtod(v, NULL) >= 0.0 && strtod(v, NULL) < 300.0);
+  /* the server saw it open */
+  ASSERT(child_event(&srv, "open", id_json, line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "open"));
+  ASSERT_EQ(json_get(line, "peer", v, sizeof(v)), J_STR);
+  ASSERT(strncmp(v, "127.0.0.1:", 10) == 0);
+  ASSERT_EQ(json_num(line, "conns"), 1);
+  /* freeze the client: the server's verdict, never before the timeout */
+  ASSERT_EQ(kill(cli.pid, SIGSTOP), 0);
+  ASSERT(child_event(&srv, "dead", id_json, line, sizeof(line), 5000));
+  kill(cli.pid, SIGCONT);
+  child_kill(&cli);
+  ASSERT(json_common_ok(line, "dead"));
+  ASSERT_EQ(json_get(line, "cause", v, sizeof(v)), J_STR);
+  ASSERT(strcmp(v, "heartbeat_timeout") == 0 || strcmp(v, "peer_stalled") == 0);
+  ASSERT_GE(json_num(line, "silent_ms"), 300);
+  ASSERT_EQ(json_num(line, "timeout_ms"), 300);
+  /* a second client says goodbye on SIGINT: cause closed, code 0; exit 0 */
+  {
+    char *argv[] = {NULL,         "connect", addr,     "--id",        "t2",
+                    "--interval", "100ms",   "--json", "--quiet-rtt", NULL};
+    ASSERT_EQ(child_start(&cli2, argv), 0);
+  }
+  ASSERT(child_event(&cli2, "open", "t2", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "interval_ms"), 100);
+  ASSERT(child_event(&srv, "open", "t2", line, sizeof(line), 5000));
+  ASSERT_EQ(kill(cli2.pid, SIGINT), 0);
+  ASSERT(child_event(&srv, "dead", "t2", line, sizeof(line), 5000));
+  ASSERT_EQ(json_get(line, "cause", v, sizeof(v)), J_STR);
+  ASSERT_STR_EQ(v, "closed");
+  ASSERT_EQ(json_num(line, "close_code"), 0);
+  ASSERT(child_event(&cli2, "exit", "t2", line, sizeof(line), 5000));
+  ASSERT_EQ(child_wait(&cli2, 5000), 0);
+  /* the server shuts down on SIGTERM and exits 0 */
+  ASSERT_EQ(kill(srv.pid, SIGTERM), 0);
+  ASSERT(child_event(&srv, "shutdown", NULL, line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "shutdown"));
+  ASSERT_EQ(child_wait(&srv, 5000), 0);
+  return 0;
+#endif
+}
+
+TEST_IMPL(connect_reports_server_death) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, cli;
+  char addr[64], line[2048], v[300];
+  int port;
+  NEED_BINARY();
+  port = start_server(&srv, "100ms", "300ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL,          "connect",        addr,        "--id",  "w1",
+                    "--interval",  "100ms",          "--timeout", "300ms", "--json",
+                    "--quiet-rtt", "--no-reconnect", NULL};
+    ASSERT_EQ(child_start(&cli, argv), 0);
+  }
+  ASSERT(child_event(&cli, "open", "w1", line, sizeof(line), 5000));
+  /* the server freezes: the client's own verdict, then it gives up (exit 1) */
+  ASSERT_EQ(kill(srv.pid, SIGSTOP), 0);
+  ASSERT(child_event(&cli, "dead", "w1", line, sizeof(line), 5000));
+  child_kill(&srv);
+  ASSERT(json_common_ok(line, "dead"));
+  ASSERT_EQ(json_get(line, "cause", v, sizeof(v)), J_STR);
+  ASSERT(strcmp(v, "heartbeat_timeout") == 0 || strcmp(v, "peer_stalled") == 0);
+  ASSERT_GE(json_num(line, "silent_ms"), 300);
+  ASSERT(child_event(&cli, "exit", "w1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_get(line, "reason", v, sizeof(v)), J_STR);
+  ASSERT_STR_EQ(v, "gave_up");
+  ASSERT_EQ(child_wait(&cli, 5000), 1);
+  return 0;
+#endif
 }

@@ -42,8 +42,8 @@ int vigil_cli_parse_uint(const char *s, uint32_t min, uint32_t max, uint32_t *ou
                          const char **why);
 
 typedef struct vigil_cli_addr {
-  char host[256];   /* "" when only a port was given (serve: all interfaces) */
-  char port[6];     /* decimal text, as given to getaddrinfo */
+  char host[256]; /* "" when only a port was given (serve: all interfaces) */
+  char port[6];   /* decimal text, as given to getaddrinfo */
   uint16_t port_num;
 } vigil_cli_addr;
 
@@ -59,8 +59,7 @@ int vigil_cli_resolve(const vigil_cli_addr *a, int passive, struct addrinfo **re
                       const char **why);
 
 /* "1.2.3.4:5" or "[::1]:5" into out (VIGIL_CLI_ADDRSTRLEN bytes). */
-void vigil_cli_format_sockaddr(const struct sockaddr *sa, size_t salen, char *out,
-                               size_t cap);
+void vigil_cli_format_sockaddr(const struct sockaddr *sa, size_t salen, char *out, size_t cap);
 
 /* ---- command lines ---- */
 
@@ -86,6 +85,28 @@ int vigil_cli_flag_duration(const char *cmd, int argc, char **argv, int *i, cons
                             uint32_t *ms);
 int vigil_cli_flag_uint(const char *cmd, int argc, char **argv, int *i, const char *flag,
                         uint32_t min, uint32_t max, uint32_t *out);
+
+/* For an argument no flag matched: the first positional one goes to *slot;
+ * an unknown option or a second positional argument is a usage error
+ * (printed; returns VIGIL_CLI_USAGE). Returns 0 when stored. */
+int vigil_cli_positional(const char *cmd, const char *arg, const char **slot);
+
+/* Checks a peer id given on the command line (1..255 bytes of UTF-8).
+ * Returns 0 or VIGIL_CLI_USAGE after printing why. */
+int vigil_cli_check_id(const char *cmd, const char *id);
+
+/* Kernel keepalive from --keepalive D / --no-keepalive (both 0: the
+ * library's AUTO). Returns 0 or VIGIL_CLI_USAGE after printing why. */
+int vigil_cli_keepalive(const char *cmd, uint32_t budget_ms, int off, vigil_keepalive_mode *mode,
+                        vigil_keepalive *ka);
+
+/* "host:port", or "[v6]:port" for a host with a colon, into out. */
+void vigil_cli_addr_text(const vigil_cli_addr *a, char *out, size_t cap);
+
+/* Runs the loop until it is stopped. A failed wait leaves the loop usable,
+ * so it goes on, unless waits keep failing: then it says so and returns
+ * VIGIL_CLI_FAIL. Returns 0 once stopped. */
+int vigil_cli_run_loop(const char *cmd, vigil_loop *loop);
 
 /* 1 if arg is "--help" or "-h". */
 int vigil_cli_is_help(const char *arg);
@@ -125,7 +146,7 @@ typedef struct vigil_cli_line {
   int json;
   int overflow;
   size_t len;
-  size_t head_len;        /* bytes of the fixed prefix (t, event) */
+  size_t head_len; /* bytes of the fixed prefix (t, event) */
   char buf[6144];
 } vigil_cli_line;
 

@@ -1,11 +1,343 @@
-/* `vigil probe`: placeholder until the runtime (server.c / client.c) lands. */
+/* `vigil probe`: is the peer alive? A handshake, N answered pings, and an
+ * RTT summary in the manner of ping(8), with an exit status a script can
+ * use: 0 alive, 1 dead or unreachable, 2 bad usage.
+ *
+ * It is a client with reconnection off. The pings are the heartbeat's own:
+ * the session sends one each time the link has been idle for (a jittered
+ * 75-100% of) the agreed interval, so the RTTs are what a long-lived
+ * connection would measure. "Alive" needs every ping answered: TCP is
+ * reliable, so a missing pong is not a lost packet but a peer that stopped
+ * answering.
+ *
+ * Every wait is bounded: the connect and the handshake by --timeout (a
+ * SIGSTOPped server completes the TCP handshake in its kernel but never
+ * answers HELLO), each pong by the heartbeat timeout, and the whole probe by
+ * a deadline derived from both. */
 #include <stdio.h>
+#include <string.h>
 
+#include "cli.h"
 #include "commands.h"
+#include "vigil.h"
+
+#if defined(_WIN32)
+#include <process.h>
+#define getpid _getpid
+#else
+#include <unistd.h>
+#endif
+
+#define CMD "probe"
+
+static const char usage_text[] =
+    "usage: vigil probe HOST:PORT [options]\n"
+    "\n"
+    "Connects, completes the vigil handshake, waits for N heartbeat pings to\n"
+    "be answered, and prints their RTT like ping(8).\n"
+    "\n"
+    "options:\n"
+    "  --count N      pings to wait for, 1..1000 (default 3)\n"
+    "  --interval D   spacing of the pings (default 1s; the server may clamp it)\n"
+    "  --timeout D    how long the connect, the handshake and each pong may take\n"
+    "                 (default 3 x interval, at most 5s; the heartbeat timeout is\n"
+    "                 at least 2 x interval)\n"
+    "  --id NAME      peer id (default probe-PID)\n"
+    "  --json         one JSON object per line (schema: docs/CLI.md)\n"
+    "  -h, --help     this text\n"
+    "\n"
+    "Exit status: 0 every ping answered, 1 dead or unreachable (connect failed,\n"
+    "no handshake or no pong in time, closed by the server), 2 bad usage.\n";
+
+typedef struct probe_opts {
+  vigil_cli_addr addr;
+  const char *id;
+  uint32_t count, interval_ms, timeout_ms;
+  int json;
+} probe_opts;
+
+typedef struct probe_state {
+  probe_opts o;
+  vigil_loop loop;
+  vigil_client *cli;
+  vigil_cli_sigwatch sig;
+  vigil_loop_timer deadline;
+  unsigned received, sent;
+  uint64_t rtt_min, rtt_max, rtt_sum;
+  int done, failed;
+  char target[sizeof(((vigil_cli_addr *)0)->host) + 16];
+  char default_id[32];
+} probe_state;
+
+static void begin(probe_state *s, vigil_cli_line *l, const char *event, const char *peer) {
+  vigil_cli_line_begin(l, s->o.json, event, peer != NULL ? peer : s->target, s->o.id,
+                       strlen(s->o.id));
+}
+
+/* Stops the client once: the rest arrives through on_closed. */
+static void finish(probe_state *s, int failed) {
+  if (s->done)
+    return;
+  s->done = 1;
+  s->failed = failed;
+  vigil_loop_timer_cancel(&s->loop, &s->deadline);
+  if (vigil_client_close(s->cli, 500) != 0)
+    vigil_loop_stop(&s->loop);
+}
+
+static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
+  probe_state *s = user;
+
+  (void)c;
+  if (s->o.json) {
+    vigil_cli_line l;
+    begin(s, &l, "open", info->peer);
+    vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
+    vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
+    vigil_cli_line_end(&l, stdout);
+  } else {
+    printf("PROBE %s: open, interval %lu ms, timeout %lu ms\n", info->peer,
+           (unsigned long)info->interval_ms, (unsigned long)info->timeout_ms);
+    fflush(stdout);
+  }
+}
+
+static void on_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
+  probe_state *s = user;
+  vigil_conn_info ci;
+
+  if (s->done)
+    return;
+  vigil_conn_get_info(c, &ci);
+  s->received++;
+  s->sent = s->received;
+  s->rtt_sum += rtt_ns;
+  if (s->received == 1 || rtt_ns < s->rtt_min)
+    s->rtt_min = rtt_ns;
+  if (rtt_ns > s->rtt_max)
+    s->rtt_max = rtt_ns;
+  if (s->o.json) {
+    vigil_cli_line l;
+    begin(s, &l, "rtt", ci.peer);
+    vigil_cli_line_u64(&l, "seq", s->received);
+    vigil_cli_line_ms(&l, "rtt_ms", rtt_ns);
+    vigil_cli_line_ms(&l, "srtt_ms", ci.session.srtt_ns);
+    vigil_cli_line_end(&l, stdout);
+  } else {
+    printf("pong from %s: seq=%u rtt=%llu.%03llu ms\n", ci.peer, s->received,
+           (unsigned long long)(rtt_ns / 1000000), (unsigned long long)(rtt_ns / 1000 % 1000));
+    fflush(stdout);
+  }
+  if (s->received >= s->o.count)
+    finish(s, 0);
+}
+
+static void report_end(probe_state *s, vigil_conn *c, const char *event, const vigil_death *d) {
+  vigil_conn_info ci;
+  vigil_cli_line l;
+
+  vigil_conn_get_info(c, &ci);
+  if (ci.session.ping_outstanding)
+    s->sent = s->received + 1;
+  if (s->o.json) {
+    begin(s, &l, event, ci.peer[0] != '\0' ? ci.peer : NULL);
+    vigil_cli_line_death(&l, d);
+    vigil_cli_line_end(&l, stdout);
+    return;
+  }
+  printf("%s %s: %s", event, ci.peer[0] != '\0' ? ci.peer : s->target, vigil_cause_name(d->cause));
+  if (d->error != 0)
+    printf(" (%s)", vigil_strerror(d->error));
+  else if (d->detail != NULL)
+    printf(" (%s)", d->detail);
+  if (d->close_received && d->reason != NULL)
+    printf(", server said \"%.*s\"", (int)d->reason_len, d->reason);
+  printf(" after %llu ms of silence\n", (unsigned long long)(d->silent_ns / 1000000));
+  fflush(stdout);
+}
+
+static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
+  probe_state *s = user;
+
+  if (s->done)
+    return; /* our own goodbye after the last pong */
+  report_end(s, c, "dead", d);
+  finish(s, 1);
+}
+
+static void on_reject(vigil_conn *c, const vigil_death *d, void *user) {
+  probe_state *s = user;
+
+  if (s->done)
+    return;
+  report_end(s, c, "connect_failed", d);
+  finish(s, 1);
+}
+
+static void on_closed(vigil_client *cli, void *user) {
+  probe_state *s = user;
+
+  (void)cli;
+  s->done = 1;
+  vigil_cli_sigwatch_stop(&s->loop, &s->sig);
+  vigil_loop_timer_cancel(&s->loop, &s->deadline);
+  vigil_loop_stop(&s->loop);
+}
+
+static void on_deadline(vigil_loop *loop, vigil_loop_timer *t) {
+  probe_state *s = vigil_container_of(t, probe_state, deadline);
+  vigil_cli_line l;
+
+  (void)loop;
+  if (s->o.json) {
+    begin(s, &l, "dead", NULL);
+    vigil_cli_line_cstr(&l, "cause", vigil_cause_name(VIGIL_CAUSE_LOCAL));
+    vigil_cli_line_cstr(&l, "detail", "probe deadline passed");
+    vigil_cli_line_end(&l, stdout);
+  } else {
+    printf("dead %s: no answer before the probe's deadline\n", s->target);
+  }
+  finish(s, 1);
+}
+
+static void on_signal(void *arg, int signo) {
+  (void)signo;
+  finish(arg, 1);
+}
+
+static void print_summary(probe_state *s) {
+  unsigned loss = s->sent > 0 ? (s->sent - s->received) * 100u / s->sent : 100u;
+  int alive = !s->failed && s->received >= s->o.count;
+
+  if (s->o.json) {
+    vigil_cli_line l;
+    begin(s, &l, "summary", NULL);
+    vigil_cli_line_u64(&l, "sent", s->sent);
+    vigil_cli_line_u64(&l, "received", s->received);
+    vigil_cli_line_u64(&l, "loss_pct", loss);
+    if (s->received > 0) {
+      vigil_cli_line_ms(&l, "rtt_min_ms", s->rtt_min);
+      vigil_cli_line_ms(&l, "rtt_avg_ms", s->rtt_sum / s->received);
+      vigil_cli_line_ms(&l, "rtt_max_ms", s->rtt_max);
+    } else {
+      vigil_cli_line_null(&l, "rtt_min_ms");
+      vigil_cli_line_null(&l, "rtt_avg_ms");
+      vigil_cli_line_null(&l, "rtt_max_ms");
+    }
+    vigil_cli_line_bool(&l, "alive", alive);
+    vigil_cli_line_end(&l, stdout);
+    return;
+  }
+  printf("--- %s vigil probe ---\n%u pings, %u pongs, %u%% loss", s->target, s->sent, s->received,
+         loss);
+  if (s->received > 0) {
+    uint64_t avg = s->rtt_sum / s->received;
+    printf(", rtt min/avg/max = %llu.%03llu/%llu.%03llu/%llu.%03llu ms",
+           (unsigned long long)(s->rtt_min / 1000000),
+           (unsigned long long)(s->rtt_min / 1000 % 1000), (unsigned long long)(avg / 1000000),
+           (unsigned long long)(avg / 1000 % 1000), (unsigned long long)(s->rtt_max / 1000000),
+           (unsigned long long)(s->rtt_max / 1000 % 1000));
+  }
+  printf("\n%s\n", alive ? "alive" : "dead");
+  fflush(stdout);
+}
+
+static int parse_args(int argc, char **argv, probe_opts *o) {
+  const char *addr = NULL, *why;
+
+  for (int i = 1; i < argc; i++) {
+    int rc;
+    if (vigil_cli_is_help(argv[i])) {
+      fputs(usage_text, stdout);
+      return -1;
+    }
+    if ((rc = vigil_cli_flag_value(CMD, argc, argv, &i, "--id", &o->id)) ||
+        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--interval", &o->interval_ms)) ||
+        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--timeout", &o->timeout_ms)) ||
+        (rc = vigil_cli_flag_uint(CMD, argc, argv, &i, "--count", 1, 1000, &o->count))) {
+      if (rc < 0)
+        return VIGIL_CLI_USAGE;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      o->json = 1;
+    } else if (vigil_cli_positional(CMD, argv[i], &addr) != 0) {
+      return VIGIL_CLI_USAGE;
+    }
+  }
+  if (addr == NULL)
+    return vigil_cli_usage(CMD, "missing HOST:PORT (see vigil probe --help)");
+  if (vigil_cli_parse_addr(addr, 0, &o->addr, &why) != 0)
+    return vigil_cli_usage(CMD, "bad address '%s': %s", addr, why);
+  if (o->id != NULL && vigil_cli_check_id(CMD, o->id) != 0)
+    return VIGIL_CLI_USAGE;
+  if (o->count == 0)
+    o->count = 3;
+  if (o->interval_ms == 0)
+    o->interval_ms = 1000;
+  if (o->interval_ms < 100)
+    return vigil_cli_usage(CMD, "--interval %lums is below the 100ms minimum",
+                           (unsigned long)o->interval_ms);
+  if (o->timeout_ms == 0)
+    o->timeout_ms = o->interval_ms <= 5000 / 3 ? 3 * o->interval_ms : 5000;
+  return 0;
+}
+
+static int run(probe_state *s) {
+  vigil_client_config cfg;
+  uint64_t bound_ms;
+  uint32_t hb_timeout;
+  int rc;
+
+  hb_timeout = s->o.timeout_ms / 2 < s->o.interval_ms ? 2 * s->o.interval_ms : s->o.timeout_ms;
+  vigil_client_config_init(&cfg);
+  cfg.session.interval_ms = s->o.interval_ms;
+  cfg.session.timeout_ms = hb_timeout;
+  cfg.session.handshake_timeout_ms = s->o.timeout_ms;
+  cfg.session.id = s->o.id;
+  cfg.session.id_len = strlen(s->o.id);
+  cfg.connect_timeout_ms = s->o.timeout_ms;
+  cfg.no_reconnect = 1;
+  cfg.cb.on_open = on_open;
+  cfg.cb.on_rtt = on_rtt;
+  cfg.cb.on_death = on_death;
+  cfg.cb.on_reject = on_reject;
+  cfg.on_closed = on_closed;
+  cfg.user = s;
+  if ((rc = vigil_loop_init(&s->loop, NULL)) != 0) {
+    fprintf(stderr, "vigil probe: event loop: %s\n", vigil_strerror(rc));
+    return VIGIL_CLI_FAIL;
+  }
+  if ((rc = vigil_client_new(&s->cli, &s->loop, &cfg)) != 0 ||
+      (rc = vigil_client_connect(s->cli, s->o.addr.host, s->o.addr.port_num)) != 0) {
+    fprintf(stderr, "vigil probe: %s: %s\n", s->target, vigil_strerror(rc));
+    return VIGIL_CLI_FAIL;
+  }
+  /* connect + handshake, then every ping at most an interval late and
+   * answered within the heartbeat timeout, plus slack for the loop */
+  bound_ms = 2ull * s->o.timeout_ms + (uint64_t)s->o.count * (s->o.interval_ms + hb_timeout) + 1000;
+  vigil_loop_timer_init(&s->deadline);
+  vigil_loop_timer_arm(&s->loop, &s->deadline, vigil_loop_now_ms(&s->loop) + bound_ms, on_deadline);
+  vigil_cli_sigwatch_start(&s->loop, &s->sig, on_signal, s);
+  if (vigil_cli_run_loop(CMD, &s->loop) != 0)
+    return VIGIL_CLI_FAIL;
+  print_summary(s);
+  rc = !s->failed && s->received >= s->o.count ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
+  vigil_client_free(s->cli);
+  vigil_loop_run(&s->loop, VIGIL_RUN_NOWAIT);
+  vigil_loop_close(&s->loop);
+  return rc;
+}
 
 int vigil_cmd_probe(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "vigil probe: not built yet\n");
-  return 2;
+  static probe_state s;
+  int rc;
+
+  memset(&s, 0, sizeof(s));
+  rc = parse_args(argc, argv, &s.o);
+  if (rc != 0)
+    return rc < 0 ? VIGIL_CLI_OK : rc;
+  if (s.o.id == NULL) {
+    snprintf(s.default_id, sizeof(s.default_id), "probe-%ld", (long)getpid());
+    s.o.id = s.default_id;
+  }
+  vigil_cli_addr_text(&s.o.addr, s.target, sizeof(s.target));
+  return run(&s);
 }
