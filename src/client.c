@@ -260,7 +260,7 @@ int vigil_client_send(vigil_client *cli, const void *msg, size_t len) {
   if (cli == NULL)
     return VIGIL_EINVAL;
   if (cli->conn == NULL)
-    return cli->closing ? VIGIL_ECLOSED : VIGIL_ENOTCONN;
+    return cli->closing || cli->stopped ? VIGIL_ECLOSED : VIGIL_ENOTCONN;
   return vigil_conn_send(cli->conn, msg, len);
 }
 

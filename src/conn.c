@@ -80,11 +80,14 @@ static uint64_t loop_now(const vigil_conn *c) { return vigil_loop_now_ns(c->owne
  * this much younger than the last valid frame to count as "after" it. */
 #define ACK_AFTER_FRAME_SLACK_MS 10u
 
-static int peer_kernel_alive(const vigil_tcp_evidence *ev, uint64_t silent_ns, const char **why) {
-  uint64_t silent_ms = silent_ns / VIGIL_MS;
+static int peer_kernel_alive(const vigil_tcp_evidence *ev, const vigil__verdict *v,
+                             const char **why) {
+  uint64_t silent_ms = v->silent_ns / VIGIL_MS;
   if (ev == NULL || !ev->available || ev->state != VIGIL__TCP_ESTABLISHED)
     return 0;
-  if ((uint64_t)ev->last_ack_recv_ms + ACK_AFTER_FRAME_SLACK_MS >= silent_ms)
+  /* In the handshake the peer never sent a valid frame: the connection
+   * being established and our HELLO acknowledged is the kernel's answer. */
+  if (!v->handshake && (uint64_t)ev->last_ack_recv_ms + ACK_AFTER_FRAME_SLACK_MS >= silent_ms)
     return 0; /* no ACK since the last valid frame: the host may be gone */
   if (ev->snd_wnd == 0) {
     *why = "peer's kernel ACKs with a zero window: its application is not reading";
@@ -138,6 +141,10 @@ static vigil_cause classify_error(const vigil__verdict *v, const vigil_tcp_evide
     *detail = "no route to the peer (ICMP unreachable)";
     return VIGIL_CAUSE_UNREACHABLE;
   case VIGIL_ETIMEDOUT:
+    if (v->connecting) {
+      *detail = "no answer to SYN within the connect timeout";
+      return VIGIL_CAUSE_UNREACHABLE;
+    }
     return classify_timedout(v, ev, detail);
   case VIGIL_ENOMEM:
   case VIGIL_ENOBUFS:
@@ -153,7 +160,7 @@ vigil_cause vigil__evidence_classify(const vigil__verdict *v, const vigil_tcp_ev
                                      const char **detail) {
   const char *why = NULL;
   if (v->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT) {
-    if (peer_kernel_alive(ev, v->silent_ns, &why)) {
+    if (peer_kernel_alive(ev, v, &why)) {
       *detail = why;
       return VIGIL_CAUSE_PEER_STALLED;
     }
@@ -395,6 +402,7 @@ static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   memset(&v, 0, sizeof v);
   v.cause = ev->cause;
   v.silent_ns = ev->silent_ns;
+  v.handshake = c->phase == VIGIL__HANDSHAKE;
   d.cause = vigil__evidence_classify(&v, &d.tcp, &detail);
   d.detail = detail;
   conn_die(c, &d);
@@ -411,6 +419,7 @@ void vigil__conn_fail(vigil_conn *c, int err, const char *detail) {
   memset(&v, 0, sizeof v);
   v.error = err;
   v.eof = err == VIGIL_EOF;
+  v.connecting = c->phase == VIGIL__CONNECTING;
   v.silent_ns = d.silent_ns;
   d.error = err;
   d.cause = vigil__evidence_classify(&v, &d.tcp, &why);
@@ -816,7 +825,7 @@ static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
   c->timer_ms = UINT64_MAX;
   switch (c->phase) {
   case VIGIL__CONNECTING:
-    vigil__conn_fail(c, VIGIL_ETIMEDOUT, "no answer to SYN within the connect timeout");
+    vigil__conn_fail(c, VIGIL_ETIMEDOUT, NULL);
     return;
   case VIGIL__ZOMBIE:
     conn_close_socket(c);
@@ -945,8 +954,8 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
     return VIGIL_ECLOSED;
   if (o->server != NULL && c->phase != VIGIL__OPEN)
     return VIGIL_ENOTCONN;
-  if (len > c->session.max_message)
-    return VIGIL_EMSGSIZE;
+  if (c->phase != VIGIL__CONNECTING && len > c->session.max_message)
+    return VIGIL_EMSGSIZE; /* while connecting, checked when framed */
   if (c->qbytes + len > o->max_queue_bytes || len > o->max_queue_bytes) {
     if (c->qstrikes < UINT8_MAX)
       c->qstrikes++;

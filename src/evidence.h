@@ -34,6 +34,8 @@ typedef struct vigil__verdict {
   int error;           /* VIGIL_E* from the socket, 0 if none */
   uint64_t silent_ns;  /* since the last valid frame */
   int eof;             /* read() returned 0 */
+  int connecting;      /* the TCP connect itself failed */
+  int handshake;       /* the verdict came before the handshake completed */
 } vigil__verdict;
 
 /* Applies the rules of docs/RUNTIME.md: returns the cause and sets *detail

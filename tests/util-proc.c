@@ -93,6 +93,10 @@ int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out) {
 }
 
 int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
+  return util_raw_listen_n(ip, port, 16, out);
+}
+
+int util_raw_listen_n(const char *ip, uint16_t *port, int backlog, vigil_os_socket *out) {
   struct sockaddr_storage ss;
   socklen_t len;
   int fd, one = 1;
@@ -103,7 +107,7 @@ int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
   if (fd < 0)
     return -errno;
   (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 16) != 0 ||
+  if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog) != 0 ||
       getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
     int err = -errno;
     close(fd);
@@ -219,7 +223,10 @@ int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out) {
   return VIGIL_ENOTSUP;
 }
 int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
-  (void)ip, (void)port;
+  return util_raw_listen_n(ip, port, 16, out);
+}
+int util_raw_listen_n(const char *ip, uint16_t *port, int backlog, vigil_os_socket *out) {
+  (void)ip, (void)port, (void)backlog;
   *out = VIGIL_INVALID_SOCKET;
   return VIGIL_ENOTSUP;
 }
@@ -343,6 +350,9 @@ static void rec_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   r->interval_ms = info->interval_ms;
   r->timeout_ms = info->timeout_ms;
   r->open_ns = util_now_ns();
+  r->ka_error = info->keepalive_error;
+  r->ka = info->keepalive;
+  r->ka_report = info->keepalive_report;
   copy_text(r->peer, sizeof r->peer, info->peer, strlen(info->peer));
   copy_text(r->old_peer, sizeof r->old_peer, info->old_peer,
             info->old_peer ? strlen(info->old_peer) : 0);
@@ -377,6 +387,8 @@ static void rec_end(util_rec *r, vigil_conn *c, const vigil_death *d) {
 static void rec_death(vigil_conn *c, const vigil_death *d, void *user) {
   util_rec *r = user;
   r->deaths++;
+  r->died_cause = d->cause;
+  r->died_close_code = d->close_code;
   rec_end(r, c, d);
 }
 

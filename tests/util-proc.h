@@ -28,6 +28,8 @@ uint64_t util_now_ns(void);
 int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out);
 /* Listening socket on ip, port 0; *port gets the port. */
 int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out);
+/* The same with a chosen listen() backlog. */
+int util_raw_listen_n(const char *ip, uint16_t *port, int backlog, vigil_os_socket *out);
 /* Accepts within timeout_ms. */
 int util_raw_accept(vigil_os_socket l, uint32_t timeout_ms, vigil_os_socket *out);
 /* Sends all of p. Returns 0 or an error. */
@@ -70,7 +72,12 @@ typedef struct util_rec {
   char peer[VIGIL_ADDRSTRLEN], old_peer[VIGIL_ADDRSTRLEN], id[256];
   unsigned attempt;
   uint32_t interval_ms, timeout_ms;
+  int ka_error;                  /* from the last on_open */
+  vigil_keepalive ka;
+  vigil_keepalive_report ka_report;
   vigil_death death;             /* the last death or reject */
+  vigil_cause died_cause;        /* the last on_death alone */
+  uint16_t died_close_code;
   char detail[200], reason[128];
   uint64_t open_ns, death_ns;    /* util_now_ns() at the callbacks */
   uint8_t msg[256];

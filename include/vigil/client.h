@@ -71,9 +71,10 @@ VIGIL_EXTERN int vigil_client_new(vigil_client **out, vigil_loop *loop,
  * the attempts themselves arrive as on_reject. */
 VIGIL_EXTERN int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port);
 
-/* vigil_conn_send on the current connection; while it is still in its
- * handshake the message waits in the queue. Returns its results, or
- * VIGIL_ENOTCONN when there is no connection (between attempts). */
+/* vigil_conn_send on the current connection; while it is still connecting
+ * or in its handshake the message waits in the queue. Returns its results,
+ * or VIGIL_ENOTCONN when there is no connection (between attempts), or
+ * VIGIL_ECLOSED once the client stopped (closed, gave up, no_reconnect). */
 VIGIL_EXTERN int vigil_client_send(vigil_client *cli, const void *msg, size_t len);
 
 /* The current connection (connecting, handshaking or open), or NULL. */
