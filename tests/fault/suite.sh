@@ -211,9 +211,9 @@ vic_cmd() {
 hb_cmd() { # hb_cmd ROLE ADDR [INTERVAL TIMEOUT]
   local role=$1 addr=$2 iv=${3:-500ms} to=${4:-1500ms}
   if [ "$role" = server ]; then
-    echo "$VIGIL serve $addr:$PORT --interval $iv --timeout $to --json"
+    echo "$VIGIL serve $addr:$PORT --interval $iv --timeout $to --no-keepalive --json"
   else
-    echo "$VIGIL connect $addr:$PORT --interval $iv --timeout $to --json --no-reconnect --quiet-rtt --id victim-or-observer"
+    echo "$VIGIL connect $addr:$PORT --interval $iv --timeout $to --no-keepalive --json --no-reconnect --quiet-rtt --id fault-client"
   fi
 }
 
@@ -259,6 +259,18 @@ record() {
     "$2" "$3" "$4" "$1" "$5" >"$OUT/results/$C.tsv"
 }
 
+# early_check LINE CAUSE: a silence verdict from vigil must never come
+# before its timeout (DESIGN.md): silent_ms >= timeout_ms. Sets EARLY_NOTE.
+early_check() {
+  local line=$1 cause=$2 silent timeout
+  EARLY_NOTE=""
+  case $cause in heartbeat_timeout | peer_stalled) ;; *) return 0 ;; esac
+  silent=$(json_field "$line" silent_ms) || return 0
+  timeout=$(json_field "$line" timeout_ms) || return 0
+  EARLY_NOTE="silent ${silent} ms, timeout ${timeout} ms"
+  ((silent >= timeout))
+}
+
 # judge T_FAULT_MS: waits for the observer's verdict and records the result
 # against EXPECT ("none" or "cause1|cause2") and BOUND (ms).
 judge() {
@@ -275,8 +287,10 @@ judge() {
       record FAIL detected "$cause" "$dt" "wrong cause"
     elif ((dt > BOUND)); then
       record FAIL detected "$cause" "$dt" "later than the bound"
+    elif ! early_check "$line" "$cause"; then
+      record FAIL detected "$cause" "$dt" "verdict before the timeout: $EARLY_NOTE"
     else
-      record PASS detected "$cause" "$dt" ""
+      record PASS detected "$cause" "$dt" "$EARLY_NOTE"
     fi
   elif [ "$EXPECT" = none ]; then
     record PASS none "-" "$(fsub "$(ms_now)" "$t0")" "still open (watched)"
@@ -460,8 +474,21 @@ case_soak() {
   # Keepalive: count >= k' with (1-(1-p)^2)^k' x probes << 1 -> 8 at 20%.
   # Jitter d_max one way: timeout >= interval + 2 d_max + 0.2 s -> 3 s.
   if [ "$link" = loss ]; then
-    rules="meta l4proto tcp numgen random mod 100 < $LOSS_PCT drop"
     if [ "$MECH" = hb ]; then settings="1s 8s"; else settings="--ka 1,1,8"; fi
+  else
+    if [ "$MECH" = hb ]; then settings="1s 3s"; else settings="--ka 1,1,3"; fi
+  fi
+  local vset=""
+  [ "$MECH" = hb ] && vset=$settings
+  # The link is impaired once the connection is open: the soak is about a
+  # healthy established connection, not about handshakes over a bad link.
+  if ! start_pair "$MECH" client "$IPB" "$settings" "$NSA" "$NSB" "$vset"; then
+    record FAIL - - - "connection did not open"
+    case_teardown
+    return
+  fi
+  if [ "$link" = loss ]; then
+    rules="meta l4proto tcp counter numgen random mod 100 < $LOSS_PCT counter drop"
   else
     start "$NSB" "$CDIR/nfq.out" "$NFQ" 0 0 "$JITTER_MAX_MS" "$n"
     NFQ_PID=$LAST_PID
@@ -475,18 +502,10 @@ case_soak() {
       record FAIL - - - "iptables NFQUEUE rule failed"; case_teardown; return
     fi
     rules="meta l4proto tcp accept"
-    if [ "$MECH" = hb ]; then settings="1s 3s"; else settings="--ka 1,1,3"; fi
   fi
   if ! printf 'table inet vflink {\n chain i { type filter hook input priority 0; %s; }\n chain o { type filter hook output priority 0; %s; }\n}\n' \
     "$rules" "$rules" | ip netns exec "$NSB" nft -f -; then
     record FAIL - - - "nft rule for the $link link failed"; case_teardown; return
-  fi
-  local vset=""
-  [ "$MECH" = hb ] && vset=$settings
-  if ! start_pair "$MECH" client "$IPB" "$settings" "$NSA" "$NSB" "$vset"; then
-    record FAIL - - - "connection did not open over the $link link"
-    case_teardown
-    return
   fi
   local t0 deaths=0 f
   t0=$(ms_now)
@@ -496,6 +515,12 @@ case_soak() {
     deaths=$((deaths + $(grep -c '"event":"dead"' "$f")))
   done
   local note=""
+  if [ "$link" = loss ]; then
+    # Two counters per chain: all TCP packets, then the dropped ones.
+    note="; $(ip netns exec "$NSB" nft list table inet vflink | awk '/counter/ {
+      n = 0; for (i = 1; i <= NF; i++) if ($i == "packets") { c[++k] = $(i + 1) } }
+      END { printf "%d of %d packets dropped", c[2] + c[4], c[1] + c[3] }')"
+  fi
   if [ "$link" = jitter ]; then
     kill -TERM "$NFQ_PID" 2>/dev/null
     wait_for "$CDIR/nfq.out" packets 2000 && note="; $(grep packets "$CDIR/nfq.out" | sed 's/^nfq-delay: //')"
