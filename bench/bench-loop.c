@@ -27,7 +27,7 @@ typedef struct side {
 } side;
 
 static char scratch[65536];
-static side *sides;      /* 2 * (idle + 1): client, server, client, ... */
+static side *sides; /* 2 * (idle + 1): client, server, client, ... */
 static size_t nsides, accepted, connected;
 static long rounds_left;
 static vigil_tcp listener;
@@ -135,16 +135,14 @@ static int run_one(vigil_backend backend, size_t idle, long rounds) {
     batch = idle + 1 - i < 512 ? idle + 1 - i : 512;
     for (j = i; j < i + batch; j++) {
       if (vigil_tcp_init(&loop, &sides[j * 2].tcp) != 0 ||
-          vigil_tcp_connect(&reqs[j], &sides[j * 2].tcp, (struct sockaddr *)&addr, on_connect) !=
-              0)
+          vigil_tcp_connect(&reqs[j], &sides[j * 2].tcp, (struct sockaddr *)&addr, on_connect) != 0)
         return 1;
     }
     while (connected < i + batch || accepted < i + batch)
       (void)vigil_loop_run(&loop, VIGIL_RUN_ONCE);
   }
   for (i = 1; i < nsides; i++)
-    if (vigil_tcp_read_start(&sides[i].tcp, on_alloc, i < 2 ? on_active_read : on_idle_read) !=
-        0)
+    if (vigil_tcp_read_start(&sides[i].tcp, on_alloc, i < 2 ? on_active_read : on_idle_read) != 0)
       return 1;
   /* sides[0] is the client of the first connection, sides[1] its server. */
   if (vigil_tcp_read_start(&sides[0].tcp, on_alloc, on_active_read) != 0)

@@ -42,9 +42,9 @@
 #define VIGIL__TCP_LISTENING 0x01u
 #define VIGIL__TCP_READING 0x02u
 #define VIGIL__TCP_CONNECTING 0x04u
-#define VIGIL__TCP_CONNECTED 0x08u  /* a stream: accepted or connected */
-#define VIGIL__TCP_CLOSING 0x10u    /* vigil_tcp_close called */
-#define VIGIL__TCP_CLOSED 0x20u     /* close callback done */
+#define VIGIL__TCP_CONNECTED 0x08u /* a stream: accepted or connected */
+#define VIGIL__TCP_CLOSING 0x10u   /* vigil_tcp_close called */
+#define VIGIL__TCP_CLOSED 0x20u    /* close callback done */
 
 #define VIGIL__REQ_WRITE 1u
 #define VIGIL__REQ_CONNECT 2u

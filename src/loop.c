@@ -419,8 +419,8 @@ int vigil_tcp_init(vigil_loop *loop, vigil_tcp *tcp) {
   return 0;
 }
 
-int vigil_tcp_bind_listen(vigil_tcp *tcp, const struct sockaddr *addr, int backlog,
-                          unsigned flags, vigil_connection_cb cb) {
+int vigil_tcp_bind_listen(vigil_tcp *tcp, const struct sockaddr *addr, int backlog, unsigned flags,
+                          vigil_connection_cb cb) {
   int len, err;
   if (tcp == NULL || addr == NULL || cb == NULL || tcp->flags != 0 ||
       tcp->socket != VIGIL_INVALID_SOCKET ||
@@ -531,8 +531,8 @@ static int stream_state(const vigil_tcp *tcp) {
   return 0;
 }
 
-int vigil_tcp_write(vigil_write_req *req, vigil_tcp *tcp, const vigil_buf bufs[],
-                    unsigned nbufs, vigil_write_cb cb) {
+int vigil_tcp_write(vigil_write_req *req, vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs,
+                    vigil_write_cb cb) {
   size_t total = 0;
   unsigned i;
   int err;
@@ -801,8 +801,8 @@ int vigil_ip_format(const struct sockaddr *sa, char *buf, size_t size) {
     if (inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host) == NULL)
       return VIGIL_EINVAL;
     if (sin6->sin6_scope_id != 0)
-      len = snprintf(tmp, sizeof tmp, "[%s%%%lu]:%u", host,
-                     (unsigned long)sin6->sin6_scope_id, (unsigned)ntohs(sin6->sin6_port));
+      len = snprintf(tmp, sizeof tmp, "[%s%%%lu]:%u", host, (unsigned long)sin6->sin6_scope_id,
+                     (unsigned)ntohs(sin6->sin6_port));
     else
       len = snprintf(tmp, sizeof tmp, "[%s]:%u", host, (unsigned)ntohs(sin6->sin6_port));
   } else {

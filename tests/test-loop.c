@@ -104,8 +104,8 @@ typedef struct endpoint {
   vigil_tcp tcp;
   char *data;
   size_t len, cap;
-  int status;       /* last negative read status, 0 if none */
-  int closed;       /* close callback ran */
+  int status; /* last negative read status, 0 if none */
+  int closed; /* close callback ran */
   int connected;
   int connect_status;
   char scratch[65536];
@@ -395,7 +395,7 @@ TEST_IMPL(loop_connect_refused) {
 typedef struct tracked_timer {
   vigil_loop_timer t;
   uint64_t expires_ms;
-  uint64_t fired_ns;   /* real monotonic time at the callback */
+  uint64_t fired_ns; /* real monotonic time at the callback */
   int fired;
 } tracked_timer;
 
@@ -451,7 +451,7 @@ static int case_timers(vigil_backend b) {
   ASSERT_EQ(timers_fired, n);
   for (i = 0; i < n; i++)
     ASSERT_EQ(tt[i].fired, 1);
-  ASSERT_LE(worst_early_ns, 0);         /* never early */
+  ASSERT_LE(worst_early_ns, 0);            /* never early */
   ASSERT_ULE(max_late_ns, 50 * NS_PER_MS); /* loose: the machine is shared */
   ASSERT_EQ(out_of_order, 0);
   ASSERT_EQ(vigil_loop_close(&loop), 0);
@@ -1003,11 +1003,10 @@ TEST_IMPL(loop_ip_parse_format) {
   char buf[VIGIL_ADDRSTRLEN];
   static const char *const good[] = {"127.0.0.1:80", "[::1]:443", "0.0.0.0:0",
                                      "[2001:db8::1]:65535", "[fe80::1%3]:7"};
-  static const char *const bad[] = {"",           "127.0.0.1",     "127.0.0.1:",
-                                    ":80",        "1.2.3.4:65536", "1.2.3.4:-1",
-                                    "1.2.3.4:8a", "[::1]",         "[::1]80",
-                                    "::1:80",     "[::1:80",       "[]:80",
-                                    "300.1.1.1:1", "[::1%]:1",     "example.com:80"};
+  static const char *const bad[] = {
+      "",           "127.0.0.1",  "127.0.0.1:",  ":80",      "1.2.3.4:65536",
+      "1.2.3.4:-1", "1.2.3.4:8a", "[::1]",       "[::1]80",  "::1:80",
+      "[::1:80",    "[]:80",      "300.1.1.1:1", "[::1%]:1", "example.com:80"};
   size_t i;
 
   ASSERT_EQ(util_net_init(), 0);

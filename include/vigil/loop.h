@@ -54,7 +54,7 @@ typedef struct vigil_defer vigil_defer;
 typedef struct vigil_stall_watch vigil_stall_watch;
 
 /* From a pointer to a member back to the structure that embeds it. */
-#define vigil_container_of(ptr, type, member)                                  \
+#define vigil_container_of(ptr, type, member)                                                      \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* Room for "[v6addr%scope]:port" plus NUL (same value as in server.h). */
@@ -105,10 +105,10 @@ typedef struct vigil__overlapped {
 } vigil__overlapped;
 
 typedef struct vigil__tcp_plat {
-  vigil__overlapped read_ov;  /* the zero-byte WSARecv that signals data */
-  void *accept_state;         /* listener: the pool of pending AcceptEx */
-  vigil_os_socket accepted;   /* listener: socket handed to vigil_tcp_accept */
-  unsigned pending_ops;       /* overlapped operations not yet completed */
+  vigil__overlapped read_ov; /* the zero-byte WSARecv that signals data */
+  void *accept_state;        /* listener: the pool of pending AcceptEx */
+  vigil_os_socket accepted;  /* listener: socket handed to vigil_tcp_accept */
+  unsigned pending_ops;      /* overlapped operations not yet completed */
 } vigil__tcp_plat;
 
 typedef struct vigil__req_plat {
@@ -116,10 +116,10 @@ typedef struct vigil__req_plat {
 } vigil__req_plat;
 #else
 typedef struct vigil__tcp_plat {
-  uint32_t wanted;            /* VIGIL__IO_* interest the handle needs */
-  uint32_t registered;        /* interest the poller currently holds */
-  size_t index;               /* poll backend: slot in its pollfd array */
-  vigil_os_socket accepted;   /* listener: fd handed to vigil_tcp_accept */
+  uint32_t wanted;          /* VIGIL__IO_* interest the handle needs */
+  uint32_t registered;      /* interest the poller currently holds */
+  size_t index;             /* poll backend: slot in its pollfd array */
+  vigil_os_socket accepted; /* listener: fd handed to vigil_tcp_accept */
 } vigil__tcp_plat;
 
 typedef struct vigil__req_plat {
@@ -159,27 +159,27 @@ typedef struct vigil_loop_options {
    * than it asked to, or the machine slept at least this long. Default
    * 500 ms. */
   uint32_t stall_threshold_ms;
-  vigil_clock_fn clock;       /* NULL: the OS clocks */
+  vigil_clock_fn clock; /* NULL: the OS clocks */
   void *clock_arg;
 } vigil_loop_options;
 
 typedef enum vigil_stall_kind {
-  VIGIL_STALL_GAP = 1,       /* the loop did not run for longer than planned */
-  VIGIL_STALL_SUSPEND        /* the machine was suspended */
+  VIGIL_STALL_GAP = 1, /* the loop did not run for longer than planned */
+  VIGIL_STALL_SUSPEND  /* the machine was suspended */
 } vigil_stall_kind;
 
 struct vigil_loop {
-  void *data;                 /* for the user */
+  void *data; /* for the user */
   /* private */
-  void *plat;                 /* backend state (poller, completion port) */
-  const void *plat_ops;       /* backend operations */
+  void *plat;           /* backend state (poller, completion port) */
+  const void *plat_ops; /* backend operations */
   vigil_backend backend;
   int stop_flag;
   vigil_clock_fn clock;
   void *clock_arg;
-  uint64_t now_ns;            /* cached monotonic time of this iteration */
-  uint64_t last_check_ns;     /* monotonic time of the last stall check */
-  uint64_t boot_offset_ns;    /* BOOTTIME - MONOTONIC at the last check */
+  uint64_t now_ns;         /* cached monotonic time of this iteration */
+  uint64_t last_check_ns;  /* monotonic time of the last stall check */
+  uint64_t boot_offset_ns; /* BOOTTIME - MONOTONIC at the last check */
   uint64_t stall_threshold_ns;
   int64_t planned_timeout_ms; /* the last wait asked; -1 forever, -2 restart */
   unsigned nhandles;          /* initialised and not yet closed */
@@ -189,12 +189,15 @@ struct vigil_loop {
   vigil__queue closing;       /* closed handles, close callbacks pending */
   vigil__queue defers;        /* queued vigil_defer */
   vigil__queue stall_watchers;
-  vigil_wheel wheel;          /* ticks are monotonic milliseconds */
+  vigil_wheel wheel; /* ticks are monotonic milliseconds */
 };
 
 VIGIL_EXTERN void vigil_loop_options_init(vigil_loop_options *opts);
 
-/* Initialises loop (opts may be NULL). Returns 0, or
+/* Initialises loop (opts may be NULL); on error there is nothing to close.
+ * A program that drives the loop with NOWAIT from a loop of its own should
+ * call it at least every stall_threshold_ms: time between two runs counts
+ * as a stall unless the previous run left nothing to do. Returns 0, or
  *   VIGIL_EINVAL   unknown backend, or VIGIL_BACKEND names none we know
  *   VIGIL_ENOTSUP  the backend does not exist on this platform
  *   VIGIL_ENOMEM, or what the OS said (epoll_create1: VIGIL_EMFILE...). */
@@ -204,7 +207,8 @@ VIGIL_EXTERN int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opt
  * are open or close callbacks are pending (run the loop until they ran). */
 VIGIL_EXTERN int vigil_loop_close(vigil_loop *loop);
 
-/* Runs the loop (see the iteration above). Returns 0 when nothing is left
+/* Runs the loop (see the iteration above); not reentrant (never call it
+ * from a callback). Returns 0 when nothing is left
  * to do (no active handle, request, timer or deferred callback), 1 when
  * work remains (stopped, or ONCE / NOWAIT), or a negative error if the
  * backend's wait failed (the loop stays usable). */
@@ -234,18 +238,18 @@ VIGIL_EXTERN const char *vigil_loop_backend_name(const vigil_loop *loop);
 typedef void (*vigil_loop_timer_cb)(vigil_loop *loop, vigil_loop_timer *t);
 
 struct vigil_loop_timer {
-  vigil_timer node;           /* private */
-  vigil_loop_timer_cb cb;     /* private */
+  vigil_timer node;       /* private */
+  vigil_loop_timer_cb cb; /* private */
 };
 
 VIGIL_EXTERN void vigil_loop_timer_init(vigil_loop_timer *t);
 
-/* Arms (or re-arms) t to call cb once the loop's now_ms >= expires_ms
- * (absolute, in vigil_loop_now_ms units). Never early: for a deadline in
+/* Arms (or re-arms) t to call cb (not NULL) once the loop's now_ms >=
+ * expires_ms (absolute, in vigil_loop_now_ms units). Never early: for a deadline in
  * nanoseconds pass (deadline_ns + 999999) / 1000000. A time already passed
  * fires in the next timer phase. An armed timer keeps the loop alive. */
-VIGIL_EXTERN void vigil_loop_timer_arm(vigil_loop *loop, vigil_loop_timer *t,
-                                       uint64_t expires_ms, vigil_loop_timer_cb cb);
+VIGIL_EXTERN void vigil_loop_timer_arm(vigil_loop *loop, vigil_loop_timer *t, uint64_t expires_ms,
+                                       vigil_loop_timer_cb cb);
 
 /* Cancels t if armed; harmless if not. */
 VIGIL_EXTERN void vigil_loop_timer_cancel(vigil_loop *loop, vigil_loop_timer *t);
@@ -263,8 +267,8 @@ VIGIL_EXTERN int vigil_loop_timer_armed(const vigil_loop_timer *t);
 typedef void (*vigil_defer_cb)(vigil_loop *loop, vigil_defer *d);
 
 struct vigil_defer {
-  vigil__queue link;          /* private */
-  vigil_defer_cb cb;          /* private */
+  vigil__queue link; /* private */
+  vigil_defer_cb cb; /* private */
 };
 
 VIGIL_EXTERN void vigil_defer_init(vigil_defer *d, vigil_defer_cb cb);
@@ -281,14 +285,13 @@ typedef void (*vigil_stall_cb)(vigil_loop *loop, vigil_stall_watch *w, uint64_t 
                                vigil_stall_kind kind);
 
 struct vigil_stall_watch {
-  vigil__queue link;          /* private */
-  vigil_stall_cb cb;          /* private */
+  vigil__queue link; /* private */
+  vigil_stall_cb cb; /* private */
 };
 
 /* Starts (or, if started, keeps) w. Before its first start w must be
  * zero-filled (static, calloc, memset or `= {0}`). */
-VIGIL_EXTERN void vigil_loop_stall_start(vigil_loop *loop, vigil_stall_watch *w,
-                                         vigil_stall_cb cb);
+VIGIL_EXTERN void vigil_loop_stall_start(vigil_loop *loop, vigil_stall_watch *w, vigil_stall_cb cb);
 /* Harmless if not started. */
 VIGIL_EXTERN void vigil_loop_stall_stop(vigil_loop *loop, vigil_stall_watch *w);
 
@@ -320,7 +323,7 @@ typedef void (*vigil_write_cb)(vigil_write_req *req, int status);
 typedef void (*vigil_connect_cb)(vigil_connect_req *req, int status);
 
 struct vigil_tcp {
-  void *data;                 /* for the user */
+  void *data; /* for the user */
   /* private */
   vigil_loop *loop;
   vigil_os_socket socket;
@@ -330,9 +333,9 @@ struct vigil_tcp {
   vigil_alloc_cb alloc_cb;
   vigil_read_cb read_cb;
   vigil_connect_req *connect_req;
-  vigil__queue write_queue;   /* requests not completely written, in order */
-  size_t write_queue_size;    /* bytes in them not yet written */
-  vigil__queue close_link;    /* in loop->closing */
+  vigil__queue write_queue; /* requests not completely written, in order */
+  size_t write_queue_size;  /* bytes in them not yet written */
+  vigil__queue close_link;  /* in loop->closing */
   vigil__tcp_plat plat;
 };
 
@@ -342,26 +345,26 @@ struct vigil_tcp {
  * requests of both kinds in one queue and tells them apart by `type`; an
  * IOCP backend gets from an OVERLAPPED back to its request through it. */
 typedef struct vigil__req {
-  vigil__queue link;          /* in handle->write_queue, then loop->done_reqs */
-  unsigned type;              /* VIGIL__REQ_WRITE / VIGIL__REQ_CONNECT */
-  int status;                 /* result, once complete */
+  vigil__queue link; /* in handle->write_queue, then loop->done_reqs */
+  unsigned type;     /* VIGIL__REQ_WRITE / VIGIL__REQ_CONNECT */
+  int status;        /* result, once complete */
   vigil__req_plat plat;
 } vigil__req;
 
 struct vigil_write_req {
-  void *data;                 /* for the user */
+  void *data; /* for the user */
   /* private */
   vigil__req req;
   vigil_tcp *handle;
   vigil_write_cb cb;
-  unsigned nbufs;             /* buffers in bufs */
-  unsigned index;             /* first buffer not completely written */
-  vigil_buf *bufs;            /* bufsml, or allocated when nbufs > 4 */
+  unsigned nbufs;  /* buffers in bufs */
+  unsigned index;  /* first buffer not completely written */
+  vigil_buf *bufs; /* bufsml, or allocated when nbufs > 4 */
   vigil_buf bufsml[VIGIL_WRITE_INLINE_BUFS];
 };
 
 struct vigil_connect_req {
-  void *data;                 /* for the user */
+  void *data; /* for the user */
   /* private */
   vigil__req req;
   vigil_tcp *handle;
@@ -372,8 +375,9 @@ struct vigil_connect_req {
  * restarted server can rebind while old connections sit in TIME_WAIT); on
  * Windows SO_EXCLUSIVEADDRUSE is set instead. */
 #define VIGIL_TCP_REUSEPORT 1u /* SO_REUSEPORT: several processes share the port */
-#define VIGIL_TCP_IPV6ONLY 2u  /* IPv6 address: no IPv4-mapped peers. Without
-                                  it IPV6_V6ONLY is cleared (dual stack). */
+#define VIGIL_TCP_IPV6ONLY                                                                         \
+  2u /* IPv6 address: no IPv4-mapped peers. Without                                                \
+        it IPV6_V6ONLY is cleared (dual stack). */
 
 /* Initialises a handle with no socket yet. Returns 0 or VIGIL_EINVAL. */
 VIGIL_EXTERN int vigil_tcp_init(vigil_loop *loop, vigil_tcp *tcp);
@@ -384,9 +388,8 @@ VIGIL_EXTERN int vigil_tcp_init(vigil_loop *loop, vigil_tcp *tcp);
  * VIGIL_EADDRNOTAVAIL, VIGIL_EAFNOSUPPORT (no IPv6 here), VIGIL_EACCES,
  * VIGIL_ENOTSUP (REUSEPORT unavailable), VIGIL_EMFILE, ... On error the
  * handle is left without a socket (still close it). */
-VIGIL_EXTERN int vigil_tcp_bind_listen(vigil_tcp *tcp, const struct sockaddr *addr,
-                                       int backlog, unsigned flags,
-                                       vigil_connection_cb cb);
+VIGIL_EXTERN int vigil_tcp_bind_listen(vigil_tcp *tcp, const struct sockaddr *addr, int backlog,
+                                       unsigned flags, vigil_connection_cb cb);
 
 /* Takes the connection announced to on_connection into `client` (an
  * initialised handle with no socket). Returns 0, or VIGIL_EAGAIN (none
@@ -402,7 +405,9 @@ VIGIL_EXTERN int vigil_tcp_accept(vigil_tcp *server, vigil_tcp *client);
 VIGIL_EXTERN int vigil_tcp_accept_drop(vigil_tcp *server);
 
 /* Connects to addr (creating a socket of its family if the handle has
- * none); cb reports the outcome, never from inside this call. Returns 0
+ * none); cb reports the outcome, never from inside this call. After a
+ * failed connect, close the handle; to retry, init it again (in or after
+ * the close callback) and connect anew. Returns 0
  * (cb will be called), or VIGIL_EINVAL (bad state: listening, connected,
  * already connecting, closing), VIGIL_EAFNOSUPPORT, VIGIL_EMFILE, ... */
 VIGIL_EXTERN int vigil_tcp_connect(vigil_connect_req *req, vigil_tcp *tcp,

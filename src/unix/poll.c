@@ -141,5 +141,4 @@ static int poll_wait(vigil_loop *loop, int timeout_ms) {
   return 0;
 }
 
-const vigil__poller vigil__poller_poll = {"poll", poll_init, poll_close, poll_update,
-                                          poll_wait};
+const vigil__poller vigil__poller_poll = {"poll", poll_init, poll_close, poll_update, poll_wait};

@@ -213,10 +213,10 @@ int vigil__tcp_accept_drop(vigil_tcp *server) {
  * error: nothing after it can be delivered in order). */
 static void fail_writes(vigil_tcp *tcp, int err) {
   while (!vigil__queue_empty(&tcp->write_queue))
-    vigil__write_done(vigil_container_of(vigil_container_of(tcp->write_queue.next,
-                                                            vigil__req, link),
-                                         vigil_write_req, req),
-                      err);
+    vigil__write_done(
+        vigil_container_of(vigil_container_of(tcp->write_queue.next, vigil__req, link),
+                           vigil_write_req, req),
+        err);
 }
 
 /* Writes queued requests until done or EAGAIN. */
