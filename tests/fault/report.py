@@ -57,9 +57,10 @@ def load(run_dir):
 
 def secs(ms):
     try:
-        return "%.2f s" % (int(ms) / 1000.0)
+        v = int(ms)
     except ValueError:
         return ms
+    return "%d ms" % v if v < 1000 else "%.2f s" % (v / 1000.0)
 
 
 def cell(rs):
@@ -74,8 +75,12 @@ def cell(rs):
         elif r["outcome"] == "detected":
             out.append("%s: **%s** %s%s" % (tag, r["cause"], secs(r["time"]),
                                            "" if r["status"] == "PASS" else " FAIL"))
+        elif r["outcome"] == "none" and r["role"] == "both":
+            out.append("%s: no false death in %s%s" % (tag, secs(r["time"]),
+                                                      "" if r["status"] == "PASS" else " FAIL"))
         elif r["outcome"] == "none":
-            out.append("%s: not detected%s" % (tag, "" if r["status"] == "PASS" else " FAIL"))
+            out.append("%s: not detected in %s%s" % (tag, secs(r["time"]),
+                                                    "" if r["status"] == "PASS" else " FAIL"))
         elif r["outcome"] == "found":
             out.append("%s: %s (error %s ms)%s" % (tag, r["cause"].replace("estimate_", "estimate "),
                                                    r["time"], "" if r["status"] == "PASS" else " FAIL"))
@@ -87,6 +92,7 @@ def cell(rs):
 def main():
     run_dir = sys.argv[1]
     cleanup = sys.argv[2] if len(sys.argv) > 2 else "not run"
+    cleanup = cleanup.replace("cleanup after SIGINT: ", "")
     rows = load(run_dir)
     try:
         with open(os.path.join(run_dir, "suite_ms"), encoding="utf-8") as f:
@@ -140,7 +146,10 @@ def main():
         p("| %s | " % name + " | ".join(cell([r for r in rs if r["mech"] == m[0]]) or "n/a"
                                         for m in present) + " |")
     p()
-    p("n/a: not run for that mechanism (`vigil connect` sends no application data, so"
+    p("Times are from the fault to the verdict (NAT rows: from the handshake, when the"
+      " flow goes idle). \"not detected in T\": watched for T after the fault with no"
+      " verdict, which is the expected outcome where the mechanism cannot see that fault."
+      " n/a: not run for that mechanism (`vigil connect` sends no application data, so"
       " the data-in-flight variants of the heartbeat are not meaningful).")
     p()
     p("## Every case")
