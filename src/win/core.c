@@ -47,8 +47,13 @@
 typedef VOID(WINAPI *interrupt_time_fn)(PULONGLONG t);
 typedef ULONG(WINAPI *if_index_fn)(PCSTR name);
 
+/* How long vigil_loop_close waits for closed listeners' cancelled
+ * accepts to come back (they normally are already queued). */
+#define CLOSE_DRAIN_MS 2000
+
 typedef struct iocp_state {
   HANDLE port;
+  unsigned orphans; /* closed listeners' pools still waiting for packets */
   OVERLAPPED_ENTRY entries[MAX_ENTRIES];
 } iocp_state;
 
@@ -178,10 +183,27 @@ int vigil__plat_init(vigil_loop *loop, vigil_backend backend) {
   return 0;
 }
 
+static void dispatch(iocp_state *st, ULONG n);
+
+void vigil__win_orphans(vigil_loop *loop, int delta) {
+  iocp_state *st = loop->plat;
+  st->orphans = delta > 0 ? st->orphans + 1 : st->orphans - 1;
+}
+
 void vigil__plat_close(vigil_loop *loop) {
   iocp_state *st = loop->plat;
+  ULONGLONG start;
+  ULONG n;
   if (st == NULL)
     return;
+  /* Every handle is closed, so the only packets left are closed
+   * listeners' cancelled accepts; take them so their pools are freed. */
+  start = GetTickCount64();
+  while (st->orphans > 0 && GetTickCount64() - start < CLOSE_DRAIN_MS) {
+    n = 0;
+    if (GetQueuedCompletionStatusEx(st->port, st->entries, MAX_ENTRIES, &n, 50, FALSE))
+      dispatch(st, n);
+  }
   CloseHandle(st->port);
   free(st);
 }

@@ -48,6 +48,11 @@ int vigil__win_has_boottime(void);
 /* The loop's completion port (for associating sockets with it). */
 HANDLE vigil__win_port(const vigil_loop *loop);
 
+/* A closed listener's accept pool is waiting for its cancelled AcceptEx
+ * packets (delta 1), or got the last one and is freed (delta -1). The
+ * loop's close dequeues what is still due, so nothing leaks. */
+void vigil__win_orphans(vigil_loop *loop, int delta);
+
 /* One dequeued completion packet: runs the operation's completion. key is
  * the completion key tcp.c gave the socket, status the operation's
  * NTSTATUS, bytes what it transferred. */

@@ -74,6 +74,7 @@ typedef struct accept_slot {
  * for the kernel (and the handle may be reused at once, as on POSIX). */
 typedef struct accept_pool {
   vigil_tcp *server;  /* NULL once the listener is closed */
+  vigil_loop *loop;
   unsigned pending;   /* AcceptEx calls out */
   LPFN_ACCEPTEX accept_ex;
   int family;
@@ -222,8 +223,10 @@ static void accept_complete(accept_pool *pool, accept_slot *slot, long status) {
   if (server == NULL) {
     /* The listener is gone: this was a cancelled accept. */
     closesocket(s);
-    if (pool->pending == 0)
+    if (pool->pending == 0) {
+      vigil__win_orphans(pool->loop, -1);
       free(pool);
+    }
     return;
   }
   lsock = sock_of(server);
@@ -295,6 +298,7 @@ int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, 
     return err;
   }
   pool->server = tcp;
+  pool->loop = tcp->loop;
   pool->family = addr->sa_family;
   for (i = 0; i < ACCEPT_SLOTS; i++)
     pool->slots[i].sock = INVALID_SOCKET;
@@ -598,6 +602,8 @@ static void orphan_pool(vigil_tcp *tcp) {
   pool->server = NULL;
   if (pool->pending == 0)
     free(pool);
+  else
+    vigil__win_orphans(tcp->loop, 1); /* vigil_loop_close waits for it */
 }
 
 void vigil__tcp_close(vigil_tcp *tcp, int reset) {
