@@ -435,10 +435,12 @@ void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const cha
   if (c->phase != VIGIL__CONNECTING) {
     /* The session borrows the reason until written: a static string or
      * one the connection owns. */
-    free(c->close_reason);
-    c->close_reason = NULL;
-    if (reason != NULL && (c->close_reason = malloc(strlen(reason) + 1)) != NULL)
-      memcpy(c->close_reason, reason, strlen(reason) + 1);
+    if (reason != c->close_reason) {
+      free(c->close_reason);
+      c->close_reason = NULL;
+      if (reason != NULL && (c->close_reason = malloc(strlen(reason) + 1)) != NULL)
+        memcpy(c->close_reason, reason, strlen(reason) + 1);
+    }
     if (vigil_session_close(&c->session, code, c->close_reason, retry_after_ms) == 0)
       c->close_code = code;
   }
@@ -637,7 +639,7 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
   uint64_t now = loop_now(c);
   size_t pos = 0, taken;
   long r;
-  while (cap - pos >= 2u * VIGIL_WIRE_MAX_CONTROL_FRAME) {
+  while (cap - pos >= (size_t)2 * VIGIL_WIRE_MAX_CONTROL_FRAME) {
     vigil__msg *m = c->qframe;
     r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
     if (r < 0)

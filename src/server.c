@@ -99,7 +99,7 @@ static size_t peer_slot(const vigil_server *s, const char *id, size_t len) {
 
 static void peers_grow(vigil_server *s) {
   size_t n = s->npeer_buckets * 2, i;
-  vigil_conn **t = calloc(n, sizeof *t);
+  vigil_conn **t = calloc(n, sizeof(vigil_conn *));
   if (t == NULL)
     return; /* keep the old table: longer chains, still correct */
   for (i = 0; i < s->npeer_buckets; i++) {
@@ -161,7 +161,7 @@ static addr_entry **addr_find(vigil_server *s, const uint8_t *key, size_t keylen
 
 static void addrs_grow(vigil_server *s) {
   size_t n = s->naddr_buckets * 2, i;
-  addr_entry **t = calloc(n, sizeof *t);
+  addr_entry **t = calloc(n, sizeof(addr_entry *));
   if (t == NULL)
     return;
   for (i = 0; i < s->naddr_buckets; i++) {
@@ -357,8 +357,8 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
   apply_defaults(&s->cfg);
   s->npeer_buckets = 64;
   s->naddr_buckets = 64;
-  s->peers = calloc(s->npeer_buckets, sizeof *s->peers);
-  s->addrs = calloc(s->naddr_buckets, sizeof *s->addrs);
+  s->peers = calloc(s->npeer_buckets, sizeof(vigil_conn *));
+  s->addrs = calloc(s->naddr_buckets, sizeof(addr_entry *));
   if (s->peers == NULL || s->addrs == NULL || vigil__owner_init(&s->o, loop) != 0) {
     free(s->peers);
     free(s->addrs);

@@ -275,6 +275,131 @@ TEST_IMPL(sigstopped_client_is_peer_stalled) {
   return 0;
 }
 
+/* ---- blackholes in a private network namespace ------------------------------ */
+
+/* On bare loopback a live peer's kernel always ACKs, so heartbeat_timeout,
+ * user_timeout and keepalive_timeout (the causes that need silence from
+ * the peer's kernel too) are produced in a child process that moves into a
+ * network namespace of its own and drops the raw peer's packets with
+ * nftables, as a pulled cable would. */
+enum { BH_HEARTBEAT, BH_USER_TIMEOUT, BH_KEEPALIVE };
+
+#define CHECK(e)                                                               \
+  do {                                                                         \
+    if (!(e)) {                                                                \
+      fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);            \
+      return 1;                                                                \
+    }                                                                          \
+  } while (0)
+
+static int blackhole_child(void *arg) {
+  int mode = *(int *)arg;
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  char cmd[512];
+  uint16_t pport;
+  uint64_t t0;
+  vigil_cause want;
+  if (util_netns_enter() != 0 || util_sh("nft list tables >/dev/null 2>&1") != 0)
+    return TEST_SKIP;
+  server_config(&f, &cfg);
+  if (mode == BH_USER_TIMEOUT) {
+    cfg.session.interval_ms = 1000;
+    cfg.session.timeout_ms = 3000;
+    cfg.keepalive_mode = VIGIL_KEEPALIVE_EXPLICIT;
+    cfg.keepalive.enable = 1;
+    cfg.keepalive.user_timeout_ms = 500;
+  } else if (mode == BH_KEEPALIVE) {
+    cfg.session.interval_ms = 5000;
+    cfg.session.timeout_ms = 15000;
+    cfg.keepalive_mode = VIGIL_KEEPALIVE_EXPLICIT;
+    cfg.keepalive.enable = 1;
+    cfg.keepalive.idle_ms = 1000;
+    cfg.keepalive.interval_ms = 1000;
+    cfg.keepalive.count = 1;
+  }
+  CHECK(server_up(&f, &cfg) == 0);
+  CHECK(util_raw_connect("127.0.0.1", f.port, &s) == 0);
+  CHECK(util_raw_hello(s, "cable", cfg.session.interval_ms, cfg.session.timeout_ms) == 0);
+  CHECK(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  {
+    uint8_t buf[256];
+    vigil_frame fr;
+    CHECK(util_raw_expect(s, VIGIL_FRAME_WELCOME, WAIT, &fr, buf, sizeof buf) == 0);
+  }
+  util_run_for(&f.loop, 50); /* our WELCOME is ACKed before the cable goes */
+  pport = util_raw_local_port(s);
+  snprintf(cmd, sizeof cmd,
+           "nft add table inet vt && "
+           "nft add chain inet vt in '{ type filter hook input priority 0; }' && "
+           "nft add rule inet vt in tcp sport %u drop && "
+           "nft add rule inet vt in tcp dport %u drop",
+           (unsigned)pport, (unsigned)pport);
+  CHECK(util_sh(cmd) == 0);
+  t0 = util_now_ns();
+  if (mode == BH_USER_TIMEOUT)
+    CHECK(vigil_conn_send(f.rec.conn, "stuck in flight", 15) == 0);
+  CHECK(util_run_until(&f.loop, &f.rec.deaths, 6000));
+  fprintf(stderr,
+          "blackhole -> %s (%s) after %.1f ms, silent_ms=%.1f, error %s; tcp: unacked %u "
+          "probes %u backoff %u last_ack %u ms\n",
+          vigil_cause_name(f.rec.death.cause), f.rec.detail,
+          (double)(f.rec.death_ns - t0) / 1e6, (double)f.rec.death.silent_ns / 1e6,
+          vigil_err_name(f.rec.death.error), f.rec.death.tcp.unacked, f.rec.death.tcp.probes,
+          f.rec.death.tcp.backoff, f.rec.death.tcp.last_ack_recv_ms);
+  want = mode == BH_HEARTBEAT     ? VIGIL_CAUSE_HEARTBEAT_TIMEOUT
+         : mode == BH_USER_TIMEOUT ? VIGIL_CAUSE_USER_TIMEOUT
+                                   : VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
+  CHECK(f.rec.death.cause == want);
+  if (mode == BH_HEARTBEAT) {
+    CHECK(f.rec.death.silent_ns >= (uint64_t)TIMEOUT * VIGIL_MS);
+    CHECK(f.rec.death.silent_ns <= (uint64_t)(TIMEOUT + 20) * VIGIL_MS);
+  } else {
+    CHECK(f.rec.death.error == VIGIL_ETIMEDOUT);
+  }
+  util_raw_reset(s);
+  CHECK(server_down(&f) == 0);
+  return 0;
+}
+
+static int run_blackhole(int mode) {
+  long pid;
+  int rc = util_proc_spawn(blackhole_child, &mode, &pid);
+  if (rc == VIGIL_ENOTSUP)
+    return TEST_SKIP;
+  if (rc != 0)
+    return 1;
+  rc = util_proc_wait(pid, 20000);
+  if (rc < 0)
+    (void)util_proc_kill(pid);
+  return rc;
+}
+
+TEST_IMPL(blackhole_is_heartbeat_timeout) {
+  int rc = run_blackhole(BH_HEARTBEAT);
+  if (rc == TEST_SKIP)
+    RETURN_SKIP("needs fork, a private network namespace (root) and nft");
+  ASSERT_EQ(rc, 0);
+  return 0;
+}
+
+TEST_IMPL(blackhole_with_data_is_user_timeout) {
+  int rc = run_blackhole(BH_USER_TIMEOUT);
+  if (rc == TEST_SKIP)
+    RETURN_SKIP("needs fork, a private network namespace (root) and nft");
+  ASSERT_EQ(rc, 0);
+  return 0;
+}
+
+TEST_IMPL(blackhole_idle_is_keepalive_timeout) {
+  int rc = run_blackhole(BH_KEEPALIVE);
+  if (rc == TEST_SKIP)
+    RETURN_SKIP("needs fork, a private network namespace (root) and nft");
+  ASSERT_EQ(rc, 0);
+  return 0;
+}
+
 /* ---- policy --------------------------------------------------------------- */
 
 static int expect_close(vigil_os_socket s, uint16_t code) {
@@ -505,6 +630,41 @@ TEST_IMPL(queue_full_then_policy_close) {
 }
 
 /* ---- shutdown, addresses, descriptors, stalls ------------------------------ */
+
+/* Shutdown against a peer that does not read: the queue cannot drain, the
+ * deadline ends it, and what was not written comes back via on_unsent. */
+TEST_IMPL(shutdown_deadline_hands_back_unsent) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  static uint8_t msg[65536];
+  uint64_t t0;
+  int i;
+  server_config(&f, &cfg);
+  cfg.max_queue_bytes = (size_t)32 << 20;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "deaf", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  for (i = 0; i < 256; i++) /* 16 MiB: more than loopback buffers hold */
+    ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, sizeof msg), 0);
+  util_run_for(&f.loop, 50);
+  t0 = util_now_ns();
+  ASSERT_EQ(vigil_server_shutdown(f.srv, 200), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.closed, WAIT));
+  fprintf(stderr, "shutdown took %.1f ms; %d messages (%zu bytes) handed back\n",
+          (double)(util_now_ns() - t0) / 1e6, f.rec.unsent, f.rec.unsent_bytes);
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_STR_EQ(f.rec.detail, "shutdown");
+  ASSERT_GT(f.rec.unsent, 0);
+  ASSERT_UGE(util_now_ns() - t0, 200 * VIGIL_MS);
+  ASSERT_ULE(util_now_ns() - t0, 1000 * VIGIL_MS);
+  util_raw_close(s);
+  ASSERT_EQ(vigil_server_free(f.srv), 0);
+  util_run_for(&f.loop, 5);
+  ASSERT_EQ(vigil_loop_close(&f.loop), 0);
+  return 0;
+}
 
 TEST_IMPL(shutdown_says_going_away) {
   fixture f;

@@ -8,7 +8,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -169,6 +171,26 @@ long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
   return r < 0 ? -errno : (long)r;
 }
 
+uint16_t util_raw_local_port(vigil_os_socket s) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(s, (struct sockaddr *)&ss, &len) != 0)
+    return 0;
+  return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                        : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int util_netns_enter(void) {
+  if (unshare(CLONE_NEWNET) != 0)
+    return errno == EPERM ? VIGIL_EPERM : VIGIL_ENOTSUP;
+  return util_sh("ip link set lo up") == 0 ? 0 : VIGIL_ENOTSUP;
+}
+
+int util_sh(const char *cmd) {
+  int rc = system(cmd);
+  return rc == 0 ? 0 : -1;
+}
+
 void util_raw_close(vigil_os_socket s) {
   if (s >= 0)
     close(s);
@@ -242,6 +264,15 @@ int util_raw_send(vigil_os_socket s, const void *p, size_t n) {
 long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
   (void)s, (void)p, (void)n, (void)timeout_ms;
   return VIGIL_ENOTSUP;
+}
+uint16_t util_raw_local_port(vigil_os_socket s) {
+  (void)s;
+  return 0;
+}
+int util_netns_enter(void) { return VIGIL_ENOTSUP; }
+int util_sh(const char *cmd) {
+  (void)cmd;
+  return -1;
 }
 void util_raw_close(vigil_os_socket s) { (void)s; }
 void util_raw_reset(vigil_os_socket s) { (void)s; }

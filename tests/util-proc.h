@@ -37,6 +37,14 @@ int util_raw_send(vigil_os_socket s, const void *p, size_t n);
 /* Receives up to n bytes within timeout_ms: count, 0 at EOF, VIGIL_EAGAIN
  * on timeout, or the error (VIGIL_ECONNRESET...). */
 long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms);
+/* The local port of a socket, 0 if unknown. */
+uint16_t util_raw_local_port(vigil_os_socket s);
+/* Moves this process into a new network namespace with loopback up (for
+ * fault tests that must not touch the host's network). Returns 0, or
+ * VIGIL_ENOTSUP / VIGIL_EPERM when that is not possible here. */
+int util_netns_enter(void);
+/* Runs a shell command; 0 when it exited 0. */
+int util_sh(const char *cmd);
 /* Close with FIN, or with RST (SO_LINGER 0). */
 void util_raw_close(vigil_os_socket s);
 void util_raw_reset(vigil_os_socket s);
