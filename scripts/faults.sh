@@ -4,7 +4,7 @@
 # cleanup test, and writes docs/FAULTS.md from that run. Needs root (network
 # namespaces); otherwise says so and exits 77 without touching the doc.
 set -u -o pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 if [ "$(id -u)" != 0 ]; then
   echo "faults: skipped, needs root for network namespaces"

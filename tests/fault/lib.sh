@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Network-namespace harness for the fault suite (sourced by suite.sh).
 #
 # Every resource a run creates lives in a network namespace whose name starts

@@ -80,8 +80,8 @@ cleanup_all() {
   done
   # A case tears down its own namespaces when it sees TERM, but bash runs
   # the trap only after the command in progress; give them 3 s, then sweep.
-  local i alive
-  for i in $(seq 30); do
+  local alive
+  for _ in $(seq 30); do
     alive=0
     for p in "${case_pids[@]}"; do
       kill -0 "$p" 2>/dev/null && alive=1
@@ -102,7 +102,7 @@ ns_sweep_stale
 
 # ---- one case ----------------------------------------------------------------
 # Runs in a background subshell. Globals set here: C (case name), CDIR, NSA,
-# NSB, NSP, NSR, IPA, IPB (observer's and victim's addresses), OBS/VIC pids.
+# NSB, NSP, NSR, IPA, IPB (observer's and victim's addresses), VIC (victim pid).
 
 case_setup_vars() {
   C=$1
@@ -217,7 +217,7 @@ hb_cmd() { # hb_cmd ROLE ADDR [INTERVAL TIMEOUT]
   fi
 }
 
-# Starts server then client; OBS/VIC pids, OBS_OUT/VIC_OUT files. $1 mech,
+# Starts server then client; VIC (victim pid), OBS_OUT/VIC_OUT files. $1 mech,
 # $2 observer role, $3 server address, $4 observer extra, $5 observer ns,
 # $6 victim ns, $7 victim extra.
 start_pair() {
@@ -227,7 +227,7 @@ start_pair() {
   if [ "$role" = server ]; then
     # shellcheck disable=SC2046
     start "$ons" "$OBS_OUT" $(obs_cmd "$mech" server "$addr" "$oextra")
-    OBS=$LAST_PID
+
     wait_for "$OBS_OUT" '"event":"listening"' 3000 || return 1
     # shellcheck disable=SC2046
     start "$vns" "$VIC_OUT" $(vic_cmd "$mech" client "$addr" "$vextra")
@@ -239,7 +239,7 @@ start_pair() {
     wait_for "$VIC_OUT" '"event":"listening"' 3000 || return 1
     # shellcheck disable=SC2046
     start "$ons" "$OBS_OUT" $(obs_cmd "$mech" client "$addr" "$oextra")
-    OBS=$LAST_PID
+
   fi
   wait_for "$OBS_OUT" '"event":"open"' 3000 && wait_for "$VIC_OUT" '"event":"open"' 3000
 }
@@ -509,8 +509,8 @@ case_soak() {
   fi
   local t0 deaths=0 f
   t0=$(ms_now)
-  local i
-  for i in $(seq $((SOAK_S * 10))); do sleep 0.1; done
+
+  for _ in $(seq $((SOAK_S * 10))); do sleep 0.1; done
   for f in "$OBS_OUT" "$VIC_OUT"; do
     deaths=$((deaths + $(grep -c '"event":"dead"' "$f")))
   done
