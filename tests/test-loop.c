@@ -76,17 +76,26 @@ static void on_guard(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_loop_stop(loop);
 }
 
-/* Runs iterations until *flag is set; 0, or -1 after GUARD_MS. */
-static int run_until(vigil_loop *loop, const int *flag) {
+/* Runs iterations until done(arg) says so; 0, or -1 after GUARD_MS. */
+static int run_while_not(vigil_loop *loop, int (*done)(const void *), const void *arg) {
   vigil_loop_timer guard;
   vigil_loop_timer_init(&guard);
   guard_fired = 0;
   vigil_loop_update_time(loop);
   vigil_loop_timer_arm(loop, &guard, vigil_loop_now_ms(loop) + GUARD_MS, on_guard);
-  while (!*flag && !guard_fired)
+  while (!done(arg) && !guard_fired)
     (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
   vigil_loop_timer_cancel(loop, &guard);
-  return *flag ? 0 : -1;
+  return done(arg) ? 0 : -1;
+}
+
+static int flag_set(const void *flag) {
+  return *(const int *)flag != 0;
+}
+
+/* Runs iterations until *flag is set. */
+static int run_until(vigil_loop *loop, const int *flag) {
+  return run_while_not(loop, flag_set, flag);
 }
 
 /* Runs until nothing is left (handles closed), bounded. */
@@ -249,29 +258,36 @@ static int send_text(vigil_tcp *tcp, vigil_write_req *req, const char *text) {
   return vigil_tcp_write(req, tcp, &b, 1, on_write);
 }
 
-/* Runs until ep has at least n bytes or a read error. */
+static size_t bytes_wanted;
+
+static int has_bytes(const void *arg) {
+  const endpoint *ep = arg;
+  return ep->len >= bytes_wanted || ep->status != 0;
+}
+
+static int has_status(const void *arg) {
+  return ((const endpoint *)arg)->status != 0;
+}
+
+/* Runs until ep has at least n bytes (or a read error stops it). */
 static int run_until_bytes(vigil_loop *loop, endpoint *ep, size_t n) {
-  vigil_loop_timer guard;
-  vigil_loop_timer_init(&guard);
-  guard_fired = 0;
-  vigil_loop_update_time(loop);
-  vigil_loop_timer_arm(loop, &guard, vigil_loop_now_ms(loop) + GUARD_MS, on_guard);
-  while (ep->len < n && ep->status == 0 && !guard_fired)
-    (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
-  vigil_loop_timer_cancel(loop, &guard);
+  bytes_wanted = n;
+  (void)run_while_not(loop, has_bytes, ep);
   return ep->len >= n ? 0 : -1;
 }
 
+/* Runs until ep's reading ends with EOF or an error. */
 static int run_until_status(vigil_loop *loop, endpoint *ep) {
-  vigil_loop_timer guard;
-  vigil_loop_timer_init(&guard);
-  guard_fired = 0;
-  vigil_loop_update_time(loop);
-  vigil_loop_timer_arm(loop, &guard, vigil_loop_now_ms(loop) + GUARD_MS, on_guard);
-  while (ep->status == 0 && !guard_fired)
-    (void)vigil_loop_run(loop, VIGIL_RUN_ONCE);
-  vigil_loop_timer_cancel(loop, &guard);
-  return ep->status != 0 ? 0 : -1;
+  return run_while_not(loop, has_status, ep);
+}
+
+/* Completion order of writes and closes, for the tests that check it. */
+static int order_log[8];
+static int order_len;
+
+static void log_event(int ev) {
+  if (order_len < (int)(sizeof order_log / sizeof order_log[0]))
+    order_log[order_len++] = ev;
 }
 
 /* ---- cases ---------------------------------------------------------------- */
@@ -504,13 +520,24 @@ TEST_IMPL(loop_many_timers) {
   return for_each_backend(case_many_timers, "many timers");
 }
 
-/* 10 MB through one write: partial writes, completion only when all of it
- * is in the kernel, bytes intact and in order. */
+/* 10 MB through two queued writes: partial writes, completion only when
+ * all of a request is in the kernel, requests completed in order, bytes
+ * intact and in order. */
+static void on_write_ordered(vigil_write_req *req, int status) {
+  write_status = status != 0 ? status : write_status;
+  write_done_count++;
+  log_event(*(const int *)req->data);
+}
+
+static int two_done(const void *count) {
+  return *(const int *)count >= 2;
+}
+
 static int case_big_write(vigil_backend b) {
   enum { SIZE = 10 * 1024 * 1024 };
   vigil_loop loop;
   vigil_tcp lst;
-  vigil_write_req req;
+  vigil_write_req req1, req2;
   vigil_buf bufs[6];
   static char payload[SIZE];
   size_t i, queued, cut[7] = {0, 1, 1000, 65536, 4000000, 9999999, SIZE};
@@ -520,13 +547,19 @@ static int case_big_write(vigil_backend b) {
   memset(&E1, 0, sizeof E1);
   memset(&E2, 0, sizeof E2);
   write_done_count = 0;
-  write_status = 1;
+  write_status = 0;
+  order_len = 0;
   ASSERT_EQ(open_loop(&loop, b), 0);
   ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
-  /* Six buffers (more than the inline four), uneven sizes. */
+  /* Five buffers (more than the inline four) in one request, uneven sizes,
+   * and the last byte in a second request queued behind it. */
   for (i = 0; i < 6; i++)
     bufs[i] = vigil_buf_init(payload + cut[i], cut[i + 1] - cut[i]);
-  ASSERT_EQ(vigil_tcp_write(&req, &E1.tcp, bufs, 6, on_write), 0);
+  static int one = 1, two = 2;
+  req1.data = &one;
+  req2.data = &two;
+  ASSERT_EQ(vigil_tcp_write(&req1, &E1.tcp, bufs, 5, on_write_ordered), 0);
+  ASSERT_EQ(vigil_tcp_write(&req2, &E1.tcp, bufs + 5, 1, on_write_ordered), 0);
   queued = vigil_tcp_write_queue_size(&E1.tcp);
   /* The kernel cannot take 10 MB at once while nobody reads. */
   ASSERT_GT(queued, 0);
@@ -534,11 +567,18 @@ static int case_big_write(vigil_backend b) {
   ASSERT_EQ(vigil_tcp_try_write(&E1.tcp, bufs, 1), VIGIL_EAGAIN); /* queue not empty */
   ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
   ASSERT_EQ(run_until_bytes(&loop, &E2, SIZE), 0);
-  ASSERT_EQ(run_until(&loop, &write_done_count), 0);
+  ASSERT_EQ(run_while_not(&loop, two_done, &write_done_count), 0);
   ASSERT_EQ(write_status, 0);
+  ASSERT_EQ(order_log[0], 1);
+  ASSERT_EQ(order_log[1], 2);
   ASSERT_EQ(vigil_tcp_write_queue_size(&E1.tcp), 0);
   ASSERT_UEQ(E2.len, SIZE);
   ASSERT(memcmp(E2.data, payload, SIZE) == 0);
+
+  /* With the queue empty, try_write goes straight to the kernel. */
+  ASSERT_EQ(vigil_tcp_try_write(&E1.tcp, bufs + 1, 1), (long)(cut[2] - cut[1]));
+  ASSERT_EQ(run_until_bytes(&loop, &E2, SIZE + cut[2] - cut[1]), 0);
+
   vigil_tcp_close(&E1.tcp, NULL);
   vigil_tcp_close(&E2.tcp, NULL);
   vigil_tcp_close(&lst, NULL);
@@ -553,14 +593,6 @@ TEST_IMPL(loop_write_10mb) {
 }
 
 /* Closing with writes queued cancels them, before the close callback. */
-static int order_log[8];
-static int order_len;
-
-static void log_event(int ev) {
-  if (order_len < (int)(sizeof order_log / sizeof order_log[0]))
-    order_log[order_len++] = ev;
-}
-
 static void on_write_logged(vigil_write_req *req, int status) {
   (void)req;
   write_status = status;
@@ -962,6 +994,90 @@ static int case_emfile(vigil_backend b) {
 
 TEST_IMPL(loop_accept_emfile) {
   return for_each_backend(case_emfile, "emfile");
+}
+
+/* read_stop holds bytes back; an empty buffer from alloc_cb is ENOBUFS. */
+static void alloc_nothing(vigil_tcp *tcp, size_t suggested, vigil_buf *buf) {
+  (void)tcp;
+  (void)suggested;
+  buf->base = NULL;
+  buf->len = 0;
+}
+
+static int case_read_stop(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_write_req w1, w2;
+  int i;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  write_done_count = 0;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(send_text(&E1.tcp, &w1, "a"), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E2, 1), 0);
+  ASSERT_EQ(vigil_tcp_read_stop(&E2.tcp), 0);
+  ASSERT_EQ(vigil_tcp_read_stop(&E2.tcp), 0); /* harmless twice */
+  ASSERT_EQ(send_text(&E1.tcp, &w2, "b"), 0);
+  ASSERT_EQ(run_while_not(&loop, two_done, &write_done_count), 0);
+  ASSERT_EQ(wait_readable(vigil_tcp_socket(&E2.tcp)), 0);
+  for (i = 0; i < 5; i++)
+    (void)vigil_loop_run(&loop, VIGIL_RUN_NOWAIT);
+  ASSERT_UEQ(E2.len, 1); /* "b" waits in the kernel */
+
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, alloc_nothing, ep_read), 0);
+  ASSERT_EQ(run_until_status(&loop, &E2), 0);
+  ASSERT_EQ(E2.status, VIGIL_ENOBUFS);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0); /* stopped, so allowed */
+  E2.status = 0;
+  ASSERT_EQ(run_until_bytes(&loop, &E2, 2), 0);
+  ASSERT_MEM_EQ(E2.data, "ab", 2);
+
+  vigil_tcp_close(&E1.tcp, NULL);
+  vigil_tcp_close(&E2.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E2);
+  return 0;
+}
+
+TEST_IMPL(loop_read_stop_and_enobufs) {
+  return for_each_backend(case_read_stop, "read stop");
+}
+
+/* vigil_loop_stop ends a DEFAULT run after the current iteration. */
+static void stop_timer(vigil_loop *loop, vigil_loop_timer *t) {
+  (void)t;
+  log_event(EV_TIMER);
+  vigil_loop_stop(loop);
+}
+
+static int case_stop(vigil_backend b) {
+  vigil_loop loop;
+  vigil_loop_timer soon, later;
+
+  order_len = 0;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  vigil_loop_timer_init(&soon);
+  vigil_loop_timer_init(&later);
+  vigil_loop_timer_arm(&loop, &soon, vigil_loop_now_ms(&loop) + 5, stop_timer);
+  vigil_loop_timer_arm(&loop, &later, vigil_loop_now_ms(&loop) + 60000, stop_timer);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_DEFAULT), 1); /* stopped; `later` remains */
+  ASSERT_EQ(order_len, 1);
+  ASSERT_EQ(vigil_loop_timer_armed(&later), 1);
+  ASSERT_EQ(vigil_loop_timer_armed(&soon), 0);
+  vigil_loop_timer_cancel(&loop, &later);
+  ASSERT_EQ(vigil_loop_alive(&loop), 0);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_DEFAULT), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_stop) {
+  return for_each_backend(case_stop, "stop");
 }
 
 /* Argument and state errors, without the network. */
