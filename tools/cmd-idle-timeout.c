@@ -413,6 +413,12 @@ static int find(finder *f) {
   if (!f->any_open)
     return -1;
   bracket(f, &lo, &hi);
+  if (lo == 0 && hi == 0) {
+    /* Nothing was measured: every probe failed for its own reason (for
+     * example a server whose interval policy is too short to stay silent). */
+    f->fail_why = f->p[0].why;
+    return -1;
+  }
   for (int round = 2; round <= MAX_ROUNDS && hi != 0; round++) {
     uint64_t width = hi - lo, k = f->o->parallel;
     if (width <= 250 || width * 10 <= lo)
@@ -450,8 +456,12 @@ int vigil_cmd_idle_timeout(int argc, char **argv) {
   rc = find(&f);
   freeaddrinfo(f.ai);
   if (rc != 0) {
-    fprintf(stderr, "vigil idle-timeout: %s: %s\n", f.peer,
+    fprintf(stderr, "vigil idle-timeout: %s: %s", f.peer,
             f.fail_why ? f.fail_why : "no connection completed the handshake");
+    if (f.agreed_interval_ms != 0)
+      fprintf(stderr, " (the server agreed to a %u ms heartbeat interval; holds must stay "
+                      "below 3/4 of it)", f.agreed_interval_ms);
+    fputc('\n', stderr);
     return VIGIL_CLI_FAIL;
   }
   return VIGIL_CLI_OK;
