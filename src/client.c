@@ -108,8 +108,7 @@ static void on_buried(vigil_conn *c, const vigil_death *d, int was_open) {
   if (d->close_received && d->retry_after_ms > delay)
     delay = d->retry_after_ms; /* the server asked us to stay away this long */
   cli->stats.last_delay_ms = delay;
-  vigil_loop_timer_arm(cli->o.loop, &cli->retry_timer, vigil_loop_now_ms(cli->o.loop) + delay,
-                       on_retry);
+  vigil_loop_timer_arm(cli->o.loop, &cli->retry_timer, vigil__after_ms(cli->o.loop, delay), on_retry);
   if (cli->cfg.on_reconnect != NULL)
     cli->cfg.on_reconnect(cli, cli->failures + 1, delay, cli->cfg.user);
 }
@@ -293,9 +292,10 @@ void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st) {
 int vigil_client_free(vigil_client *cli) {
   if (cli == NULL)
     return 0;
-  if (cli->o.nconns != 0 || vigil_defer_queued(&cli->closed_defer))
+  if (cli->o.nconns != 0)
     return VIGIL_EBUSY;
   vigil_loop_timer_cancel(cli->o.loop, &cli->retry_timer);
+  vigil_loop_defer_cancel(cli->o.loop, &cli->closed_defer);
   vigil__owner_free(&cli->o);
   free(cli->host);
   free(cli->id);

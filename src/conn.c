@@ -72,6 +72,10 @@ static uint64_t ns_to_ms_ceil(uint64_t ns) {
   return ns == VIGIL_NO_DEADLINE ? UINT64_MAX : ns / VIGIL_MS + (ns % VIGIL_MS != 0);
 }
 
+uint64_t vigil__after_ms(const vigil_loop *loop, uint32_t ms) {
+  return ns_to_ms_ceil(vigil_loop_now_ns(loop) + (uint64_t)ms * VIGIL_MS);
+}
+
 static uint64_t loop_now(const vigil_conn *c) { return vigil_loop_now_ns(c->owner->loop); }
 
 /* ---- evidence rules (pure; see docs/RUNTIME.md) ------------------------ */
@@ -378,7 +382,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !(c->tcp.flags & VIGIL__TCP_READING))
     conn_close_socket(c);
   else
-    conn_arm(c, vigil_loop_now_ms(o->loop) + VIGIL__LINGER_MS);
+    conn_arm(c, vigil__after_ms(o->loop, VIGIL__LINGER_MS));
 }
 
 static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
@@ -889,7 +893,7 @@ int vigil__conn_close(vigil_conn *c, uint16_t code, const char *reason, const ch
   c->close_retry_ms = 0;
   c->local_detail = detail;
   c->flags |= VIGIL__C_CLOSE_REQ;
-  c->drain_ms = vigil_loop_now_ms(c->owner->loop) + (timeout_ms ? timeout_ms : VIGIL__DRAIN_MS);
+  c->drain_ms = vigil__after_ms(c->owner->loop, timeout_ms ? timeout_ms : VIGIL__DRAIN_MS);
   vigil_loop_defer(c->owner->loop, &c->flush);
   conn_schedule(c);
   return 0;
@@ -1053,7 +1057,7 @@ int vigil__conn_connect(vigil_conn *c, const struct sockaddr *sa, uint32_t timeo
     c->creq = NULL;
     return rc;
   }
-  conn_arm(c, vigil_loop_now_ms(c->owner->loop) + timeout_ms);
+  conn_arm(c, vigil__after_ms(c->owner->loop, timeout_ms));
   return 0;
 }
 

@@ -72,6 +72,7 @@ struct vigil_server {
   vigil_os_socket spare;
   int shutting_down;
   int closed_reported;
+  int free_pending;             /* vigil_server_free waits for listeners */
   vigil_loop_timer shutdown_timer;
   vigil_defer closed_defer;
   vigil_server_stats stats;
@@ -384,10 +385,17 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
   return 0;
 }
 
+static void server_release(vigil_server *s);
+
 static void on_listener_closed(vigil_tcp *tcp) {
   vigil_server *s = tcp->data;
   free(tcp);
   s->listeners_open--;
+  if (s->free_pending) {
+    if (s->listeners_open == 0)
+      server_release(s);
+    return;
+  }
   maybe_closed(s);
 }
 
@@ -518,7 +526,7 @@ int vigil_server_shutdown(vigil_server *s, uint32_t timeout_ms) {
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_GOING_AWAY,
                        vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY), 0, "shutdown");
   }
-  vigil_loop_timer_arm(s->o.loop, &s->shutdown_timer, vigil_loop_now_ms(s->o.loop) + timeout_ms,
+  vigil_loop_timer_arm(s->o.loop, &s->shutdown_timer, vigil__after_ms(s->o.loop, timeout_ms),
                        on_shutdown_timer);
   maybe_closed(s);
   return 0;
@@ -531,13 +539,8 @@ void vigil_server_get_stats(const vigil_server *s, vigil_server_stats *st) {
   st->connections = s->o.nconns;
 }
 
-int vigil_server_free(vigil_server *s) {
+static void server_release(vigil_server *s) {
   size_t i;
-  if (s == NULL)
-    return 0;
-  if (s->o.nconns != 0 || s->listeners_open != 0 || vigil_defer_queued(&s->closed_defer))
-    return VIGIL_EBUSY;
-  vigil_loop_timer_cancel(s->o.loop, &s->shutdown_timer);
   for (i = 0; i < s->naddr_buckets; i++) {
     addr_entry *e = s->addrs[i], *next;
     for (; e != NULL; e = next) {
@@ -550,5 +553,23 @@ int vigil_server_free(vigil_server *s) {
   free(s->peers);
   free(s->addrs);
   free(s);
+}
+
+int vigil_server_free(vigil_server *s) {
+  unsigned i;
+  if (s == NULL)
+    return 0;
+  if (s->o.nconns != 0)
+    return VIGIL_EBUSY;
+  vigil_loop_timer_cancel(s->o.loop, &s->shutdown_timer);
+  vigil_loop_defer_cancel(s->o.loop, &s->closed_defer);
+  for (i = 0; i < s->nlisteners; i++)
+    vigil_tcp_close(s->listeners[i], on_listener_closed);
+  s->nlisteners = 0;
+  if (s->listeners_open != 0) {
+    s->free_pending = 1; /* the memory goes with the last listener's close callback */
+    return 0;
+  }
+  server_release(s);
   return 0;
 }

@@ -88,8 +88,11 @@ VIGIL_EXTERN int vigil_client_close(vigil_client *cli, uint32_t timeout_ms);
 
 VIGIL_EXTERN void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st);
 
-/* Frees the client. Allowed before vigil_client_connect, or once on_closed
- * has been called. Returns 0 or VIGIL_EBUSY. */
+/* Frees the client once it has no connection: before vigil_client_connect,
+ * after on_closed, or after a failed attempt while no new one is under way
+ * (a pending reconnect is cancelled). No callback runs after this call.
+ * Returns 0, or VIGIL_EBUSY while a connection (or its lingering close)
+ * exists: call vigil_client_close and wait for on_closed. */
 VIGIL_EXTERN int vigil_client_free(vigil_client *cli);
 
 #endif

@@ -231,9 +231,12 @@ VIGIL_EXTERN int vigil_server_shutdown(vigil_server *srv, uint32_t timeout_ms);
 
 VIGIL_EXTERN void vigil_server_get_stats(const vigil_server *srv, vigil_server_stats *st);
 
-/* Frees the server. Allowed before the first listen, or once on_closed has
- * been called. Returns 0 or VIGIL_EBUSY (connections still open: call
- * vigil_server_shutdown first). */
+/* Frees the server once it has no connections (before any client came, or
+ * after on_closed). Listeners still open are closed; their memory, and the
+ * server's, is released from their close callbacks, so run the loop until
+ * it has nothing left (vigil_loop_close says VIGIL_EBUSY until then). No
+ * callback runs after this call. Returns 0, or VIGIL_EBUSY while
+ * connections exist (call vigil_server_shutdown first). */
 VIGIL_EXTERN int vigil_server_free(vigil_server *srv);
 
 #endif
