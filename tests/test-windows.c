@@ -389,7 +389,8 @@ static int case_read_restart(void) {
   vigil_loop loop;
   vigil_tcp lst;
   vigil_write_req w;
-  vigil_buf b = vigil_buf_init((char *)(uintptr_t) "abc", 3);
+  static char abc[] = "abc";
+  vigil_buf b = vigil_buf_init(abc, 3);
   int i;
 
   memset(&c, 0, sizeof c);
@@ -448,7 +449,8 @@ static int case_write_while_connecting(void) {
   vigil_loop loop;
   vigil_tcp lst;
   vigil_write_req w;
-  vigil_buf b = vigil_buf_init((char *)(uintptr_t) "early", 5);
+  static char early[] = "early";
+  vigil_buf b = vigil_buf_init(early, 5);
   vigil_loop_timer guard;
 
   memset(&c, 0, sizeof c);
@@ -495,7 +497,8 @@ static int case_close_while_connecting(void) {
   vigil_loop loop;
   vigil_tcp lst;
   vigil_write_req w;
-  vigil_buf b = vigil_buf_init((char *)(uintptr_t) "never", 5);
+  static char never[] = "never";
+  vigil_buf b = vigil_buf_init(never, 5);
 
   memset(&c, 0, sizeof c);
   norder = 0;

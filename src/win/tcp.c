@@ -60,6 +60,8 @@ _Static_assert(offsetof(vigil_buf, base) == offsetof(WSABUF, buf), "WSABUF buf")
 #define ACCEPT_SLOTS 8
 /* AcceptEx wants room for each address plus 16 bytes. */
 #define ADDR_SPACE ((DWORD)(sizeof(struct sockaddr_storage) + 16))
+/* Buffers per vigil_tcp_try_write; more are left for a later call. */
+#define MAX_TRY_BUFS 64
 
 typedef struct accept_slot {
   OVERLAPPED ov;
@@ -107,6 +109,8 @@ static vigil_write_req *first_write(const vigil_tcp *tcp) {
  * overlapped operations are not affected). */
 static int associate_key(vigil_loop *loop, SOCKET s, ULONG_PTR key) {
   u_long one = 1;
+  /* A SOCKET is a kernel handle: the cast is how Windows means it. */
+  /* NOLINTNEXTLINE(performance-no-int-to-ptr) */
   if (CreateIoCompletionPort((HANDLE)s, vigil__win_port(loop), key, 0) == NULL)
     return vigil__win_error(GetLastError());
   if (ioctlsocket(s, (long)FIONBIO, &one) != 0)
@@ -123,8 +127,12 @@ static int associate(vigil_loop *loop, SOCKET s, vigil_tcp *tcp) {
 static int new_socket(vigil_loop *loop, int family, vigil_tcp *tcp, SOCKET *out) {
   SOCKET s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0, WSA_FLAG_OVERLAPPED);
   int err;
-  if (s == INVALID_SOCKET)
-    return vigil__win_sock_error();
+  *out = INVALID_SOCKET;
+  if (s == INVALID_SOCKET) {
+    err = vigil__win_sock_error();
+    return err != 0 ? err : VIGIL_EPROTO; /* never "success" without a socket */
+  }
+  /* NOLINTNEXTLINE(performance-no-int-to-ptr) */
   (void)SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
   if (tcp != NULL) {
     err = associate(loop, s, tcp);
@@ -268,7 +276,7 @@ static int listen_options(SOCKET s, const struct sockaddr *addr, unsigned flags)
 int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, int backlog,
                       unsigned flags) {
   accept_pool *pool = NULL;
-  SOCKET s;
+  SOCKET s = INVALID_SOCKET;
   unsigned i;
   int err;
 
@@ -390,9 +398,14 @@ static void write_complete(vigil_tcp *tcp, vigil_write_req *req, long status) {
 }
 
 long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs) {
+  WSABUF wb[MAX_TRY_BUFS]; /* WSASend wants them writable; ours are const */
   DWORD sent = 0;
-  if (WSASend(sock_of(tcp), (WSABUF *)(void *)(uintptr_t)bufs, (DWORD)nbufs, &sent, 0, NULL,
-              NULL) != 0)
+  unsigned i, n = nbufs > MAX_TRY_BUFS ? MAX_TRY_BUFS : nbufs;
+  for (i = 0; i < n; i++) {
+    wb[i].len = bufs[i].len;
+    wb[i].buf = bufs[i].base;
+  }
+  if (WSASend(sock_of(tcp), wb, (DWORD)n, &sent, 0, NULL, NULL) != 0)
     return vigil__win_sock_error();
   return (long)sent;
 }
@@ -414,7 +427,7 @@ static int bind_wildcard(SOCKET s, int family) {
 int vigil__tcp_connect(vigil_connect_req *req, const struct sockaddr *addr, int addrlen) {
   vigil_tcp *tcp = req->handle;
   LPFN_CONNECTEX connect_ex = NULL;
-  SOCKET s;
+  SOCKET s = INVALID_SOCKET;
   int err, e;
 
   if (tcp->socket == VIGIL_INVALID_SOCKET) {
@@ -559,12 +572,13 @@ void vigil__win_complete(ULONG_PTR key, OVERLAPPED *ov, long status, DWORD bytes
   vigil_tcp *tcp;
   vigil__req *r;
   (void)bytes; /* stream sends complete whole or fail; reads are zero-byte */
+  /* Completion keys are the pointers associate_key was given. */
   if ((key & POOL_TAG) != 0) {
-    accept_complete((accept_pool *)(key & ~POOL_TAG), vigil_container_of(ov, accept_slot, ov),
-                    status);
+    accept_complete((accept_pool *)(key & ~POOL_TAG), /* NOLINT(performance-no-int-to-ptr) */
+                    vigil_container_of(ov, accept_slot, ov), status);
     return;
   }
-  tcp = (vigil_tcp *)key;
+  tcp = (vigil_tcp *)key; /* NOLINT(performance-no-int-to-ptr) */
   if (ov == ov_of(&tcp->plat.read_ov)) {
     read_complete(tcp, status);
     return;
@@ -618,7 +632,7 @@ void vigil__tcp_close(vigil_tcp *tcp, int reset) {
     }
     /* Every outstanding operation completes (cancelled) through the port;
      * closesocket alone would do it on Windows, CancelIoEx makes sure. */
-    (void)CancelIoEx((HANDLE)s, NULL);
+    (void)CancelIoEx((HANDLE)s, NULL); /* NOLINT(performance-no-int-to-ptr) */
     closesocket(s);
     tcp->socket = VIGIL_INVALID_SOCKET;
   }
