@@ -119,41 +119,33 @@ TEST_IMPL(server_close_frame_is_closed) {
   return 0;
 }
 
-TEST_IMPL(server_eof_is_closed) {
+/* A raw server completes the handshake, then ends the connection with
+ * `end`; the client must report `cause` with socket error `err`. */
+static int raw_server_ends(void (*end)(vigil_os_socket), vigil_cause cause, int err) {
   cfix f;
   vigil_os_socket l, s;
   uint16_t port;
   if (raw_listen_or_skip(&port, &l) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
-  cfix_config(&f, "c-eof");
+  cfix_config(&f, "c-ender");
   ASSERT_EQ(cfix_start(&f, "127.0.0.1", port), 0);
   ASSERT_EQ(raw_server_open(&f, l, &s), 0);
-  util_raw_close(s);
+  end(s);
   ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
-  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_CLOSED);
-  ASSERT_EQ(f.rec.death.error, VIGIL_EOF);
+  ASSERT_EQ(f.rec.death.cause, cause);
+  ASSERT_EQ(f.rec.death.error, err);
   ASSERT_EQ(f.rec.death.close_received, 0);
   util_raw_close(l);
   ASSERT_EQ(cfix_end(&f), 0);
   return 0;
 }
 
+TEST_IMPL(server_eof_is_closed) {
+  return raw_server_ends(util_raw_close, VIGIL_CAUSE_CLOSED, VIGIL_EOF);
+}
+
 TEST_IMPL(server_rst_is_reset) {
-  cfix f;
-  vigil_os_socket l, s;
-  uint16_t port;
-  if (raw_listen_or_skip(&port, &l) == VIGIL_ENOTSUP)
-    RETURN_SKIP("raw sockets need POSIX");
-  cfix_config(&f, "c-rst");
-  ASSERT_EQ(cfix_start(&f, "127.0.0.1", port), 0);
-  ASSERT_EQ(raw_server_open(&f, l, &s), 0);
-  util_raw_reset(s);
-  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
-  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_RESET);
-  ASSERT_EQ(f.rec.death.error, VIGIL_ECONNRESET);
-  util_raw_close(l);
-  ASSERT_EQ(cfix_end(&f), 0);
-  return 0;
+  return raw_server_ends(util_raw_reset, VIGIL_CAUSE_RESET, VIGIL_ECONNRESET);
 }
 
 /* The server answers the handshake and goes silent; its kernel ACKs our
