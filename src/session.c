@@ -768,8 +768,10 @@ static size_t write_chunk(vigil_session *s, uint8_t *out, size_t cap, const uint
 
 long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out, size_t cap,
                          const uint8_t *msg, size_t msg_len, size_t *msg_taken) {
-  size_t pos;
+  size_t pos, ignored;
   int done;
+  if (msg_taken == NULL && msg == NULL)
+    msg_taken = &ignored; /* control frames only: nothing to report */
   if (s == NULL || out == NULL || msg_taken == NULL || (msg == NULL && msg_len > 0))
     return VIGIL_EINVAL;
   *msg_taken = 0;

@@ -202,7 +202,8 @@ VIGIL_EXTERN int vigil_session_want_write(const vigil_session *s);
  * ends the message). Errors: VIGIL_EMSGSIZE if the message (bytes already
  * sent + msg_len) exceeds the agreed max_message, checked before anything is
  * written; VIGIL_ECLOSED once dead with no CLOSE left to write; VIGIL_EINVAL
- * for NULL s, out or msg_taken. */
+ * for NULL s or out, or a NULL msg_taken with a message (msg_taken may be
+ * NULL when msg is NULL: only control frames are written then). */
 VIGIL_EXTERN long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out,
                                       size_t cap, const uint8_t *msg, size_t msg_len,
                                       size_t *msg_taken);
