@@ -25,7 +25,7 @@
  *
  * Completions reported with vigil__*_done are queued and their callbacks
  * run in phase 6, never from inside the call that started the operation.
- * Read and accept callbacks run from vigil__plat_poll (phase 2), after
+ * Read and accept callbacks run from vigil__plat_poll (phase 3), after
  * which the platform must re-check the handle's flags: a callback may have
  * stopped reading or closed the handle.
  *
@@ -96,6 +96,15 @@ static inline void vigil__queue_move(vigil__queue *from, vigil__queue *to) {
 }
 
 /* ---- platform -> portable ------------------------------------------------- */
+
+/* Call from vigil__plat_poll once the wait has returned (also on EINTR or
+ * timeout) and before dispatching anything: it reads the clock, so read and
+ * accept callbacks see the time the data arrived rather than the time the
+ * wait began (a stale `now` there would date a frame up to one whole wait
+ * too early, and a verdict could then come early), and it runs the stall
+ * check. Calling it more than once per wait is harmless. If a platform never
+ * calls it, the loop calls it after vigil__plat_poll returns. */
+void vigil__loop_awake(vigil_loop *loop);
 
 /* Queue a completion; callbacks run in phase 6. */
 void vigil__write_done(vigil_write_req *req, int status);

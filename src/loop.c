@@ -8,8 +8,12 @@
  * loop must notice when it was itself not running -- a stopped process, a
  * long callback, a suspended laptop -- so that nobody is convicted for our
  * own silence. Hence the fixed order of one iteration (described in
- * include/vigil/loop.h): wait, read everything ready, check for a stall,
- * run the wheel, run the deferred flushes, run completions.
+ * include/vigil/loop.h): wait, read the clock and check for a stall, read
+ * everything ready, run the wheel, run the deferred flushes, run
+ * completions. The clock is read as soon as the wait returns (the platform
+ * calls vigil__loop_awake before dispatching), because a frame stamped
+ * with the time the wait began would look older than it is, and a verdict
+ * computed from it would come early.
  *
  * Operations, not readiness. Like libuv, the public API starts operations
  * (listen, connect, read, write) and reports completions, because that is
@@ -225,6 +229,14 @@ static void check_stall(vigil_loop *loop) {
   loop->last_check_ns = loop->now_ns;
 }
 
+void vigil__loop_awake(vigil_loop *loop) {
+  if (loop->awake)
+    return;
+  loop->awake = 1;
+  vigil_loop_update_time(loop);
+  check_stall(loop);
+}
+
 static void fire_timer(vigil_timer *node, void *arg) {
   vigil_loop_timer *t = vigil_container_of(node, vigil_loop_timer, node);
   t->cb((vigil_loop *)arg, t);
@@ -301,9 +313,11 @@ int vigil_loop_run(vigil_loop *loop, vigil_run_mode mode) {
     vigil_loop_update_time(loop);
     timeout = mode == VIGIL_RUN_NOWAIT ? 0 : wait_timeout(loop);
     loop->planned_timeout_ms = timeout;
+    loop->awake = 0;
     err = vigil__plat_poll(loop, timeout);
+    vigil__loop_awake(loop);
+    /* Reading may have taken a while: timers go by the time now. */
     vigil_loop_update_time(loop);
-    check_stall(loop);
     vigil_wheel_advance(&loop->wheel, loop->now_ns / NS_PER_MS, fire_timer, loop);
     run_defers(loop);
     run_completions(loop);

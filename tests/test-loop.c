@@ -15,6 +15,8 @@
 #include <sys/resource.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -1046,6 +1048,69 @@ static int case_read_stop(vigil_backend b) {
 
 TEST_IMPL(loop_read_stop_and_enobufs) {
   return for_each_backend(case_read_stop, "read stop");
+}
+
+/* A read callback sees the time its data arrived, not the time the wait
+ * began: a child process sends a byte 200 ms into the loop's wait. */
+#ifndef _WIN32
+static uint64_t read_seen_ns;
+
+static void stamp_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  if (nread > 0 && read_seen_ns == 0)
+    read_seen_ns = vigil_loop_now_ns(tcp->loop);
+  ep_read(tcp, nread, buf);
+}
+#endif
+
+static int case_fresh_time(vigil_backend b) {
+#ifdef _WIN32
+  (void)b;
+  RETURN_SKIP("uses fork");
+#else
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_loop_timer guard;
+  uint64_t before, after;
+  pid_t pid;
+  int wstatus;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  read_seen_ns = 0;
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, stamp_read), 0);
+  vigil_loop_timer_init(&guard);
+  vigil_loop_update_time(&loop);
+  vigil_loop_timer_arm(&loop, &guard, vigil_loop_now_ms(&loop) + GUARD_MS, on_guard);
+  before = vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC);
+  pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct timespec ts = {0, 200L * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    _exit(send(vigil_tcp_socket(&E1.tcp), "x", 1, 0) == 1 ? 0 : 1);
+  }
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_ONCE), 1);
+  after = vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC);
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+  ASSERT_NE(read_seen_ns, 0);
+  ASSERT_UGE(read_seen_ns, before + 150 * NS_PER_MS);
+  ASSERT_ULE(read_seen_ns, after);
+  vigil_loop_timer_cancel(&loop, &guard);
+  vigil_tcp_close(&E1.tcp, NULL);
+  vigil_tcp_close(&E2.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E2);
+  return 0;
+#endif
+}
+
+TEST_IMPL(loop_read_sees_arrival_time) {
+  return for_each_backend(case_fresh_time, "fresh time");
 }
 
 /* vigil_loop_stop ends a DEFAULT run after the current iteration. */

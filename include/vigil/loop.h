@@ -14,14 +14,16 @@
  * One iteration of vigil_loop_run():
  *   1. wait for I/O, at most until the wheel's next expiry (rounded up to
  *      the ms, so a timer never fires early), not at all if work is pending;
- *   2. run the ready I/O: accepts, connects, and every readable socket read
+ *   2. read the clock (so the callbacks below see when data arrived, not
+ *      when the wait began); if the loop itself stalled (a gap beyond what
+ *      it asked to sleep, or a suspend seen as CLOCK_BOOTTIME jumping ahead
+ *      of CLOCK_MONOTONIC), call the stall watchers -- before any timer, so
+ *      a liveness engine can be told (vigil_session_stalled) before it
+ *      would convict a peer for our own silence;
+ *   3. run the ready I/O: accepts, connects, and every readable socket read
  *      until it is empty (or 32 reads, for fairness);
- *   3. read the clock; if the loop itself stalled (a gap beyond what it
- *      asked to sleep, or a suspend seen as CLOCK_BOOTTIME jumping ahead of
- *      CLOCK_MONOTONIC), call the stall watchers -- before any timer, so a
- *      liveness engine can be told (vigil_session_stalled) before it would
- *      convict a peer for our own silence;
- *   4. run the timer wheel once (every timer due at the new `now`);
+ *   4. read the clock again and run the timer wheel once (every timer due
+ *      by then);
  *   5. run the deferred callbacks (vigil_loop_defer): the place to flush
  *      writes, so a pong rides in the same write as other pending bytes;
  *      vigil_tcp_write writes at once and waits for writability only on
@@ -182,6 +184,7 @@ struct vigil_loop {
   uint64_t boot_offset_ns; /* BOOTTIME - MONOTONIC at the last check */
   uint64_t stall_threshold_ns;
   int64_t planned_timeout_ms; /* the last wait asked; -1 forever, -2 restart */
+  int awake;                  /* this iteration's wait has returned */
   unsigned nhandles;          /* initialised and not yet closed */
   unsigned active_handles;    /* listening or reading */
   unsigned active_reqs;       /* connects and writes in flight */
@@ -278,7 +281,7 @@ VIGIL_EXTERN int vigil_defer_queued(const vigil_defer *d);
 
 /* ---- stall watchers ------------------------------------------------------- */
 
-/* Called in phase 3 when the loop stalled for stall_ns beyond what it had
+/* Called in phase 2 when the loop stalled for stall_ns beyond what it had
  * planned (GAP) or the machine was suspended for stall_ns (SUSPEND). Does
  * not keep the loop alive. A callback may stop any watcher. */
 typedef void (*vigil_stall_cb)(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,

@@ -78,6 +78,7 @@ static int epoll_wait_ready(vigil_loop *loop, int timeout_ms) {
   n = epoll_wait(st->fd, st->events, MAX_EVENTS, timeout_ms);
   if (n < 0)
     return errno == EINTR ? 0 : vigil__unix_err();
+  vigil__loop_awake(loop);
   for (i = 0; i < n; i++) {
     e = st->events[i].events;
     events = 0;

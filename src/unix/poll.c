@@ -120,6 +120,7 @@ static int poll_wait(vigil_loop *loop, int timeout_ms) {
   r = poll(st->fds, (nfds_t)n, timeout_ms);
   if (r < 0)
     return errno == EINTR ? 0 : vigil__unix_err();
+  vigil__loop_awake(loop);
   /* Only the first n slots were polled; handles added by callbacks land
    * after them with no results yet. Re-read st->fds each time: a callback
    * may have grown (moved) the array. */
