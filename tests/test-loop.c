@@ -1145,6 +1145,53 @@ TEST_IMPL(loop_stop) {
   return for_each_backend(case_stop, "stop");
 }
 
+/* A taken port is EADDRINUSE; with REUSEPORT on both, two listeners
+ * share it (the several-worker-processes setup). */
+static int case_reuseport(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp a, c, d;
+  struct sockaddr_storage any, bound;
+  int err;
+
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  loopback4(&any, 0);
+  ASSERT_EQ(listen_on(&loop, &a, &any, 0, &bound), 0);
+  ASSERT_EQ(vigil_tcp_init(&loop, &c), 0);
+  ASSERT_EQ(vigil_tcp_bind_listen(&c, (struct sockaddr *)&bound, 16, 0, on_connection),
+            VIGIL_EADDRINUSE);
+  ASSERT_EQ(vigil_tcp_socket(&c), VIGIL_INVALID_SOCKET); /* nothing left behind */
+  vigil_tcp_close(&a, NULL);
+  vigil_tcp_close(&c, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+
+  ASSERT_EQ(vigil_tcp_init(&loop, &c), 0);
+  err = vigil_tcp_bind_listen(&c, (struct sockaddr *)&any, 16, VIGIL_TCP_REUSEPORT, on_connection);
+  if (err == VIGIL_ENOTSUP) {
+    vigil_tcp_close(&c, NULL);
+    ASSERT_EQ(run_to_end(&loop), 0);
+    ASSERT_EQ(vigil_loop_close(&loop), 0);
+    RETURN_SKIP("no SO_REUSEPORT on this backend");
+  }
+  ASSERT_EQ(err, 0);
+  {
+    int len = (int)sizeof bound;
+    ASSERT_EQ(vigil_tcp_sockname(&c, (struct sockaddr *)&bound, &len), 0);
+  }
+  ASSERT_EQ(vigil_tcp_init(&loop, &d), 0);
+  ASSERT_EQ(
+      vigil_tcp_bind_listen(&d, (struct sockaddr *)&bound, 16, VIGIL_TCP_REUSEPORT, on_connection),
+      0);
+  vigil_tcp_close(&c, NULL);
+  vigil_tcp_close(&d, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
+
+TEST_IMPL(loop_reuseport_and_addrinuse) {
+  return for_each_backend(case_reuseport, "reuseport");
+}
+
 /* Argument and state errors, without the network. */
 static int case_misuse(vigil_backend b) {
   vigil_loop loop;
