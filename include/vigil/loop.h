@@ -478,7 +478,8 @@ VIGIL_EXTERN int vigil_tcp_peername(const vigil_tcp *tcp, struct sockaddr *name,
 VIGIL_EXTERN int vigil_ip_parse(const char *text, struct sockaddr_storage *out);
 
 /* Formats sa as "1.2.3.4:80" or "[::1]:80" into buf (VIGIL_ADDRSTRLEN is
- * enough). Returns the length, or VIGIL_EAFNOSUPPORT, VIGIL_ENOSPACE. */
+ * enough). Returns the length, or VIGIL_EAFNOSUPPORT (neither IPv4 nor
+ * IPv6), VIGIL_ENOSPACE (buf too small), VIGIL_EINVAL (NULL argument). */
 VIGIL_EXTERN int vigil_ip_format(const struct sockaddr *sa, char *buf, size_t size);
 
 /* sizeof the sockaddr for sa's family (IPv4 / IPv6), or 0 if neither. */
