@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Windows build with mingw-w64 (`build`: libvigil DLL + import library, static
-# library, vigil.exe) and its test suite under wine (`test`). The wine prefix
-# lives in the build tree so runs never touch the user's ~/.wine.
+# library, vigil.exe) and its test suite under wine (`test`: ctest, then
+# scripts/interop.sh against the Linux build when build/dev/vigil exists).
+# The wine prefix lives in the build tree so runs never touch the user's
+# ~/.wine. docs/WINDOWS.md says what runs and what is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-build}
@@ -24,6 +26,13 @@ case "$mode" in
       wineboot -i >/dev/null 2>&1 || true
     fi
     ctest --preset mingw -j 2
+    # Interop with the Linux build (make build / make test-dev builds it):
+    # wine vigil.exe against Linux vigil both ways. 77 means skipped.
+    rc=0
+    scripts/interop.sh build/dev/vigil build/mingw/vigil.exe || rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+      exit "$rc"
+    fi
     ;;
   *)
     echo "usage: scripts/windows.sh build|test" >&2
