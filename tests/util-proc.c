@@ -1,8 +1,19 @@
-/* See util-proc.h. The POSIX half is real; on Windows the raw socket and
- * process helpers report VIGIL_ENOTSUP so the tests that need them skip. */
+/* See util-proc.h. Raw sockets work on POSIX and Winsock alike (errors
+ * through util_net_error, so both speak VIGIL_E*); child processes,
+ * namespaces and shell commands are POSIX only and report VIGIL_ENOTSUP on
+ * Windows, where the tests that need them skip. */
+#include <stdlib.h>
 #include <string.h>
 
-#if !defined(_WIN32)
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <windows.h>
+typedef int raw_socklen;
+#define RAW_NOSIGNAL 0
+#define RAW_CLOEXEC 0
+#define RAW_LEN(n) (int)(n) /* Winsock lengths are int */
+#else
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -10,13 +21,17 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+typedef socklen_t raw_socklen;
+#define RAW_NOSIGNAL MSG_NOSIGNAL
+#define RAW_CLOEXEC SOCK_CLOEXEC
+#define RAW_LEN(n) (size_t)(n)
 #endif
 
+#include "util-net.h"
 #include "util-proc.h"
 
 /* ---- loop runner ---------------------------------------------------------- */
@@ -49,47 +64,62 @@ int util_run_until_n(vigil_loop *loop, const int *counter, int target, uint32_t 
 
 void util_run_for(vigil_loop *loop, uint32_t ms) { (void)util_run_until(loop, NULL, ms); }
 
-#if !defined(_WIN32)
+/* ---- raw sockets (POSIX and Winsock) --------------------------------------- */
 
-uint64_t util_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+static vigil_os_socket raw_socket(int family) {
+#if defined(_WIN32)
+  SOCKET s = socket(family, SOCK_STREAM, 0);
+  return s == INVALID_SOCKET ? VIGIL_INVALID_SOCKET : (vigil_os_socket)s;
+#else
+  return socket(family, SOCK_STREAM | RAW_CLOEXEC, 0);
+#endif
 }
 
-static int fill_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len) {
+static int fill_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss, raw_socklen *len) {
   memset(ss, 0, sizeof *ss);
   if (strchr(ip, ':') != NULL) {
     struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
     a->sin6_family = AF_INET6;
     a->sin6_port = htons(port);
-    *len = sizeof *a;
+    *len = (raw_socklen)sizeof *a;
     return inet_pton(AF_INET6, ip, &a->sin6_addr) == 1 ? 0 : VIGIL_EINVAL;
   } else {
     struct sockaddr_in *a = (struct sockaddr_in *)ss;
     a->sin_family = AF_INET;
     a->sin_port = htons(port);
-    *len = sizeof *a;
+    *len = (raw_socklen)sizeof *a;
     return inet_pton(AF_INET, ip, &a->sin_addr) == 1 ? 0 : VIGIL_EINVAL;
   }
 }
 
+static void nodelay(vigil_os_socket s) {
+  int one = 1;
+  (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, (raw_socklen)sizeof one);
+}
+
+static uint16_t port_of(const struct sockaddr_storage *ss) {
+  return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                         : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
 int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out) {
   struct sockaddr_storage ss;
-  socklen_t len;
-  int fd, one = 1;
-  *out = -1;
+  raw_socklen len;
+  vigil_os_socket fd;
+  int err = util_net_init();
+  *out = VIGIL_INVALID_SOCKET;
+  if (err != 0)
+    return err;
   if (fill_addr(ip, port, &ss, &len) != 0)
     return VIGIL_EINVAL;
-  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
+  if ((fd = raw_socket(ss.ss_family)) == VIGIL_INVALID_SOCKET)
+    return util_net_error();
   if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
-    int err = -errno;
-    close(fd);
+    err = util_net_error();
+    util_net_close(fd);
     return err;
   }
-  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  nodelay(fd);
   *out = fd;
   return 0;
 }
@@ -100,28 +130,44 @@ int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
 
 int util_raw_listen_n(const char *ip, uint16_t *port, int backlog, vigil_os_socket *out) {
   struct sockaddr_storage ss;
-  socklen_t len;
-  int fd, one = 1;
-  *out = -1;
+  raw_socklen len;
+  vigil_os_socket fd;
+  int err = util_net_init();
+  *out = VIGIL_INVALID_SOCKET;
+  if (err != 0)
+    return err;
   if (fill_addr(ip, *port, &ss, &len) != 0)
     return VIGIL_EINVAL;
-  fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -errno;
-  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if ((fd = raw_socket(ss.ss_family)) == VIGIL_INVALID_SOCKET)
+    return util_net_error();
+#if !defined(_WIN32)
+  {
+    int one = 1; /* rebinding a port a previous test used */
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+#endif
   if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, backlog) != 0 ||
       getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
-    int err = -errno;
-    close(fd);
+    err = util_net_error();
+    util_net_close(fd);
     return err;
   }
-  *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                         : ((struct sockaddr_in *)&ss)->sin_port);
+  *port = port_of(&ss);
   *out = fd;
   return 0;
 }
 
-static int wait_readable(int fd, uint32_t timeout_ms) {
+static int wait_readable(vigil_os_socket fd, uint32_t timeout_ms) {
+#if defined(_WIN32)
+  fd_set set;
+  struct timeval tv;
+  int rc;
+  FD_ZERO(&set);
+  FD_SET((SOCKET)fd, &set);
+  tv.tv_sec = (long)(timeout_ms / 1000);
+  tv.tv_usec = (long)(timeout_ms % 1000) * 1000;
+  rc = select(0, &set, NULL, NULL, &tv);
+#else
   struct pollfd p;
   int rc;
   p.fd = fd;
@@ -130,29 +176,39 @@ static int wait_readable(int fd, uint32_t timeout_ms) {
   do
     rc = poll(&p, 1, (int)timeout_ms);
   while (rc < 0 && errno == EINTR);
-  return rc > 0 ? 0 : rc == 0 ? VIGIL_EAGAIN : -errno;
+#endif
+  return rc > 0 ? 0 : rc == 0 ? VIGIL_EAGAIN : util_net_error();
 }
 
 int util_raw_accept(vigil_os_socket l, uint32_t timeout_ms, vigil_os_socket *out) {
-  int rc = wait_readable(l, timeout_ms), one = 1;
-  *out = -1;
+  int rc = wait_readable(l, timeout_ms);
+  *out = VIGIL_INVALID_SOCKET;
   if (rc != 0)
     return rc;
+#if defined(_WIN32)
+  {
+    SOCKET a = accept((SOCKET)l, NULL, NULL);
+    *out = a == INVALID_SOCKET ? VIGIL_INVALID_SOCKET : (vigil_os_socket)a;
+  }
+#else
   *out = accept(l, NULL, NULL);
-  if (*out < 0)
-    return -errno;
-  (void)setsockopt(*out, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#endif
+  if (*out == VIGIL_INVALID_SOCKET)
+    return util_net_error();
+  nodelay(*out);
   return 0;
 }
 
 int util_raw_send(vigil_os_socket s, const void *p, size_t n) {
   const char *b = p;
   while (n > 0) {
-    ssize_t w = send(s, b, n, MSG_NOSIGNAL);
+    int chunk = n > 65536 ? 65536 : (int)n;
+    long w = (long)send(s, b, RAW_LEN(chunk), RAW_NOSIGNAL);
     if (w < 0) {
-      if (errno == EINTR)
+      int err = util_net_error();
+      if (err == VIGIL_EINTR)
         continue;
-      return -errno;
+      return err;
     }
     b += w;
     n -= (size_t)w;
@@ -161,23 +217,42 @@ int util_raw_send(vigil_os_socket s, const void *p, size_t n) {
 }
 
 long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
-  ssize_t r;
-  int rc = wait_readable(s, timeout_ms);
+  long r;
+  int rc = wait_readable(s, timeout_ms), chunk = n > 65536 ? 65536 : (int)n;
   if (rc != 0)
     return rc;
   do
-    r = recv(s, p, n, 0);
-  while (r < 0 && errno == EINTR);
-  return r < 0 ? -errno : (long)r;
+    r = (long)recv(s, p, RAW_LEN(chunk), 0);
+  while (r < 0 && util_net_error() == VIGIL_EINTR);
+  return r < 0 ? util_net_error() : r;
 }
 
 uint16_t util_raw_local_port(vigil_os_socket s) {
   struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
+  raw_socklen len = (raw_socklen)sizeof ss;
   if (getsockname(s, (struct sockaddr *)&ss, &len) != 0)
     return 0;
-  return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                        : ((struct sockaddr_in *)&ss)->sin_port);
+  return port_of(&ss);
+}
+
+void util_raw_close(vigil_os_socket s) { util_net_close(s); }
+
+void util_raw_reset(vigil_os_socket s) {
+  struct linger lg;
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  (void)setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&lg, (raw_socklen)sizeof lg);
+  util_net_close(s);
+}
+
+/* ---- time, processes, namespaces ------------------------------------------ */
+
+#if !defined(_WIN32)
+
+uint64_t util_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int util_netns_enter(void) {
@@ -186,23 +261,7 @@ int util_netns_enter(void) {
   return util_sh("ip link set lo up") == 0 ? 0 : VIGIL_ENOTSUP;
 }
 
-int util_sh(const char *cmd) {
-  int rc = system(cmd);
-  return rc == 0 ? 0 : -1;
-}
-
-void util_raw_close(vigil_os_socket s) {
-  if (s >= 0)
-    close(s);
-}
-
-void util_raw_reset(vigil_os_socket s) {
-  struct linger lg;
-  lg.l_onoff = 1;
-  lg.l_linger = 0;
-  (void)setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-  close(s);
-}
+int util_sh(const char *cmd) { return system(cmd) == 0 ? 0 : -1; }
 
 int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid) {
   pid_t p = fork();
@@ -236,54 +295,36 @@ int util_proc_kill(long pid) {
   return util_proc_wait(pid, 5000);
 }
 
-#else /* Windows: no raw peers, no fork */
+#else /* Windows: no fork, no namespaces */
 
-uint64_t util_now_ns(void) { return 0; }
-int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out) {
-  (void)ip, (void)port;
-  *out = VIGIL_INVALID_SOCKET;
-  return VIGIL_ENOTSUP;
-}
-int util_raw_listen(const char *ip, uint16_t *port, vigil_os_socket *out) {
-  return util_raw_listen_n(ip, port, 16, out);
-}
-int util_raw_listen_n(const char *ip, uint16_t *port, int backlog, vigil_os_socket *out) {
-  (void)ip, (void)port, (void)backlog;
-  *out = VIGIL_INVALID_SOCKET;
-  return VIGIL_ENOTSUP;
-}
-int util_raw_accept(vigil_os_socket l, uint32_t timeout_ms, vigil_os_socket *out) {
-  (void)l, (void)timeout_ms;
-  *out = VIGIL_INVALID_SOCKET;
-  return VIGIL_ENOTSUP;
-}
-int util_raw_send(vigil_os_socket s, const void *p, size_t n) {
-  (void)s, (void)p, (void)n;
-  return VIGIL_ENOTSUP;
-}
-long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
-  (void)s, (void)p, (void)n, (void)timeout_ms;
-  return VIGIL_ENOTSUP;
-}
-uint16_t util_raw_local_port(vigil_os_socket s) {
-  (void)s;
-  return 0;
+uint64_t util_now_ns(void) {
+  LARGE_INTEGER f, c;
+  QueryPerformanceFrequency(&f);
+  QueryPerformanceCounter(&c);
+  return (uint64_t)((double)c.QuadPart * 1e9 / (double)f.QuadPart);
 }
 int util_netns_enter(void) { return VIGIL_ENOTSUP; }
 int util_sh(const char *cmd) {
   (void)cmd;
   return -1;
 }
-void util_raw_close(vigil_os_socket s) { (void)s; }
-void util_raw_reset(vigil_os_socket s) { (void)s; }
 int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid) {
   (void)fn, (void)arg;
   *pid = -1;
   return VIGIL_ENOTSUP;
 }
-int util_proc_stop(long pid) { (void)pid; return VIGIL_ENOTSUP; }
-int util_proc_cont(long pid) { (void)pid; return VIGIL_ENOTSUP; }
-int util_proc_kill(long pid) { (void)pid; return -1; }
+int util_proc_stop(long pid) {
+  (void)pid;
+  return VIGIL_ENOTSUP;
+}
+int util_proc_cont(long pid) {
+  (void)pid;
+  return VIGIL_ENOTSUP;
+}
+int util_proc_kill(long pid) {
+  (void)pid;
+  return -1;
+}
 int util_proc_wait(long pid, uint32_t timeout_ms) {
   (void)pid, (void)timeout_ms;
   return -1;
@@ -356,6 +397,15 @@ int util_raw_welcome(vigil_os_socket s, uint32_t interval_ms, uint32_t timeout_m
   if (n < 0)
     return n;
   return util_raw_send(s, buf, (size_t)n);
+}
+
+vigil_cause util_stalled_cause(const vigil_death *d) {
+#if defined(__linux__)
+  (void)d;
+  return VIGIL_CAUSE_PEER_STALLED;
+#else
+  return d->tcp.available ? VIGIL_CAUSE_PEER_STALLED : VIGIL_CAUSE_HEARTBEAT_TIMEOUT;
+#endif
 }
 
 /* ---- callback recorder ---------------------------------------------------- */

@@ -60,6 +60,11 @@ int util_raw_expect(vigil_os_socket s, uint8_t type, uint32_t timeout_ms, vigil_
 int util_raw_welcome(vigil_os_socket s, uint32_t interval_ms, uint32_t timeout_ms,
                      uint32_t timeout_wait_ms);
 
+/* The cause a silent peer whose kernel still ACKs must get: peer_stalled
+ * where the OS gives TCP evidence (always on Linux), else the heartbeat
+ * verdict stands (docs/RUNTIME.md, "Causes from evidence"). */
+vigil_cause util_stalled_cause(const vigil_death *d);
+
 /* Child processes. fn runs in the child, whose exit status is fn's
  * return value. */
 int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid);
