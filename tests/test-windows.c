@@ -349,6 +349,7 @@ static int case_listener_close(void) {
   struct sockaddr_storage bound;
   vigil_loop loop;
   vigil_tcp lst;
+  uint64_t t0;
   int round;
 
   ASSERT_EQ(open_loop(&loop), 0);
@@ -360,7 +361,21 @@ static int case_listener_close(void) {
     ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_NOWAIT), 0);
     ASSERT_EQ(lst_closed, round + 1);
   }
+  /* Nothing is left to drain (the iteration above took the cancelled
+   * accepts), so closing the loop does not wait. */
+  t0 = vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC);
   ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ASSERT_ULE(vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC) - t0, 500 * 1000000u);
+
+  /* Closed with the loop never run again: the loop's close takes the
+   * cancelled accepts itself, and still promptly. */
+  ASSERT_EQ(open_loop(&loop), 0);
+  ASSERT_EQ(listen_any(&loop, &lst, &bound), 0);
+  vigil_tcp_close(&lst, on_lst_closed);
+  ASSERT_EQ(run_until(&loop, &lst_closed, 4), 0);
+  t0 = vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ASSERT_ULE(vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC) - t0, 500 * 1000000u);
   return 0;
 }
 

@@ -168,7 +168,7 @@ int vigil__plat_init(vigil_loop *loop, vigil_backend backend) {
   err = vigil__win_init();
   if (err != 0)
     return err;
-  st = malloc(sizeof *st);
+  st = calloc(1, sizeof *st);
   if (st == NULL)
     return VIGIL_ENOMEM;
   /* One thread runs the loop, so allow one concurrent thread. */
