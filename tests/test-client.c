@@ -446,7 +446,12 @@ TEST_IMPL(backpressure_and_keepalive) {
   f.cfg.max_queue_bytes = 3 * sizeof msg;
   ASSERT_EQ(vigil_client_new(&f.cli, &f.loop, &f.cfg), 0);
   ASSERT_EQ(vigil_client_connect(f.cli, "127.0.0.1", port), 0);
+  /* Sent while connecting: waits in the queue, leaves after WELCOME. */
+  ASSERT_EQ(vigil_client_send(f.cli, "early", 5), 0);
   ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  ASSERT(util_run_until(&f.loop, &sv.rec.messages, WAIT));
+  ASSERT_EQ(sv.rec.msg_len, 5);
+  ASSERT_MEM_EQ(sv.rec.msg, "early", 5);
   /* Kernel keepalive armed from the heartbeat (AUTO): the 300 ms timeout
    * is below what the kernel can express, so the 3 s floor applies. */
   ASSERT_EQ(f.rec.ka_error, 0);
@@ -457,9 +462,9 @@ TEST_IMPL(backpressure_and_keepalive) {
     if (vigil_client_send(f.cli, msg, sizeof msg) == VIGIL_EQUEUEFULL)
       full++;
   ASSERT_EQ(full, 2); /* the cap is 3 messages; the client is not closed for it */
-  ASSERT(util_run_until_n(&f.loop, &sv.rec.messages, 3, WAIT));
-  ASSERT_EQ(vigil_client_send(f.cli, msg, sizeof msg), 0); /* drained: room again */
   ASSERT(util_run_until_n(&f.loop, &sv.rec.messages, 4, WAIT));
+  ASSERT_EQ(vigil_client_send(f.cli, msg, sizeof msg), 0); /* drained: room again */
+  ASSERT(util_run_until_n(&f.loop, &sv.rec.messages, 5, WAIT));
   ASSERT_EQ(f.rec.deaths, 0);
   ASSERT_EQ(vigil_client_send(f.cli, msg, (1u << 20) + 1), VIGIL_EMSGSIZE);
   ASSERT_EQ(vigil_client_close(f.cli, 500), 0);

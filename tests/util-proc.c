@@ -230,6 +230,7 @@ long util_raw_recv(vigil_os_socket s, void *p, size_t n, uint32_t timeout_ms) {
 uint16_t util_raw_local_port(vigil_os_socket s) {
   struct sockaddr_storage ss;
   raw_socklen len = (raw_socklen)sizeof ss;
+  memset(&ss, 0, sizeof ss);
   if (getsockname(s, (struct sockaddr *)&ss, &len) != 0)
     return 0;
   return port_of(&ss);
