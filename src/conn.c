@@ -393,16 +393,21 @@ static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   d.silent_ns = ev->silent_ns;
   d.close_code = ev->close_code;
   d.retry_after_ms = ev->retry_after_ms;
+  d.reason_len = 0;
   if (ev->cause == VIGIL_CAUSE_LOCAL) {
     d.close_sent = 1;
     detail = c->local_detail != NULL ? c->local_detail : ev->detail;
+    d.reason = c->close_reason;
   } else if (vigil_session_want_write(&c->session)) {
     d.close_sent = 1; /* our verdict; the session queued a CLOSE saying why */
+    d.reason = ev->detail;
   } else {
     d.close_received = 1;
     d.reason = ev->reason;
     d.reason_len = ev->reason_len;
   }
+  if (!d.close_received && d.reason != NULL)
+    d.reason_len = strlen(d.reason);
   memset(&v, 0, sizeof v);
   v.cause = ev->cause;
   v.silent_ns = ev->silent_ns;
@@ -454,6 +459,10 @@ void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const cha
   d.close_sent = c->phase != VIGIL__CONNECTING;
   d.close_code = code;
   d.retry_after_ms = retry_after_ms;
+  if (d.close_sent && c->close_reason != NULL) {
+    d.reason = c->close_reason;
+    d.reason_len = strlen(c->close_reason);
+  }
   conn_die(c, &d);
 }
 

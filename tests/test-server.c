@@ -589,6 +589,7 @@ TEST_IMPL(takeover_same_id) {
   ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
   ASSERT_STR_EQ(f.rec.detail, "takeover");
   ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_TAKEOVER);
+  ASSERT_STR_EQ(f.rec.reason, vigil_close_code_text(VIGIL_CLOSE_TAKEOVER));
   ASSERT_PTR_EQ(vigil_server_find(f.srv, "same", 4), f.rec.conn);
   /* The replaced client hears CLOSE TAKEOVER. */
   ASSERT(util_run_until(&f.loop, &ra.deaths, WAIT));

@@ -68,7 +68,8 @@ typedef struct vigil_death {
   int close_sent;            /* 1: we sent a CLOSE (policy, takeover, shutdown) */
   uint16_t close_code;       /* VIGIL_CLOSE_*, when close_received or close_sent */
   uint32_t retry_after_ms;   /* from the CLOSE, 0 if none */
-  const char *reason;        /* CLOSE reason (borrowed during the callback), or NULL */
+  const char *reason;        /* CLOSE reason received or sent (borrowed during the
+                                callback, not NUL-terminated when received), or NULL */
   size_t reason_len;
   vigil_tcp_evidence tcp;    /* kernel view at the moment of death */
 } vigil_death;
