@@ -461,6 +461,108 @@ TEST_IMPL(oversized_frame_is_policy) {
   return 0;
 }
 
+TEST_IMPL(oversized_message_is_policy) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  static uint8_t buf[2 * (600 + VIGIL_WIRE_MAX_HEADER)];
+  size_t n = 0;
+  int i, h;
+  server_config(&f, &cfg);
+  cfg.session.max_message = 1000;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "chunky", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  for (i = 0; i < 2; i++) { /* two 600-byte chunks of one message */
+    h = vigil_wire_encode_data_header(buf + n, sizeof buf - n, 1, 600);
+    ASSERT_GT(h, 0);
+    n += (size_t)h + 600;
+  }
+  ASSERT_EQ(util_raw_send(s, buf, n), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(f.rec.messages, 0);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_TOO_BIG);
+  ASSERT_EQ(expect_close(s, VIGIL_CLOSE_TOO_BIG), 0);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(garbage_hello_is_protocol_error) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (util_raw_connect("127.0.0.1", f.port, &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(util_raw_send(s, "GET / HTTP/1.1\r\n\r\n", 18), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.rejects, WAIT));
+  ASSERT_EQ(f.rec.opens, 0);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_PROTOCOL_ERROR);
+  ASSERT_EQ(f.rec.death.close_sent, 1);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* Bytes arrive one at a time (the HELLO) and messages arrive split across
+ * reads and chunks: the partial control frame is held back between reads
+ * and the message is reassembled whole. */
+TEST_IMPL(fragmented_input_reassembled) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  uint8_t hello[VIGIL_WIRE_MAX_CONTROL_FRAME], data[64];
+  vigil_hello h;
+  size_t n = 0, i;
+  int len, k;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (util_raw_connect("127.0.0.1", f.port, &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  memset(&h, 0, sizeof h);
+  h.version = VIGIL_WIRE_VERSION;
+  h.interval_ms = INTERVAL;
+  h.timeout_ms = TIMEOUT;
+  h.max_frame = VIGIL_WIRE_MAX_CHUNK;
+  h.max_message = 1u << 20;
+  h.id = "dribble";
+  h.id_len = 7;
+  len = vigil_wire_encode_hello(hello, sizeof hello, &h);
+  ASSERT_GT(len, 0);
+  for (k = 0; k < len; k++) {
+    ASSERT_EQ(util_raw_send(s, hello + k, 1), 0);
+    util_run_for(&f.loop, 2);
+  }
+  ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
+  ASSERT_STR_EQ(f.rec.id, "dribble");
+  /* "0123456789" + "abcdefghij" + "ABCDE" as three chunks of one message. */
+  for (k = 0; k < 3; k++) {
+    static const char *parts[] = {"0123456789", "abcdefghij", "ABCDE"};
+    size_t pl = strlen(parts[k]);
+    int hl = vigil_wire_encode_data_header(data + n, sizeof data - n, k < 2, (uint32_t)pl);
+    ASSERT_GT(hl, 0);
+    memcpy(data + n + (size_t)hl, parts[k], pl);
+    n += (size_t)hl + pl;
+  }
+  for (i = 0; i < n; i += 7) { /* 7-byte slices cut across headers */
+    ASSERT_EQ(util_raw_send(s, data + i, n - i < 7 ? n - i : 7), 0);
+    util_run_for(&f.loop, 2);
+  }
+  ASSERT(util_run_until(&f.loop, &f.rec.messages, WAIT));
+  ASSERT_EQ(f.rec.messages, 1);
+  ASSERT_EQ(f.rec.msg_len, 25);
+  ASSERT_MEM_EQ(f.rec.msg, "0123456789abcdefghijABCDE", 25);
+  ASSERT_NOT_NULL(f.rec.conn);
+  ASSERT_NULL(f.rec.conn->rx);     /* the reassembly buffer went with the message */
+  ASSERT_NULL(f.rec.conn->retain); /* nothing held back between frames */
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 TEST_IMPL(slow_handshake_is_policy) {
   fixture f;
   vigil_server_config cfg;
