@@ -570,6 +570,64 @@ static int case_keepalive_on_loop_socket(void) {
   ASSERT_EQ(vigil_loop_close(&loop), 0);
   return 0;
 }
+/* A read callback sees the time its bytes arrived, not the time the wait
+ * began (vigil__loop_awake right after GetQueuedCompletionStatusEx): a
+ * thread sends one byte 200 ms into the loop's wait. The Windows twin of
+ * loop_read_sees_arrival_time, which forks. */
+static uint64_t read_seen_ns;
+
+static void stamp_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  if (nread > 0 && read_seen_ns == 0)
+    read_seen_ns = vigil_loop_now_ns(tcp->loop);
+  ep_read(tcp, nread, buf);
+}
+
+static DWORD WINAPI send_later(LPVOID arg) {
+  SOCKET s = *(const SOCKET *)arg;
+  Sleep(200);
+  return send(s, "x", 1, 0) == 1 ? 0 : 1;
+}
+
+static int case_arrival_time(void) {
+  static endpoint c, s;
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_loop_timer guard;
+  uint64_t before, after;
+  SOCKET csock;
+  HANDLE th;
+  DWORD code = 1;
+
+  memset(&c, 0, sizeof c);
+  memset(&s, 0, sizeof s);
+  read_seen_ns = 0;
+  ASSERT_EQ(open_loop(&loop), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &c, &s), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&s.tcp, ep_alloc, stamp_read), 0);
+  vigil_loop_timer_init(&guard);
+  vigil_loop_update_time(&loop);
+  vigil_loop_timer_arm(&loop, &guard, vigil_loop_now_ms(&loop) + GUARD_MS, on_guard);
+  csock = (SOCKET)vigil_tcp_socket(&c.tcp);
+  before = vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC);
+  th = CreateThread(NULL, 0, send_later, &csock, 0, NULL);
+  ASSERT_NOT_NULL(th);
+  ASSERT_EQ(vigil_loop_run(&loop, VIGIL_RUN_ONCE), 1);
+  after = vigil__plat_clock(NULL, VIGIL_CLOCK_MONOTONIC);
+  ASSERT_EQ(WaitForSingleObject(th, GUARD_MS), WAIT_OBJECT_0);
+  ASSERT(GetExitCodeThread(th, &code));
+  CloseHandle(th);
+  ASSERT_EQ(code, 0);
+  ASSERT_NE(read_seen_ns, 0);
+  ASSERT_UGE(read_seen_ns, before + 150 * 1000000u);
+  ASSERT_ULE(read_seen_ns, after);
+  vigil_loop_timer_cancel(&loop, &guard);
+  vigil_tcp_close(&c.tcp, NULL);
+  vigil_tcp_close(&s.tcp, NULL);
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+}
 #endif /* _WIN32 */
 
 #ifdef _WIN32
@@ -616,4 +674,8 @@ TEST_IMPL(windows_close_while_connecting) {
 
 TEST_IMPL(windows_keepalive_on_loop_socket) {
   WINDOWS_ONLY(case_keepalive_on_loop_socket());
+}
+
+TEST_IMPL(windows_read_sees_arrival_time) {
+  WINDOWS_ONLY(case_arrival_time());
 }

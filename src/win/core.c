@@ -242,10 +242,15 @@ int vigil__plat_poll(vigil_loop *loop, int timeout_ms) {
     if (!GetQueuedCompletionStatusEx(st->port, st->entries, MAX_ENTRIES, &n, timeout,
                                      FALSE)) {
       e = GetLastError();
+      if (round == 0)
+        vigil__loop_awake(loop);
       if (e == WAIT_TIMEOUT)
         return 0;
       return round == 0 ? vigil__win_error(e) : 0;
     }
+    /* The time the packets arrived, before their callbacks date frames. */
+    if (round == 0)
+      vigil__loop_awake(loop);
     dispatch(st, n);
     if (n < MAX_ENTRIES)
       return 0;
