@@ -210,8 +210,8 @@ VIGIL_EXTERN int vigil_server_new(vigil_server **out, vigil_loop *loop,
  * bound. Port 0 lets the kernel choose: *bound_port (may be NULL) receives
  * the port actually bound. Returns 0 or VIGIL_EADDRINUSE, VIGIL_EADDRNOTAVAIL,
  * VIGIL_EACCES, VIGIL_EAFNOSUPPORT, VIGIL_EINVAL (bad host), VIGIL_ENOENT
- * (name did not resolve), VIGIL_EMFILE, VIGIL_ENOMEM, VIGIL_ECLOSED (shutting
- * down). */
+ * (name did not resolve), VIGIL_EMFILE, VIGIL_ENOMEM, VIGIL_ENOSPACE (more
+ * than 16 listening sockets), VIGIL_ECLOSED (shutting down). */
 VIGIL_EXTERN int vigil_server_listen(vigil_server *srv, const char *host, uint16_t port,
                                      uint16_t *bound_port);
 
