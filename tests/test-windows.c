@@ -618,7 +618,7 @@ static int case_arrival_time(void) {
   CloseHandle(th);
   ASSERT_EQ(code, 0);
   ASSERT_NE(read_seen_ns, 0);
-  ASSERT_UGE(read_seen_ns, before + 150 * 1000000u);
+  ASSERT_UGE(read_seen_ns, before + (uint64_t)150 * 1000000u);
   ASSERT_ULE(read_seen_ns, after);
   vigil_loop_timer_cancel(&loop, &guard);
   vigil_tcp_close(&c.tcp, NULL);
