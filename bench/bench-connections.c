@@ -75,7 +75,7 @@ typedef struct run_result {
   unsigned conns;
   double seconds;
   uint64_t pongs, server_pings, skipped, lost;
-  double cpu_s;
+  double cpu_s, user_s;
   long rss_before_kb, rss_after_kb;
   uint64_t rtt_p50_us, rtt_p99_us;
   int ok;
@@ -105,9 +105,10 @@ static void sleep_ms(unsigned ms) {
 
 /* ---- /proc ---- */
 
-static double proc_cpu_seconds(pid_t pid) {
+/* utime + stime of pid in seconds; *user_s (may be NULL) gets utime. */
+static double proc_cpu_seconds(pid_t pid, double *user_s) {
   char path[64], buf[1024];
-  unsigned long long ticks = 0;
+  unsigned long long ticks = 0, user = 0;
   FILE *f;
   char *p;
 
@@ -129,11 +130,15 @@ static double proc_cpu_seconds(pid_t pid) {
       if (end == p)
         return -1;
       ticks += v;
+      if (field == 14)
+        user = v;
     }
     while (*end != ' ' && *end != '\0')
       end++;
     p = end;
   }
+  if (user_s != NULL)
+    *user_s = (double)user / (double)sysconf(_SC_CLK_TCK);
   return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
@@ -475,7 +480,7 @@ static uint64_t percentile(uint64_t total, double p) {
 static int measure(const char *name, char *const argv[], uint16_t port, run_result *r) {
   pid_t pid;
   uint64_t start, t0;
-  double cpu0, cpu1;
+  double cpu0, cpu1, user0 = 0, user1 = 0;
 
   memset(r, 0, sizeof(*r));
   r->name = name;
@@ -507,13 +512,14 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   run_for(start, start + 2000000000ull); /* warm-up: every client pinged twice */
   r->rss_after_kb = proc_rss_kb(pid);
   measuring = 1;
-  cpu0 = proc_cpu_seconds(pid);
+  cpu0 = proc_cpu_seconds(pid, &user0);
   t0 = now_ns();
   run_for(start, t0 + (uint64_t)window_s * 1000000000u);
-  cpu1 = proc_cpu_seconds(pid);
+  cpu1 = proc_cpu_seconds(pid, &user1);
   r->seconds = (double)(now_ns() - t0) / 1e9;
   measuring = 0;
   r->cpu_s = cpu1 - cpu0;
+  r->user_s = user1 - user0;
   r->pongs = n_pongs;
   r->server_pings = n_server_pings;
   r->skipped = n_skipped;
@@ -536,9 +542,10 @@ static double bytes_per_conn(const run_result *r) {
 
 static void print_row(const run_result *r) {
   double hb = (double)(r->pongs + r->server_pings);
-  printf("%-16s %6u %10.0f %9.2f %7.1f%% %12.0f %7llu/%-7llu %6llu %5llu %4llu\n", r->name,
-         r->conns, hb / r->seconds, cpu_us_per_hb(r), r->cpu_s * 100.0 / r->seconds,
-         bytes_per_conn(r), (unsigned long long)r->rtt_p50_us, (unsigned long long)r->rtt_p99_us,
+  printf("%-16s %6u %8.0f %7.2f %5.2f/%-5.2f %6.1f%% %10.0f %7llu/%-7llu %6llu %5llu %4llu\n",
+         r->name, r->conns, hb / r->seconds, cpu_us_per_hb(r), r->user_s * 1e6 / hb,
+         (r->cpu_s - r->user_s) * 1e6 / hb, r->cpu_s * 100.0 / r->seconds, bytes_per_conn(r),
+         (unsigned long long)r->rtt_p50_us, (unsigned long long)r->rtt_p99_us,
          (unsigned long long)r->server_pings, (unsigned long long)r->skipped,
          (unsigned long long)r->lost);
 }
@@ -639,17 +646,23 @@ int main(int argc, char **argv) {
     have_b = measure("libuv baseline", av, port, &rb) == 0;
   }
 
-  printf("\n%-16s %6s %10s %9s %8s %12s %15s %6s %5s %4s\n", "server", "conns", "hb/s", "us/hb",
-         "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip", "lost");
+  printf("\n%-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "server", "conns", "hb/s", "us/hb",
+         "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip", "lost");
   if (have_v)
     print_row(&rv);
   if (have_b)
     print_row(&rb);
   printf("\nus/hb: server CPU time (utime+stime, /proc/PID/stat) per heartbeat answered in "
-         "the window\nRSS B/conn: server VmRSS after connecting minus before, per connection\n");
+         "the window,\n       split into user/sys (on loopback, sys includes the kernel's "
+         "delivery of each\n       pong to the client socket, the same for both servers)\n"
+         "RSS B/conn: server VmRSS after connecting minus before, per connection\n");
   if (have_v && have_b) {
-    printf("\nratio baseline / vigil: CPU per heartbeat %.2fx, memory per connection %.2fx\n",
-           cpu_us_per_hb(&rb) / cpu_us_per_hb(&rv), bytes_per_conn(&rb) / bytes_per_conn(&rv));
+    printf("\nratio baseline / vigil: CPU per heartbeat %.2fx (user space alone %.2fx), "
+           "memory per connection %.2fx\n",
+           cpu_us_per_hb(&rb) / cpu_us_per_hb(&rv),
+           rb.user_s / (double)(rb.pongs + rb.server_pings) /
+               (rv.user_s / (double)(rv.pongs + rv.server_pings)),
+           bytes_per_conn(&rb) / bytes_per_conn(&rv));
   } else {
     printf("\nno ratio: %s did not complete\n", have_v ? "the baseline" : "vigil");
   }
