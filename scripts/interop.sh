@@ -38,6 +38,10 @@ cleanup() {
     kill -9 "$p" 2>/dev/null
   done
   gone "${PIDS[@]}"
+  if [ -n "${NS:-}" ]; then
+    ns_kill_all
+    ip netns del "$NS" 2>/dev/null
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -208,6 +212,111 @@ else
   fail "Linux client never opened"
 fi
 stop_all "$CLI_PID" "$SRV_PID"
+
+# ---- network blackhole (needs root, ip netns and nft) ----------------------
+# Both programs run in a private network namespace; once connected, nft drops
+# every segment of the connection on its loopback. wine creates sockets in
+# its wineserver, so the namespace gets its own wineserver: a prefix copy
+# (hard links, registry files copied) whose server starts inside it.
+
+blackhole() { # blackhole PORT: drop the connection's segments both ways
+  ip netns exec "$NS" nft add table inet vigilw &&
+    ip netns exec "$NS" nft add chain inet vigilw out '{ type filter hook output priority 0; }' &&
+    ip netns exec "$NS" nft add rule inet vigilw out tcp dport "$1" drop &&
+    ip netns exec "$NS" nft add rule inet vigilw out tcp sport "$1" drop
+}
+
+unblackhole() {
+  ip netns exec "$NS" nft delete table inet vigilw 2>/dev/null || true
+}
+
+ns_kill_all() {
+  local p
+  for p in $(ip netns pids "$NS" 2>/dev/null); do
+    kill -CONT "$p" 2>/dev/null
+    kill -9 "$p" 2>/dev/null
+  done
+  gone $(ip netns pids "$NS" 2>/dev/null)
+}
+
+# ns_start OUT CMD...: runs CMD in the namespace (wine with the namespace's
+# prefix) in the background, output to OUT; sets NS_PID.
+ns_start() {
+  local out=$1
+  shift
+  ip netns exec "$NS" env WINEPREFIX="$NSPFX" "$@" >"$out" 2>&1 &
+  NS_PID=$!
+  disown "$NS_PID"
+}
+
+blackhole_cases() {
+  local port
+  if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
+    echo "SKIP  blackhole cases (need root, ip netns and nft)"
+    return
+  fi
+  NS=vigilw-$$
+  NSPFX=$TMP/wineprefix
+  if ! ip netns add "$NS" 2>/dev/null; then
+    echo "SKIP  blackhole cases (cannot create a network namespace)"
+    return
+  fi
+  ip -n "$NS" link set lo up
+  cp -al "$WINEPREFIX" "$NSPFX" && rm -f "$NSPFX"/*.reg && cp "$WINEPREFIX"/*.reg "$NSPFX"/
+
+  # B1: silence both ways: each side's heartbeat convicts within its timeout.
+  ns_start "$TMP/b1s.out" "$LNX" serve 127.0.0.1:0 --interval $INTERVAL
+  wait_for "$TMP/b1s.out" 'listening' 10
+  port=$(grep -Eo 'listening 127\.0\.0\.1:[0-9]+' "$TMP/b1s.out" | cut -d: -f2)
+  ns_start "$TMP/b1c.out" wine "$WIN" connect 127.0.0.1:"$port" --interval $INTERVAL --id winb1 \
+    --quiet-rtt --no-reconnect
+  if wait_for "$TMP/b1s.out" 'open .*id=winb1' 30 && blackhole "$port"; then
+    check "blackhole -> Linux server" "$TMP/b1s.out" 'dead .*cause=heartbeat_timeout' 5
+    check "blackhole -> wine client" "$TMP/b1c.out" 'dead .*cause=heartbeat_timeout' 5
+  else
+    fail "blackhole heartbeat case did not start"; sed 's/^/      /' "$TMP/b1s.out" "$TMP/b1c.out"
+  fi
+  ns_kill_all
+  unblackhole
+
+  # B2: an idle connection with a 20 s heartbeat but a 5 s kernel keepalive
+  # budget on the wine side: the kernel gives up first, and the zero-byte
+  # WSARecv fails with ETIMEDOUT (STATUS_IO_TIMEOUT). wine cannot set the
+  # probe count (TCP_KEEPCNT), so Linux's 9 probes apply: about 11 s.
+  ns_start "$TMP/b2s.out" "$LNX" serve 127.0.0.1:0 --no-keepalive
+  wait_for "$TMP/b2s.out" 'listening' 10
+  port=$(grep -Eo 'listening 127\.0\.0\.1:[0-9]+' "$TMP/b2s.out" | cut -d: -f2)
+  ns_start "$TMP/b2c.out" wine "$WIN" connect 127.0.0.1:"$port" --interval 20s --keepalive 5s \
+    --id winb2 --quiet-rtt --no-reconnect
+  if wait_for "$TMP/b2s.out" 'open .*id=winb2' 30 && blackhole "$port"; then
+    check "blackhole idle, keepalive 5s -> wine client" "$TMP/b2c.out" \
+      'dead .*cause=keepalive_timeout .*error=ETIMEDOUT' 20
+  else
+    fail "blackhole keepalive case did not start"; sed 's/^/      /' "$TMP/b2s.out" "$TMP/b2c.out"
+  fi
+  ns_kill_all
+  unblackhole
+
+  # B3: the same with the wine side as the server.
+  ns_start "$TMP/b3s.out" wine "$WIN" serve 127.0.0.1:0 --keepalive 5s
+  wait_for "$TMP/b3s.out" 'listening' 30
+  port=$(grep -Eo 'listening 127\.0\.0\.1:[0-9]+' "$TMP/b3s.out" | cut -d: -f2)
+  ns_start "$TMP/b3c.out" "$LNX" connect 127.0.0.1:"$port" --interval 20s --no-keepalive \
+    --id linb3 --quiet-rtt --no-reconnect
+  if wait_for "$TMP/b3s.out" 'open .*id=linb3' 30 && blackhole "$port"; then
+    check "blackhole idle, keepalive 5s -> wine server" "$TMP/b3s.out" \
+      'dead .*cause=keepalive_timeout .*error=ETIMEDOUT' 20
+  else
+    fail "blackhole keepalive case (wine server) did not start"
+    sed 's/^/      /' "$TMP/b3s.out" "$TMP/b3c.out"
+  fi
+  ns_kill_all
+  ip netns del "$NS" 2>/dev/null
+  NS=
+}
+
+NS=
+blackhole_cases
 
 if [ $FAILS -ne 0 ]; then
   echo "interop: $FAILS case(s) failed"
