@@ -28,8 +28,13 @@
  * ports. RLIMIT_NOFILE is raised to its hard limit (20,000 here: -n 19000
  * works).
  *
- * usage: bench-connections [-n N] [-w SECONDS] [-i PING_MS] [--only vigil|baseline]
- *                          [--vigil PATH] [--baseline PATH]
+ * To keep other tenants of a shared machine out of the ratio, the servers
+ * are measured alternately for several rounds and the least disturbed
+ * round of each (least CPU per heartbeat) is compared.
+ *
+ * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
+ *                          [--only vigil|baseline] [--vigil PATH] [--baseline PATH]
+ * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +63,7 @@
 #define MAX_INFLIGHT 256
 #define SOURCE_ADDRS 8
 #define HIST_US 100000 /* RTT histogram: 1 us buckets up to 100 ms */
+#define MAX_ROUNDS 10
 
 enum { C_IDLE, C_CONNECTING, C_HELLO, C_OPEN, C_DEAD };
 
@@ -82,7 +88,7 @@ typedef struct run_result {
 } run_result;
 
 static unsigned n_conns = 10000;
-static unsigned window_s = 20;
+static unsigned window_s = 10;
 static unsigned ping_ms = 1000;
 static conn *conns;
 static int epfd = -1;
@@ -540,8 +546,12 @@ static double bytes_per_conn(const run_result *r) {
   return (double)(r->rss_after_kb - r->rss_before_kb) * 1024.0 / (double)r->conns;
 }
 
-static void print_row(const run_result *r) {
+static void print_row(unsigned round, const run_result *r) {
   double hb = (double)(r->pongs + r->server_pings);
+  if (round == 0)
+    printf("%-5s ", "best");
+  else
+    printf("%-5u ", round);
   printf("%-16s %6u %8.0f %7.2f %5.2f/%-5.2f %6.1f%% %10.0f %7llu/%-7llu %6llu %5llu %4llu\n",
          r->name, r->conns, hb / r->seconds, cpu_us_per_hb(r), r->user_s * 1e6 / hb,
          (r->cpu_s - r->user_s) * 1e6 / hb, r->cpu_s * 100.0 / r->seconds, bytes_per_conn(r),
@@ -579,19 +589,36 @@ static void raise_nofile(void) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: bench-connections [-n N] [-w SECONDS] [-i PING_MS]\n"
+  fprintf(stderr, "usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]\n"
                   "                         [--only vigil|baseline] [--vigil PATH] "
                   "[--baseline PATH]\n");
   return 2;
+}
+
+/* The round with the least CPU per heartbeat: on a shared machine other
+ * tenants only ever add CPU time, so the minimum is the least disturbed. */
+static const run_result *best(const run_result *r, int n) {
+  const run_result *b = NULL;
+  for (int k = 0; k < n; k++)
+    if (r[k].ok && (b == NULL || cpu_us_per_hb(&r[k]) < cpu_us_per_hb(b)))
+      b = &r[k];
+  return b;
+}
+
+static double user_us_per_hb(const run_result *r) {
+  return r->user_s * 1e6 / (double)(r->pongs + r->server_pings);
 }
 
 int main(int argc, char **argv) {
   static char dir[PATH_MAX], vigil_path[PATH_MAX + 32], base_path[PATH_MAX + 32];
   char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32];
   const char *only = NULL;
-  run_result rv, rb;
-  int have_v = 0, have_b = 0;
+  run_result rv[MAX_ROUNDS], rb[MAX_ROUNDS];
+  const run_result *bv, *bb;
+  unsigned rounds = 3;
 
+  memset(rv, 0, sizeof(rv));
+  memset(rb, 0, sizeof(rb));
   self_dir(dir, sizeof(dir));
   snprintf(vigil_path, sizeof(vigil_path), "%s/vigil", dir);
   snprintf(base_path, sizeof(base_path), "%s/baseline-uv-heartbeat", dir);
@@ -603,6 +630,8 @@ int main(int argc, char **argv) {
       n_conns = (unsigned)strtoul(v, NULL, 10);
     else if (strcmp(argv[i], "-w") == 0)
       window_s = (unsigned)strtoul(v, NULL, 10);
+    else if (strcmp(argv[i], "-r") == 0)
+      rounds = (unsigned)strtoul(v, NULL, 10);
     else if (strcmp(argv[i], "-i") == 0)
       ping_ms = (unsigned)strtoul(v, NULL, 10);
     else if (strcmp(argv[i], "--only") == 0)
@@ -615,7 +644,8 @@ int main(int argc, char **argv) {
       return usage();
     i++;
   }
-  if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200)
+  if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200 || rounds == 0 ||
+      rounds > MAX_ROUNDS)
     return usage();
   raise_nofile();
   signal(SIGPIPE, SIG_IGN);
@@ -625,46 +655,52 @@ int main(int argc, char **argv) {
   if (conns == NULL || hist == NULL || epfd < 0)
     return 1;
 
-  printf("bench-connections: %u connections, each client pings every %u ms, window %u s\n", n_conns,
-         ping_ms, window_s);
+  printf("bench-connections: %u connections, each client pings every %u ms; %u rounds of a "
+         "%u s window per server, alternating\n",
+         n_conns, ping_ms, rounds, window_s);
   snprintf(iv_s, sizeof(iv_s), "%ums", ping_ms * 3 / 2);
   snprintf(to_s, sizeof(to_s), "%ums", ping_ms * 9 / 2);
   snprintf(to_ms_s, sizeof(to_ms_s), "%u", ping_ms * 9 / 2);
   snprintf(max_s, sizeof(max_s), "%u", n_conns + 100);
-  if (only == NULL || strcmp(only, "vigil") == 0) {
-    uint16_t port = free_port();
-    char *const av[] = {vigil_path,  "serve", addr_s,        "--interval", iv_s,
-                        "--timeout", to_s,    "--max-conns", max_s,        NULL};
-    snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
-    have_v = measure("vigil serve", av, port, &rv) == 0;
+  printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server", "conns",
+         "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip",
+         "lost");
+  for (unsigned k = 0; k < rounds; k++) {
+    if (only == NULL || strcmp(only, "vigil") == 0) {
+      uint16_t port = free_port();
+      char *const av[] = {vigil_path,  "serve", addr_s,        "--interval", iv_s,
+                          "--timeout", to_s,    "--max-conns", max_s,        NULL};
+      snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
+      if (measure("vigil serve", av, port, &rv[k]) == 0)
+        print_row(k + 1, &rv[k]);
+    }
+    if (only == NULL || strcmp(only, "baseline") == 0) {
+      uint16_t port = free_port();
+      char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
+                          port_s,    "--timeout-ms", to_ms_s,     NULL};
+      snprintf(port_s, sizeof(port_s), "%u", port);
+      if (measure("libuv baseline", av, port, &rb[k]) == 0)
+        print_row(k + 1, &rb[k]);
+    }
   }
-  if (only == NULL || strcmp(only, "baseline") == 0) {
-    uint16_t port = free_port();
-    char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
-                        port_s,    "--timeout-ms", to_ms_s,     NULL};
-    snprintf(port_s, sizeof(port_s), "%u", port);
-    have_b = measure("libuv baseline", av, port, &rb) == 0;
-  }
-
-  printf("\n%-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "server", "conns", "hb/s", "us/hb",
-         "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip", "lost");
-  if (have_v)
-    print_row(&rv);
-  if (have_b)
-    print_row(&rb);
+  bv = best(rv, (int)rounds);
+  bb = best(rb, (int)rounds);
+  if (bv != NULL)
+    print_row(0, bv);
+  if (bb != NULL)
+    print_row(0, bb);
   printf("\nus/hb: server CPU time (utime+stime, /proc/PID/stat) per heartbeat answered in "
          "the window,\n       split into user/sys (on loopback, sys includes the kernel's "
          "delivery of each\n       pong to the client socket, the same for both servers)\n"
-         "RSS B/conn: server VmRSS after connecting minus before, per connection\n");
-  if (have_v && have_b) {
-    printf("\nratio baseline / vigil: CPU per heartbeat %.2fx (user space alone %.2fx), "
-           "memory per connection %.2fx\n",
-           cpu_us_per_hb(&rb) / cpu_us_per_hb(&rv),
-           rb.user_s / (double)(rb.pongs + rb.server_pings) /
-               (rv.user_s / (double)(rv.pongs + rv.server_pings)),
-           bytes_per_conn(&rb) / bytes_per_conn(&rv));
+         "RSS B/conn: server VmRSS after connecting minus before, per connection\n"
+         "best: the round with the least CPU per heartbeat (other tenants only add CPU)\n");
+  if (bv != NULL && bb != NULL) {
+    printf("\nratio baseline / vigil (best rounds): CPU per heartbeat %.2fx (user space alone "
+           "%.2fx), memory per connection %.2fx\n",
+           cpu_us_per_hb(bb) / cpu_us_per_hb(bv), user_us_per_hb(bb) / user_us_per_hb(bv),
+           bytes_per_conn(bb) / bytes_per_conn(bv));
   } else {
-    printf("\nno ratio: %s did not complete\n", have_v ? "the baseline" : "vigil");
+    printf("\nno ratio: %s did not complete\n", bv != NULL ? "the baseline" : "vigil");
   }
-  return have_v && (have_b || (only != NULL && strcmp(only, "vigil") == 0)) ? 0 : 1;
+  return bv != NULL && (bb != NULL || (only != NULL && strcmp(only, "vigil") == 0)) ? 0 : 1;
 }
