@@ -34,11 +34,11 @@
  *
  * Accept errors. A connection reset before it was accepted is dropped
  * silently (as accept4's ECONNABORTED on POSIX). Any other failure to
- * accept is reported to the connection callback; the slot is retried when
- * another slot completes. vigil_tcp_accept_drop is VIGIL_ENOTSUP: the
- * pending-connection backlog never fills with connections the process
- * cannot take, because a completed AcceptEx that nobody takes is closed
- * here. */
+ * accept is reported to the connection callback; idle slots are posted
+ * again when another slot completes, or ACCEPT_RETRY_MS later.
+ * vigil_tcp_accept_drop is VIGIL_ENOTSUP: the pending-connection backlog
+ * never fills with connections the process cannot take, because a
+ * completed AcceptEx that nobody takes is closed here. */
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -58,6 +58,10 @@ _Static_assert(offsetof(vigil_buf, base) == offsetof(WSABUF, buf), "WSABUF buf")
 /* AcceptEx calls kept outstanding per listener: connections arriving
  * together are accepted by the kernel without waiting for the loop. */
 #define ACCEPT_SLOTS 8
+/* After AcceptEx could not be posted (no socket: out of handles or
+ * memory), idle slots are retried this much later, so a listener whose
+ * every slot failed does not stop accepting for good. */
+#define ACCEPT_RETRY_MS 100
 /* AcceptEx wants room for each address plus 16 bytes. */
 #define ADDR_SPACE ((DWORD)(sizeof(struct sockaddr_storage) + 16))
 /* Buffers per vigil_tcp_try_write; more are left for a later call. */
@@ -80,6 +84,7 @@ typedef struct accept_pool {
   unsigned pending;   /* AcceptEx calls out */
   LPFN_ACCEPTEX accept_ex;
   int family;
+  vigil_loop_timer retry; /* re-posts idle slots after a failure */
   accept_slot slots[ACCEPT_SLOTS];
 } accept_pool;
 
@@ -204,7 +209,17 @@ static int post_accept(vigil_tcp *server, accept_slot *slot) {
   return 0;
 }
 
-/* Posts every idle slot; reports the first failure. */
+static void on_accept_retry(vigil_loop *loop, vigil_loop_timer *t);
+
+static void arm_retry(vigil_tcp *server) {
+  accept_pool *pool = server->plat.accept_state;
+  vigil_loop *loop = server->loop;
+  if (!vigil_loop_timer_armed(&pool->retry))
+    vigil_loop_timer_arm(loop, &pool->retry, vigil_loop_now_ms(loop) + ACCEPT_RETRY_MS,
+                         on_accept_retry);
+}
+
+/* Posts every idle slot; reports the first failure, and retries later. */
 static void repost_accepts(vigil_tcp *server) {
   accept_pool *pool = server->plat.accept_state;
   unsigned i;
@@ -214,10 +229,18 @@ static void repost_accepts(vigil_tcp *server) {
       continue;
     err = post_accept(server, &pool->slots[i]);
     if (err != 0) {
+      arm_retry(server);
       server->connection_cb(server, err);
       return; /* the callback may have closed the listener */
     }
   }
+}
+
+static void on_accept_retry(vigil_loop *loop, vigil_loop_timer *t) {
+  accept_pool *pool = vigil_container_of(t, accept_pool, retry);
+  (void)loop;
+  if (pool->server != NULL)
+    repost_accepts(pool->server);
 }
 
 static void accept_complete(accept_pool *pool, accept_slot *slot, long status) {
@@ -307,6 +330,7 @@ int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, 
   }
   pool->server = tcp;
   pool->loop = tcp->loop;
+  vigil_loop_timer_init(&pool->retry);
   pool->family = addr->sa_family;
   for (i = 0; i < ACCEPT_SLOTS; i++)
     pool->slots[i].sock = INVALID_SOCKET;
@@ -322,6 +346,8 @@ int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, 
     closesocket(s);
     return err;
   }
+  if (err != 0)
+    arm_retry(tcp); /* some slots are out; the rest later */
   return 0;
 }
 
@@ -614,6 +640,7 @@ static void orphan_pool(vigil_tcp *tcp) {
   accept_pool *pool = tcp->plat.accept_state;
   tcp->plat.accept_state = NULL;
   pool->server = NULL;
+  vigil_loop_timer_cancel(tcp->loop, &pool->retry);
   if (pool->pending == 0)
     free(pool);
   else
