@@ -42,6 +42,9 @@ cleanup() {
     ns_kill_all
     ip netns del "$NS" 2>/dev/null
   fi
+  if [ -n "${NSPFX:-}" ]; then
+    rm -rf "$NSPFX"
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -256,7 +259,7 @@ blackhole_cases() {
     return
   fi
   NS=vigilw-$$
-  NSPFX=$TMP/wineprefix
+  NSPFX=$WINEPREFIX.ns-$$ # a sibling: hard links need the same file system
   if ! ip netns add "$NS" 2>/dev/null; then
     echo "SKIP  blackhole cases (cannot create a network namespace)"
     return
@@ -316,6 +319,7 @@ blackhole_cases() {
 }
 
 NS=
+NSPFX=
 blackhole_cases
 
 if [ $FAILS -ne 0 ]; then
