@@ -126,9 +126,13 @@ static int derive(const run_opts *o, vigil_keepalive *ka) {
 
 int vigil_cmd_run(int argc, char **argv) {
   run_opts o;
+  vigil_keepalive ka;
   int rc = parse_args(argc, argv, &o);
   if (rc != 0)
     return rc < 0 ? VIGIL_CLI_OK : rc;
+  /* Bad values are still a usage error here, as on POSIX. */
+  if ((rc = derive(&o, &ka)) != 0)
+    return rc;
   fprintf(stderr, "vigil run: needs LD_PRELOAD, which Windows does not have\n");
   return VIGIL_CLI_FAIL;
 }
