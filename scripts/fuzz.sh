@@ -14,10 +14,13 @@ for bin in build/fuzz/fuzz-*; do
   name=$(basename "$bin")
   corpus=fuzz/corpus-$name
   mkdir -p "$corpus"
-  echo "== $name for ${seconds}s"
+  seeds=(tests/vectors)
+  # Target-specific seeds, if any: fuzz/seeds/<target without "fuzz-">/.
+  [ -d "fuzz/seeds/${name#fuzz-}" ] && seeds+=("fuzz/seeds/${name#fuzz-}")
+  echo "== $name for ${seconds}s (seeds: ${seeds[*]})"
   if ! "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
        -print_final_stats=1 -artifact_prefix="build/fuzz/$name-" \
-       "$corpus" tests/vectors 2>"build/fuzz/$name.log"; then
+       "$corpus" "${seeds[@]}" 2>"build/fuzz/$name.log"; then
     echo "$name FAILED; last lines of build/fuzz/$name.log:"
     tail -n 40 "build/fuzz/$name.log"
     status=1
