@@ -786,3 +786,59 @@ TEST_IMPL(connect_reports_server_death) {
   return 0;
 #endif
 }
+
+TEST_IMPL(serve_rejoin_and_full) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, a, b, c;
+  char addr[64], line[2048], v[300];
+  char *srv_argv[] = {NULL,    "serve",       "127.0.0.1:0", "--json", "--interval",
+                      "100ms", "--max-conns", "2",           NULL};
+  int port;
+  NEED_BINARY();
+  ASSERT_EQ(child_start(&srv, srv_argv), 0);
+  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "max_conns"), 2);
+  port = (int)json_num(line, "port");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL,     "connect",     addr,         "--id",  "same",
+                    "--json", "--quiet-rtt", "--interval", "100ms", NULL};
+    ASSERT_EQ(child_start(&a, argv), 0);
+    ASSERT(child_event(&srv, "open", "same", line, sizeof(line), 5000));
+    ASSERT_EQ(child_start(&b, argv), 0);
+  }
+  /* the same id again: a takeover; the old connection dies with code 8 */
+  ASSERT(child_event(&srv, "rejoin", "same", line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "rejoin"));
+  ASSERT_EQ(json_get(line, "old_peer", v, sizeof(v)), J_STR);
+  ASSERT(strncmp(v, "127.0.0.1:", 10) == 0);
+  ASSERT(child_event(&a, "dead", "same", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "close_code"), 8);
+  child_kill(&a); /* it would take the id back: stop it */
+  /* two connections allowed: a third is refused with CLOSE 7, server full */
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "other", "--json", NULL};
+    child second;
+    ASSERT_EQ(child_start(&second, argv), 0);
+    ASSERT(child_event(&srv, "open", "other", line, sizeof(line), 5000));
+    {
+      char *argv3[] = {NULL, "connect", addr, "--id", "third", "--json", "--no-reconnect", NULL};
+      ASSERT_EQ(child_start(&c, argv3), 0);
+    }
+    ASSERT(child_event(&c, "connect_failed", "third", line, sizeof(line), 5000));
+    ASSERT(json_common_ok(line, "connect_failed"));
+    ASSERT_EQ(json_num(line, "close_code"), 7);
+    ASSERT_EQ(json_get(line, "message", v, sizeof(v)), J_STR);
+    ASSERT_EQ(child_wait(&c, 5000), 1);
+    ASSERT(child_event(&srv, "rejected", NULL, line, sizeof(line), 5000));
+    ASSERT_EQ(json_num(line, "close_code"), 7);
+    child_kill(&second);
+  }
+  child_kill(&b);
+  child_kill(&srv);
+  return 0;
+#endif
+}
