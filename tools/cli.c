@@ -321,6 +321,12 @@ int vigil_cli_keepalive(const char *cmd, uint32_t budget_ms, int off, vigil_keep
   return 0;
 }
 
+const char *vigil_cli_conn_peer(const vigil_conn_info *ci, const char *fallback) {
+  if (ci->peer[0] == '\0' || strcmp(ci->peer, "?") == 0)
+    return fallback;
+  return ci->peer;
+}
+
 void vigil_cli_addr_text(const vigil_cli_addr *a, char *out, size_t cap) {
   if (strchr(a->host, ':') != NULL)
     snprintf(out, cap, "[%s]:%s", a->host, a->port);
@@ -605,7 +611,7 @@ void vigil_cli_line_end(vigil_cli_line *l, FILE *f) {
   fflush(f);
 }
 
-void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d) {
+void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int established) {
   int by_close = d->close_received || d->close_sent;
 
   vigil_cli_line_cstr(l, "cause", vigil_cause_name(d->cause));
@@ -629,7 +635,7 @@ void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d) {
   vigil_cli_line_u64(l, "timeout_ms", d->timeout_ms);
   if (d->last_rtt_ns != 0)
     vigil_cli_line_ms(l, "last_rtt_ms", d->last_rtt_ns);
-  if (d->tcp.available) {
+  if (established && d->tcp.available) {
     vigil_cli_line_u64(l, "tcp_unacked", d->tcp.unacked);
     vigil_cli_line_u64(l, "tcp_retransmits", d->tcp.retransmits);
     vigil_cli_line_u64(l, "tcp_probes", d->tcp.probes);

@@ -100,6 +100,10 @@ int vigil_cli_check_id(const char *cmd, const char *id);
 int vigil_cli_keepalive(const char *cmd, uint32_t budget_ms, int off, vigil_keepalive_mode *mode,
                         vigil_keepalive *ka);
 
+/* The peer address of c as text, or `fallback` while the connection has
+ * none (a failed connect, a name that did not resolve). */
+const char *vigil_cli_conn_peer(const vigil_conn_info *ci, const char *fallback);
+
 /* "host:port", or "[v6]:port" for a host with a colon, into out. */
 void vigil_cli_addr_text(const vigil_cli_addr *a, char *out, size_t cap);
 
@@ -163,10 +167,12 @@ void vigil_cli_line_ms(vigil_cli_line *l, const char *key, uint64_t ns);
 /* Writes the line and a newline to f, then flushes f. */
 void vigil_cli_line_end(vigil_cli_line *l, FILE *f);
 
-/* The keys every death / reject line carries (docs/CLI.md, event "dead"):
- * cause, silent_ms, detail, error, close_code, reason, retry_after_ms,
- * timeout_ms, and the kernel's evidence when there is some. */
-void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d);
+/* The keys every death / reject line carries (docs/CLI.md, "Death keys"):
+ * cause, silent_ms, detail, error, close_code, close_by, reason,
+ * retry_after_ms, timeout_ms; with `established`, also the kernel's
+ * evidence when there is some (for a connection that never completed,
+ * TCP_INFO's timestamps mean nothing). */
+void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int established);
 
 /* Appends s[0..len) to out as the body of a JSON string (no quotes):
  * '"', '\\' and control characters escaped, valid UTF-8 kept, each byte of

@@ -110,8 +110,8 @@ static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
   vigil_cli_line l;
 
   vigil_conn_get_info(c, &ci);
-  begin(s, &l, "dead", ci.peer[0] != '\0' ? ci.peer : NULL);
-  vigil_cli_line_death(&l, d);
+  begin(s, &l, "dead", vigil_cli_conn_peer(&ci, NULL));
+  vigil_cli_line_death(&l, d, 1);
   vigil_cli_line_end(&l, stdout);
 }
 
@@ -123,13 +123,13 @@ static void on_reject(vigil_conn *c, const vigil_death *d, void *user) {
   vigil_cli_line l;
 
   vigil_conn_get_info(c, &ci);
-  begin(s, &l, "connect_failed", ci.peer[0] != '\0' ? ci.peer : NULL);
+  begin(s, &l, "connect_failed", vigil_cli_conn_peer(&ci, NULL));
   vigil_cli_line_cstr(&l, "message",
                       d->error != 0       ? vigil_strerror(d->error)
                       : d->detail != NULL ? d->detail
                                           : vigil_cause_name(d->cause));
   vigil_cli_line_u64(&l, "attempt", attempt_now(s));
-  vigil_cli_line_death(&l, d);
+  vigil_cli_line_death(&l, d, 0);
   vigil_cli_line_end(&l, stdout);
 }
 

@@ -63,7 +63,7 @@ typedef struct probe_state {
   vigil_loop_timer deadline;
   unsigned received, sent;
   uint64_t rtt_min, rtt_max, rtt_sum;
-  int done, failed;
+  int done, failed, summarised;
   char target[sizeof(((vigil_cli_addr *)0)->host) + 16];
   char default_id[32];
 } probe_state;
@@ -73,12 +73,17 @@ static void begin(probe_state *s, vigil_cli_line *l, const char *event, const ch
                        strlen(s->o.id));
 }
 
-/* Stops the client once: the rest arrives through on_closed. */
+static void print_summary(probe_state *s);
+
+/* The verdict is in: print the summary now (the goodbye that follows may
+ * take a moment) and stop the client once; the rest arrives through
+ * on_closed. */
 static void finish(probe_state *s, int failed) {
   if (s->done)
     return;
   s->done = 1;
   s->failed = failed;
+  print_summary(s);
   vigil_loop_timer_cancel(&s->loop, &s->deadline);
   if (vigil_client_close(s->cli, 500) != 0)
     vigil_loop_stop(&s->loop);
@@ -139,19 +144,26 @@ static void report_end(probe_state *s, vigil_conn *c, const char *event, const v
   if (ci.session.ping_outstanding)
     s->sent = s->received + 1;
   if (s->o.json) {
-    begin(s, &l, event, ci.peer[0] != '\0' ? ci.peer : NULL);
-    vigil_cli_line_death(&l, d);
+    int dead = strcmp(event, "dead") == 0;
+    begin(s, &l, event, vigil_cli_conn_peer(&ci, NULL));
+    if (!dead) {
+      vigil_cli_line_cstr(&l, "message", d->error != 0 ? vigil_strerror(d->error) : d->detail);
+      vigil_cli_line_u64(&l, "attempt", 1);
+    }
+    vigil_cli_line_death(&l, d, dead);
     vigil_cli_line_end(&l, stdout);
     return;
   }
-  printf("%s %s: %s", event, ci.peer[0] != '\0' ? ci.peer : s->target, vigil_cause_name(d->cause));
+  printf("%s %s: %s", event, vigil_cli_conn_peer(&ci, s->target), vigil_cause_name(d->cause));
   if (d->error != 0)
     printf(" (%s)", vigil_strerror(d->error));
   else if (d->detail != NULL)
     printf(" (%s)", d->detail);
   if (d->close_received && d->reason != NULL)
     printf(", server said \"%.*s\"", (int)d->reason_len, d->reason);
-  printf(" after %llu ms of silence\n", (unsigned long long)(d->silent_ns / 1000000));
+  if (strcmp(event, "dead") == 0)
+    printf(" after %llu ms of silence", (unsigned long long)(d->silent_ns / 1000000));
+  printf("\n");
   fflush(stdout);
 }
 
@@ -207,6 +219,10 @@ static void on_signal(void *arg, int signo) {
 static void print_summary(probe_state *s) {
   unsigned loss = s->sent > 0 ? (s->sent - s->received) * 100u / s->sent : 100u;
   int alive = !s->failed && s->received >= s->o.count;
+
+  if (s->summarised)
+    return;
+  s->summarised = 1;
 
   if (s->o.json) {
     vigil_cli_line l;
@@ -318,7 +334,7 @@ static int run(probe_state *s) {
   vigil_cli_sigwatch_start(&s->loop, &s->sig, on_signal, s);
   if (vigil_cli_run_loop(CMD, &s->loop) != 0)
     return VIGIL_CLI_FAIL;
-  print_summary(s);
+  print_summary(s); /* if the loop ended without a verdict */
   rc = !s->failed && s->received >= s->o.count ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
   vigil_client_free(s->cli);
   vigil_loop_run(&s->loop, VIGIL_RUN_NOWAIT);

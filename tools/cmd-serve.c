@@ -99,7 +99,7 @@ static void print_end(serve_state *s, vigil_conn *c, const char *event, const vi
 
   vigil_conn_get_info(c, &ci);
   vigil_cli_line_begin(&l, s->o.json, event, ci.peer, ci.id, ci.id_len);
-  vigil_cli_line_death(&l, d);
+  vigil_cli_line_death(&l, d, strcmp(event, "dead") == 0);
   vigil_cli_line_u64(&l, "conns", conns_now(s));
   vigil_cli_line_end(&l, stdout);
 }
