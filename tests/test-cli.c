@@ -839,3 +839,29 @@ TEST_IMPL(serve_rejoin_and_full) {
   return 0;
 #endif
 }
+
+TEST_IMPL(probe_follows_server_interval) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, c;
+  char addr[64];
+  int port, st;
+  NEED_BINARY();
+  /* the server imposes 1 s; the probe asked for 100 ms and must wait for
+   * the agreed pings instead of giving up on its own schedule */
+  port = start_server(&srv, "1s", "3s");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "probe", addr, "--count", "3", "--interval", "100ms", "--timeout",
+                    "200ms", NULL};
+    st = run_vigil(&c, argv, 15000);
+  }
+  child_kill(&srv);
+  ASSERT_EQ(st, 0);
+  ASSERT_NOT_NULL(strstr(c.out_buf, "interval 1000 ms"));
+  ASSERT_NOT_NULL(strstr(c.out_buf, "3 pongs"));
+  return 0;
+#endif
+}

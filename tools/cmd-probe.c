@@ -74,6 +74,7 @@ static void begin(probe_state *s, vigil_cli_line *l, const char *event, const ch
 }
 
 static void print_summary(probe_state *s);
+static void on_deadline(vigil_loop *loop, vigil_loop_timer *t);
 
 /* The verdict is in: print the summary now (the goodbye that follows may
  * take a moment) and stop the client once; the rest arrives through
@@ -104,6 +105,14 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
            (unsigned long)info->interval_ms, (unsigned long)info->timeout_ms);
     fflush(stdout);
   }
+  /* The server may have imposed a longer heartbeat than we asked for: from
+   * here each ping comes within an agreed interval and each pong within the
+   * agreed timeout, or the session itself gives the verdict. */
+  vigil_loop_timer_arm(&s->loop, &s->deadline,
+                       vigil_loop_now_ms(&s->loop) +
+                           (uint64_t)s->o.count * ((uint64_t)info->interval_ms + info->timeout_ms) +
+                           1000,
+                       on_deadline);
 }
 
 static void on_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
