@@ -78,12 +78,12 @@ typedef struct conn {
 
 typedef struct run_result {
   const char *name;
-  unsigned conns;
   double seconds;
   uint64_t pongs, server_pings, skipped, lost;
   double cpu_s, user_s;
   long rss_before_kb, rss_after_kb;
   uint64_t rtt_p50_us, rtt_p99_us;
+  unsigned conns;
   int ok;
 } run_result;
 

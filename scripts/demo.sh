@@ -119,7 +119,7 @@ mark cont_c3
 kill -CONT "${cpid[c3]}"
 # c3 finds its connection gone and comes back
 wait_for "$LOG/server1.log" "($(open_re c3)|\"event\":\"rejoin\",\"peer\":\"[^\"]*\",\"id\":\"c3\").*" 8 || true
-for i in $(seq 1 100); do
+for _ in $(seq 1 100); do
   [ "$(count_of "$LOG/server1.log" "$(open_re c3)")" -ge 2 ] && break
   sleep 0.05
 done
