@@ -57,7 +57,8 @@
  * idle period ends in a ping). At most one ping is outstanding; the RTT is
  * pong arrival minus the time write() emitted the ping, fed to RFC 6298
  * smoothing (first sample srtt = r, rttvar = r/2; then rttvar = 3/4 rttvar +
- * 1/4 |srtt - r| using the old srtt, srtt = 7/8 srtt + 1/8 r). A ping that
+ * 1/4 |srtt - r| using the old srtt, srtt = 7/8 srtt + 1/8 r; a sample is
+ * capped at 2^60 ns first, so the sums cannot wrap). A ping that
  * is queued but not yet written when a valid frame arrives is cancelled: the
  * peer just proved itself, so a busy connection sends no pings even when the
  * caller is slow to write. A PONG nobody asked for is valid: it refreshes
@@ -329,7 +330,14 @@ static uint64_t verdict_at(const vigil_session *s) {
   return min_u64(fixed, max_u64(floor, vigil_phi_deadline(s->phi)));
 }
 
+/* Samples above this (36 years: only a caller whose clock leapt) are
+ * smoothed as this, so 7 x srtt + r and 3 x rttvar + |srtt - r| stay below
+ * 2^63 and the weighted means cannot wrap. The event reports the raw rtt. */
+#define RTT_SAMPLE_MAX ((uint64_t)1 << 60)
+
 static void rtt_sample(vigil_session *s, uint64_t r) {
+  if (r > RTT_SAMPLE_MAX)
+    r = RTT_SAMPLE_MAX;
   if (!(s->flags & F_RTT)) {
     s->flags |= F_RTT;
     s->srtt_ns = r;

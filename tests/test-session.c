@@ -543,6 +543,38 @@ TEST_IMPL(session_idle_ping_pong_rtt) {
   return 0;
 }
 
+/* RFC 6298 smoothing is a weighted mean: each sample moves srtt at most 1/8
+ * and rttvar at most 1/4 of the way, whatever the sizes. A caller whose
+ * clock leaps (a sample of 2^63 ns) must not make the arithmetic wrap. */
+TEST_IMPL(session_rtt_smoothing_survives_huge_samples) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  vigil_session_info first, second;
+  uint8_t buf[16];
+  size_t taken;
+  uint64_t dl;
+  client_cfg(&cfg, 1000, 0);
+  ASSERT_EQ(open_client(e, &cfg), 0);
+  dl = vigil_session_deadline(&e->s);
+  expire(e, dl);
+  ASSERT_EQ(vigil_session_write(&e->s, dl, buf, sizeof buf, NULL, 0, &taken), 2);
+  deliver(e, dl + ((uint64_t)1 << 63), PONG, 2);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_PONG);
+  ASSERT_UEQ(last_event(e)->rtt_ns, (uint64_t)1 << 63); /* reported as measured */
+  first = info_of(e);
+  ASSERT_UGE(first.srtt_ns, (uint64_t)1 << 40);
+  dl = vigil_session_deadline(&e->s);
+  expire(e, dl);
+  ASSERT_EQ(vigil_session_write(&e->s, dl, buf, sizeof buf, NULL, 0, &taken), 2);
+  deliver(e, dl + MS, PONG, 2);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_PONG);
+  second = info_of(e);
+  ASSERT_UGE(second.srtt_ns, first.srtt_ns - first.srtt_ns / 8);
+  ASSERT_ULE(second.srtt_ns, first.srtt_ns);
+  ASSERT_UGE(second.rttvar_ns, first.rttvar_ns - first.rttvar_ns / 4);
+  return 0;
+}
+
 TEST_IMPL(session_rtt_counts_from_write_not_queue) {
   end *c = end_new(), *s = end_new();
   uint64_t dl;
