@@ -15,7 +15,8 @@
  *
  * Handshake
  * ---------
- * The client queues HELLO at init with its proposal. The server waits for
+ * The client queues HELLO at init with its proposal (timeout 0 when none is
+ * configured: "3 x the agreed interval"). The server waits for
  * HELLO until handshake_timeout and clamps the proposal to its policy:
  *   interval    = clamp(proposed, min_interval, max_interval)
  *   timeout     = proposed (0: 3 x interval) clamped to
@@ -137,7 +138,8 @@ enum {
   F_PING = 1u << 3,       /* PING queued */
   F_PING_OUT = 1u << 4,   /* PING written, no PONG yet */
   F_LOCAL_DONE = 1u << 5, /* CLOSING: our CLOSE was written */
-  F_RTT = 1u << 6         /* srtt/rttvar hold at least one sample */
+  F_RTT = 1u << 6,        /* srtt/rttvar hold at least one sample */
+  F_TIMEOUT_0 = 1u << 7   /* client: no timeout configured, HELLO proposes 0 */
 };
 
 #define NO_PEER_PING UINT64_MAX
@@ -202,7 +204,9 @@ static int init_client(vigil_session *s, const vigil_session_config *cfg) {
   s->min_ping_ms = or_default(cfg->min_ping_ms, s->interval_ms / 2);
   s->u.id = cfg->id;
   s->id_len = (uint8_t)cfg->id_len;
-  s->flags = F_HELLO;
+  /* Unset, the timeout is 3 x whatever interval the server agrees to: say
+   * so with 0 rather than propose 3 x an interval it may clamp. */
+  s->flags = (uint8_t)(F_HELLO | (cfg->timeout_ms == 0 ? F_TIMEOUT_0 : 0));
   return 0;
 }
 
@@ -702,7 +706,7 @@ static int encode_hello(const vigil_session *s, uint8_t *out, size_t cap) {
   vigil_hello h;
   h.version = VIGIL_WIRE_VERSION;
   h.interval_ms = s->interval_ms;
-  h.timeout_ms = s->timeout_ms;
+  h.timeout_ms = (s->flags & F_TIMEOUT_0) ? 0 : s->timeout_ms;
   h.max_frame = s->max_frame;
   h.max_message = s->max_message;
   h.id_len = s->id_len;

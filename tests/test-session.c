@@ -348,6 +348,41 @@ TEST_IMPL(session_handshake_clamped) {
   return 0;
 }
 
+/* A timeout of 0 in HELLO means 3 x the interval the server agrees to (not
+ * the one proposed), computed without 32-bit overflow; a client whose
+ * timeout is unset proposes exactly that. */
+TEST_IMPL(session_handshake_timeout_zero_is_three_agreed_intervals) {
+  end *e;
+  vigil_session_config scfg;
+  vigil_session_info i;
+  uint8_t hello[VIGIL_WIRE_MAX_CONTROL_FRAME];
+  size_t n;
+  vigil_session_config_init(&scfg);
+  scfg.min_interval_ms = 200;
+  /* Our own client, interval 50 and no timeout: clamped to 200 -> 600. */
+  ASSERT_EQ(clamp_case(50, 0, 16384, 1u << 20, &scfg, &i), 0);
+  ASSERT_EQ(i.interval_ms, 200);
+  ASSERT_EQ(i.timeout_ms, 600);
+  /* A hand-made HELLO from another implementation. */
+  e = end_new();
+  ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &scfg, T0), 0);
+  n = make_hello(hello, 1, 300, 0, 16384, 1u << 20);
+  deliver(e, T0, hello, n);
+  ASSERT_EQ(e->err, 0);
+  ASSERT_EQ(info_of(e).timeout_ms, 900);
+  /* 3 x 0x60000000 does not fit 32 bits: the policy maximum, not a wrap. */
+  scfg.max_interval_ms = UINT32_MAX;
+  scfg.max_timeout_ms = UINT32_MAX;
+  e = end_new();
+  ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &scfg, T0), 0);
+  n = make_hello(hello, 1, 0x60000000u, 0, 16384, 1u << 20);
+  deliver(e, T0, hello, n);
+  ASSERT_EQ(e->err, 0);
+  ASSERT_UEQ(info_of(e).interval_ms, 0x60000000u);
+  ASSERT_UEQ(info_of(e).timeout_ms, UINT32_MAX);
+  return 0;
+}
+
 TEST_IMPL(session_handshake_refused_version) {
   end *e = end_new();
   vigil_session_config cfg;

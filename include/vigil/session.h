@@ -59,7 +59,8 @@ typedef enum vigil_session_state {
  * grow: initialise with vigil_session_config_init(). */
 typedef struct vigil_session_config {
   uint32_t interval_ms;   /* heartbeat interval; client proposes it (default 1000) */
-  uint32_t timeout_ms;    /* silence that means dead (default 3 x interval) */
+  uint32_t timeout_ms;    /* silence that means dead (default 3 x the agreed
+                             interval: the client's HELLO proposes 0) */
   uint32_t max_frame;     /* largest DATA chunk we accept (default 16384) */
   uint32_t max_message;   /* largest message we accept (default 1 MiB) */
   uint32_t handshake_timeout_ms; /* HELLO/WELCOME must arrive within (default 5000) */
