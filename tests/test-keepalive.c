@@ -8,6 +8,8 @@
 #include <winsock2.h>
 typedef int raw_socklen;
 #else
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 typedef socklen_t raw_socklen;
@@ -76,17 +78,56 @@ static int check_report_against_socket(vigil_os_socket sock, const vigil_keepali
   return 0;
 }
 
-/* The socket's own values, by raw getsockopt, in API units. */
+/* Linux's own options by name and in tcp(7)'s units (seconds; the user
+ * timeout in ms), independent of vigil's spelling table, so a wrong name or
+ * unit there cannot hide behind a read-back that makes the same mistake.
+ * Returns -1 where there is nothing to read. */
+static int linux_get(vigil_os_socket sock, vigil_keepalive_option opt, uint32_t *out) {
+#if defined(__linux__)
+  int v = 0, name;
+  uint32_t unit = 1000;
+  socklen_t len = (socklen_t)sizeof v;
+  switch (opt) {
+  case OPT_IDLE:
+    name = TCP_KEEPIDLE;
+    break;
+  case OPT_INTERVAL:
+    name = TCP_KEEPINTVL;
+    break;
+  case OPT_COUNT:
+    name = TCP_KEEPCNT;
+    unit = 1;
+    break;
+  case OPT_UTO:
+    name = TCP_USER_TIMEOUT;
+    unit = 1;
+    break;
+  default:
+    return -1;
+  }
+  if (getsockopt(sock, IPPROTO_TCP, name, &v, &len) != 0 || v < 0)
+    return -1;
+  *out = (uint32_t)v * unit;
+  return 0;
+#else
+  (void)sock;
+  (void)opt;
+  (void)out;
+  return -1;
+#endif
+}
+
+/* The socket's own values on Linux (the only caller), in API units. */
 static int check_raw_values(vigil_os_socket sock, uint32_t idle_ms, uint32_t interval_ms,
                             uint32_t count, uint32_t uto_ms) {
   uint32_t raw = 0;
-  ASSERT_EQ(raw_get(sock, OPT_IDLE, &raw), 0);
+  ASSERT_EQ(linux_get(sock, OPT_IDLE, &raw), 0);
   ASSERT_UEQ(raw, idle_ms);
-  ASSERT_EQ(raw_get(sock, OPT_INTERVAL, &raw), 0);
+  ASSERT_EQ(linux_get(sock, OPT_INTERVAL, &raw), 0);
   ASSERT_UEQ(raw, interval_ms);
-  ASSERT_EQ(raw_get(sock, OPT_COUNT, &raw), 0);
+  ASSERT_EQ(linux_get(sock, OPT_COUNT, &raw), 0);
   ASSERT_UEQ(raw, count);
-  ASSERT_EQ(raw_get(sock, OPT_UTO, &raw), 0);
+  ASSERT_EQ(linux_get(sock, OPT_UTO, &raw), 0);
   ASSERT_UEQ(raw, uto_ms);
   return 0;
 }
@@ -249,8 +290,10 @@ TEST_IMPL(apply_rounds_seconds_up) {
   if (on_linux()) {
     ASSERT_EQ(r.status[OPT_UTO], KA_APPLIED);
     ASSERT_UEQ(r.applied[OPT_UTO], 1500);
-    ASSERT_EQ(raw_get(c, OPT_UTO, &raw), 0);
+    ASSERT_EQ(linux_get(c, OPT_UTO, &raw), 0);
     ASSERT_UEQ(raw, 1500);
+    ASSERT_EQ(linux_get(c, OPT_IDLE, &raw), 0);
+    ASSERT_UEQ(raw, 2000);
   } else if (r.status[OPT_UTO] == KA_APPLIED) {
     ASSERT_UGE(r.applied[OPT_UTO], 1500); /* seconds elsewhere: 2000 */
   }
