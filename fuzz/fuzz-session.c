@@ -13,9 +13,20 @@
  *  - exactly one DEAD event, and nothing at all after it (recv/expire return
  *    VIGIL_ECLOSED with no event);
  *  - recv() consumes at most what it was given, and a tail it leaves
- *    unconsumed is never longer than VIGIL_SESSION_MAX_RETAIN.
+ *    unconsumed is never longer than VIGIL_SESSION_MAX_RETAIN;
+ *  - RTT smoothing is a weighted mean: after each PONG, srtt lies between
+ *    the previous srtt and the sample, and rttvar between its old value and
+ *    |old srtt - sample| (a wrap in the arithmetic breaks that); the sample
+ *    is the rtt capped at 2^60 ns, as src/session.c documents.
  *
- * Input layout: 8 bytes of configuration, then operations (see run()). */
+ * Time: the origin is near 0 or (mode bit 1) near UINT64_MAX, and steps
+ * range from 1 us to leaps of 2^46 ns (~20 h) that saturate at UINT64_MAX,
+ * so deadline and RTT arithmetic is exercised at the end of time too.
+ *
+ * Input layout: 8 bytes of configuration, then operations (see run()).
+ * fuzz/seeds/session/ holds session-shaped seeds (handshakes, ping rounds,
+ * silence, floods, dribbles, chunked messages, closes, leaps), written by
+ * fuzz/make-session-seeds.py. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +46,8 @@ typedef struct side {
   uint64_t handshake_ns;
   int opened;          /* OPEN event seen */
   int adaptive;
+  int has_rtt;         /* a PONG event was seen; srtt/rttvar hold its result */
+  uint64_t srtt, rttvar;
 } side;
 
 typedef struct input {
@@ -86,9 +99,36 @@ static void check_verdict(const side *x, const vigil_event *ev, uint64_t now, ui
   check(now >= x->seen_ns && now - x->seen_ns >= span);
 }
 
+static uint64_t absdiff(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
+
+/* v within [min(a, b), max(a, b)]. */
+static int between(uint64_t v, uint64_t a, uint64_t b) {
+  return a <= b ? (v >= a && v <= b) : (v >= b && v <= a);
+}
+
+/* The session smooths min(rtt, 2^60 ns) (see its essay). */
+#define RTT_CAP ((uint64_t)1 << 60)
+
+static void check_rtt(side *x, const vigil_event *ev) {
+  vigil_session_info i;
+  uint64_t r = ev->rtt_ns < RTT_CAP ? ev->rtt_ns : RTT_CAP;
+  vigil_session_get_info(&x->s, &i);
+  if (!x->has_rtt) {
+    check(i.srtt_ns == r && i.rttvar_ns == r / 2);
+  } else {
+    check(between(i.srtt_ns, x->srtt, r));
+    check(between(i.rttvar_ns, x->rttvar, absdiff(x->srtt, r)));
+  }
+  x->has_rtt = 1;
+  x->srtt = i.srtt_ns;
+  x->rttvar = i.rttvar_ns;
+}
+
 static void on_event(side *x, const vigil_event *ev, uint64_t now) {
   if (ev->type == VIGIL_EVENT_NONE)
     return;
+  if (ev->type == VIGIL_EVENT_PONG)
+    check_rtt(x, ev);
   check(!x->dead);
   if (ev->type == VIGIL_EVENT_DEAD) {
     x->dead = 1;
@@ -213,10 +253,13 @@ static void run(side *sv, side *cl, int paired, input *in, uint64_t now) {
       in->p += n;
       in->left -= n;
       break;
-    case 1: { /* time passes */
-      uint64_t unit = (op & 0x40) ? 100 * MS : (op & 0x20) ? MS : 1000;
-      uint64_t lo = take(in);
-      now += unit * (lo | (uint64_t)take(in) << 8);
+    case 1: { /* time passes, saturating at the end of time */
+      uint64_t unit = (op & 0x60) == 0x60 ? (uint64_t)1 << 46
+                      : (op & 0x40)       ? 100 * MS
+                      : (op & 0x20)       ? MS
+                                          : 1000;
+      uint64_t lo = take(in), step = unit * (lo | (uint64_t)take(in) << 8);
+      now = step > UINT64_MAX - now ? UINT64_MAX : now + step;
       break;
     }
     case 2: /* wake at x's deadline, or 1 ns before it */
@@ -232,9 +275,11 @@ static void run(side *sv, side *cl, int paired, input *in, uint64_t now) {
     case 4:
       vigil_session_stalled(&x->s, now);
       break;
-    case 5:
-      (void)vigil_session_close(&x->s, take(in), (op & 0x40) ? "fuzz" : NULL, take(in));
+    case 5: { /* x closes: code byte, then retry-after byte */
+      uint8_t code = take(in); /* not inside the call: argument order is unspecified */
+      (void)vigil_session_close(&x->s, code, (op & 0x40) ? "fuzz" : NULL, take(in));
       break;
+    }
     case 6:
       tick(x, now);
       break;
@@ -255,7 +300,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   in.p = data;
   in.left = size;
   mode = take(&in);
-  now = (uint64_t)take(&in) * 977 * MS; /* any origin, including 0 */
+  now = (uint64_t)take(&in) * 977 * MS; /* any origin, including 0 ... */
+  if (mode & 2)
+    now = UINT64_MAX - now; /* ... and the end of time */
   memset(&sv, 0, sizeof sv);
   memset(&cl, 0, sizeof cl);
   if (setup(&sv, VIGIL_ROLE_SERVER, &in, now) != 0 || setup(&cl, VIGIL_ROLE_CLIENT, &in, now) != 0)
