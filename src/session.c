@@ -31,7 +31,9 @@
  * It queues WELCOME with those values and reports OPEN (data = peer id).
  * A HELLO whose version is not 1 is refused with CLOSE VERSION; when the
  * codec cannot parse a HELLO at all we still peek at magic + version byte so
- * a v2 client learns "wrong version" rather than "protocol error". The
+ * a v2 client learns "wrong version" rather than "protocol error". (Only the
+ * awaited frame, in the handshake: a HELLO or WELCOME out of place is a
+ * protocol error whatever its version byte says.) The
  * client adopts WELCOME's values after checking them: version 1, interval
  * >= 1, timeout > interval, min_ping <= 3/4 interval, max_frame in
  * 64..what we proposed, max_message in 1..what we proposed. Anything else is
@@ -520,17 +522,23 @@ static long rx_data_header(vigil_session *s, vigil_event *ev, uint64_t now, cons
   return rc;
 }
 
-/* The codec refused a control frame. A HELLO it cannot parse may still be a
- * readable "VIGL" + version byte from a newer client: tell it VERSION. */
+/* The codec refused a control frame. If it is the handshake frame we are
+ * waiting for, a version we cannot speak is answered with CLOSE VERSION, and
+ * a HELLO the v1 codec cannot parse may still be a readable "VIGL" + version
+ * byte from a newer client, which deserves the same answer rather than
+ * "protocol error". A frame out of place is a protocol error whatever its
+ * version byte says (PROTOCOL.md 2.5). */
 static long bad_control(vigil_session *s, vigil_event *ev, uint64_t now, const uint8_t *buf,
                         size_t len, int err) {
-  uint8_t type = 0;
+  int server = s->role == VIGIL_ROLE_SERVER;
+  uint8_t awaited = server ? VIGIL_FRAME_HELLO : VIGIL_FRAME_WELCOME;
   uint32_t length = 0;
-  int h = vigil_wire_decode_header(buf, len, VIGIL_WIRE_MAX_CHUNK, &type, &length);
+  int h = vigil_wire_decode_header(buf, len, VIGIL_WIRE_MAX_CHUNK, NULL, &length);
+  if (s->state != VIGIL_SESSION_HANDSHAKE || buf[0] != awaited)
+    return protocol_error(s, ev, now, err, vigil_strerror(err));
   if (err == VIGIL_EVERSION ||
-      (h > 0 && type == VIGIL_FRAME_HELLO && s->role == VIGIL_ROLE_SERVER && length >= 5 &&
-       len >= (size_t)h + 5 && memcmp(buf + h, VIGIL_WIRE_MAGIC, 4) == 0 &&
-       buf[h + 4] != VIGIL_WIRE_VERSION))
+      (server && h > 0 && length >= 5 && len >= (size_t)h + 5 &&
+       memcmp(buf + h, VIGIL_WIRE_MAGIC, 4) == 0 && buf[h + 4] != VIGIL_WIRE_VERSION))
     return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION, 0,
                    "unsupported protocol version");
   return protocol_error(s, ev, now, err, vigil_strerror(err));

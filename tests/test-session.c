@@ -1286,6 +1286,30 @@ TEST_IMPL(session_recv_error_paths) {
   return 0;
 }
 
+/* CLOSE VERSION answers a handshake frame whose version we cannot speak,
+ * in the handshake. A HELLO or WELCOME out of place is a protocol error
+ * (PROTOCOL.md 2.5) whatever its version byte says. */
+TEST_IMPL(session_version_close_only_in_the_handshake) {
+  static const uint8_t hello_v0[] = {VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'L', 0, 100, 0, 64,
+                                     1, 1, 'a'};
+  static const uint8_t hello_v2[] = {VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2,
+                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t welcome_v2[] = {VIGIL_FRAME_WELCOME, 6, 2, 10, 30, 5, 64, 1};
+  const vigil_role S = VIGIL_ROLE_SERVER, C = VIGIL_ROLE_CLIENT;
+  const uint16_t VC = VIGIL_CLOSE_VERSION;
+  /* In the handshake, to the side that expects it: VERSION. */
+  ASSERT_EQ(error_case(S, 0, hello_v0, sizeof hello_v0, VIGIL_EVERSION, PE, VC), 0);
+  ASSERT_EQ(error_case(S, 0, hello_v2, sizeof hello_v2, VIGIL_EVERSION, PE, VC), 0);
+  ASSERT_EQ(error_case(C, 0, welcome_v2, sizeof welcome_v2, VIGIL_EVERSION, PE, VC), 0);
+  /* Out of place: PROTOCOL_ERROR, with the codec's error. */
+  ASSERT_EQ(error_case(S, 1, hello_v0, sizeof hello_v0, VIGIL_EVERSION, PE, PEC), 0);
+  ASSERT_EQ(error_case(S, 1, hello_v2, sizeof hello_v2, VIGIL_EBADVARINT, PE, PEC), 0);
+  ASSERT_EQ(error_case(S, 0, welcome_v2, sizeof welcome_v2, VIGIL_EVERSION, PE, PEC), 0);
+  ASSERT_EQ(error_case(C, 0, hello_v0, sizeof hello_v0, VIGIL_EVERSION, PE, PEC), 0);
+  ASSERT_EQ(error_case(C, 1, welcome_v2, sizeof welcome_v2, VIGIL_EVERSION, PE, PEC), 0);
+  return 0;
+}
+
 TEST_IMPL(session_welcome_before_hello_written) {
   end *e = end_new();
   vigil_session_config cfg;
