@@ -11,6 +11,9 @@ the end of time. Run it again after changing the harness's input layout:
 
     python3 fuzz/make-session-seeds.py
 
+Files named regress-*.bin are not made here: they are inputs the fuzzer
+found failing, kept (and replayed by ctest) after the fix.
+
 Layout (see fuzz-session.c): mode (bit 0: two sessions back to back, bit 1:
 clock origin near UINT64_MAX), origin, then (a, b, c) for the server and the
 client, then operations. An operation's top bit picks the client (else the

@@ -5,7 +5,8 @@
  *
  * Fixed. Dead when nothing valid arrived for `timeout`: the deadline is
  * last + timeout, saturating at UINT64_MAX so a huge timeout means "never"
- * rather than wrapping into the past and convicting at once.
+ * rather than wrapping into the past and convicting at once. "Never" holds
+ * even for a clock that reaches UINT64_MAX itself.
  *
  * Phi-accrual (Hayashibara, Defago, Yared, Katayama, 2004). Instead of a
  * yes/no timeout it reports a suspicion level: if inter-arrival times were
@@ -72,7 +73,9 @@ uint64_t vigil_detector_fixed_deadline(uint64_t last_ns, uint64_t timeout_ns) {
 }
 
 int vigil_detector_fixed_dead(uint64_t last_ns, uint64_t timeout_ns, uint64_t now) {
-  return now >= vigil_detector_fixed_deadline(last_ns, timeout_ns);
+  uint64_t deadline = vigil_detector_fixed_deadline(last_ns, timeout_ns);
+  /* UINT64_MAX is "never": a clock reading it has not waited `timeout`. */
+  return deadline != UINT64_MAX && now >= deadline;
 }
 
 /* phi for a standard score y: -log10 Q(y). */

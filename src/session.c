@@ -9,7 +9,9 @@
  * the manner of ngtcp2's read_pkt / write_pkt / get_expiry / handle_expiry.
  * Time is uint64 nanoseconds from any monotonic origin; VIGIL_NO_DEADLINE
  * (UINT64_MAX) means "nothing to do". Every subtraction of times saturates,
- * so a caller whose clock steps back gets a late verdict, never UB.
+ * so a caller whose clock steps back gets a late verdict, never UB; every
+ * addition saturates at UINT64_MAX, which stays "never" even for a clock that
+ * reaches it.
  *
  * States: HANDSHAKE -> OPEN -> DEAD, or any -> CLOSING -> DEAD.
  *
@@ -160,6 +162,10 @@ static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
 static uint32_t u32_sat(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
 
 static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* A deadline that saturated is VIGIL_NO_DEADLINE, "never", also for a clock
+ * that reads UINT64_MAX: firing it there would convict a peer early. */
+static int reached(uint64_t now, uint64_t at) { return at != VIGIL_NO_DEADLINE && now >= at; }
 
 /* ---- jitter ---------------------------------------------------------- */
 
@@ -639,7 +645,7 @@ uint64_t vigil_session_deadline(const vigil_session *s) {
 }
 
 static void expire_handshake(vigil_session *s, uint64_t now, vigil_event *ev) {
-  if (now < add_sat(s->last_recv_ns, ms_ns(s->handshake_ms)))
+  if (!reached(now, add_sat(s->last_recv_ns, ms_ns(s->handshake_ms))))
     return;
   if (s->role == VIGIL_ROLE_SERVER)
     (void)convict(s, ev, now, 0, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_HANDSHAKE_TIMEOUT, 0,
@@ -650,12 +656,12 @@ static void expire_handshake(vigil_session *s, uint64_t now, vigil_event *ev) {
 }
 
 static void expire_open(vigil_session *s, uint64_t now, vigil_event *ev) {
-  if (now >= verdict_at(s)) {
+  if (reached(now, verdict_at(s))) {
     (void)convict(s, ev, now, 0, VIGIL_CAUSE_HEARTBEAT_TIMEOUT, VIGIL_CLOSE_TIMEOUT, 0,
                   "no valid frame within the agreed timeout");
     return;
   }
-  if (now >= ping_at(s)) {
+  if (reached(now, ping_at(s))) {
     s->flags |= F_PING;
     draw_idle(s);
   }

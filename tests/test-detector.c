@@ -48,6 +48,9 @@ TEST_IMPL(fixed_deadline_saturates) {
   ASSERT_EQ(vigil_detector_fixed_dead(100, 50, 150), 1);
   ASSERT_EQ(vigil_detector_fixed_dead(UINT64_MAX - 5, 10, UINT64_MAX - 1), 0);
   ASSERT_EQ(vigil_detector_fixed_dead(UINT64_MAX - 5, 10, 7), 0);
+  /* A saturated deadline is "never", even for a clock at the end of time. */
+  ASSERT_EQ(vigil_detector_fixed_dead(UINT64_MAX - 5, 10, UINT64_MAX), 0);
+  ASSERT_EQ(vigil_detector_fixed_dead(UINT64_MAX - 5, 4, UINT64_MAX), 1);
   return 0;
 }
 

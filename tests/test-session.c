@@ -581,6 +581,31 @@ TEST_IMPL(session_idle_ping_pong_rtt) {
 /* RFC 6298 smoothing is a weighted mean: each sample moves srtt at most 1/8
  * and rttvar at most 1/4 of the way, whatever the sizes. A caller whose
  * clock leaps (a sample of 2^63 ns) must not make the arithmetic wrap. */
+/* Deadlines saturate at UINT64_MAX, which means "never" (deadline() says
+ * VIGIL_NO_DEADLINE): a clock that reaches the end of time must not convict
+ * a peer that has been silent for less than the timeout. (Found by
+ * fuzz-session with its end-of-time origin.) */
+TEST_IMPL(session_no_early_verdict_at_the_end_of_time) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  uint8_t hello[VIGIL_WIRE_MAX_CONTROL_FRAME];
+  const uint64_t start = UINT64_MAX - 1000 * MS;
+  size_t n;
+  vigil_session_config_init(&cfg);
+  ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &cfg, start), 0);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), VIGIL_NO_DEADLINE);
+  expire(e, UINT64_MAX); /* 1 s into a 5 s handshake */
+  ASSERT_EQ(e->nev, 0);
+  n = make_hello(hello, 1, 1000, 3000, 16384, 1u << 20);
+  deliver(e, start + 500 * MS, hello, n);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_OPEN);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), VIGIL_NO_DEADLINE);
+  expire(e, UINT64_MAX); /* 0.5 s of a 3 s timeout */
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  ASSERT_EQ(count_events(e, VIGIL_EVENT_DEAD), 0);
+  return 0;
+}
+
 TEST_IMPL(session_rtt_smoothing_survives_huge_samples) {
   end *e = end_new();
   vigil_session_config cfg;

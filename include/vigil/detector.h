@@ -39,7 +39,8 @@ typedef struct vigil_phi {
 
 /* Deadline of the fixed detector: last + timeout, saturating at UINT64_MAX. */
 VIGIL_EXTERN uint64_t vigil_detector_fixed_deadline(uint64_t last_ns, uint64_t timeout_ns);
-/* 1 if dead at `now` under the fixed detector (now >= deadline), else 0. */
+/* 1 if dead at `now` under the fixed detector (now >= deadline), else 0.
+ * A deadline that saturated at UINT64_MAX is never reached. */
 VIGIL_EXTERN int vigil_detector_fixed_dead(uint64_t last_ns, uint64_t timeout_ns, uint64_t now);
 
 /* threshold <= 0 (or not finite) means VIGIL_PHI_DEFAULT_THRESHOLD; larger
