@@ -463,6 +463,27 @@ TEST_IMPL(bad_socket_and_null_request) {
   return 0;
 }
 
+/* A descriptor that is open but not a socket (a pipe) is VIGIL_EBADF, as
+ * the header promises, not a raw -ENOTSOCK no VIGIL_E* name covers. */
+TEST_IMPL(pipe_is_not_a_socket) {
+#ifdef _WIN32
+  RETURN_SKIP("a pipe handle is not a SOCKET to pass: a POSIX test");
+#else
+  vigil_keepalive ka = {1, 3000, 1000, 3, 6000};
+  vigil_keepalive_report r;
+  int fds[2], rc;
+  ASSERT_EQ(pipe(fds), 0);
+  rc = vigil_keepalive_apply(fds[0], &ka, &r);
+  close(fds[0]);
+  close(fds[1]);
+  ASSERT_EQ(rc, VIGIL_EBADF);
+  ASSERT_EQ(r.status[OPT_ENABLE], KA_FAILED);
+  ASSERT_EQ(r.error[OPT_ENABLE], VIGIL_EBADF);
+  ASSERT_STR_EQ(vigil_err_name(rc), "EBADF");
+  return 0;
+#endif
+}
+
 TEST_IMPL(names) {
   ASSERT_STR_EQ(vigil_keepalive_option_name(OPT_ENABLE), "enable");
   ASSERT_STR_EQ(vigil_keepalive_option_name(OPT_IDLE), "idle");

@@ -82,6 +82,13 @@ static int unknown_option(int e) {
   return 0;
 }
 
+/* errno as a VIGIL_E* code. A descriptor that is not a socket is EBADF, as
+ * keepalive.h promises and Windows' WSAENOTSOCK maps: ENOTSOCK has no
+ * VIGIL_E* name of its own. */
+static int os_error(int e) {
+  return e == ENOTSOCK ? VIGIL_EBADF : -e;
+}
+
 int vigil__keepalive_os_get(vigil_os_socket sock, int level, int name, int *value) {
   socklen_t len = (socklen_t)sizeof *value;
   *value = 0;
@@ -90,7 +97,7 @@ int vigil__keepalive_os_get(vigil_os_socket sock, int level, int name, int *valu
   /* getsockopt has no value to reject, so EINVAL means the name. */
   if (unknown_option(errno) || errno == EINVAL)
     return VIGIL_ENOPROTOOPT;
-  return -errno;
+  return os_error(errno);
 }
 
 int vigil__keepalive_os_set(vigil_os_socket sock, int level, int name, int value) {
@@ -98,7 +105,7 @@ int vigil__keepalive_os_set(vigil_os_socket sock, int level, int name, int value
     return 0;
   if (unknown_option(errno))
     return VIGIL_ENOPROTOOPT;
-  return -errno; /* EINVAL here: the value was refused */
+  return os_error(errno); /* EINVAL here: the value was refused */
 }
 
 void vigil__keepalive_os_extra(vigil_os_socket sock, const vigil_keepalive *ka,
@@ -109,5 +116,5 @@ void vigil__keepalive_os_extra(vigil_os_socket sock, const vigil_keepalive *ka,
 }
 
 int vigil__keepalive_os_last_error(void) {
-  return errno == 0 ? VIGIL_EPROTO : -errno;
+  return errno == 0 ? VIGIL_EPROTO : os_error(errno);
 }
