@@ -281,6 +281,13 @@ int vigil_cli_flag_uint(const char *cmd, int argc, char **argv, int *i, const ch
   return 1;
 }
 
+int vigil_cli_flag_set(const char *arg, const char *flag, int *on) {
+  if (strcmp(arg, flag) != 0)
+    return 0;
+  *on = 1;
+  return 1;
+}
+
 int vigil_cli_is_help(const char *arg) {
   return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
@@ -303,6 +310,69 @@ int vigil_cli_check_id(const char *cmd, const char *id) {
 
   if (n == 0 || n > 255 || !vigil_utf8_valid((const uint8_t *)id, n))
     return vigil_cli_usage(cmd, "--id '%s': must be 1 to 255 bytes of UTF-8", id);
+  return 0;
+}
+
+/* 1 when argv[*i] was a shared option of `mask` (stored), 0 when not, -1
+ * after a usage error. */
+static int common_flag(const char *cmd, unsigned mask, int argc, char **argv, int *i,
+                       vigil_cli_common *c) {
+  const char *arg = argv[*i];
+  int rc = 0;
+
+  if ((mask & VIGIL_CLI_OPT_KEEPALIVE) &&
+      vigil_cli_flag_set(arg, "--no-keepalive", &c->keepalive_off))
+    return 1;
+  if ((mask & VIGIL_CLI_OPT_JSON) && vigil_cli_flag_set(arg, "--json", &c->json))
+    return 1;
+  if (((mask & VIGIL_CLI_OPT_ID) &&
+       (rc = vigil_cli_flag_value(cmd, argc, argv, i, "--id", &c->id)) != 0) ||
+      ((mask & VIGIL_CLI_OPT_INTERVAL) &&
+       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--interval", &c->interval_ms)) != 0) ||
+      ((mask & VIGIL_CLI_OPT_TIMEOUT) &&
+       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--timeout", &c->timeout_ms)) != 0) ||
+      ((mask & VIGIL_CLI_OPT_KEEPALIVE) &&
+       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--keepalive", &c->keepalive_ms)) != 0))
+    return rc;
+  return 0;
+}
+
+int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask, int argc,
+                         char **argv, vigil_cli_common *common, vigil_cli_flag_fn own_flag,
+                         void *opts) {
+  const char *addr = NULL, *why;
+  int port_only = (mask & VIGIL_CLI_OPT_PORT_ONLY) != 0;
+
+  for (int i = 1; i < argc; i++) {
+    int rc;
+    if (vigil_cli_is_help(argv[i])) {
+      fputs(usage_text, stdout);
+      return -1;
+    }
+    rc = common_flag(cmd, mask, argc, argv, &i, common);
+    if (rc == 0 && own_flag != NULL)
+      rc = own_flag(opts, cmd, argc, argv, &i);
+    if (rc < 0)
+      return VIGIL_CLI_USAGE;
+    if (rc == 0 && vigil_cli_positional(cmd, argv[i], &addr) != 0)
+      return VIGIL_CLI_USAGE;
+  }
+  if (addr == NULL)
+    return vigil_cli_usage(cmd, "missing %s (see vigil %s --help)",
+                           port_only ? "[HOST:]PORT" : "HOST:PORT", cmd);
+  if (vigil_cli_parse_addr(addr, port_only, &common->addr, &why) != 0)
+    return vigil_cli_usage(cmd, "bad address '%s': %s", addr, why);
+  if (common->id != NULL && vigil_cli_check_id(cmd, common->id) != 0)
+    return VIGIL_CLI_USAGE;
+  return 0;
+}
+
+int vigil_cli_client_interval(const char *cmd, uint32_t *interval_ms) {
+  if (*interval_ms == 0)
+    *interval_ms = 1000;
+  if (*interval_ms < 100)
+    return vigil_cli_usage(cmd, "--interval %lums is below the 100ms minimum",
+                           (unsigned long)*interval_ms);
   return 0;
 }
 
@@ -396,6 +466,22 @@ void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
 
 void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w) {
   vigil_loop_timer_cancel(loop, &w->timer);
+}
+
+int vigil_cli_loop_main(const char *cmd, vigil_loop *loop, vigil_cli_sigwatch *w,
+                        void (*fn)(void *arg, int signo), void *arg) {
+  vigil_cli_sigwatch_start(loop, w, fn, arg);
+  return vigil_cli_run_loop(cmd, loop);
+}
+
+void vigil_cli_loop_stop(vigil_loop *loop, vigil_cli_sigwatch *w) {
+  vigil_cli_sigwatch_stop(loop, w);
+  vigil_loop_stop(loop);
+}
+
+void vigil_cli_loop_finish(vigil_loop *loop) {
+  vigil_loop_run(loop, VIGIL_RUN_NOWAIT);
+  vigil_loop_close(loop);
 }
 
 /* ---- time ---- */
@@ -643,4 +729,11 @@ void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int establish
     if (d->tcp.snd_wnd != UINT32_MAX)
       vigil_cli_line_u64(l, "tcp_snd_wnd", d->tcp.snd_wnd);
   }
+}
+
+void vigil_cli_line_failed(vigil_cli_line *l, const char *message, unsigned attempt,
+                           const vigil_death *d) {
+  vigil_cli_line_cstr(l, "message", message);
+  vigil_cli_line_u64(l, "attempt", attempt);
+  vigil_cli_line_death(l, d, 0);
 }

@@ -86,6 +86,9 @@ int vigil_cli_flag_duration(const char *cmd, int argc, char **argv, int *i, cons
 int vigil_cli_flag_uint(const char *cmd, int argc, char **argv, int *i, const char *flag,
                         uint32_t min, uint32_t max, uint32_t *out);
 
+/* A flag without a value: 1 and *on = 1 when arg is exactly `flag`, else 0. */
+int vigil_cli_flag_set(const char *arg, const char *flag, int *on);
+
 /* For an argument no flag matched: the first positional one goes to *slot;
  * an unknown option or a second positional argument is a usage error
  * (printed; returns VIGIL_CLI_USAGE). Returns 0 when stored. */
@@ -94,6 +97,43 @@ int vigil_cli_positional(const char *cmd, const char *arg, const char **slot);
 /* Checks a peer id given on the command line (1..255 bytes of UTF-8).
  * Returns 0 or VIGIL_CLI_USAGE after printing why. */
 int vigil_cli_check_id(const char *cmd, const char *id);
+
+/* Options several commands share. A command names the ones it takes with a
+ * mask; vigil_cli_parse_args fills them in. */
+enum {
+  VIGIL_CLI_OPT_ID = 1 << 0,        /* --id NAME (checked: 1..255 bytes of UTF-8) */
+  VIGIL_CLI_OPT_INTERVAL = 1 << 1,  /* --interval D */
+  VIGIL_CLI_OPT_TIMEOUT = 1 << 2,   /* --timeout D */
+  VIGIL_CLI_OPT_KEEPALIVE = 1 << 3, /* --keepalive D and --no-keepalive */
+  VIGIL_CLI_OPT_JSON = 1 << 4,      /* --json */
+  VIGIL_CLI_OPT_PORT_ONLY = 1 << 5  /* the address may be PORT or :PORT (serve) */
+};
+
+typedef struct vigil_cli_common {
+  vigil_cli_addr addr;                            /* the one positional argument, parsed */
+  const char *id;                                 /* NULL when not given */
+  uint32_t interval_ms, timeout_ms, keepalive_ms; /* 0 when not given */
+  int keepalive_off, json;
+} vigil_cli_common;
+
+/* A command's own flags: like vigil_cli_flag_value, returns 1 when argv[*i]
+ * was one of them (advancing *i past a value), 0 when it was not, -1 after
+ * printing a usage error. */
+typedef int (*vigil_cli_flag_fn)(void *opts, const char *cmd, int argc, char **argv, int *i);
+
+/* The argument loop every network command runs: --help / -h prints
+ * usage_text to stdout; the shared options of `mask` go to *common, the
+ * command's own to own_flag(opts, ...) (may be NULL); the one positional
+ * argument is the address, parsed into common->addr (a missing or bad one is
+ * a usage error); then --id, if given, is checked. Returns 0, -1 after
+ * printing the help, or VIGIL_CLI_USAGE after printing one line why. */
+int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask, int argc,
+                         char **argv, vigil_cli_common *common, vigil_cli_flag_fn own_flag,
+                         void *opts);
+
+/* A client's proposed --interval: 1s when not given, and at least 100ms.
+ * Returns 0 or VIGIL_CLI_USAGE after printing why. */
+int vigil_cli_client_interval(const char *cmd, uint32_t *interval_ms);
 
 /* Kernel keepalive from --keepalive D / --no-keepalive (both 0: the
  * library's AUTO). Returns 0 or VIGIL_CLI_USAGE after printing why. */
@@ -135,6 +175,19 @@ void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
                               void (*fn)(void *arg, int signo), void *arg);
 void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w);
 
+/* The main loop of a long-running command: starts the signal watch
+ * (fn(arg, signo) on SIGINT/SIGTERM) and runs the loop until stopped, as
+ * vigil_cli_run_loop (0, or VIGIL_CLI_FAIL). */
+int vigil_cli_loop_main(const char *cmd, vigil_loop *loop, vigil_cli_sigwatch *w,
+                        void (*fn)(void *arg, int signo), void *arg);
+
+/* From a command's final callback: stops the signal watch and the loop. */
+void vigil_cli_loop_stop(vigil_loop *loop, vigil_cli_sigwatch *w);
+
+/* After the server or client is freed: lets the loop run the close
+ * callbacks that frees (nothing waits), then closes it. */
+void vigil_cli_loop_finish(vigil_loop *loop);
+
 /* ---- time ---- */
 
 /* Wall-clock seconds since the Unix epoch, with microseconds. */
@@ -173,6 +226,12 @@ void vigil_cli_line_end(vigil_cli_line *l, FILE *f);
  * evidence when there is some (for a connection that never completed,
  * TCP_INFO's timestamps mean nothing). */
 void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int established);
+
+/* The keys of a failed connection attempt (`connect_failed`): message
+ * (human text), attempt, then the death keys of a connection that never
+ * completed. */
+void vigil_cli_line_failed(vigil_cli_line *l, const char *message, unsigned attempt,
+                           const vigil_death *d);
 
 /* Appends s[0..len) to out as the body of a JSON string (no quotes):
  * '"', '\\' and control characters escaped, valid UTF-8 kept, each byte of

@@ -58,43 +58,34 @@ static const char usage_text[] =
     "could not be reached or refused, 2 bad usage.\n";
 
 typedef struct idle_opts {
-  vigil_cli_addr addr;
+  vigil_cli_common c; /* address, --json */
   uint32_t min_ms, max_ms, parallel, deadline_ms;
-  int json;
 } idle_opts;
 
+/* idle-timeout's own flags (vigil_cli_flag_fn). */
+static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
+  idle_opts *o = opts;
+  int rc;
+
+  if ((rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--min", &o->min_ms)) != 0 ||
+      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--max", &o->max_ms)) != 0 ||
+      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--parallel", 1, MAX_PROBES, &o->parallel)) !=
+          0)
+    return rc;
+  return vigil_cli_flag_duration(cmd, argc, argv, i, "--deadline", &o->deadline_ms);
+}
+
 static int parse_args(int argc, char **argv, idle_opts *o) {
-  const char *addr = NULL, *why;
+  int rc;
+
   memset(o, 0, sizeof(*o));
   o->min_ms = 1000;
   o->max_ms = 300000;
   o->parallel = 8;
   o->deadline_ms = 1000;
-  for (int i = 1; i < argc; i++) {
-    int rc;
-    if (vigil_cli_is_help(argv[i])) {
-      fputs(usage_text, stdout);
-      return -1;
-    }
-    if ((rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--min", &o->min_ms)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--max", &o->max_ms)) ||
-        (rc = vigil_cli_flag_uint(CMD, argc, argv, &i, "--parallel", 1, MAX_PROBES,
-                                  &o->parallel)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--deadline", &o->deadline_ms))) {
-      if (rc < 0)
-        return VIGIL_CLI_USAGE;
-    } else if (strcmp(argv[i], "--json") == 0) {
-      o->json = 1;
-    } else if (addr == NULL && !(argv[i][0] == '-' && argv[i][1] != '\0')) {
-      addr = argv[i];
-    } else {
-      return vigil_cli_unknown(CMD, argv[i]);
-    }
-  }
-  if (addr == NULL)
-    return vigil_cli_usage(CMD, "missing HOST:PORT (see vigil idle-timeout --help)");
-  if (vigil_cli_parse_addr(addr, 0, &o->addr, &why) != 0)
-    return vigil_cli_usage(CMD, "bad address '%s': %s", addr, why);
+  rc = vigil_cli_parse_args(CMD, usage_text, VIGIL_CLI_OPT_JSON, argc, argv, &o->c, own_flag, o);
+  if (rc != 0)
+    return rc;
   if (o->min_ms > o->max_ms)
     return vigil_cli_usage(CMD, "--min %ums is above --max %ums", o->min_ms, o->max_ms);
   return 0;
@@ -313,7 +304,7 @@ static uint64_t next_wake(const finder *f, uint64_t now) {
 static void print_probe(const finder *f, const probe *p, int round) {
   static const char *const names[] = {"", "alive", "dead", "failed", "abandoned"};
   vigil_cli_line l;
-  vigil_cli_line_begin(&l, f->o->json, "probe", f->peer, NULL, 0);
+  vigil_cli_line_begin(&l, f->o->c.json, "probe", f->peer, NULL, 0);
   vigil_cli_line_u64(&l, "round", (uint64_t)round);
   vigil_cli_line_u64(&l, "hold_ms", p->hold_ms);
   vigil_cli_line_cstr(&l, "result", names[p->result]);
@@ -375,7 +366,7 @@ static void bracket(const finder *f, uint64_t *lo, uint64_t *hi) {
 static void print_result(const finder *f, uint64_t lo, uint64_t hi) {
   vigil_cli_line l;
   uint64_t rec = lo / 2;
-  vigil_cli_line_begin(&l, f->o->json, "result", f->peer, NULL, 0);
+  vigil_cli_line_begin(&l, f->o->c.json, "result", f->peer, NULL, 0);
   if (hi == 0) {
     vigil_cli_line_null(&l, "timeout_ms");
     vigil_cli_line_u64(&l, "alive_ms", lo);
@@ -394,12 +385,12 @@ static void print_result(const finder *f, uint64_t lo, uint64_t hi) {
   else
     vigil_cli_line_null(&l, "recommended_interval_ms");
   vigil_cli_line_end(&l, stdout);
-  if (!f->o->json && hi != 0 && rec > 0)
+  if (!f->o->c.json && hi != 0 && rec > 0)
     printf("idle timeout on the path to %s: %.1f s (alive after %.1f s, gone after %.1f s);\n"
            "recommended heartbeat: vigil connect --interval %llums (pings at 75-100%% of it)\n",
            f->peer, (double)(lo + hi) / 2000.0, (double)lo / 1000.0, (double)hi / 1000.0,
            (unsigned long long)rec);
-  else if (!f->o->json && hi == 0)
+  else if (!f->o->c.json && hi == 0)
     printf("no idle timeout on the path to %s up to %.1f s: any interval below that is safe\n",
            f->peer, (double)lo / 1000.0);
 }
@@ -447,8 +438,8 @@ int vigil_cmd_idle_timeout(int argc, char **argv) {
     return rc < 0 ? VIGIL_CLI_OK : rc;
   memset(&f, 0, sizeof(f));
   f.o = &o;
-  if (vigil_cli_resolve(&o.addr, 0, &f.ai, &why) != 0) {
-    fprintf(stderr, "vigil idle-timeout: cannot resolve '%s': %s\n", o.addr.host, why);
+  if (vigil_cli_resolve(&o.c.addr, 0, &f.ai, &why) != 0) {
+    fprintf(stderr, "vigil idle-timeout: cannot resolve '%s': %s\n", o.c.addr.host, why);
     return VIGIL_CLI_FAIL;
   }
   vigil_cli_format_sockaddr(f.ai->ai_addr, f.ai->ai_addrlen, f.peer, sizeof(f.peer));

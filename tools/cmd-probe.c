@@ -49,10 +49,8 @@ static const char usage_text[] =
     "no handshake or no pong in time, closed by the server), 2 bad usage.\n";
 
 typedef struct probe_opts {
-  vigil_cli_addr addr;
-  const char *id;
-  uint32_t count, interval_ms, timeout_ms;
-  int json;
+  vigil_cli_common c; /* address, --id, --interval, --timeout, --json */
+  uint32_t count;
 } probe_opts;
 
 typedef struct probe_state {
@@ -69,8 +67,8 @@ typedef struct probe_state {
 } probe_state;
 
 static void begin(probe_state *s, vigil_cli_line *l, const char *event, const char *peer) {
-  vigil_cli_line_begin(l, s->o.json, event, peer != NULL ? peer : s->target, s->o.id,
-                       strlen(s->o.id));
+  vigil_cli_line_begin(l, s->o.c.json, event, peer != NULL ? peer : s->target, s->o.c.id,
+                       strlen(s->o.c.id));
 }
 
 static void print_summary(probe_state *s);
@@ -94,7 +92,7 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   probe_state *s = user;
 
   (void)c;
-  if (s->o.json) {
+  if (s->o.c.json) {
     vigil_cli_line l;
     begin(s, &l, "open", info->peer);
     vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
@@ -129,7 +127,7 @@ static void on_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
     s->rtt_min = rtt_ns;
   if (rtt_ns > s->rtt_max)
     s->rtt_max = rtt_ns;
-  if (s->o.json) {
+  if (s->o.c.json) {
     vigil_cli_line l;
     begin(s, &l, "rtt", ci.peer);
     vigil_cli_line_u64(&l, "seq", s->received);
@@ -152,14 +150,13 @@ static void report_end(probe_state *s, vigil_conn *c, const char *event, const v
   vigil_conn_get_info(c, &ci);
   if (ci.session.ping_outstanding)
     s->sent = s->received + 1;
-  if (s->o.json) {
+  if (s->o.c.json) {
     int dead = strcmp(event, "dead") == 0;
     begin(s, &l, event, vigil_cli_conn_peer(&ci, NULL));
-    if (!dead) {
-      vigil_cli_line_cstr(&l, "message", d->error != 0 ? vigil_strerror(d->error) : d->detail);
-      vigil_cli_line_u64(&l, "attempt", 1);
-    }
-    vigil_cli_line_death(&l, d, dead);
+    if (dead)
+      vigil_cli_line_death(&l, d, 1);
+    else
+      vigil_cli_line_failed(&l, d->error != 0 ? vigil_strerror(d->error) : d->detail, 1, d);
     vigil_cli_line_end(&l, stdout);
     return;
   }
@@ -199,9 +196,8 @@ static void on_closed(vigil_client *cli, void *user) {
 
   (void)cli;
   s->done = 1;
-  vigil_cli_sigwatch_stop(&s->loop, &s->sig);
   vigil_loop_timer_cancel(&s->loop, &s->deadline);
-  vigil_loop_stop(&s->loop);
+  vigil_cli_loop_stop(&s->loop, &s->sig);
 }
 
 static void on_deadline(vigil_loop *loop, vigil_loop_timer *t) {
@@ -209,7 +205,7 @@ static void on_deadline(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_cli_line l;
 
   (void)loop;
-  if (s->o.json) {
+  if (s->o.c.json) {
     begin(s, &l, "dead", NULL);
     vigil_cli_line_cstr(&l, "cause", vigil_cause_name(VIGIL_CAUSE_LOCAL));
     vigil_cli_line_cstr(&l, "detail", "probe deadline passed");
@@ -233,7 +229,7 @@ static void print_summary(probe_state *s) {
     return;
   s->summarised = 1;
 
-  if (s->o.json) {
+  if (s->o.c.json) {
     vigil_cli_line l;
     begin(s, &l, "summary", NULL);
     vigil_cli_line_u64(&l, "sent", s->sent);
@@ -266,42 +262,27 @@ static void print_summary(probe_state *s) {
   fflush(stdout);
 }
 
-static int parse_args(int argc, char **argv, probe_opts *o) {
-  const char *addr = NULL, *why;
+/* probe's own flag (vigil_cli_flag_fn). */
+static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
+  probe_opts *o = opts;
+  return vigil_cli_flag_uint(cmd, argc, argv, i, "--count", 1, 1000, &o->count);
+}
 
-  for (int i = 1; i < argc; i++) {
-    int rc;
-    if (vigil_cli_is_help(argv[i])) {
-      fputs(usage_text, stdout);
-      return -1;
-    }
-    if ((rc = vigil_cli_flag_value(CMD, argc, argv, &i, "--id", &o->id)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--interval", &o->interval_ms)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--timeout", &o->timeout_ms)) ||
-        (rc = vigil_cli_flag_uint(CMD, argc, argv, &i, "--count", 1, 1000, &o->count))) {
-      if (rc < 0)
-        return VIGIL_CLI_USAGE;
-    } else if (strcmp(argv[i], "--json") == 0) {
-      o->json = 1;
-    } else if (vigil_cli_positional(CMD, argv[i], &addr) != 0) {
-      return VIGIL_CLI_USAGE;
-    }
-  }
-  if (addr == NULL)
-    return vigil_cli_usage(CMD, "missing HOST:PORT (see vigil probe --help)");
-  if (vigil_cli_parse_addr(addr, 0, &o->addr, &why) != 0)
-    return vigil_cli_usage(CMD, "bad address '%s': %s", addr, why);
-  if (o->id != NULL && vigil_cli_check_id(CMD, o->id) != 0)
-    return VIGIL_CLI_USAGE;
+static int parse_args(int argc, char **argv, probe_opts *o) {
+  vigil_cli_common *c = &o->c;
+  int rc = vigil_cli_parse_args(CMD, usage_text,
+                                VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
+                                    VIGIL_CLI_OPT_JSON,
+                                argc, argv, c, own_flag, o);
+
+  if (rc != 0)
+    return rc;
   if (o->count == 0)
     o->count = 3;
-  if (o->interval_ms == 0)
-    o->interval_ms = 1000;
-  if (o->interval_ms < 100)
-    return vigil_cli_usage(CMD, "--interval %lums is below the 100ms minimum",
-                           (unsigned long)o->interval_ms);
-  if (o->timeout_ms == 0)
-    o->timeout_ms = o->interval_ms <= 5000 / 3 ? 3 * o->interval_ms : 5000;
+  if (vigil_cli_client_interval(CMD, &c->interval_ms) != 0)
+    return VIGIL_CLI_USAGE;
+  if (c->timeout_ms == 0)
+    c->timeout_ms = c->interval_ms <= 5000 / 3 ? 3 * c->interval_ms : 5000;
   return 0;
 }
 
@@ -311,14 +292,15 @@ static int run(probe_state *s) {
   uint32_t hb_timeout;
   int rc;
 
-  hb_timeout = s->o.timeout_ms / 2 < s->o.interval_ms ? 2 * s->o.interval_ms : s->o.timeout_ms;
+  hb_timeout =
+      s->o.c.timeout_ms / 2 < s->o.c.interval_ms ? 2 * s->o.c.interval_ms : s->o.c.timeout_ms;
   vigil_client_config_init(&cfg);
-  cfg.session.interval_ms = s->o.interval_ms;
+  cfg.session.interval_ms = s->o.c.interval_ms;
   cfg.session.timeout_ms = hb_timeout;
-  cfg.session.handshake_timeout_ms = s->o.timeout_ms;
-  cfg.session.id = s->o.id;
-  cfg.session.id_len = strlen(s->o.id);
-  cfg.connect_timeout_ms = s->o.timeout_ms;
+  cfg.session.handshake_timeout_ms = s->o.c.timeout_ms;
+  cfg.session.id = s->o.c.id;
+  cfg.session.id_len = strlen(s->o.c.id);
+  cfg.connect_timeout_ms = s->o.c.timeout_ms;
   cfg.no_reconnect = 1;
   cfg.cb.on_open = on_open;
   cfg.cb.on_rtt = on_rtt;
@@ -331,23 +313,22 @@ static int run(probe_state *s) {
     return VIGIL_CLI_FAIL;
   }
   if ((rc = vigil_client_new(&s->cli, &s->loop, &cfg)) != 0 ||
-      (rc = vigil_client_connect(s->cli, s->o.addr.host, s->o.addr.port_num)) != 0) {
+      (rc = vigil_client_connect(s->cli, s->o.c.addr.host, s->o.c.addr.port_num)) != 0) {
     fprintf(stderr, "vigil probe: %s: %s\n", s->target, vigil_strerror(rc));
     return VIGIL_CLI_FAIL;
   }
   /* connect + handshake, then every ping at most an interval late and
    * answered within the heartbeat timeout, plus slack for the loop */
-  bound_ms = 2ull * s->o.timeout_ms + (uint64_t)s->o.count * (s->o.interval_ms + hb_timeout) + 1000;
+  bound_ms =
+      2ull * s->o.c.timeout_ms + (uint64_t)s->o.count * (s->o.c.interval_ms + hb_timeout) + 1000;
   vigil_loop_timer_init(&s->deadline);
   vigil_loop_timer_arm(&s->loop, &s->deadline, vigil_loop_now_ms(&s->loop) + bound_ms, on_deadline);
-  vigil_cli_sigwatch_start(&s->loop, &s->sig, on_signal, s);
-  if (vigil_cli_run_loop(CMD, &s->loop) != 0)
+  if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
     return VIGIL_CLI_FAIL;
   print_summary(s); /* if the loop ended without a verdict */
   rc = !s->failed && s->received >= s->o.count ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
   vigil_client_free(s->cli);
-  vigil_loop_run(&s->loop, VIGIL_RUN_NOWAIT);
-  vigil_loop_close(&s->loop);
+  vigil_cli_loop_finish(&s->loop);
   return rc;
 }
 
@@ -359,10 +340,10 @@ int vigil_cmd_probe(int argc, char **argv) {
   rc = parse_args(argc, argv, &s.o);
   if (rc != 0)
     return rc < 0 ? VIGIL_CLI_OK : rc;
-  if (s.o.id == NULL) {
+  if (s.o.c.id == NULL) {
     snprintf(s.default_id, sizeof(s.default_id), "probe-%ld", (long)getpid());
-    s.o.id = s.default_id;
+    s.o.c.id = s.default_id;
   }
-  vigil_cli_addr_text(&s.o.addr, s.target, sizeof(s.target));
+  vigil_cli_addr_text(&s.o.c.addr, s.target, sizeof(s.target));
   return run(&s);
 }
