@@ -571,6 +571,11 @@ TEST_IMPL(usage_errors) {
   ASSERT_EQ(usage_case("--count", "probe", "127.0.0.1:1", "--count", "0"), 0);
   ASSERT_EQ(usage_case("'x'", "probe", "127.0.0.1:1", "--count", "x"), 0);
   ASSERT_EQ(usage_case("--interval", "probe", "127.0.0.1:1", "--interval", "-1s"), 0);
+  ASSERT_EQ(usage_case("--send-every", "connect", "127.0.0.1:1", "--send-size", "64"), 0);
+  ASSERT_EQ(usage_case("--send-size", "connect", "127.0.0.1:1", "--send-size", "0"), 0);
+  ASSERT_EQ(usage_case("--send-size", "connect", "127.0.0.1:1", "--send-size", "1048577"), 0);
+  ASSERT_EQ(usage_case("'10x'", "connect", "127.0.0.1:1", "--send-every", "10x"), 0);
+  ASSERT_EQ(usage_case("--echo", "connect", "127.0.0.1:1", "--echo", NULL), 0);
   return 0;
 #endif
 }
@@ -854,14 +859,122 @@ TEST_IMPL(probe_follows_server_interval) {
   ASSERT_GT(port, 0);
   snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
   {
-    char *argv[] = {NULL, "probe", addr, "--count", "3", "--interval", "100ms", "--timeout",
-                    "200ms", NULL};
+    char *argv[] = {NULL,         "probe", addr,        "--count", "3",
+                    "--interval", "100ms", "--timeout", "200ms",   NULL};
     st = run_vigil(&c, argv, 15000);
   }
   child_kill(&srv);
   ASSERT_EQ(st, 0);
   ASSERT_NOT_NULL(strstr(c.out_buf, "interval 1000 ms"));
   ASSERT_NOT_NULL(strstr(c.out_buf, "3 pongs"));
+  return 0;
+#endif
+}
+
+TEST_IMPL(connect_sends_data) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, cli;
+  char addr[64], line[2048];
+  char *srv_argv[] = {NULL,    "serve",  "127.0.0.1:0",      "--json", "--interval",
+                      "100ms", "--echo", "--print-messages", NULL};
+  long sent, received;
+  int port;
+  NEED_BINARY();
+  ASSERT_EQ(child_start(&srv, srv_argv), 0);
+  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
+  port = (int)json_num(line, "port");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL,         "connect",     addr,     "--id",        "d1",
+                    "--interval", "100ms",       "--json", "--quiet-rtt", "--send-every",
+                    "50ms",       "--send-size", "100",    NULL};
+    ASSERT_EQ(child_start(&cli, argv), 0);
+  }
+  /* the client says what it will send; the server sees each message */
+  ASSERT(child_event(&cli, "open", "d1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "send_every_ms"), 50);
+  ASSERT_EQ(json_num(line, "send_size"), 100);
+  ASSERT(child_event(&srv, "message", "d1", line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "message"));
+  ASSERT_EQ(json_num(line, "bytes"), 100);
+  ASSERT_EQ(json_num(line, "messages"), 1);
+  ASSERT(child_event(&srv, "message", "d1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "messages"), 2);
+  ASSERT(child_event(&srv, "message", "d1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "messages"), 3);
+  /* goodbye: the client counts what it sent and what the echo brought back */
+  ASSERT_EQ(kill(cli.pid, SIGINT), 0);
+  ASSERT(child_event(&cli, "dead", "d1", line, sizeof(line), 5000));
+  sent = json_num(line, "sent");
+  ASSERT_GE(sent, 3);
+  ASSERT_GE(json_num(line, "received"), 1);
+  ASSERT_EQ(json_num(line, "queue_full"), 0);
+  ASSERT_EQ(json_num(line, "send_failed"), 0);
+  ASSERT_EQ(json_num(line, "unsent"), 0); /* a goodbye writes the queue first */
+  ASSERT_EQ(json_num(line, "unsent_bytes"), 0);
+  received = json_num(line, "received");
+  ASSERT(child_event(&cli, "exit", "d1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "sent"), sent);
+  ASSERT_EQ(json_num(line, "received"), received);
+  ASSERT_EQ(json_num(line, "unsent"), 0);
+  ASSERT_EQ(child_wait(&cli, 5000), 0);
+  /* the server's dead line counts every message that arrived */
+  ASSERT(child_event(&srv, "dead", "d1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "messages"), sent);
+  child_kill(&srv);
+  return 0;
+#endif
+}
+
+TEST_IMPL(connect_data_pending_stopped_server) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, cli;
+  char addr[64], line[2048], v[300];
+  long unsent, queue_full;
+  int port;
+  uint64_t t0;
+  NEED_BINARY();
+  port = start_server(&srv, "100ms", "500ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    /* 1 MiB every 20 ms: far more than the socket buffers hold in 500 ms */
+    char *argv[] = {
+        NULL,           "connect",   addr,          "--id",    "p1",          "--interval",
+        "100ms",        "--timeout", "500ms",       "--json",  "--quiet-rtt", "--no-reconnect",
+        "--send-every", "20ms",      "--send-size", "1048576", NULL};
+    ASSERT_EQ(child_start(&cli, argv), 0);
+  }
+  ASSERT(child_event(&cli, "open", "p1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "send_size"), 1048576);
+  ASSERT(child_event(&srv, "open", "p1", line, sizeof(line), 5000));
+  ASSERT_EQ(kill(srv.pid, SIGSTOP), 0);
+  t0 = mono_ms();
+  ASSERT(child_event(&cli, "dead", "p1", line, sizeof(line), 5000));
+  child_kill(&srv);
+  ASSERT_LT(mono_ms() - t0, 3000);
+  ASSERT(json_common_ok(line, "dead"));
+  ASSERT_EQ(json_get(line, "cause", v, sizeof(v)), J_STR);
+  ASSERT(strcmp(v, "heartbeat_timeout") == 0 || strcmp(v, "peer_stalled") == 0);
+  ASSERT_GE(json_num(line, "silent_ms"), 500);
+  ASSERT_GE(json_num(line, "sent"), 1);
+  /* data was pending: the queue held at least one message (it comes back
+   * through on_unsent), or sends were refused for backpressure */
+  unsent = json_num(line, "unsent");
+  queue_full = json_num(line, "queue_full");
+  ASSERT_GE(unsent, 0);
+  ASSERT_GE(queue_full, 0);
+  ASSERT_GT(unsent + queue_full, 0);
+  ASSERT_EQ(json_num(line, "unsent_bytes"), unsent * 1048576);
+  /* on_unsent handed back exactly what was queued at the death */
+  ASSERT(child_event(&cli, "exit", "p1", line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "unsent"), unsent);
+  ASSERT_EQ(child_wait(&cli, 5000), 1);
   return 0;
 #endif
 }

@@ -4,7 +4,17 @@
  * never sooner than a retry-after the server asked for).
  *
  * SIGINT / SIGTERM close the connection with CLOSE "goodbye", so the server
- * records cause `closed` rather than a crash, and exit 0. */
+ * records cause `closed` rather than a crash, and exit 0.
+ *
+ * --send-every D keeps data in flight: once a connection is open, one
+ * message of --send-size bytes every D, so faults can be tried with data
+ * pending (TCP_USER_TIMEOUT, a heartbeat behind queued data). A send the
+ * library refuses for backpressure (VIGIL_EQUEUEFULL) is counted and
+ * skipped: the next one is tried a period later, never in a loop. Messages
+ * the connection did not finish writing when it died come back through
+ * on_unsent; the dead line counts them (the connection's queue at that
+ * moment, which is exactly what on_unsent hands back) and the exit line
+ * totals what on_unsent returned. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,25 +54,44 @@ static const char usage_text[] =
     "  --no-reconnect     exit 1 at the first death or failed attempt\n"
     "  --max-attempts N   give up (exit 1) after N failed attempts in a row\n"
     "  --quiet-rtt        do not print rtt lines\n"
+    "  --send-every D     once open, send one message every D (data in flight)\n"
+    "  --send-size N      bytes per message, 1..1048576, at most the agreed\n"
+    "                     max_message (default 64)\n"
     "  --json             one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help         this text\n"
     "\n"
     "Durations: 250ms, 3s, 1.5s, 2m, 1h. Exit status: 0 after SIGINT/SIGTERM,\n"
     "1 when it gave up (--no-reconnect, --max-attempts), 2 for bad usage.\n";
 
+#define SEND_SIZE_DEFAULT 64u
+#define SEND_SIZE_MAX 1048576u /* the library's default max_message, which we propose */
+
 typedef struct connect_opts {
-  vigil_cli_addr addr;
-  const char *id;
-  uint32_t interval_ms, timeout_ms, connect_timeout_ms, keepalive_ms, max_attempts, backoff_max_ms;
-  int keepalive_off, no_reconnect, quiet_rtt, json;
+  vigil_cli_common c; /* address, --id, --interval, --timeout, --keepalive, --json */
+  uint32_t connect_timeout_ms, max_attempts, backoff_max_ms, send_every_ms, send_size;
+  int no_reconnect, quiet_rtt;
 } connect_opts;
+
+/* Data counts (--send-every): for the current connection, and in total. */
+typedef struct data_counts {
+  uint64_t sent;       /* messages vigil_client_send accepted */
+  uint64_t queue_full; /* sends refused with VIGIL_EQUEUEFULL (backpressure) */
+  uint64_t failed;     /* sends refused for any other reason */
+  uint64_t received;   /* messages from the server (an echo) */
+  uint64_t unsent;     /* totals only: messages handed back by on_unsent */
+} data_counts;
 
 typedef struct connect_state {
   connect_opts o;
   vigil_loop loop;
   vigil_client *cli;
   vigil_cli_sigwatch sig;
-  int signalled, exit_status;
+  vigil_loop_timer send_timer;
+  int signalled, exit_status, open;
+  uint32_t send_size; /* --send-size, clamped to the agreed max_message */
+  uint64_t seq;
+  data_counts conn, total;
+  uint8_t *msg;
   char target[sizeof(((vigil_cli_addr *)0)->host) + 16];
   char default_id[96];
 } connect_state;
@@ -74,8 +103,29 @@ static unsigned attempt_now(const connect_state *s) {
 }
 
 static void begin(connect_state *s, vigil_cli_line *l, const char *event, const char *peer) {
-  vigil_cli_line_begin(l, s->o.json, event, peer != NULL ? peer : s->target, s->o.id,
-                       strlen(s->o.id));
+  vigil_cli_line_begin(l, s->o.c.json, event, peer != NULL ? peer : s->target, s->o.c.id,
+                       strlen(s->o.c.id));
+}
+
+/* One message per tick while open: "seq=N " then filler, send_size bytes. */
+static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
+  connect_state *s = vigil_container_of(t, connect_state, send_timer);
+  char head[32];
+  int n, rc;
+
+  if (!s->open)
+    return;
+  n = snprintf(head, sizeof(head), "seq=%llu ", (unsigned long long)++s->seq);
+  memset(s->msg, 'v', s->send_size);
+  memcpy(s->msg, head, (size_t)n < s->send_size ? (size_t)n : s->send_size);
+  rc = vigil_client_send(s->cli, s->msg, s->send_size);
+  if (rc == 0)
+    s->conn.sent++;
+  else if (rc == VIGIL_EQUEUEFULL)
+    s->conn.queue_full++;
+  else
+    s->conn.failed++;
+  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.send_every_ms, on_send_tick);
 }
 
 static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
@@ -83,10 +133,73 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   vigil_cli_line l;
 
   (void)c;
+  s->open = 1;
+  memset(&s->conn, 0, sizeof(s->conn));
   begin(s, &l, "open", info->peer);
   vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
   vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
   vigil_cli_line_u64(&l, "attempt", info->attempt);
+  if (s->o.send_every_ms != 0) {
+    s->send_size = s->o.send_size < info->max_message ? s->o.send_size : info->max_message;
+    vigil_cli_line_u64(&l, "send_every_ms", s->o.send_every_ms);
+    vigil_cli_line_u64(&l, "send_size", s->send_size);
+    vigil_loop_timer_arm(&s->loop, &s->send_timer, vigil_loop_now_ms(&s->loop) + s->o.send_every_ms,
+                         on_send_tick);
+  }
+  vigil_cli_line_end(&l, stdout);
+}
+
+static void on_message(vigil_conn *c, const uint8_t *msg, size_t len, void *user) {
+  connect_state *s = user;
+
+  (void)c;
+  (void)msg;
+  (void)len;
+  s->conn.received++;
+}
+
+static void on_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t written, void *user) {
+  connect_state *s = user;
+
+  (void)c;
+  (void)msg;
+  (void)len;
+  (void)written;
+  s->total.unsent++;
+}
+
+static void add_counts(vigil_cli_line *l, const data_counts *d) {
+  vigil_cli_line_u64(l, "sent", d->sent);
+  vigil_cli_line_u64(l, "queue_full", d->queue_full);
+  vigil_cli_line_u64(l, "send_failed", d->failed);
+  vigil_cli_line_u64(l, "received", d->received);
+}
+
+/* A connection's end: `dead` after it was open (the kernel's evidence, and
+ * with --send-every what was in flight), or `connect_failed` for an attempt
+ * that failed: the connect itself, or the handshake (refused by the
+ * server's limits, too slow, malformed). */
+static void print_end(connect_state *s, vigil_conn *c, const char *event, const vigil_death *d) {
+  vigil_conn_info ci;
+  vigil_cli_line l;
+  int dead = strcmp(event, "dead") == 0;
+
+  vigil_conn_get_info(c, &ci);
+  begin(s, &l, event, vigil_cli_conn_peer(&ci, NULL));
+  if (!dead) {
+    vigil_cli_line_failed(&l,
+                          d->error != 0       ? vigil_strerror(d->error)
+                          : d->detail != NULL ? d->detail
+                                              : vigil_cause_name(d->cause),
+                          attempt_now(s), d);
+  } else {
+    vigil_cli_line_death(&l, d, 1);
+    if (s->o.send_every_ms != 0) {
+      add_counts(&l, &s->conn);
+      vigil_cli_line_u64(&l, "unsent", ci.queued_messages);
+      vigil_cli_line_u64(&l, "unsent_bytes", ci.queued_bytes);
+    }
+  }
   vigil_cli_line_end(&l, stdout);
 }
 
@@ -104,33 +217,21 @@ static void on_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
   vigil_cli_line_end(&l, stdout);
 }
 
+/* The connection's counts go into the totals when it ends. */
 static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
   connect_state *s = user;
-  vigil_conn_info ci;
-  vigil_cli_line l;
 
-  vigil_conn_get_info(c, &ci);
-  begin(s, &l, "dead", vigil_cli_conn_peer(&ci, NULL));
-  vigil_cli_line_death(&l, d, 1);
-  vigil_cli_line_end(&l, stdout);
+  s->open = 0;
+  vigil_loop_timer_cancel(&s->loop, &s->send_timer);
+  print_end(s, c, "dead", d);
+  s->total.sent += s->conn.sent;
+  s->total.queue_full += s->conn.queue_full;
+  s->total.failed += s->conn.failed;
+  s->total.received += s->conn.received;
 }
 
-/* A failed attempt: the connect itself, or the handshake (refused by the
- * server's limits, too slow, malformed). */
 static void on_reject(vigil_conn *c, const vigil_death *d, void *user) {
-  connect_state *s = user;
-  vigil_conn_info ci;
-  vigil_cli_line l;
-
-  vigil_conn_get_info(c, &ci);
-  begin(s, &l, "connect_failed", vigil_cli_conn_peer(&ci, NULL));
-  vigil_cli_line_cstr(&l, "message",
-                      d->error != 0       ? vigil_strerror(d->error)
-                      : d->detail != NULL ? d->detail
-                                          : vigil_cause_name(d->cause));
-  vigil_cli_line_u64(&l, "attempt", attempt_now(s));
-  vigil_cli_line_death(&l, d, 0);
-  vigil_cli_line_end(&l, stdout);
+  print_end(user, c, "connect_failed", d);
 }
 
 static void on_reconnect(vigil_client *cli, unsigned attempt, uint32_t delay_ms, void *user) {
@@ -151,10 +252,14 @@ static void on_closed(vigil_client *cli, void *user) {
   (void)cli;
   begin(s, &l, "exit", NULL);
   vigil_cli_line_cstr(&l, "reason", s->signalled ? "signal" : "gave_up");
+  if (s->o.send_every_ms != 0) {
+    add_counts(&l, &s->total);
+    vigil_cli_line_u64(&l, "unsent", s->total.unsent);
+  }
   vigil_cli_line_end(&l, stdout);
   s->exit_status = s->signalled ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
-  vigil_cli_sigwatch_stop(&s->loop, &s->sig);
-  vigil_loop_stop(&s->loop);
+  vigil_loop_timer_cancel(&s->loop, &s->send_timer);
+  vigil_cli_loop_stop(&s->loop, &s->sig);
 }
 
 static void on_signal(void *arg, int signo) {
@@ -166,74 +271,70 @@ static void on_signal(void *arg, int signo) {
     on_closed(s->cli, s);
 }
 
-static int parse_args(int argc, char **argv, connect_opts *o) {
-  const char *addr = NULL, *why;
+/* connect's own flags (vigil_cli_flag_fn). */
+static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
+  connect_opts *o = opts;
+  int rc;
 
-  for (int i = 1; i < argc; i++) {
-    int rc;
-    if (vigil_cli_is_help(argv[i])) {
-      fputs(usage_text, stdout);
-      return -1;
-    }
-    if ((rc = vigil_cli_flag_value(CMD, argc, argv, &i, "--id", &o->id)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--interval", &o->interval_ms)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--timeout", &o->timeout_ms)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--connect-timeout",
-                                      &o->connect_timeout_ms)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--keepalive", &o->keepalive_ms)) ||
-        (rc = vigil_cli_flag_duration(CMD, argc, argv, &i, "--backoff-max", &o->backoff_max_ms)) ||
-        (rc = vigil_cli_flag_uint(CMD, argc, argv, &i, "--max-attempts", 1, 1000000,
-                                  &o->max_attempts))) {
-      if (rc < 0)
-        return VIGIL_CLI_USAGE;
-    } else if (strcmp(argv[i], "--json") == 0) {
-      o->json = 1;
-    } else if (strcmp(argv[i], "--quiet-rtt") == 0) {
-      o->quiet_rtt = 1;
-    } else if (strcmp(argv[i], "--no-reconnect") == 0) {
-      o->no_reconnect = 1;
-    } else if (strcmp(argv[i], "--no-keepalive") == 0) {
-      o->keepalive_off = 1;
-    } else if (vigil_cli_positional(CMD, argv[i], &addr) != 0) {
-      return VIGIL_CLI_USAGE;
-    }
-  }
-  if (addr == NULL)
-    return vigil_cli_usage(CMD, "missing HOST:PORT (see vigil connect --help)");
-  if (vigil_cli_parse_addr(addr, 0, &o->addr, &why) != 0)
-    return vigil_cli_usage(CMD, "bad address '%s': %s", addr, why);
-  if (o->id != NULL && vigil_cli_check_id(CMD, o->id) != 0)
+  if ((rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--connect-timeout",
+                                    &o->connect_timeout_ms)) != 0 ||
+      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--backoff-max", &o->backoff_max_ms)) !=
+          0 ||
+      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-attempts", 1, 1000000,
+                                &o->max_attempts)) != 0 ||
+      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &o->send_every_ms)) != 0 ||
+      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, SEND_SIZE_MAX,
+                                &o->send_size)) != 0)
+    return rc;
+  return vigil_cli_flag_set(argv[*i], "--quiet-rtt", &o->quiet_rtt) ||
+         vigil_cli_flag_set(argv[*i], "--no-reconnect", &o->no_reconnect);
+}
+
+static int parse_args(int argc, char **argv, connect_opts *o) {
+  vigil_cli_common *c = &o->c;
+  int rc = vigil_cli_parse_args(CMD, usage_text,
+                                VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
+                                    VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON,
+                                argc, argv, c, own_flag, o);
+
+  if (rc != 0)
+    return rc;
+  if (vigil_cli_client_interval(CMD, &c->interval_ms) != 0)
     return VIGIL_CLI_USAGE;
-  if (o->interval_ms == 0)
-    o->interval_ms = 1000;
-  if (o->interval_ms < 100)
-    return vigil_cli_usage(CMD, "--interval %lums is below the 100ms minimum",
-                           (unsigned long)o->interval_ms);
-  if (o->timeout_ms != 0 && o->timeout_ms / 2 < o->interval_ms)
+  if (c->timeout_ms != 0 && c->timeout_ms / 2 < c->interval_ms)
     return vigil_cli_usage(CMD, "--timeout %lums must be at least 2 x --interval %lums",
-                           (unsigned long)o->timeout_ms, (unsigned long)o->interval_ms);
+                           (unsigned long)c->timeout_ms, (unsigned long)c->interval_ms);
+  if (o->send_size != 0 && o->send_every_ms == 0)
+    return vigil_cli_usage(CMD, "--send-size needs --send-every");
+  if (o->send_size == 0)
+    o->send_size = SEND_SIZE_DEFAULT;
   return 0;
 }
 
 static int configure(connect_state *s, vigil_client_config *cfg) {
   const connect_opts *o = &s->o;
+  const vigil_cli_common *c = &o->c;
 
   vigil_client_config_init(cfg);
-  cfg->session.interval_ms = o->interval_ms;
-  cfg->session.timeout_ms = o->timeout_ms;
-  cfg->session.id = o->id;
-  cfg->session.id_len = strlen(o->id);
+  cfg->session.interval_ms = c->interval_ms;
+  cfg->session.timeout_ms = c->timeout_ms;
+  cfg->session.id = c->id;
+  cfg->session.id_len = strlen(c->id);
   cfg->connect_timeout_ms = o->connect_timeout_ms;
   cfg->no_reconnect = o->no_reconnect;
   cfg->max_attempts = o->max_attempts;
   cfg->backoff_cap_ms = o->backoff_max_ms;
-  if (vigil_cli_keepalive(CMD, o->keepalive_ms, o->keepalive_off, &cfg->keepalive_mode,
+  if (vigil_cli_keepalive(CMD, c->keepalive_ms, c->keepalive_off, &cfg->keepalive_mode,
                           &cfg->keepalive) != 0)
     return VIGIL_CLI_USAGE;
   cfg->cb.on_open = on_open;
   cfg->cb.on_rtt = on_rtt;
   cfg->cb.on_death = on_death;
   cfg->cb.on_reject = on_reject;
+  if (o->send_every_ms != 0) {
+    cfg->cb.on_message = on_message;
+    cfg->cb.on_unsent = on_unsent;
+  }
   cfg->on_reconnect = on_reconnect;
   cfg->on_closed = on_closed;
   cfg->user = s;
@@ -251,7 +352,7 @@ static void make_default_id(connect_state *s) {
   snprintf(s->default_id, sizeof(s->default_id), "%s-%ld", host, (long)getpid());
   if (!vigil_utf8_valid((const uint8_t *)s->default_id, strlen(s->default_id)))
     snprintf(s->default_id, sizeof(s->default_id), "vigil-%ld", (long)getpid());
-  s->o.id = s->default_id;
+  s->o.c.id = s->default_id;
 }
 
 static int run(connect_state *s) {
@@ -269,21 +370,27 @@ static int run(connect_state *s) {
     fprintf(stderr, "vigil connect: %s\n", vigil_strerror(rc));
     return VIGIL_CLI_FAIL;
   }
+  vigil_loop_timer_init(&s->send_timer);
+  if (s->o.send_every_ms != 0 && (s->msg = malloc(s->o.send_size)) == NULL) {
+    fprintf(stderr, "vigil connect: --send-size %lu: out of memory\n",
+            (unsigned long)s->o.send_size);
+    vigil_client_free(s->cli);
+    return VIGIL_CLI_FAIL;
+  }
   begin(s, &l, "connecting", NULL);
   vigil_cli_line_u64(&l, "attempt", 1);
   vigil_cli_line_end(&l, stdout);
-  if ((rc = vigil_client_connect(s->cli, s->o.addr.host, s->o.addr.port_num)) != 0) {
+  if ((rc = vigil_client_connect(s->cli, s->o.c.addr.host, s->o.c.addr.port_num)) != 0) {
     fprintf(stderr, "vigil connect: %s: %s\n", s->target, vigil_strerror(rc));
     vigil_client_free(s->cli);
     return VIGIL_CLI_FAIL;
   }
   s->exit_status = VIGIL_CLI_FAIL;
-  vigil_cli_sigwatch_start(&s->loop, &s->sig, on_signal, s);
-  if (vigil_cli_run_loop(CMD, &s->loop) != 0)
+  if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
     return VIGIL_CLI_FAIL;
   vigil_client_free(s->cli);
-  vigil_loop_run(&s->loop, VIGIL_RUN_NOWAIT);
-  vigil_loop_close(&s->loop);
+  vigil_cli_loop_finish(&s->loop);
+  free(s->msg);
   return s->exit_status;
 }
 
@@ -295,8 +402,8 @@ int vigil_cmd_connect(int argc, char **argv) {
   rc = parse_args(argc, argv, &s.o);
   if (rc != 0)
     return rc < 0 ? VIGIL_CLI_OK : rc;
-  if (s.o.id == NULL)
+  if (s.o.c.id == NULL)
     make_default_id(&s);
-  vigil_cli_addr_text(&s.o.addr, s.target, sizeof(s.target));
+  vigil_cli_addr_text(&s.o.c.addr, s.target, sizeof(s.target));
   return run(&s);
 }
