@@ -107,7 +107,8 @@ static void begin(connect_state *s, vigil_cli_line *l, const char *event, const 
                        strlen(s->o.c.id));
 }
 
-/* One message per tick while open: "seq=N " then filler, send_size bytes. */
+/* One message per tick while open: "seq=N " then the filler written once at
+ * allocation (N only grows, so each head covers the last), send_size bytes. */
 static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
   connect_state *s = vigil_container_of(t, connect_state, send_timer);
   char head[32];
@@ -116,7 +117,6 @@ static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
   if (!s->open)
     return;
   n = snprintf(head, sizeof(head), "seq=%llu ", (unsigned long long)++s->seq);
-  memset(s->msg, 'v', s->send_size);
   memcpy(s->msg, head, (size_t)n < s->send_size ? (size_t)n : s->send_size);
   rc = vigil_client_send(s->cli, s->msg, s->send_size);
   if (rc == 0)
@@ -377,6 +377,8 @@ static int run(connect_state *s) {
     vigil_client_free(s->cli);
     return VIGIL_CLI_FAIL;
   }
+  if (s->msg != NULL)
+    memset(s->msg, 'v', s->o.send_size);
   begin(s, &l, "connecting", NULL);
   vigil_cli_line_u64(&l, "attempt", 1);
   vigil_cli_line_end(&l, stdout);
