@@ -809,6 +809,16 @@ TEST_IMPL(session_pongs_answer_pings_capped) {
   ASSERT_EQ(vigil_session_write(&e->s, T0 + 3200 * MS, buf, 3, NULL, 0, &taken), 2);
   ASSERT_EQ(vigil_session_write(&e->s, T0 + 3200 * MS, buf, 3, NULL, 0, &taken), 2);
   ASSERT_EQ(vigil_session_write(&e->s, T0 + 3200 * MS, buf, 3, NULL, 0, &taken), 0);
+  /* Ten pings at legal spacing while we do not write: one PONG answers
+   * every ping before it (TCP is ordered), so at most
+   * VIGIL_PING_STRIKES + 1 = 4 are owed. */
+  for (i = 0; i < 10; i++)
+    deliver(e, T0 + (uint64_t)(i + 6) * 600 * MS, PING, 2);
+  ASSERT_EQ(e->err, 0);
+  n = vigil_session_write(&e->s, T0 + 9600 * MS, buf, sizeof buf, NULL, 0, &taken);
+  ASSERT_EQ(n, 2 * (VIGIL_PING_STRIKES + 1));
+  ASSERT_MEM_EQ(buf, "\x04\x00\x04\x00\x04\x00\x04\x00", 8);
+  ASSERT(!vigil_session_want_write(&e->s));
   return 0;
 }
 
