@@ -951,6 +951,42 @@ TEST_IMPL(session_max_message_enforced) {
   return 0;
 }
 
+/* max_message bounds each message, not the connection: both byte counts
+ * restart after the chunk that ends a message. Mid-message, the rest the
+ * caller offers is checked against what the message has left. */
+TEST_IMPL(session_max_message_counts_per_message) {
+  end *c = end_new(), *s = end_new();
+  vigil_session_config ccfg, scfg;
+  static uint8_t msg[1000];
+  uint8_t out[700];
+  size_t taken;
+  long n;
+  int round;
+  memset(msg, 'm', sizeof msg);
+  client_cfg(&ccfg, 1000, 0);
+  vigil_session_config_init(&scfg);
+  scfg.max_message = 1000;
+  ASSERT_EQ(open_pair(c, s, &ccfg, &scfg), 0);
+  for (round = 1; round <= 3; round++) { /* three full-size messages in a row */
+    n = vigil_session_write(&c->s, T0, out, sizeof out, msg, sizeof msg, &taken);
+    ASSERT_EQ(taken, 696); /* 700 - 4: room for the largest header */
+    ASSERT_EQ(out[0], VIGIL_FRAME_DATA_MORE);
+    deliver(s, T0, out, (size_t)n);
+    n = vigil_session_write(&c->s, T0, out, sizeof out, msg + 696, 304, &taken);
+    ASSERT_EQ(taken, 304);
+    ASSERT_EQ(out[0], VIGIL_FRAME_DATA);
+    deliver(s, T0, out, (size_t)n);
+    ASSERT_EQ(s->err, 0);
+    ASSERT_EQ(s->messages, round);
+  }
+  n = vigil_session_write(&c->s, T0, out, sizeof out, msg, sizeof msg, &taken);
+  ASSERT_EQ(taken, 696);
+  ASSERT_EQ(vigil_session_write(&c->s, T0, out, sizeof out, msg, 305, &taken), VIGIL_EMSGSIZE);
+  ASSERT_EQ(taken, 0);
+  ASSERT_EQ(vigil_session_write(&c->s, T0, out, sizeof out, msg, 304, &taken), 304 + 3);
+  return 0;
+}
+
 TEST_IMPL(session_chunk_larger_than_max_frame) {
   end *e = end_new();
   vigil_session_config cfg;
