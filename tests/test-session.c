@@ -987,6 +987,41 @@ TEST_IMPL(session_max_message_counts_per_message) {
   return 0;
 }
 
+/* Both sides send chunks no larger than the agreed max_frame, which may be
+ * below what either proposed (the server's 1024 against the client's
+ * 16384); the receiver would close a larger one with TOO_BIG. */
+TEST_IMPL(session_chunks_respect_agreed_max_frame) {
+  end *c = end_new(), *s = end_new();
+  vigil_session_config ccfg, scfg;
+  static uint8_t msg[3000], out[20000];
+  end *ends[2];
+  size_t taken, sent;
+  long n;
+  int k, chunks;
+  memset(msg, 'f', sizeof msg);
+  client_cfg(&ccfg, 1000, 0);
+  vigil_session_config_init(&scfg);
+  scfg.max_frame = 1024;
+  ASSERT_EQ(open_pair(c, s, &ccfg, &scfg), 0);
+  ASSERT_EQ(info_of(c).max_frame, 1024);
+  ends[0] = c;
+  ends[1] = s;
+  for (k = 0; k < 2; k++) {
+    end *from = ends[k], *to = ends[1 - k];
+    for (sent = 0, chunks = 0; sent < sizeof msg; sent += taken, chunks++) {
+      n = vigil_session_write(&from->s, T0, out, sizeof out, msg + sent, sizeof msg - sent,
+                              &taken);
+      ASSERT_GT(n, 0);
+      ASSERT_LE(taken, 1024);
+      deliver(to, T0, out, (size_t)n);
+      ASSERT_EQ(to->err, 0);
+    }
+    ASSERT_EQ(chunks, 3);
+    ASSERT_EQ(to->messages, 1);
+  }
+  return 0;
+}
+
 TEST_IMPL(session_chunk_larger_than_max_frame) {
   end *e = end_new();
   vigil_session_config cfg;
