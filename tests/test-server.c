@@ -29,6 +29,12 @@
 #define INTERVAL 100u
 #define TIMEOUT 300u
 #define WAIT 3000u
+/* A raw peer whose heartbeat is not what a test is about proposes this
+ * one, which cannot convict it during the test: on a loaded machine a
+ * test may take longer than TIMEOUT between two steps, and a heartbeat
+ * verdict (peer_stalled) would then overtake the ending under test. */
+#define QUIET_INTERVAL 2000u
+#define QUIET_TIMEOUT 6000u
 
 typedef struct fixture {
   vigil_loop loop;
@@ -87,19 +93,31 @@ static void client_config(vigil_client_config *cfg, util_rec *rec, const char *i
   cfg->backoff_cap_ms = 400;
 }
 
-/* A raw peer that has done its handshake with the fixture's server. */
-static int raw_open(fixture *f, const char *id, vigil_os_socket *s) {
+/* A raw peer that has done its handshake with the fixture's server,
+ * proposing interval / timeout. */
+static int raw_open_hb(fixture *f, const char *id, uint32_t interval, uint32_t timeout,
+                       vigil_os_socket *s) {
   int opens = f->rec.opens + 1, rc;
   uint8_t buf[512];
   vigil_frame fr;
   if ((rc = util_raw_connect("127.0.0.1", f->port, s)) != 0)
     return rc;
-  if ((rc = util_raw_hello(*s, id, INTERVAL, TIMEOUT)) != 0)
+  if ((rc = util_raw_hello(*s, id, interval, timeout)) != 0)
     return rc;
   if (!util_run_until_n(&f->loop, &f->rec.opens, opens, WAIT))
     return VIGIL_ETIMEDOUT;
   util_run_for(&f->loop, 2);
   return util_raw_expect(*s, VIGIL_FRAME_WELCOME, WAIT, &fr, buf, sizeof buf);
+}
+
+/* The same with the test heartbeat (INTERVAL / TIMEOUT). */
+static int raw_open(fixture *f, const char *id, vigil_os_socket *s) {
+  return raw_open_hb(f, id, INTERVAL, TIMEOUT, s);
+}
+
+/* The same with a heartbeat that stays out of the test's way. */
+static int raw_open_quiet(fixture *f, const char *id, vigil_os_socket *s) {
+  return raw_open_hb(f, id, QUIET_INTERVAL, QUIET_TIMEOUT, s);
 }
 
 /* ---- causes -------------------------------------------------------------- */
@@ -174,7 +192,7 @@ static int raw_peer_ends(void (*end)(vigil_os_socket), vigil_cause cause, int er
   vigil_os_socket s;
   server_config(&f, &cfg);
   ASSERT_EQ(server_up(&f, &cfg), 0);
-  if (raw_open(&f, "ender", &s) == VIGIL_ENOTSUP)
+  if (raw_open_quiet(&f, "ender", &s) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   end(s);
   ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
@@ -194,25 +212,32 @@ TEST_IMPL(rst_is_reset) {
 /* A raw peer completes the handshake and goes silent. Its kernel still
  * ACKs our pings, so the evidence rule says peer_stalled; the verdict time
  * is what the heartbeat guarantees: within [timeout, timeout + 20 ms] of
- * the last valid frame (the HELLO). */
+ * the last valid frame (the HELLO). The lower bound is strict. The upper
+ * one is 20 ms past what the scheduler made us wait for a CPU meanwhile
+ * (util_cpu_wait_ns: 0 on an idle machine, so there the bound is exactly
+ * timeout + 20 ms; on an overloaded one the loop cannot convict before it
+ * runs, and that delay is not the heartbeat's). */
 TEST_IMPL(silent_peer_verdict_time) {
   fixture f;
   vigil_server_config cfg;
   vigil_os_socket s;
-  uint64_t hello_ns, since_hello_ms;
+  uint64_t hello_ns, since_hello_ms, wait0, waited;
   server_config(&f, &cfg);
   ASSERT_EQ(server_up(&f, &cfg), 0);
   if (util_raw_connect("127.0.0.1", f.port, &s) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   hello_ns = util_now_ns();
+  wait0 = util_cpu_wait_ns();
   ASSERT_EQ(util_raw_hello(s, "quiet", INTERVAL, TIMEOUT), 0);
   ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
   since_hello_ms = (f.rec.death_ns - hello_ns) / 1000000u;
-  fprintf(stderr, "verdict: silent_ms=%.3f, %llu ms after HELLO was sent, cause %s (%s)\n",
-          (double)f.rec.death.silent_ns / 1e6, (unsigned long long)since_hello_ms,
-          vigil_cause_name(f.rec.death.cause), f.rec.detail);
+  waited = f.rec.death_wait_ns - wait0;
+  fprintf(stderr,
+          "verdict: silent_ms=%.3f (bound %u..%.3f), %llu ms after HELLO was sent, cause %s (%s)\n",
+          (double)f.rec.death.silent_ns / 1e6, TIMEOUT, TIMEOUT + 20 + (double)waited / 1e6,
+          (unsigned long long)since_hello_ms, vigil_cause_name(f.rec.death.cause), f.rec.detail);
   ASSERT_UGE(f.rec.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
-  ASSERT_ULE(f.rec.death.silent_ns, (uint64_t)(TIMEOUT + 20) * VIGIL_MS);
+  ASSERT_ULE(f.rec.death.silent_ns, (uint64_t)(TIMEOUT + 20) * VIGIL_MS + waited);
   ASSERT_UGE(since_hello_ms, TIMEOUT);
   ASSERT_EQ(f.rec.death.cause, util_stalled_cause(&f.rec.death));
   if (f.rec.death.tcp.available)
@@ -246,19 +271,23 @@ static int child_client(void *arg) {
 }
 
 static int stop_client_and_watch(fixture *f, long pid) {
-  uint64_t stop_ns;
+  uint64_t stop_ns, wait0;
   ASSERT(util_run_until(&f->loop, &f->rec.opens, WAIT));
   util_run_for(&f->loop, 3 * INTERVAL); /* heartbeats flow, nobody dies */
   ASSERT_EQ(f->rec.deaths, 0);
   ASSERT_EQ(util_proc_stop(pid), 0);
   stop_ns = util_now_ns();
+  wait0 = util_cpu_wait_ns();
   ASSERT(util_run_until(&f->loop, &f->rec.deaths, WAIT));
   fprintf(stderr, "SIGSTOP -> verdict in %.1f ms; silent_ms=%.1f; cause %s (%s)\n",
           (double)(f->rec.death_ns - stop_ns) / 1e6, (double)f->rec.death.silent_ns / 1e6,
           vigil_cause_name(f->rec.death.cause), f->rec.detail);
   ASSERT_EQ(f->rec.death.cause, VIGIL_CAUSE_PEER_STALLED);
   ASSERT_UGE(f->rec.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
-  ASSERT_ULE(f->rec.death_ns - stop_ns, (uint64_t)(TIMEOUT + 100) * VIGIL_MS);
+  /* The child's last frame came before the stop: the verdict follows
+   * within timeout (+ slack, + our own wait for a CPU) of the SIGSTOP. */
+  ASSERT_ULE(f->rec.death_ns - stop_ns,
+             (uint64_t)(TIMEOUT + 100) * VIGIL_MS + (f->rec.death_wait_ns - wait0));
   return 0;
 }
 
@@ -288,8 +317,8 @@ TEST_IMPL(sigstopped_client_is_peer_stalled) {
 /* On bare loopback a live peer's kernel always ACKs, so heartbeat_timeout,
  * user_timeout and keepalive_timeout (the causes that need silence from
  * the peer's kernel too) are produced in a child process that moves into a
- * network namespace of its own and drops the raw peer's packets with
- * nftables, as a pulled cable would. */
+ * network namespace of its own, where util_blackhole_cut makes nftables
+ * drop every packet of both ends, as a pulled cable would. */
 enum { BH_HEARTBEAT, BH_USER_TIMEOUT, BH_KEEPALIVE };
 
 #define CHECK(e)                                                               \
@@ -300,69 +329,77 @@ enum { BH_HEARTBEAT, BH_USER_TIMEOUT, BH_KEEPALIVE };
     }                                                                          \
   } while (0)
 
+static void blackhole_config(fixture *f, vigil_server_config *cfg, int mode) {
+  server_config(f, cfg);
+  if (mode == BH_USER_TIMEOUT) {
+    cfg->session.interval_ms = 1000;
+    cfg->session.timeout_ms = 3000;
+    cfg->keepalive_mode = VIGIL_KEEPALIVE_EXPLICIT;
+    cfg->keepalive.enable = 1;
+    cfg->keepalive.user_timeout_ms = 500;
+  } else if (mode == BH_KEEPALIVE) {
+    cfg->session.interval_ms = 5000;
+    cfg->session.timeout_ms = 15000;
+    cfg->keepalive_mode = VIGIL_KEEPALIVE_EXPLICIT;
+    cfg->keepalive.enable = 1;
+    cfg->keepalive.idle_ms = 1000;
+    cfg->keepalive.interval_ms = 1000;
+    cfg->keepalive.count = 1;
+  }
+}
+
 static int blackhole_child(void *arg) {
   int mode = *(int *)arg;
   fixture f;
   vigil_server_config cfg;
   vigil_os_socket s;
-  char cmd[512];
-  uint16_t pport;
-  uint64_t t0;
+  uint8_t buf[256];
+  vigil_frame fr;
+  uint64_t t0, wait0;
   vigil_cause want;
-  if (util_netns_enter() != 0 || util_sh("nft list tables >/dev/null 2>&1") != 0)
-    return TEST_SKIP;
-  server_config(&f, &cfg);
-  if (mode == BH_USER_TIMEOUT) {
-    cfg.session.interval_ms = 1000;
-    cfg.session.timeout_ms = 3000;
-    cfg.keepalive_mode = VIGIL_KEEPALIVE_EXPLICIT;
-    cfg.keepalive.enable = 1;
-    cfg.keepalive.user_timeout_ms = 500;
-  } else if (mode == BH_KEEPALIVE) {
-    cfg.session.interval_ms = 5000;
-    cfg.session.timeout_ms = 15000;
-    cfg.keepalive_mode = VIGIL_KEEPALIVE_EXPLICIT;
-    cfg.keepalive.enable = 1;
-    cfg.keepalive.idle_ms = 1000;
-    cfg.keepalive.interval_ms = 1000;
-    cfg.keepalive.count = 1;
-  }
+  int n;
+  CHECK(util_netns_enter() == 0);
+  CHECK(util_blackhole_prepare() == 0);
+  blackhole_config(&f, &cfg, mode);
   CHECK(server_up(&f, &cfg) == 0);
   CHECK(util_raw_connect("127.0.0.1", f.port, &s) == 0);
   CHECK(util_raw_hello(s, "cable", cfg.session.interval_ms, cfg.session.timeout_ms) == 0);
   CHECK(util_run_until(&f.loop, &f.rec.opens, WAIT));
-  {
-    uint8_t buf[256];
-    vigil_frame fr;
-    CHECK(util_raw_expect(s, VIGIL_FRAME_WELCOME, WAIT, &fr, buf, sizeof buf) == 0);
-  }
+  CHECK(util_raw_expect(s, VIGIL_FRAME_WELCOME, WAIT, &fr, buf, sizeof buf) == 0);
   util_run_for(&f.loop, 50); /* our WELCOME is ACKed before the cable goes */
-  pport = util_raw_local_port(s);
-  snprintf(cmd, sizeof cmd,
-           "nft add table inet vt && "
-           "nft add chain inet vt in '{ type filter hook input priority 0; }' && "
-           "nft add rule inet vt in tcp sport %u drop && "
-           "nft add rule inet vt in tcp dport %u drop",
-           (unsigned)pport, (unsigned)pport);
-  CHECK(util_sh(cmd) == 0);
+  /* The peer's last valid frame goes out just before the cut (loopback
+   * delivers it within send()): whatever the server sent earlier, and
+   * the ACK for it, predate that frame, so the evidence at the verdict
+   * can only show a peer whose kernel went silent too. */
+  n = vigil_wire_encode_data_header(buf, sizeof buf, 0, 1);
+  CHECK(n > 0);
+  buf[n] = '!';
+  CHECK(util_raw_send(s, buf, (size_t)n + 1) == 0);
+  CHECK(util_blackhole_cut(s) == 0);
+  CHECK(f.rec.conn != NULL && util_blackhole_cut(vigil_tcp_socket(&f.rec.conn->tcp)) == 0);
   t0 = util_now_ns();
+  wait0 = util_cpu_wait_ns();
   if (mode == BH_USER_TIMEOUT)
     CHECK(vigil_conn_send(f.rec.conn, "stuck in flight", 15) == 0);
   CHECK(util_run_until(&f.loop, &f.rec.deaths, 6000));
   fprintf(stderr,
           "blackhole -> %s (%s) after %.1f ms, silent_ms=%.1f, error %s; tcp: unacked %u "
-          "probes %u backoff %u last_ack %u ms\n",
+          "probes %u backoff %u last_ack %u ms; waited for a CPU %.1f ms\n",
           vigil_cause_name(f.rec.death.cause), f.rec.detail,
           (double)(f.rec.death_ns - t0) / 1e6, (double)f.rec.death.silent_ns / 1e6,
           vigil_err_name(f.rec.death.error), f.rec.death.tcp.unacked, f.rec.death.tcp.probes,
-          f.rec.death.tcp.backoff, f.rec.death.tcp.last_ack_recv_ms);
+          f.rec.death.tcp.backoff, f.rec.death.tcp.last_ack_recv_ms,
+          (double)(f.rec.death_wait_ns - wait0) / 1e6);
   want = mode == BH_HEARTBEAT     ? VIGIL_CAUSE_HEARTBEAT_TIMEOUT
          : mode == BH_USER_TIMEOUT ? VIGIL_CAUSE_USER_TIMEOUT
                                    : VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
+  CHECK(f.rec.messages == 1); /* the last frame did arrive */
   CHECK(f.rec.death.cause == want);
   if (mode == BH_HEARTBEAT) {
     CHECK(f.rec.death.silent_ns >= (uint64_t)TIMEOUT * VIGIL_MS);
-    CHECK(f.rec.death.silent_ns <= (uint64_t)(TIMEOUT + 20) * VIGIL_MS);
+    CHECK(f.rec.death.silent_ns <=
+          (uint64_t)(TIMEOUT + 20) * VIGIL_MS + (f.rec.death_wait_ns - wait0));
+    CHECK(f.rec.death.close_code == VIGIL_CLOSE_TIMEOUT);
   } else {
     CHECK(f.rec.death.error == VIGIL_ETIMEDOUT);
   }
@@ -371,11 +408,11 @@ static int blackhole_child(void *arg) {
   return 0;
 }
 
+/* Runs the case in a child (its own network namespace); the child's exit
+ * status is the test's. */
 static int run_blackhole(int mode) {
   long pid;
   int rc = util_proc_spawn(blackhole_child, &mode, &pid);
-  if (rc == VIGIL_ENOTSUP)
-    return TEST_SKIP;
   if (rc != 0)
     return 1;
   rc = util_proc_wait(pid, 20000);
@@ -385,26 +422,26 @@ static int run_blackhole(int mode) {
 }
 
 TEST_IMPL(blackhole_is_heartbeat_timeout) {
-  int rc = run_blackhole(BH_HEARTBEAT);
-  if (rc == TEST_SKIP)
-    RETURN_SKIP("needs fork, a private network namespace (root) and nft");
-  ASSERT_EQ(rc, 0);
+  const char *why = util_blackhole_unavailable();
+  if (why != NULL)
+    RETURN_SKIP("blackhole in a private network namespace: %s", why);
+  ASSERT_EQ(run_blackhole(BH_HEARTBEAT), 0);
   return 0;
 }
 
 TEST_IMPL(blackhole_with_data_is_user_timeout) {
-  int rc = run_blackhole(BH_USER_TIMEOUT);
-  if (rc == TEST_SKIP)
-    RETURN_SKIP("needs fork, a private network namespace (root) and nft");
-  ASSERT_EQ(rc, 0);
+  const char *why = util_blackhole_unavailable();
+  if (why != NULL)
+    RETURN_SKIP("blackhole in a private network namespace: %s", why);
+  ASSERT_EQ(run_blackhole(BH_USER_TIMEOUT), 0);
   return 0;
 }
 
 TEST_IMPL(blackhole_idle_is_keepalive_timeout) {
-  int rc = run_blackhole(BH_KEEPALIVE);
-  if (rc == TEST_SKIP)
-    RETURN_SKIP("needs fork, a private network namespace (root) and nft");
-  ASSERT_EQ(rc, 0);
+  const char *why = util_blackhole_unavailable();
+  if (why != NULL)
+    RETURN_SKIP("blackhole in a private network namespace: %s", why);
+  ASSERT_EQ(run_blackhole(BH_KEEPALIVE), 0);
   return 0;
 }
 
@@ -448,7 +485,7 @@ TEST_IMPL(oversized_frame_is_policy) {
   server_config(&f, &cfg);
   cfg.session.max_frame = 1024;
   ASSERT_EQ(server_up(&f, &cfg), 0);
-  if (raw_open(&f, "big", &s) == VIGIL_ENOTSUP)
+  if (raw_open_quiet(&f, "big", &s) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   n = vigil_wire_encode_data_header(hdr, sizeof hdr, 0, 4096);
   ASSERT_GT(n, 0);
@@ -472,7 +509,7 @@ TEST_IMPL(oversized_message_is_policy) {
   server_config(&f, &cfg);
   cfg.session.max_message = 1000;
   ASSERT_EQ(server_up(&f, &cfg), 0);
-  if (raw_open(&f, "chunky", &s) == VIGIL_ENOTSUP)
+  if (raw_open_quiet(&f, "chunky", &s) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   for (i = 0; i < 2; i++) { /* two 600-byte chunks of one message */
     h = vigil_wire_encode_data_header(buf + n, sizeof buf - n, 1, 600);
@@ -525,8 +562,8 @@ TEST_IMPL(fragmented_input_reassembled) {
     RETURN_SKIP("raw sockets need POSIX");
   memset(&h, 0, sizeof h);
   h.version = VIGIL_WIRE_VERSION;
-  h.interval_ms = INTERVAL;
-  h.timeout_ms = TIMEOUT;
+  h.interval_ms = QUIET_INTERVAL;
+  h.timeout_ms = QUIET_TIMEOUT;
   h.max_frame = VIGIL_WIRE_MAX_CHUNK;
   h.max_message = 1u << 20;
   h.id = "dribble";
@@ -644,7 +681,7 @@ TEST_IMPL(per_address_limit) {
   server_config(&f, &cfg);
   cfg.max_per_address = 1;
   ASSERT_EQ(server_up(&f, &cfg), 0);
-  if (raw_open(&f, "one", &s1) == VIGIL_ENOTSUP)
+  if (raw_open_quiet(&f, "one", &s1) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   ASSERT_EQ(util_raw_connect("127.0.0.1", f.port, &s2), 0);
   ASSERT(util_run_until(&f.loop, &f.rec.rejects, WAIT));
@@ -659,7 +696,7 @@ TEST_IMPL(per_address_limit) {
   util_raw_close(s2);
   util_raw_close(s1);
   ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
-  ASSERT_EQ(raw_open(&f, "two", &s1), 0);
+  ASSERT_EQ(raw_open_quiet(&f, "two", &s1), 0);
   util_raw_close(s1);
   ASSERT_EQ(server_down(&f), 0);
   return 0;
@@ -721,7 +758,7 @@ TEST_IMPL(queue_full_then_policy_close) {
   cfg.max_queue_bytes = 1000;
   cfg.queue_full_strikes = 3;
   ASSERT_EQ(server_up(&f, &cfg), 0);
-  if (raw_open(&f, "slow", &s) == VIGIL_ENOTSUP)
+  if (raw_open_quiet(&f, "slow", &s) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   ASSERT_NOT_NULL(f.rec.conn);
   ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, sizeof msg), 0);
@@ -749,17 +786,18 @@ TEST_IMPL(shutdown_deadline_hands_back_unsent) {
   vigil_server_config cfg;
   vigil_os_socket s;
   static uint8_t msg[65536];
-  uint64_t t0;
+  uint64_t t0, wait0;
   int i;
   server_config(&f, &cfg);
   cfg.max_queue_bytes = (size_t)32 << 20;
   ASSERT_EQ(server_up(&f, &cfg), 0);
-  if (raw_open(&f, "deaf", &s) == VIGIL_ENOTSUP)
+  if (raw_open_quiet(&f, "deaf", &s) == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
   for (i = 0; i < 256; i++) /* 16 MiB: more than loopback buffers hold */
     ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, sizeof msg), 0);
   util_run_for(&f.loop, 50);
   t0 = util_now_ns();
+  wait0 = util_cpu_wait_ns();
   ASSERT_EQ(vigil_server_shutdown(f.srv, 200), 0);
   ASSERT(util_run_until(&f.loop, &f.rec.closed, WAIT));
   fprintf(stderr, "shutdown took %.1f ms; %d messages (%zu bytes) handed back\n",
@@ -769,7 +807,7 @@ TEST_IMPL(shutdown_deadline_hands_back_unsent) {
   ASSERT_STR_EQ(f.rec.detail, "shutdown");
   ASSERT_GT(f.rec.unsent, 0);
   ASSERT_UGE(util_now_ns() - t0, 200 * VIGIL_MS);
-  ASSERT_ULE(util_now_ns() - t0, 1000 * VIGIL_MS);
+  ASSERT_ULE(util_now_ns() - t0, 1000 * VIGIL_MS + (util_cpu_wait_ns() - wait0));
   util_raw_close(s);
   ASSERT_EQ(vigil_server_free(f.srv), 0);
   util_run_for(&f.loop, 5);

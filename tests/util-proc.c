@@ -2,6 +2,7 @@
  * through util_net_error, so both speak VIGIL_E*); child processes,
  * namespaces and shell commands are POSIX only and report VIGIL_ENOTSUP on
  * Windows, where the tests that need them skip. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +257,22 @@ uint64_t util_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t util_cpu_wait_ns(void) {
+  /* Fields: time on CPU (ns), time waiting on a run queue (ns), slices. */
+  char line[128], *p, *end;
+  unsigned long long waited;
+  FILE *f = fopen("/proc/thread-self/schedstat", "r");
+  if (f == NULL)
+    return 0;
+  p = fgets(line, sizeof line, f);
+  fclose(f);
+  if (p == NULL)
+    return 0;
+  (void)strtoull(line, &end, 10);
+  waited = strtoull(end, &p, 10);
+  return p != end ? (uint64_t)waited : 0;
+}
+
 int util_netns_enter(void) {
   if (unshare(CLONE_NEWNET) != 0)
     return errno == EPERM ? VIGIL_EPERM : VIGIL_ENOTSUP;
@@ -263,6 +280,40 @@ int util_netns_enter(void) {
 }
 
 int util_sh(const char *cmd) { return system(cmd) == 0 ? 0 : -1; }
+
+#define BLACKHOLE_MARK 0x5647 /* "VG" */
+
+const char *util_blackhole_unavailable(void) {
+#if defined(__linux__) && defined(SO_MARK)
+  if (geteuid() != 0)
+    return "not root: a private network namespace and nftables need root";
+  if (util_sh("command -v nft >/dev/null 2>&1") != 0)
+    return "nft (nftables) is not installed";
+  return NULL;
+#else
+  return "needs Linux (network namespaces, nftables, SO_MARK)";
+#endif
+}
+
+int util_blackhole_prepare(void) {
+  char cmd[256];
+  snprintf(cmd, sizeof cmd,
+           "nft add table inet vigil_bh && "
+           "nft add chain inet vigil_bh in '{ type filter hook input priority 0; }' && "
+           "nft add rule inet vigil_bh in meta mark 0x%x drop",
+           (unsigned)BLACKHOLE_MARK);
+  return util_sh(cmd) == 0 ? 0 : VIGIL_ENOTSUP;
+}
+
+int util_blackhole_cut(vigil_os_socket s) {
+#if defined(SO_MARK)
+  int mark = BLACKHOLE_MARK;
+  return setsockopt(s, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0 ? 0 : -errno;
+#else
+  (void)s;
+  return VIGIL_ENOTSUP;
+#endif
+}
 
 int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid) {
   pid_t p = fork();
@@ -304,7 +355,16 @@ uint64_t util_now_ns(void) {
   QueryPerformanceCounter(&c);
   return (uint64_t)((double)c.QuadPart * 1e9 / (double)f.QuadPart);
 }
+uint64_t util_cpu_wait_ns(void) { return 0; }
 int util_netns_enter(void) { return VIGIL_ENOTSUP; }
+const char *util_blackhole_unavailable(void) {
+  return "needs Linux (network namespaces, nftables, SO_MARK)";
+}
+int util_blackhole_prepare(void) { return VIGIL_ENOTSUP; }
+int util_blackhole_cut(vigil_os_socket s) {
+  (void)s;
+  return VIGIL_ENOTSUP;
+}
 int util_sh(const char *cmd) {
   (void)cmd;
   return -1;
@@ -432,6 +492,7 @@ static void rec_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   r->interval_ms = info->interval_ms;
   r->timeout_ms = info->timeout_ms;
   r->open_ns = util_now_ns();
+  r->open_wait_ns = util_cpu_wait_ns();
   r->ka_error = info->keepalive_error;
   r->ka = info->keepalive;
   r->ka_report = info->keepalive_report;
@@ -458,6 +519,7 @@ static void rec_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
 static void rec_end(util_rec *r, vigil_conn *c, const vigil_death *d) {
   r->death = *d;
   r->death_ns = util_now_ns();
+  r->death_wait_ns = util_cpu_wait_ns();
   copy_text(r->detail, sizeof r->detail, d->detail, d->detail ? strlen(d->detail) : 0);
   copy_text(r->reason, sizeof r->reason, d->reason, d->reason_len);
   r->death.detail = r->detail;

@@ -23,6 +23,13 @@ int util_run_until_n(vigil_loop *loop, const int *counter, int target, uint32_t 
 void util_run_for(vigil_loop *loop, uint32_t ms);
 /* Monotonic time in ns (the OS clock, not the loop's cached one). */
 uint64_t util_now_ns(void);
+/* How long this thread has waited, runnable, for a CPU since it started
+ * (ns; Linux /proc/thread-self/schedstat, 0 where the OS does not say).
+ * Timing tests add the growth of this figure over their window to their
+ * upper bound: lateness the scheduler imposed on an overloaded machine is
+ * not the library's, while lateness of our own (a timer armed late, a
+ * verdict deferred) still fails the bound on an idle or a busy machine. */
+uint64_t util_cpu_wait_ns(void);
 
 /* Blocking TCP socket connected to ip:port (numeric). */
 int util_raw_connect(const char *ip, uint16_t port, vigil_os_socket *out);
@@ -43,6 +50,19 @@ uint16_t util_raw_local_port(vigil_os_socket s);
  * fault tests that must not touch the host's network). Returns 0, or
  * VIGIL_ENOTSUP / VIGIL_EPERM when that is not possible here. */
 int util_netns_enter(void);
+/* A cable cut on demand, for the causes that need the peer's kernel to be
+ * silent too (heartbeat_timeout, user_timeout, keepalive_timeout). Inside
+ * a private network namespace (util_netns_enter), util_blackhole_prepare
+ * installs an nftables rule that drops every incoming packet carrying a
+ * mark; util_blackhole_cut puts that mark on a socket (SO_MARK), so every
+ * packet it sends, data or bare ACK, is lost. Cutting both ends of a
+ * connection blackholes it both ways, in-process and at once: no shell
+ * command runs between the test's decision and the cut.
+ * util_blackhole_unavailable says why this cannot work here (not root, no
+ * nft, not Linux), or NULL. */
+const char *util_blackhole_unavailable(void);
+int util_blackhole_prepare(void);
+int util_blackhole_cut(vigil_os_socket s);
 /* Runs a shell command; 0 when it exited 0. */
 int util_sh(const char *cmd);
 /* Close with FIN, or with RST (SO_LINGER 0). */
@@ -93,6 +113,7 @@ typedef struct util_rec {
   uint16_t died_close_code;
   char detail[200], reason[128];
   uint64_t open_ns, death_ns;    /* util_now_ns() at the callbacks */
+  uint64_t open_wait_ns, death_wait_ns; /* util_cpu_wait_ns() at the callbacks */
   uint8_t msg[256];
   size_t msg_len;
   size_t unsent_bytes, unsent_written;
