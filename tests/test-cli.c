@@ -576,6 +576,7 @@ TEST_IMPL(usage_errors) {
   ASSERT_EQ(usage_case("--send-size", "connect", "127.0.0.1:1", "--send-size", "1048577"), 0);
   ASSERT_EQ(usage_case("'10x'", "connect", "127.0.0.1:1", "--send-every", "10x"), 0);
   ASSERT_EQ(usage_case("--echo", "connect", "127.0.0.1:1", "--echo", NULL), 0);
+  ASSERT_EQ(usage_case("--send-every", "serve", "7000", "--send-size", "64"), 0);
   return 0;
 #endif
 }
@@ -976,6 +977,53 @@ TEST_IMPL(connect_data_pending_stopped_server) {
   ASSERT(child_event(&cli, "exit", "p1", line, sizeof(line), 5000));
   ASSERT_EQ(json_num(line, "unsent"), unsent);
   ASSERT_EQ(child_wait(&cli, 5000), 1);
+  return 0;
+#endif
+}
+
+TEST_IMPL(serve_data_pending_stopped_client) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, cli;
+  char addr[64], line[2048], v[300];
+  /* the server pushes 1 MiB every 20 ms to every client */
+  char *srv_argv[] = {NULL,          "serve",     "127.0.0.1:0", "--json",       "--interval",
+                      "100ms",       "--timeout", "1s",          "--send-every", "20ms",
+                      "--send-size", "1048576",   NULL};
+  long unsent, queue_full;
+  int port;
+  NEED_BINARY();
+  ASSERT_EQ(child_start(&srv, srv_argv), 0);
+  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
+  port = (int)json_num(line, "port");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL,    "connect",   addr, "--id",   "s1",          "--interval",
+                    "100ms", "--timeout", "1s", "--json", "--quiet-rtt", NULL};
+    ASSERT_EQ(child_start(&cli, argv), 0);
+  }
+  ASSERT(child_event(&srv, "open", "s1", line, sizeof(line), 5000));
+  ASSERT_EQ(kill(cli.pid, SIGSTOP), 0);
+  /* the verdict comes from the heartbeat, not from the queue-full policy */
+  ASSERT(child_event(&srv, "dead", "s1", line, sizeof(line), 5000));
+  child_kill(&cli);
+  ASSERT(json_common_ok(line, "dead"));
+  ASSERT_EQ(json_get(line, "cause", v, sizeof(v)), J_STR);
+  ASSERT(strcmp(v, "heartbeat_timeout") == 0 || strcmp(v, "peer_stalled") == 0);
+  ASSERT_GE(json_num(line, "silent_ms"), 1000);
+  ASSERT_GE(json_num(line, "sent"), 1);
+  ASSERT_EQ(json_num(line, "messages"), 0);
+  unsent = json_num(line, "unsent");
+  queue_full = json_num(line, "queue_full");
+  ASSERT_GE(unsent, 0);
+  ASSERT_GE(queue_full, 0);
+  ASSERT_GT(unsent + queue_full, 0);
+  ASSERT_EQ(json_num(line, "unsent_bytes"), unsent * 1048576);
+  ASSERT_EQ(kill(srv.pid, SIGTERM), 0);
+  ASSERT(child_event(&srv, "shutdown", NULL, line, sizeof(line), 5000));
+  ASSERT_EQ(child_wait(&srv, 5000), 0);
   return 0;
 #endif
 }

@@ -731,6 +731,39 @@ void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int establish
   }
 }
 
+void vigil_cli_data_head(uint8_t *msg, size_t size, uint64_t seq) {
+  char head[32];
+  int n = snprintf(head, sizeof(head), "seq=%llu ", (unsigned long long)seq);
+
+  if (n > 0)
+    memcpy(msg, head, (size_t)n < size ? (size_t)n : size);
+}
+
+void vigil_cli_data_count(vigil_cli_data *d, int send_rc) {
+  if (send_rc == 0)
+    d->sent++;
+  else if (send_rc == VIGIL_EQUEUEFULL)
+    d->queue_full++;
+  else
+    d->failed++;
+}
+
+void vigil_cli_data_add(vigil_cli_data *sum, const vigil_cli_data *d) {
+  sum->sent += d->sent;
+  sum->queue_full += d->queue_full;
+  sum->failed += d->failed;
+}
+
+void vigil_cli_line_data(vigil_cli_line *l, const vigil_cli_data *d, const vigil_conn_info *ci) {
+  vigil_cli_line_u64(l, "sent", d->sent);
+  vigil_cli_line_u64(l, "queue_full", d->queue_full);
+  vigil_cli_line_u64(l, "send_failed", d->failed);
+  if (ci != NULL) {
+    vigil_cli_line_u64(l, "unsent", ci->queued_messages);
+    vigil_cli_line_u64(l, "unsent_bytes", ci->queued_bytes);
+  }
+}
+
 void vigil_cli_line_failed(vigil_cli_line *l, const char *message, unsigned attempt,
                            const vigil_death *d) {
   vigil_cli_line_cstr(l, "message", message);

@@ -233,6 +233,36 @@ void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int establish
 void vigil_cli_line_failed(vigil_cli_line *l, const char *message, unsigned attempt,
                            const vigil_death *d);
 
+/* ---- data in flight (--send-every of connect and serve) ---- */
+
+/* The largest --send-size: the library's default max_message, which both
+ * commands accept and propose. */
+#define VIGIL_CLI_SEND_SIZE_MAX 1048576u
+#define VIGIL_CLI_SEND_SIZE_DEFAULT 64u
+
+/* What became of the messages one connection was given. */
+typedef struct vigil_cli_data {
+  uint64_t sent;       /* accepted by the library */
+  uint64_t queue_full; /* refused with VIGIL_EQUEUEFULL (backpressure) */
+  uint64_t failed;     /* refused for any other reason */
+} vigil_cli_data;
+
+/* Writes "seq=SEQ " at the start of msg (cut at size). Filled once with
+ * filler, a buffer only needs this per message: SEQ only grows, so each
+ * head covers the previous one. */
+void vigil_cli_data_head(uint8_t *msg, size_t size, uint64_t seq);
+
+/* Counts a send's result (0, VIGIL_EQUEUEFULL, or another error). */
+void vigil_cli_data_count(vigil_cli_data *d, int send_rc);
+
+/* Adds d into the totals *sum. */
+void vigil_cli_data_add(vigil_cli_data *sum, const vigil_cli_data *d);
+
+/* The keys sent, queue_full, send_failed; with ci (a connection at its
+ * death) also unsent and unsent_bytes: what was still queued, which the
+ * library hands back through on_unsent right after. */
+void vigil_cli_line_data(vigil_cli_line *l, const vigil_cli_data *d, const vigil_conn_info *ci);
+
 /* Appends s[0..len) to out as the body of a JSON string (no quotes):
  * '"', '\\' and control characters escaped, valid UTF-8 kept, each byte of
  * invalid UTF-8 replaced by \ufffd. Returns the length the full escape

@@ -63,23 +63,11 @@ static const char usage_text[] =
     "Durations: 250ms, 3s, 1.5s, 2m, 1h. Exit status: 0 after SIGINT/SIGTERM,\n"
     "1 when it gave up (--no-reconnect, --max-attempts), 2 for bad usage.\n";
 
-#define SEND_SIZE_DEFAULT 64u
-#define SEND_SIZE_MAX 1048576u /* the library's default max_message, which we propose */
-
 typedef struct connect_opts {
   vigil_cli_common c; /* address, --id, --interval, --timeout, --keepalive, --json */
   uint32_t connect_timeout_ms, max_attempts, backoff_max_ms, send_every_ms, send_size;
   int no_reconnect, quiet_rtt;
 } connect_opts;
-
-/* Data counts (--send-every): for the current connection, and in total. */
-typedef struct data_counts {
-  uint64_t sent;       /* messages vigil_client_send accepted */
-  uint64_t queue_full; /* sends refused with VIGIL_EQUEUEFULL (backpressure) */
-  uint64_t failed;     /* sends refused for any other reason */
-  uint64_t received;   /* messages from the server (an echo) */
-  uint64_t unsent;     /* totals only: messages handed back by on_unsent */
-} data_counts;
 
 typedef struct connect_state {
   connect_opts o;
@@ -90,7 +78,9 @@ typedef struct connect_state {
   int signalled, exit_status, open;
   uint32_t send_size; /* --send-size, clamped to the agreed max_message */
   uint64_t seq;
-  data_counts conn, total;
+  vigil_cli_data conn, total;       /* --send-every: this connection's, every one's */
+  uint64_t conn_received, received; /* messages from the server (serve --echo) */
+  uint64_t unsent;                  /* messages handed back by on_unsent */
   uint8_t *msg;
   char target[sizeof(((vigil_cli_addr *)0)->host) + 16];
   char default_id[96];
@@ -107,24 +97,15 @@ static void begin(connect_state *s, vigil_cli_line *l, const char *event, const 
                        strlen(s->o.c.id));
 }
 
-/* One message per tick while open: "seq=N " then the filler written once at
- * allocation (N only grows, so each head covers the last), send_size bytes. */
+/* One message of send_size bytes per tick while open. A refusal is only
+ * counted: the next message is a period later, whatever happened. */
 static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
   connect_state *s = vigil_container_of(t, connect_state, send_timer);
-  char head[32];
-  int n, rc;
 
   if (!s->open)
     return;
-  n = snprintf(head, sizeof(head), "seq=%llu ", (unsigned long long)++s->seq);
-  memcpy(s->msg, head, (size_t)n < s->send_size ? (size_t)n : s->send_size);
-  rc = vigil_client_send(s->cli, s->msg, s->send_size);
-  if (rc == 0)
-    s->conn.sent++;
-  else if (rc == VIGIL_EQUEUEFULL)
-    s->conn.queue_full++;
-  else
-    s->conn.failed++;
+  vigil_cli_data_head(s->msg, s->send_size, ++s->seq);
+  vigil_cli_data_count(&s->conn, vigil_client_send(s->cli, s->msg, s->send_size));
   vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.send_every_ms, on_send_tick);
 }
 
@@ -135,6 +116,7 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   (void)c;
   s->open = 1;
   memset(&s->conn, 0, sizeof(s->conn));
+  s->conn_received = 0;
   begin(s, &l, "open", info->peer);
   vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
   vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
@@ -155,7 +137,7 @@ static void on_message(vigil_conn *c, const uint8_t *msg, size_t len, void *user
   (void)c;
   (void)msg;
   (void)len;
-  s->conn.received++;
+  s->conn_received++;
 }
 
 static void on_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t written, void *user) {
@@ -165,14 +147,7 @@ static void on_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t writ
   (void)msg;
   (void)len;
   (void)written;
-  s->total.unsent++;
-}
-
-static void add_counts(vigil_cli_line *l, const data_counts *d) {
-  vigil_cli_line_u64(l, "sent", d->sent);
-  vigil_cli_line_u64(l, "queue_full", d->queue_full);
-  vigil_cli_line_u64(l, "send_failed", d->failed);
-  vigil_cli_line_u64(l, "received", d->received);
+  s->unsent++;
 }
 
 /* A connection's end: `dead` after it was open (the kernel's evidence, and
@@ -195,9 +170,8 @@ static void print_end(connect_state *s, vigil_conn *c, const char *event, const 
   } else {
     vigil_cli_line_death(&l, d, 1);
     if (s->o.send_every_ms != 0) {
-      add_counts(&l, &s->conn);
-      vigil_cli_line_u64(&l, "unsent", ci.queued_messages);
-      vigil_cli_line_u64(&l, "unsent_bytes", ci.queued_bytes);
+      vigil_cli_line_data(&l, &s->conn, &ci);
+      vigil_cli_line_u64(&l, "received", s->conn_received);
     }
   }
   vigil_cli_line_end(&l, stdout);
@@ -224,10 +198,8 @@ static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
   s->open = 0;
   vigil_loop_timer_cancel(&s->loop, &s->send_timer);
   print_end(s, c, "dead", d);
-  s->total.sent += s->conn.sent;
-  s->total.queue_full += s->conn.queue_full;
-  s->total.failed += s->conn.failed;
-  s->total.received += s->conn.received;
+  vigil_cli_data_add(&s->total, &s->conn);
+  s->received += s->conn_received;
 }
 
 static void on_reject(vigil_conn *c, const vigil_death *d, void *user) {
@@ -253,8 +225,9 @@ static void on_closed(vigil_client *cli, void *user) {
   begin(s, &l, "exit", NULL);
   vigil_cli_line_cstr(&l, "reason", s->signalled ? "signal" : "gave_up");
   if (s->o.send_every_ms != 0) {
-    add_counts(&l, &s->total);
-    vigil_cli_line_u64(&l, "unsent", s->total.unsent);
+    vigil_cli_line_data(&l, &s->total, NULL);
+    vigil_cli_line_u64(&l, "received", s->received);
+    vigil_cli_line_u64(&l, "unsent", s->unsent);
   }
   vigil_cli_line_end(&l, stdout);
   s->exit_status = s->signalled ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
@@ -283,7 +256,7 @@ static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) 
       (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-attempts", 1, 1000000,
                                 &o->max_attempts)) != 0 ||
       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &o->send_every_ms)) != 0 ||
-      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, SEND_SIZE_MAX,
+      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, VIGIL_CLI_SEND_SIZE_MAX,
                                 &o->send_size)) != 0)
     return rc;
   return vigil_cli_flag_set(argv[*i], "--quiet-rtt", &o->quiet_rtt) ||
@@ -307,7 +280,7 @@ static int parse_args(int argc, char **argv, connect_opts *o) {
   if (o->send_size != 0 && o->send_every_ms == 0)
     return vigil_cli_usage(CMD, "--send-size needs --send-every");
   if (o->send_size == 0)
-    o->send_size = SEND_SIZE_DEFAULT;
+    o->send_size = VIGIL_CLI_SEND_SIZE_DEFAULT;
   return 0;
 }
 

@@ -8,7 +8,8 @@
  * default policy, and each `open` line says what was agreed.
  *
  * --print-messages and --echo make it a data sink or an echo server for
- * `vigil connect --send-every`, so faults can be tried with data in flight.
+ * `vigil connect --send-every`, and its own --send-every keeps data flowing
+ * to every client, so faults can be tried with data in flight either way.
  *
  * SIGINT / SIGTERM start a graceful shutdown: CLOSE "server shutting down"
  * to every client, then exit 0 once the library reports the server closed. */
@@ -44,6 +45,9 @@ static const char usage_text[] =
     "  --print-messages  print a message line for every message a client sends,\n"
     "                    and count them on its dead line\n"
     "  --echo            send every message back to the client that sent it\n"
+    "  --send-every D    send every open client one message every D (data in flight;\n"
+    "                    the library's queue-full close is then off)\n"
+    "  --send-size N     bytes per message, 1..1048576 (default 64)\n"
     "  --json            one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
@@ -52,15 +56,28 @@ static const char usage_text[] =
 
 typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json */
-  uint32_t max_conns, max_per_addr;
+  uint32_t max_conns, max_per_addr, send_every_ms, send_size;
   int rtt, echo, print_messages;
 } serve_opts;
+
+/* A client's data, with --print-messages, --echo or --send-every: hung on
+ * its connection from on_open to its end, and listed for the send tick. */
+typedef struct peer_data {
+  struct peer_data *prev, *next;
+  vigil_conn *conn;
+  uint64_t messages;  /* received from it */
+  vigil_cli_data out; /* sent to it: the echo and --send-every */
+} peer_data;
 
 typedef struct serve_state {
   serve_opts o;
   vigil_loop loop;
   vigil_server *srv;
   vigil_cli_sigwatch sig;
+  vigil_loop_timer send_timer;
+  peer_data *peers;
+  uint8_t *msg;
+  uint64_t seq;
   int shutting_down;
   char where[sizeof(((vigil_cli_addr *)0)->host) + 16];
 } serve_state;
@@ -71,11 +88,24 @@ static uint32_t conns_now(const serve_state *s) {
   return st.peers;
 }
 
+static int data_on(const serve_state *s) {
+  return s->o.echo || s->o.print_messages || s->o.send_every_ms != 0;
+}
+
 static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   serve_state *s = user;
+  peer_data *pd;
   vigil_cli_line l;
 
-  (void)c;
+  /* Without memory for it a client is still served, only not counted. */
+  if (data_on(s) && (pd = calloc(1, sizeof(*pd))) != NULL) {
+    pd->conn = c;
+    pd->next = s->peers;
+    if (s->peers != NULL)
+      s->peers->prev = pd;
+    s->peers = pd;
+    vigil_conn_set_data(c, pd);
+  }
   vigil_cli_line_begin(&l, s->o.c.json, info->rejoin ? "rejoin" : "open", info->peer, info->id,
                        info->id_len);
   if (info->rejoin)
@@ -100,35 +130,56 @@ static void on_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
   vigil_cli_line_end(&l, stdout);
 }
 
-/* Messages received on c so far: a counter hung on the connection (by
- * on_message, with --print-messages or --echo), freed at its end. */
-static uint64_t messages_of(const vigil_conn *c) {
-  const uint64_t *n = vigil_conn_get_data(c);
-  return n != NULL ? *n : 0;
-}
-
 static void on_message(vigil_conn *c, const uint8_t *msg, size_t len, void *user) {
   serve_state *s = user;
-  uint64_t *n = vigil_conn_get_data(c);
+  peer_data *pd = vigil_conn_get_data(c), none;
   vigil_conn_info ci;
   vigil_cli_line l;
 
-  if (n == NULL && (n = calloc(1, sizeof(*n))) != NULL)
-    vigil_conn_set_data(c, n);
-  if (n != NULL)
-    *n += 1;
-  /* A failed echo (the queue is full: this client does not read) is the
-   * library's business: after queue_full_strikes it closes the client with
-   * CLOSE QUEUE_FULL, which the dead line shows as cause policy. */
+  if (pd == NULL) {
+    memset(&none, 0, sizeof(none));
+    pd = &none;
+  }
+  pd->messages++;
+  /* A refused echo is counted; a client that does not read and keeps the
+   * queue full is closed by the library after queue_full_strikes (CLOSE
+   * QUEUE_FULL, cause policy), unless --send-every turned that off. */
   if (s->o.echo)
-    (void)vigil_conn_send(c, msg, len);
+    vigil_cli_data_count(&pd->out, vigil_conn_send(c, msg, len));
   if (!s->o.print_messages)
     return;
   vigil_conn_get_info(c, &ci);
   vigil_cli_line_begin(&l, s->o.c.json, "message", ci.peer, ci.id, ci.id_len);
   vigil_cli_line_u64(&l, "bytes", len);
-  vigil_cli_line_u64(&l, "messages", messages_of(c));
+  vigil_cli_line_u64(&l, "messages", pd->messages);
   vigil_cli_line_end(&l, stdout);
+}
+
+/* One message of send_size bytes to every open client per tick; a refusal
+ * is counted, and the next try is a period later. */
+static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
+  serve_state *s = vigil_container_of(t, serve_state, send_timer);
+
+  for (peer_data *pd = s->peers; pd != NULL; pd = pd->next) {
+    vigil_cli_data_head(s->msg, s->o.send_size, ++s->seq);
+    vigil_cli_data_count(&pd->out, vigil_conn_send(pd->conn, s->msg, s->o.send_size));
+  }
+  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.send_every_ms, on_send_tick);
+}
+
+static void forget_peer(serve_state *s, vigil_conn *c) {
+  peer_data *pd = vigil_conn_get_data(c);
+
+  if (pd == NULL)
+    return;
+  if (pd->prev != NULL)
+    pd->prev->next = pd->next;
+  else
+    s->peers = pd->next;
+  if (pd->next != NULL)
+    pd->next->prev = pd->prev;
+  vigil_conn_set_data(c, NULL);
+  free(pd);
 }
 
 static void print_end(serve_state *s, vigil_conn *c, const char *event, const vigil_death *d) {
@@ -139,11 +190,16 @@ static void print_end(serve_state *s, vigil_conn *c, const char *event, const vi
   vigil_cli_line_begin(&l, s->o.c.json, event, ci.peer, ci.id, ci.id_len);
   vigil_cli_line_death(&l, d, strcmp(event, "dead") == 0);
   vigil_cli_line_u64(&l, "conns", conns_now(s));
-  if (s->o.echo || s->o.print_messages)
-    vigil_cli_line_u64(&l, "messages", messages_of(c));
+  if (data_on(s)) {
+    const peer_data *pd = vigil_conn_get_data(c);
+    vigil_cli_data none;
+    memset(&none, 0, sizeof(none));
+    vigil_cli_line_u64(&l, "messages", pd != NULL ? pd->messages : 0);
+    if (s->o.send_every_ms != 0 || s->o.echo)
+      vigil_cli_line_data(&l, pd != NULL ? &pd->out : &none, &ci);
+  }
   vigil_cli_line_end(&l, stdout);
-  free(vigil_conn_get_data(c));
-  vigil_conn_set_data(c, NULL);
+  forget_peer(s, c);
 }
 
 static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
@@ -161,6 +217,7 @@ static void on_closed(vigil_server *srv, void *user) {
   (void)srv;
   vigil_cli_line_begin(&l, s->o.c.json, "shutdown", s->where, NULL, 0);
   vigil_cli_line_end(&l, stdout);
+  vigil_loop_timer_cancel(&s->loop, &s->send_timer);
   vigil_cli_loop_stop(&s->loop, &s->sig);
 }
 
@@ -171,6 +228,7 @@ static void on_signal(void *arg, int signo) {
   if (s->shutting_down)
     return;
   s->shutting_down = 1;
+  vigil_loop_timer_cancel(&s->loop, &s->send_timer); /* the queues go out before CLOSE */
   if (vigil_server_shutdown(s->srv, 0) != 0)
     on_closed(s->srv, s);
 }
@@ -183,7 +241,10 @@ static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) 
   if ((rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-conns", 1, 1000000000, &o->max_conns)) !=
           0 ||
       (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-per-addr", 1, 1000000000,
-                                &o->max_per_addr)) != 0)
+                                &o->max_per_addr)) != 0 ||
+      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &o->send_every_ms)) != 0 ||
+      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, VIGIL_CLI_SEND_SIZE_MAX,
+                                &o->send_size)) != 0)
     return rc;
   return vigil_cli_flag_set(argv[*i], "--rtt", &o->rtt) ||
          vigil_cli_flag_set(argv[*i], "--echo", &o->echo) ||
@@ -208,6 +269,10 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
   if (c->interval_ms == 0 && c->timeout_ms != 0 && c->timeout_ms < 200)
     return vigil_cli_usage(CMD, "--timeout %lums is below the 200ms minimum",
                            (unsigned long)c->timeout_ms);
+  if (o->send_size != 0 && o->send_every_ms == 0)
+    return vigil_cli_usage(CMD, "--send-size needs --send-every");
+  if (o->send_size == 0)
+    o->send_size = VIGIL_CLI_SEND_SIZE_DEFAULT;
   return 0;
 }
 
@@ -227,6 +292,10 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
   }
   cfg->max_connections = so->max_conns;
   cfg->max_per_address = so->max_per_addr;
+  /* Our own --send-every fills a stalled client's queue on purpose: the
+   * verdict must come from the heartbeat or the kernel, not a queue limit. */
+  if (so->send_every_ms != 0)
+    cfg->queue_full_strikes = VIGIL_NO_LIMIT;
   if (vigil_cli_keepalive(CMD, o->keepalive_ms, o->keepalive_off, &cfg->keepalive_mode,
                           &cfg->keepalive) != 0)
     return VIGIL_CLI_USAGE;
@@ -265,7 +334,7 @@ static int serve(serve_state *s) {
     return rc;
   cfg.cb.on_open = on_open;
   cfg.cb.on_rtt = on_rtt;
-  if (s->o.echo || s->o.print_messages)
+  if (data_on(s))
     cfg.cb.on_message = on_message;
   cfg.cb.on_death = on_death;
   cfg.cb.on_reject = on_reject;
@@ -287,11 +356,24 @@ static int serve(serve_state *s) {
     vigil_server_free(s->srv);
     return VIGIL_CLI_FAIL;
   }
+  vigil_loop_timer_init(&s->send_timer);
+  if (s->o.send_every_ms != 0) {
+    if ((s->msg = malloc(s->o.send_size)) == NULL) {
+      fprintf(stderr, "vigil serve: --send-size %lu: out of memory\n",
+              (unsigned long)s->o.send_size);
+      vigil_server_free(s->srv);
+      return VIGIL_CLI_FAIL;
+    }
+    memset(s->msg, 'v', s->o.send_size);
+    vigil_loop_timer_arm(&s->loop, &s->send_timer, vigil_loop_now_ms(&s->loop) + s->o.send_every_ms,
+                         on_send_tick);
+  }
   print_listening(s, port);
   if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
     return VIGIL_CLI_FAIL;
   vigil_server_free(s->srv);
   vigil_cli_loop_finish(&s->loop);
+  free(s->msg);
   return VIGIL_CLI_OK;
 }
 
