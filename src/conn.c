@@ -972,7 +972,7 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
   if (c->phase != VIGIL__CONNECTING && len > c->session.max_message)
     return VIGIL_EMSGSIZE; /* while connecting, checked when framed */
   if (c->qbytes + len > o->max_queue_bytes || len > o->max_queue_bytes) {
-    if (c->qstrikes < UINT8_MAX)
+    if (c->qstrikes < UINT32_MAX)
       c->qstrikes++;
     if (o->server != NULL && o->queue_full_strikes != VIGIL_NO_LIMIT &&
         c->qstrikes >= o->queue_full_strikes)

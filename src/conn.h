@@ -80,12 +80,13 @@ struct vigil_conn {
   } peer;
   uint32_t rx_len, rx_cap;
   uint32_t close_retry_ms;
+  uint32_t qstrikes;          /* EQUEUEFULL since the queue last drained (as wide
+                                 as the queue_full_strikes it is compared with) */
   uint16_t retain_len;
   uint16_t close_code;
   uint8_t phase;
   uint8_t flags;
   uint8_t id_len;
-  uint8_t qstrikes;
 };
 
 /* conn->flags */

@@ -777,6 +777,35 @@ TEST_IMPL(queue_full_then_policy_close) {
   return 0;
 }
 
+/* queue_full_strikes is a uint32: a limit above 255 must be honoured, not
+ * silently turned into "never" by a narrower strike counter. */
+TEST_IMPL(queue_full_strikes_above_255) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s;
+  static uint8_t msg[900];
+  int i;
+  server_config(&f, &cfg);
+  cfg.max_queue_bytes = 1000;
+  cfg.queue_full_strikes = 300;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open_quiet(&f, "patient", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_NOT_NULL(f.rec.conn);
+  ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, sizeof msg), 0);
+  for (i = 0; i < 299; i++)
+    ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, 200), VIGIL_EQUEUEFULL);
+  ASSERT_EQ(f.rec.deaths, 0);
+  ASSERT_EQ(vigil_conn_send(f.rec.conn, msg, 200), VIGIL_EQUEUEFULL);
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_QUEUE_FULL);
+  ASSERT_EQ(expect_close(s, VIGIL_CLOSE_QUEUE_FULL), 0);
+  util_raw_close(s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 /* ---- shutdown, addresses, descriptors, stalls ------------------------------ */
 
 /* Shutdown against a peer that does not read: the queue cannot drain, the
