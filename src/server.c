@@ -293,7 +293,7 @@ static void on_connection(vigil_tcp *listener, int status) {
     vigil__conn_abort(c, "could not start the session");
     return;
   }
-  if (s->o.nconns > 2u * s->cfg.max_connections + 64u) {
+  if ((uint64_t)s->o.nconns > 2u * (uint64_t)s->cfg.max_connections + 64u) { /* no wrap */
     s->stats.refused_full++;
     vigil__conn_abort(c, "server full (too many sockets to answer)");
   } else if (s->live >= s->cfg.max_connections) {

@@ -673,6 +673,68 @@ TEST_IMPL(server_full_refuses_with_retry_after) {
   return 0;
 }
 
+/* Opens n raw connections to the fixture's server (no HELLO) and runs the
+ * loop until the server has accepted them all. */
+static int raw_crowd(fixture *f, vigil_os_socket *s, int n) {
+  vigil_server_stats st;
+  int i, rc, rounds;
+  for (i = 0; i < n; i++)
+    if ((rc = util_raw_connect("127.0.0.1", f->port, &s[i])) != 0)
+      return rc;
+  for (rounds = 0; rounds < 100; rounds++) {
+    vigil_server_get_stats(f->srv, &st);
+    if (st.accepted >= (uint64_t)n)
+      return 0;
+    util_run_for(&f->loop, 10);
+  }
+  return VIGIL_ETIMEDOUT;
+}
+
+/* Past 2 x max_connections + 64 sockets (refused ones linger, waiting for
+ * their peer's FIN) new connections are dropped at once, cause local; and
+ * that cap must not wrap around for a large max_connections. */
+#define CROWD 70
+TEST_IMPL(socket_cap_while_refusing) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_server_stats st;
+  static vigil_os_socket s[CROWD];
+  int i, rc;
+  server_config(&f, &cfg);
+  cfg.max_connections = 1;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  rc = raw_crowd(&f, s, CROWD);
+  if (rc == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(rc, 0);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.refused_full, CROWD - 1);
+  ASSERT_EQ(f.rec.rejects, CROWD - 1);
+  /* The first one is live; 2..66 got SERVER_FULL; 67..70 were over the cap. */
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_STR_EQ(f.rec.detail, "server full (too many sockets to answer)");
+  ASSERT_EQ(expect_close(s[1], VIGIL_CLOSE_SERVER_FULL), 0);
+  ASSERT_EQ(expect_close(s[CROWD - 1], VIGIL_CLOSE_GOING_AWAY), 0);
+  for (i = 0; i < CROWD; i++)
+    util_raw_close(s[i]);
+  ASSERT_EQ(server_down(&f), 0);
+
+  /* max_connections near UINT32_MAX: 2 x max + 64 must not wrap to 62. */
+  server_config(&f, &cfg);
+  cfg.max_connections = UINT32_MAX;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  ASSERT_EQ(raw_crowd(&f, s, CROWD), 0);
+  util_run_for(&f.loop, 10);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.refused_full, 0);
+  ASSERT_EQ(f.rec.rejects, 0);
+  ASSERT_EQ(st.connections, CROWD);
+  for (i = 0; i < CROWD; i++)
+    util_raw_close(s[i]);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 TEST_IMPL(per_address_limit) {
   fixture f;
   vigil_server_config cfg;
