@@ -332,7 +332,13 @@ static int common_flag(const char *cmd, unsigned mask, int argc, char **argv, in
       ((mask & VIGIL_CLI_OPT_TIMEOUT) &&
        (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--timeout", &c->timeout_ms)) != 0) ||
       ((mask & VIGIL_CLI_OPT_KEEPALIVE) &&
-       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--keepalive", &c->keepalive_ms)) != 0))
+       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--keepalive", &c->keepalive_ms)) != 0) ||
+      ((mask & VIGIL_CLI_OPT_SEND) &&
+       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &c->send_every_ms)) !=
+           0) ||
+      ((mask & VIGIL_CLI_OPT_SEND) &&
+       (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, VIGIL_CLI_SEND_SIZE_MAX,
+                                 &c->send_size)) != 0))
     return rc;
   return 0;
 }
@@ -364,6 +370,10 @@ int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask,
     return vigil_cli_usage(cmd, "bad address '%s': %s", addr, why);
   if (common->id != NULL && vigil_cli_check_id(cmd, common->id) != 0)
     return VIGIL_CLI_USAGE;
+  if (common->send_size != 0 && common->send_every_ms == 0)
+    return vigil_cli_usage(cmd, "--send-size needs --send-every");
+  if (common->send_size == 0)
+    common->send_size = VIGIL_CLI_SEND_SIZE_DEFAULT;
   return 0;
 }
 

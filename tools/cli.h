@@ -22,6 +22,11 @@
 #include <sys/socket.h>
 #endif
 
+/* --send-size: at most the library's default max_message, which both
+ * connect and serve accept and propose. */
+#define VIGIL_CLI_SEND_SIZE_MAX 1048576u
+#define VIGIL_CLI_SEND_SIZE_DEFAULT 64u
+
 /* Exit statuses shared by every subcommand. */
 #define VIGIL_CLI_OK 0
 #define VIGIL_CLI_FAIL 1
@@ -106,13 +111,15 @@ enum {
   VIGIL_CLI_OPT_TIMEOUT = 1 << 2,   /* --timeout D */
   VIGIL_CLI_OPT_KEEPALIVE = 1 << 3, /* --keepalive D and --no-keepalive */
   VIGIL_CLI_OPT_JSON = 1 << 4,      /* --json */
-  VIGIL_CLI_OPT_PORT_ONLY = 1 << 5  /* the address may be PORT or :PORT (serve) */
+  VIGIL_CLI_OPT_PORT_ONLY = 1 << 5, /* the address may be PORT or :PORT (serve) */
+  VIGIL_CLI_OPT_SEND = 1 << 6       /* --send-every D, --send-size N (default 64) */
 };
 
 typedef struct vigil_cli_common {
   vigil_cli_addr addr;                            /* the one positional argument, parsed */
   const char *id;                                 /* NULL when not given */
   uint32_t interval_ms, timeout_ms, keepalive_ms; /* 0 when not given */
+  uint32_t send_every_ms, send_size;              /* 0: no data; size 64 then */
   int keepalive_off, json;
 } vigil_cli_common;
 
@@ -125,7 +132,8 @@ typedef int (*vigil_cli_flag_fn)(void *opts, const char *cmd, int argc, char **a
  * usage_text to stdout; the shared options of `mask` go to *common, the
  * command's own to own_flag(opts, ...) (may be NULL); the one positional
  * argument is the address, parsed into common->addr (a missing or bad one is
- * a usage error); then --id, if given, is checked. Returns 0, -1 after
+ * a usage error); then --id, if given, is checked, and --send-size without
+ * --send-every is refused. Returns 0, -1 after
  * printing the help, or VIGIL_CLI_USAGE after printing one line why. */
 int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask, int argc,
                          char **argv, vigil_cli_common *common, vigil_cli_flag_fn own_flag,
@@ -234,11 +242,6 @@ void vigil_cli_line_failed(vigil_cli_line *l, const char *message, unsigned atte
                            const vigil_death *d);
 
 /* ---- data in flight (--send-every of connect and serve) ---- */
-
-/* The largest --send-size: the library's default max_message, which both
- * commands accept and propose. */
-#define VIGIL_CLI_SEND_SIZE_MAX 1048576u
-#define VIGIL_CLI_SEND_SIZE_DEFAULT 64u
 
 /* What became of the messages one connection was given. */
 typedef struct vigil_cli_data {

@@ -64,8 +64,8 @@ static const char usage_text[] =
     "1 when it gave up (--no-reconnect, --max-attempts), 2 for bad usage.\n";
 
 typedef struct connect_opts {
-  vigil_cli_common c; /* address, --id, --interval, --timeout, --keepalive, --json */
-  uint32_t connect_timeout_ms, max_attempts, backoff_max_ms, send_every_ms, send_size;
+  vigil_cli_common c; /* address, --id, --interval, --timeout, --keepalive, --json, --send-* */
+  uint32_t connect_timeout_ms, max_attempts, backoff_max_ms;
   int no_reconnect, quiet_rtt;
 } connect_opts;
 
@@ -106,7 +106,7 @@ static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
     return;
   vigil_cli_data_head(s->msg, s->send_size, ++s->seq);
   vigil_cli_data_count(&s->conn, vigil_client_send(s->cli, s->msg, s->send_size));
-  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.send_every_ms, on_send_tick);
+  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.c.send_every_ms, on_send_tick);
 }
 
 static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
@@ -121,12 +121,12 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
   vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
   vigil_cli_line_u64(&l, "attempt", info->attempt);
-  if (s->o.send_every_ms != 0) {
-    s->send_size = s->o.send_size < info->max_message ? s->o.send_size : info->max_message;
-    vigil_cli_line_u64(&l, "send_every_ms", s->o.send_every_ms);
+  if (s->o.c.send_every_ms != 0) {
+    s->send_size = s->o.c.send_size < info->max_message ? s->o.c.send_size : info->max_message;
+    vigil_cli_line_u64(&l, "send_every_ms", s->o.c.send_every_ms);
     vigil_cli_line_u64(&l, "send_size", s->send_size);
-    vigil_loop_timer_arm(&s->loop, &s->send_timer, vigil_loop_now_ms(&s->loop) + s->o.send_every_ms,
-                         on_send_tick);
+    vigil_loop_timer_arm(&s->loop, &s->send_timer,
+                         vigil_loop_now_ms(&s->loop) + s->o.c.send_every_ms, on_send_tick);
   }
   vigil_cli_line_end(&l, stdout);
 }
@@ -169,7 +169,7 @@ static void print_end(connect_state *s, vigil_conn *c, const char *event, const 
                           attempt_now(s), d);
   } else {
     vigil_cli_line_death(&l, d, 1);
-    if (s->o.send_every_ms != 0) {
+    if (s->o.c.send_every_ms != 0) {
       vigil_cli_line_data(&l, &s->conn, &ci);
       vigil_cli_line_u64(&l, "received", s->conn_received);
     }
@@ -224,7 +224,7 @@ static void on_closed(vigil_client *cli, void *user) {
   (void)cli;
   begin(s, &l, "exit", NULL);
   vigil_cli_line_cstr(&l, "reason", s->signalled ? "signal" : "gave_up");
-  if (s->o.send_every_ms != 0) {
+  if (s->o.c.send_every_ms != 0) {
     vigil_cli_line_data(&l, &s->total, NULL);
     vigil_cli_line_u64(&l, "received", s->received);
     vigil_cli_line_u64(&l, "unsent", s->unsent);
@@ -240,6 +240,8 @@ static void on_signal(void *arg, int signo) {
 
   (void)signo;
   s->signalled = 1;
+  s->open = 0; /* no more data: the goodbye goes out after what is queued */
+  vigil_loop_timer_cancel(&s->loop, &s->send_timer);
   if (vigil_client_close(s->cli, 1000) != 0)
     on_closed(s->cli, s);
 }
@@ -254,10 +256,7 @@ static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) 
       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--backoff-max", &o->backoff_max_ms)) !=
           0 ||
       (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-attempts", 1, 1000000,
-                                &o->max_attempts)) != 0 ||
-      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &o->send_every_ms)) != 0 ||
-      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, VIGIL_CLI_SEND_SIZE_MAX,
-                                &o->send_size)) != 0)
+                                &o->max_attempts)) != 0)
     return rc;
   return vigil_cli_flag_set(argv[*i], "--quiet-rtt", &o->quiet_rtt) ||
          vigil_cli_flag_set(argv[*i], "--no-reconnect", &o->no_reconnect);
@@ -265,10 +264,11 @@ static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) 
 
 static int parse_args(int argc, char **argv, connect_opts *o) {
   vigil_cli_common *c = &o->c;
-  int rc = vigil_cli_parse_args(CMD, usage_text,
-                                VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
-                                    VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON,
-                                argc, argv, c, own_flag, o);
+  int rc =
+      vigil_cli_parse_args(CMD, usage_text,
+                           VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
+                               VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON | VIGIL_CLI_OPT_SEND,
+                           argc, argv, c, own_flag, o);
 
   if (rc != 0)
     return rc;
@@ -277,10 +277,6 @@ static int parse_args(int argc, char **argv, connect_opts *o) {
   if (c->timeout_ms != 0 && c->timeout_ms / 2 < c->interval_ms)
     return vigil_cli_usage(CMD, "--timeout %lums must be at least 2 x --interval %lums",
                            (unsigned long)c->timeout_ms, (unsigned long)c->interval_ms);
-  if (o->send_size != 0 && o->send_every_ms == 0)
-    return vigil_cli_usage(CMD, "--send-size needs --send-every");
-  if (o->send_size == 0)
-    o->send_size = VIGIL_CLI_SEND_SIZE_DEFAULT;
   return 0;
 }
 
@@ -304,7 +300,7 @@ static int configure(connect_state *s, vigil_client_config *cfg) {
   cfg->cb.on_rtt = on_rtt;
   cfg->cb.on_death = on_death;
   cfg->cb.on_reject = on_reject;
-  if (o->send_every_ms != 0) {
+  if (o->c.send_every_ms != 0) {
     cfg->cb.on_message = on_message;
     cfg->cb.on_unsent = on_unsent;
   }
@@ -344,14 +340,14 @@ static int run(connect_state *s) {
     return VIGIL_CLI_FAIL;
   }
   vigil_loop_timer_init(&s->send_timer);
-  if (s->o.send_every_ms != 0 && (s->msg = malloc(s->o.send_size)) == NULL) {
+  if (s->o.c.send_every_ms != 0 && (s->msg = malloc(s->o.c.send_size)) == NULL) {
     fprintf(stderr, "vigil connect: --send-size %lu: out of memory\n",
-            (unsigned long)s->o.send_size);
+            (unsigned long)s->o.c.send_size);
     vigil_client_free(s->cli);
     return VIGIL_CLI_FAIL;
   }
   if (s->msg != NULL)
-    memset(s->msg, 'v', s->o.send_size);
+    memset(s->msg, 'v', s->o.c.send_size);
   begin(s, &l, "connecting", NULL);
   vigil_cli_line_u64(&l, "attempt", 1);
   vigil_cli_line_end(&l, stdout);

@@ -55,8 +55,8 @@ static const char usage_text[] =
     "1 if it cannot listen, 2 for bad usage.\n";
 
 typedef struct serve_opts {
-  vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json */
-  uint32_t max_conns, max_per_addr, send_every_ms, send_size;
+  vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
+  uint32_t max_conns, max_per_addr;
   int rtt, echo, print_messages;
 } serve_opts;
 
@@ -89,7 +89,7 @@ static uint32_t conns_now(const serve_state *s) {
 }
 
 static int data_on(const serve_state *s) {
-  return s->o.echo || s->o.print_messages || s->o.send_every_ms != 0;
+  return s->o.echo || s->o.print_messages || s->o.c.send_every_ms != 0;
 }
 
 static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
@@ -161,10 +161,10 @@ static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
   serve_state *s = vigil_container_of(t, serve_state, send_timer);
 
   for (peer_data *pd = s->peers; pd != NULL; pd = pd->next) {
-    vigil_cli_data_head(s->msg, s->o.send_size, ++s->seq);
-    vigil_cli_data_count(&pd->out, vigil_conn_send(pd->conn, s->msg, s->o.send_size));
+    vigil_cli_data_head(s->msg, s->o.c.send_size, ++s->seq);
+    vigil_cli_data_count(&pd->out, vigil_conn_send(pd->conn, s->msg, s->o.c.send_size));
   }
-  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.send_every_ms, on_send_tick);
+  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.c.send_every_ms, on_send_tick);
 }
 
 static void forget_peer(serve_state *s, vigil_conn *c) {
@@ -195,7 +195,7 @@ static void print_end(serve_state *s, vigil_conn *c, const char *event, const vi
     vigil_cli_data none;
     memset(&none, 0, sizeof(none));
     vigil_cli_line_u64(&l, "messages", pd != NULL ? pd->messages : 0);
-    if (s->o.send_every_ms != 0 || s->o.echo)
+    if (s->o.c.send_every_ms != 0 || s->o.echo)
       vigil_cli_line_data(&l, pd != NULL ? &pd->out : &none, &ci);
   }
   vigil_cli_line_end(&l, stdout);
@@ -241,10 +241,7 @@ static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) 
   if ((rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-conns", 1, 1000000000, &o->max_conns)) !=
           0 ||
       (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-per-addr", 1, 1000000000,
-                                &o->max_per_addr)) != 0 ||
-      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &o->send_every_ms)) != 0 ||
-      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, VIGIL_CLI_SEND_SIZE_MAX,
-                                &o->send_size)) != 0)
+                                &o->max_per_addr)) != 0)
     return rc;
   return vigil_cli_flag_set(argv[*i], "--rtt", &o->rtt) ||
          vigil_cli_flag_set(argv[*i], "--echo", &o->echo) ||
@@ -259,7 +256,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
   rc = vigil_cli_parse_args(CMD, usage_text,
                             VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                 VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON |
-                                VIGIL_CLI_OPT_PORT_ONLY,
+                                VIGIL_CLI_OPT_PORT_ONLY | VIGIL_CLI_OPT_SEND,
                             argc, argv, &o->c, own_flag, o);
   if (rc != 0)
     return rc;
@@ -269,10 +266,6 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
   if (c->interval_ms == 0 && c->timeout_ms != 0 && c->timeout_ms < 200)
     return vigil_cli_usage(CMD, "--timeout %lums is below the 200ms minimum",
                            (unsigned long)c->timeout_ms);
-  if (o->send_size != 0 && o->send_every_ms == 0)
-    return vigil_cli_usage(CMD, "--send-size needs --send-every");
-  if (o->send_size == 0)
-    o->send_size = VIGIL_CLI_SEND_SIZE_DEFAULT;
   return 0;
 }
 
@@ -294,7 +287,7 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
   cfg->max_per_address = so->max_per_addr;
   /* Our own --send-every fills a stalled client's queue on purpose: the
    * verdict must come from the heartbeat or the kernel, not a queue limit. */
-  if (so->send_every_ms != 0)
+  if (so->c.send_every_ms != 0)
     cfg->queue_full_strikes = VIGIL_NO_LIMIT;
   if (vigil_cli_keepalive(CMD, o->keepalive_ms, o->keepalive_off, &cfg->keepalive_mode,
                           &cfg->keepalive) != 0)
@@ -357,16 +350,16 @@ static int serve(serve_state *s) {
     return VIGIL_CLI_FAIL;
   }
   vigil_loop_timer_init(&s->send_timer);
-  if (s->o.send_every_ms != 0) {
-    if ((s->msg = malloc(s->o.send_size)) == NULL) {
+  if (s->o.c.send_every_ms != 0) {
+    if ((s->msg = malloc(s->o.c.send_size)) == NULL) {
       fprintf(stderr, "vigil serve: --send-size %lu: out of memory\n",
-              (unsigned long)s->o.send_size);
+              (unsigned long)s->o.c.send_size);
       vigil_server_free(s->srv);
       return VIGIL_CLI_FAIL;
     }
-    memset(s->msg, 'v', s->o.send_size);
-    vigil_loop_timer_arm(&s->loop, &s->send_timer, vigil_loop_now_ms(&s->loop) + s->o.send_every_ms,
-                         on_send_tick);
+    memset(s->msg, 'v', s->o.c.send_size);
+    vigil_loop_timer_arm(&s->loop, &s->send_timer,
+                         vigil_loop_now_ms(&s->loop) + s->o.c.send_every_ms, on_send_tick);
   }
   print_listening(s, port);
   if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
