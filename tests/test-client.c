@@ -385,6 +385,10 @@ TEST_IMPL(refused_is_reset_then_backoff) {
       ceiling = CAP;
     ASSERT_EQ(f.rec.attempts[i], (unsigned)i + 2);
     ASSERT_LE(f.rec.delays[i], ceiling);
+    /* The backoff is observed, not only announced: attempt i + 2 (refused
+     * at once on loopback) fails no earlier than the delay after its
+     * announcement. */
+    ASSERT_UGE(f.rec.reject_ns[i + 1] - f.rec.reconnect_ns[i], (uint64_t)f.rec.delays[i] * VIGIL_MS);
   }
   ASSERT_EQ(vigil_client_free(f.cli), 0);
   util_run_for(&f.loop, 5);
@@ -484,6 +488,11 @@ TEST_IMPL(reconnect_after_server_restart) {
     fprintf(stderr, " #%u:%ums(<=%u)", f.rec.attempts[i], f.rec.delays[i], ceiling);
     ASSERT_LE(f.rec.delays[i], ceiling);
     ASSERT_LE(f.rec.delays[i], CAP);
+    /* Observed, not only announced: the refused attempt that follows an
+     * announcement (the first came after the death, so announcement i
+     * precedes refusal i) comes no earlier than its delay. */
+    if (i < f.rec.rejects)
+      ASSERT_UGE(f.rec.reject_ns[i] - f.rec.reconnect_ns[i], (uint64_t)f.rec.delays[i] * VIGIL_MS);
     if (f.rec.attempts[i] >= 4 && f.rec.delays[i] > BASE)
       bigger++;
   }

@@ -470,6 +470,7 @@ TEST_IMPL(ping_flood_is_policy) {
   ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
   ASSERT_EQ(f.rec.death.close_sent, 1);
   ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_PING_FLOOD);
+  ASSERT_EQ(f.rec.death.retry_after_ms, TIMEOUT); /* documented: retry-after = timeout */
   ASSERT_EQ(expect_close(s, VIGIL_CLOSE_PING_FLOOD), 0);
   util_raw_close(s);
   ASSERT_EQ(server_down(&f), 0);

@@ -119,6 +119,8 @@ typedef struct util_rec {
   size_t unsent_bytes, unsent_written;
   uint32_t delays[64];
   unsigned attempts[64];
+  uint64_t reconnect_ns[64];     /* util_now_ns() at each on_reconnect */
+  uint64_t reject_ns[64];        /* util_now_ns() at each on_reject */
   int ndelays;
 } util_rec;
 
