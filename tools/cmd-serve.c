@@ -160,6 +160,9 @@ static void on_message(vigil_conn *c, const uint8_t *msg, size_t len, void *user
 static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
   serve_state *s = vigil_container_of(t, serve_state, send_timer);
 
+  /* vigil_conn_send only queues (the write is deferred) and the queue-full
+   * close is off with --send-every, so no connection ends, and no pd is
+   * freed, inside this loop. */
   for (peer_data *pd = s->peers; pd != NULL; pd = pd->next) {
     vigil_cli_data_head(s->msg, s->o.c.send_size, ++s->seq);
     vigil_cli_data_count(&pd->out, vigil_conn_send(pd->conn, s->msg, s->o.c.send_size));
