@@ -217,6 +217,40 @@ TEST_IMPL(json_escape) {
   return 0;
 }
 
+/* --send-every's pieces: the message head, the result counts, a bare flag. */
+TEST_IMPL(data_helpers) {
+  uint8_t msg[12];
+  vigil_cli_data d, sum;
+  int on = 0;
+
+  memset(msg, 'v', sizeof(msg));
+  vigil_cli_data_head(msg, sizeof(msg), 7);
+  ASSERT_EQ(memcmp(msg, "seq=7 vvvvvv", 12), 0);
+  vigil_cli_data_head(msg, sizeof(msg), 12345);
+  ASSERT_EQ(memcmp(msg, "seq=12345 vv", 12), 0);
+  vigil_cli_data_head(msg, 3, 99); /* cut at the message size */
+  ASSERT_EQ(memcmp(msg, "seq=12345 vv", 12), 0);
+  memset(&d, 0, sizeof(d));
+  vigil_cli_data_count(&d, 0);
+  vigil_cli_data_count(&d, 0);
+  vigil_cli_data_count(&d, VIGIL_EQUEUEFULL);
+  vigil_cli_data_count(&d, VIGIL_ECLOSED);
+  ASSERT_EQ(d.sent, 2);
+  ASSERT_EQ(d.queue_full, 1);
+  ASSERT_EQ(d.failed, 1);
+  memset(&sum, 0, sizeof(sum));
+  vigil_cli_data_add(&sum, &d);
+  vigil_cli_data_add(&sum, &d);
+  ASSERT_EQ(sum.sent, 4);
+  ASSERT_EQ(sum.queue_full, 2);
+  ASSERT_EQ(sum.failed, 2);
+  ASSERT_EQ(vigil_cli_flag_set("--echox", "--echo", &on), 0);
+  ASSERT_EQ(on, 0);
+  ASSERT_EQ(vigil_cli_flag_set("--echo", "--echo", &on), 1);
+  ASSERT_EQ(on, 1);
+  return 0;
+}
+
 TEST_IMPL(json_line) {
   vigil_cli_line l;
   static char big[3000];
