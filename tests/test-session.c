@@ -979,7 +979,7 @@ TEST_IMPL(session_max_message_counts_per_message) {
     ASSERT_EQ(s->err, 0);
     ASSERT_EQ(s->messages, round);
   }
-  n = vigil_session_write(&c->s, T0, out, sizeof out, msg, sizeof msg, &taken);
+  ASSERT_EQ(vigil_session_write(&c->s, T0, out, sizeof out, msg, sizeof msg, &taken), 696 + 3);
   ASSERT_EQ(taken, 696);
   ASSERT_EQ(vigil_session_write(&c->s, T0, out, sizeof out, msg, 305, &taken), VIGIL_EMSGSIZE);
   ASSERT_EQ(taken, 0);
