@@ -258,7 +258,11 @@ int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port) {
 int vigil_client_send(vigil_client *cli, const void *msg, size_t len) {
   if (cli == NULL)
     return VIGIL_EINVAL;
-  if (cli->conn == NULL)
+  /* A connection that already died (its on_death / on_reject / on_unsent
+   * are running) is no connection: say so as between attempts, so an
+   * application resending from on_unsent does not take ECLOSED, "the
+   * client stopped", for an answer. */
+  if (cli->conn == NULL || cli->conn->phase == VIGIL__ZOMBIE)
     return cli->closing || cli->stopped ? VIGIL_ECLOSED : VIGIL_ENOTCONN;
   return vigil_conn_send(cli->conn, msg, len);
 }

@@ -547,6 +547,47 @@ TEST_IMPL(unsent_messages_handed_back) {
   return 0;
 }
 
+/* An application that gets a message back through on_unsent is told, if
+ * it tries to resend at once, that there is no connection right now
+ * (VIGIL_ENOTCONN, as between attempts), not VIGIL_ECLOSED, which means
+ * the client stopped for good. */
+static vigil_client *resend_cli;
+static int resend_rc[4], resend_n;
+
+static void resend_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t written,
+                          void *user) {
+  (void)c, (void)written, (void)user;
+  if (resend_n < 4)
+    resend_rc[resend_n++] = vigil_client_send(resend_cli, msg, len);
+}
+
+TEST_IMPL(unsent_resend_is_enotconn) {
+  cfix f;
+  vigil_os_socket l, s;
+  uint16_t port;
+  uint8_t buf[512];
+  vigil_frame fr;
+  if (raw_listen_or_skip(&port, &l) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  cfix_config(&f, "c-resend");
+  f.cfg.cb.on_unsent = resend_unsent;
+  resend_n = 0;
+  ASSERT_EQ(cfix_start(&f, "127.0.0.1", port), 0);
+  resend_cli = f.cli;
+  ASSERT_EQ(vigil_client_send(f.cli, "one", 3), 0); /* queued while connecting */
+  util_run_for(&f.loop, 20);
+  ASSERT_EQ(util_raw_accept(l, WAIT, &s), 0);
+  ASSERT_EQ(util_raw_expect(s, VIGIL_FRAME_HELLO, WAIT, &fr, buf, sizeof buf), 0);
+  util_raw_close(s); /* no WELCOME: the message never left; a retry follows */
+  ASSERT(util_run_until(&f.loop, &f.rec.reconnects, WAIT));
+  ASSERT_EQ(f.rec.rejects, 1);
+  ASSERT_EQ(resend_n, 1);
+  ASSERT_EQ(resend_rc[0], VIGIL_ENOTCONN);
+  util_raw_close(l);
+  ASSERT_EQ(cfix_end(&f), 0);
+  return 0;
+}
+
 TEST_IMPL(backpressure_and_keepalive) {
   cfix f;
   srv sv;

@@ -73,7 +73,8 @@ VIGIL_EXTERN int vigil_client_connect(vigil_client *cli, const char *host, uint1
 
 /* vigil_conn_send on the current connection; while it is still connecting
  * or in its handshake the message waits in the queue. Returns its results,
- * or VIGIL_ENOTCONN when there is no connection (between attempts), or
+ * or VIGIL_ENOTCONN when there is no connection (between attempts, and
+ * from the on_death / on_reject / on_unsent of the one that died), or
  * VIGIL_ECLOSED once the client stopped (closed, gave up, no_reconnect). */
 VIGIL_EXTERN int vigil_client_send(vigil_client *cli, const void *msg, size_t len);
 
