@@ -46,6 +46,7 @@ static void cfix_config(cfix *f, const char *id) {
   f->cfg.on_closed = util_rec_on_client_closed;
   f->cfg.backoff_base_ms = BASE;
   f->cfg.backoff_cap_ms = CAP;
+  f->rec.loop = &f->loop; /* backoff observed in the loop's time */
 }
 
 static int cfix_start(cfix *f, const char *host, uint16_t port) {

@@ -538,8 +538,8 @@ static void rec_death(vigil_conn *c, const vigil_death *d, void *user) {
 
 static void rec_reject(vigil_conn *c, const vigil_death *d, void *user) {
   util_rec *r = user;
-  if (r->rejects < 64)
-    r->reject_ns[r->rejects] = util_now_ns();
+  if (r->rejects < 64 && r->loop != NULL)
+    r->reject_ns[r->rejects] = vigil_loop_now_ns(r->loop);
   r->rejects++;
   rec_end(r, c, d);
 }
@@ -571,7 +571,7 @@ void util_rec_on_reconnect(vigil_client *cli, unsigned attempt, uint32_t delay_m
   if (r->ndelays < 64) {
     r->delays[r->ndelays] = delay_ms;
     r->attempts[r->ndelays] = attempt;
-    r->reconnect_ns[r->ndelays] = util_now_ns();
+    r->reconnect_ns[r->ndelays] = r->loop != NULL ? vigil_loop_now_ns(r->loop) : 0;
     r->ndelays++;
   }
 }

@@ -119,8 +119,13 @@ typedef struct util_rec {
   size_t unsent_bytes, unsent_written;
   uint32_t delays[64];
   unsigned attempts[64];
-  uint64_t reconnect_ns[64];     /* util_now_ns() at each on_reconnect */
-  uint64_t reject_ns[64];        /* util_now_ns() at each on_reject */
+  /* With `loop` set: the loop's time (vigil_loop_now_ns) at each
+   * on_reconnect and on_reject. The loop's time, not the OS clock: the
+   * retry timer counts its delay from the loop's time of the iteration
+   * that announced it, which may be a little before the callback runs. */
+  const vigil_loop *loop;
+  uint64_t reconnect_ns[64];
+  uint64_t reject_ns[64];
   int ndelays;
 } util_rec;
 
