@@ -42,7 +42,8 @@
  * limit) is written if the kernel takes it at once, and the socket lingers,
  * reading and discarding, until the peer closes or VIGIL__LINGER_MS pass:
  * closing with unread bytes in the receive queue would send an RST that
- * can overtake our CLOSE. */
+ * can overtake our CLOSE. A peer convicted of silence sends nothing, so
+ * that socket is closed at once. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -379,7 +380,12 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
     o->buried(c, d, was_open);
   write_final_close(c);
   vigil_loop_timer_cancel(o->loop, &c->timer);
-  if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !(c->tcp.flags & VIGIL__TCP_READING))
+  /* A peer convicted of silence has had nothing in flight for `timeout`:
+   * closing now sends FIN, not RST, and our CLOSE still waits in its receive
+   * queue should it wake up, so lingering would only delay the caller (a
+   * probe or a client that gives up would exit a linger late). */
+  if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !(c->tcp.flags & VIGIL__TCP_READING) ||
+      d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT || d->cause == VIGIL_CAUSE_PEER_STALLED)
     conn_close_socket(c);
   else
     conn_arm(c, vigil__after_ms(o->loop, VIGIL__LINGER_MS));
