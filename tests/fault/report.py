@@ -17,12 +17,12 @@ import time
 
 SCENARIOS = [
     ("cable", "cable pulled, connection idle", "`ip link set vb down` on the victim's host"),
-    ("cable_data", "cable pulled, data in flight", "same, while the observer writes 100 B every 100 ms"),
+    ("cable_data", "cable pulled, data in flight", "same, while the observer writes 100 B every 100 ms (heartbeat: `--send-every 100ms --send-size 100`)"),
     ("vanish", "peer host vanishes", "link down, victim killed, its sockets purged (`ss -K`)"),
     ("kill9", "peer process killed", "`kill -9` of the victim process (its kernel sends FIN)"),
     ("reboot", "peer host reboots", "link parked, victim killed, namespace deleted and recreated with the same address and link: the next segment meets RST"),
     ("stop", "peer app hung, idle", "`kill -STOP` of the victim; its kernel still ACKs"),
-    ("stop_data", "peer app hung, data pending", "same, while the observer floods until the window closes"),
+    ("stop_data", "peer app hung, data pending", "same, while the observer floods until the window closes (heartbeat: `--send-every 20ms --send-size 1048576`, 1 MiB messages into a 1 MiB library queue)"),
     ("oneway", "one-way partition", "nft on the victim's host drops everything it sends to the observer"),
     ("nat_below", "NAT forgets idle flows (4 s), interval below", "router namespace: masquerade, policy drop, `ct state established accept`, conntrack established timeout 4 s, loose 0; time counted from the handshake"),
     ("nat_above", "NAT forgets idle flows (4 s), interval above", "same router; the first probe after 4 s of silence is dropped"),
@@ -149,8 +149,12 @@ def main():
     p("Times are from the fault to the verdict (NAT rows: from the handshake, when the"
       " flow goes idle). \"not detected in T\": watched for T after the fault with no"
       " verdict, which is the expected outcome where the mechanism cannot see that fault."
-      " n/a: not run for that mechanism (`vigil connect` sends no application data, so"
-      " the data-in-flight variants of the heartbeat are not meaningful).")
+      " n/a: not run for that mechanism. In the heartbeat's data rows the observer"
+      " (`vigil connect` or `vigil serve`, `--send-every`) was sending when the fault"
+      " came; its `dead` line's data keys (`sent`, `unsent`, `queue_full`) are in the"
+      " case's note below and checked: for the hung peer, data still held by the library"
+      " (`unsent` or `queue_full` > 0); for the pulled cable, data unacknowledged in the"
+      " kernel (`tcp_unacked` > 0).")
     p()
     p("## Every case")
     p()
@@ -191,8 +195,9 @@ def main():
     p()
     p("- No netem on this kernel: delay comes from a userspace NFQUEUE holder, so"
       " its granularity is the scheduler's (ms), and it reorders packets.")
-    p("- The heartbeat is not run with application data in flight (`vigil connect`"
-      " has no data mode); user timeout covers that case in the kernel columns.")
+    p("- The heartbeat's cable-pulled-with-data row sends 100 B messages, which go"
+      " straight into the kernel's send buffer: the library's `unsent` is 0 there;"
+      " the pending data shows as `tcp_unacked` (segments), not as bytes.")
     p("- A run is one sample per case; timing figures vary by a few hundred ms"
       " from run to run on this shared 2-core machine.")
 

@@ -13,7 +13,9 @@
 #   run  `vigil run --budget 3s --lost 1` around fault-peer: libvigil's keepalive +
 #        user timeout applied to an unmodified program by LD_PRELOAD
 #   hb   vigil's heartbeat: `vigil serve` / `vigil connect`, interval 500 ms,
-#        timeout 1500 ms
+#        timeout 1500 ms, kernel keepalive off; in the data variants the
+#        observer also sends (--send-every: a 100 B trickle for cable_data,
+#        1 MiB every 20 ms for stop_data)
 # Each scenario runs in both directions: role "server" means the observer is
 # the server and the client dies; "client" the reverse.
 #
@@ -208,12 +210,14 @@ vic_cmd() {
   *) peer_cmd "$role" "$addr" ;;
   esac
 }
-hb_cmd() { # hb_cmd ROLE ADDR [INTERVAL TIMEOUT]
+hb_cmd() { # hb_cmd ROLE ADDR [INTERVAL TIMEOUT [MORE OPTIONS...]]
   local role=$1 addr=$2 iv=${3:-500ms} to=${4:-1500ms}
+  shift 2
+  shift $(($# < 2 ? $# : 2))
   if [ "$role" = server ]; then
-    echo "$VIGIL serve $addr:$PORT --interval $iv --timeout $to --no-keepalive --json"
+    echo "$VIGIL serve $addr:$PORT --interval $iv --timeout $to --no-keepalive --json $*"
   else
-    echo "$VIGIL connect $addr:$PORT --interval $iv --timeout $to --no-keepalive --json --no-reconnect --quiet-rtt --id fault-client"
+    echo "$VIGIL connect $addr:$PORT --interval $iv --timeout $to --no-keepalive --json --no-reconnect --quiet-rtt --id fault-client $*"
   fi
 }
 
@@ -271,6 +275,39 @@ early_check() {
   ((silent >= timeout))
 }
 
+# data_check LINE: in the heartbeat's data variants the observer was sending
+# when the peer went away, and its "dead" line must say so with the data keys
+# of docs/CLI.md: messages accepted (sent > 0), and for the flood data still
+# held by the library at the death (unsent or queue_full > 0: the peer's
+# window was shut, so the queue could not drain). The trickle's 100 B
+# messages go straight into the kernel's send buffer, where they stay
+# unacknowledged once the cable is out: there tcp_unacked > 0 is what shows
+# the pending data (the library's unsent is 0 and only reported). Sets
+# DATA_NOTE.
+data_check() {
+  local line=$1 k v sent unsent qfull unacked
+  DATA_NOTE=""
+  [ "$MECH" = hb ] || return 0
+  case $SCEN in *_data) ;; *) return 0 ;; esac
+  for k in sent queue_full unsent unsent_bytes tcp_unacked tcp_snd_wnd; do
+    if ! v=$(json_field "$line" "$k") || ! [[ $v =~ ^[0-9]+$ ]]; then
+      DATA_NOTE="no numeric \"$k\" in the dead line"
+      return 1
+    fi
+  done
+  sent=$(json_field "$line" sent)
+  unsent=$(json_field "$line" unsent)
+  qfull=$(json_field "$line" queue_full)
+  unacked=$(json_field "$line" tcp_unacked)
+  DATA_NOTE="sent $sent, unsent $unsent ($(json_field "$line" unsent_bytes) B), queue_full $qfull,"
+  DATA_NOTE+=" tcp_unacked $unacked, tcp_snd_wnd $(json_field "$line" tcp_snd_wnd)"
+  ((sent > 0)) || return 1
+  case $SCEN in
+  stop_data) ((unsent + qfull > 0)) ;;
+  cable_data) ((unacked > 0)) ;;
+  esac
+}
+
 # judge T_FAULT_MS: waits for the observer's verdict and records the result
 # against EXPECT ("none" or "cause1|cause2") and BOUND (ms).
 judge() {
@@ -289,8 +326,10 @@ judge() {
       record FAIL detected "$cause" "$dt" "later than the bound"
     elif ! early_check "$line" "$cause"; then
       record FAIL detected "$cause" "$dt" "verdict before the timeout: $EARLY_NOTE"
+    elif ! data_check "$line"; then
+      record FAIL detected "$cause" "$dt" "$EARLY_NOTE; data keys: $DATA_NOTE"
     else
-      record PASS detected "$cause" "$dt" "$EARLY_NOTE"
+      record PASS detected "$cause" "$dt" "$EARLY_NOTE${DATA_NOTE:+; $DATA_NOTE}"
     fi
   elif [ "$EXPECT" = none ]; then
     record PASS none "-" "$(fsub "$(ms_now)" "$t0")" "still open (watched)"
@@ -346,14 +385,16 @@ expect() {
   fi
   case $s/$k in
   cable/ka | vanish/ka | oneway/ka | cable/run | vanish/run | oneway/run) EXPECT=keepalive_timeout ;;
-  cable/hb | vanish/hb | oneway/hb) EXPECT=heartbeat_timeout ;;
+  cable/hb | vanish/hb | oneway/hb | cable_data/hb) EXPECT=heartbeat_timeout ;;
   cable/uto | vanish/uto | oneway/uto | reboot/uto | stop/*) EXPECT=none ;;
   cable_data/ka | stop_data/ka) EXPECT=none ;;
   cable_data/* | stop_data/*) EXPECT=user_timeout ;;
   kill9/*) EXPECT="closed|reset" BOUND=1000 ;;
   reboot/*) EXPECT=reset ;;
   esac
-  if [ "$s/$k" = stop/hb ]; then EXPECT="peer_stalled|heartbeat_timeout"; fi
+  # A stopped peer's kernel still ACKs: vigil may name it peer_stalled (zero
+  # window, or no pong while TCP is alive) or, from silence, heartbeat_timeout.
+  case $s/$k in stop/hb | stop_data/hb) EXPECT="peer_stalled|heartbeat_timeout" ;; esac
 }
 
 # A two-host scenario. $1 case number, $2 scenario, $3 mech, $4 role.
@@ -370,9 +411,11 @@ case_basic() {
     record SKIP - - - "vigil run not available"; return
   fi
   local oextra="" fault=${SCEN%_data}
-  case $SCEN in
-  cable_data) oextra="--send 100,100" ;;
-  stop_data) oextra="--flood" ;;
+  case $SCEN/$MECH in
+  cable_data/hb) oextra="500ms 1500ms --send-every 100ms --send-size 100" ;;
+  stop_data/hb) oextra="500ms 1500ms --send-every 20ms --send-size 1048576" ;;
+  cable_data/*) oextra="--send 100,100" ;;
+  stop_data/*) oextra="--flood" ;;
   esac
   local saddr=$IPA ons=$NSA vns=$NSB
   [ "$ROLE" = client ] && saddr=$IPB
@@ -630,7 +673,6 @@ plan=()
 n=0
 for scen in cable cable_data vanish kill9 reboot stop stop_data oneway; do
   for mech in ka uto run hb; do
-    case $scen/$mech in cable_data/hb | stop_data/hb) continue ;; esac
     for role in server client; do
       n=$((n + 1))
       plan+=("case_basic $n $scen $mech $role")
