@@ -204,16 +204,17 @@ int vigil_cli_resolve(const vigil_cli_addr *a, int passive, struct addrinfo **re
 
 void vigil_cli_format_sockaddr(const struct sockaddr *sa, size_t salen, char *out, size_t cap) {
   char host[NI_MAXHOST], serv[NI_MAXSERV];
+  int n;
 
   if (sa == NULL || getnameinfo(sa, (socklen_t)salen, host, sizeof(host), serv, sizeof(serv),
                                 NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
     snprintf(out, cap, "?");
     return;
   }
-  if (sa->sa_family == AF_INET6)
-    snprintf(out, cap, "[%s]:%s", host, serv);
-  else
-    snprintf(out, cap, "%s:%s", host, serv);
+  n = sa->sa_family == AF_INET6 ? snprintf(out, cap, "[%s]:%s", host, serv)
+                                : snprintf(out, cap, "%s:%s", host, serv);
+  if (n < 0 || (size_t)n >= cap)
+    snprintf(out, cap, "?"); /* a cut address would name the wrong peer */
 }
 
 /* ---- command lines ---- */
