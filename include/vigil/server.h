@@ -113,7 +113,8 @@ typedef struct vigil_conn_callbacks {
 
 /* Kernel keepalive on vigil sockets. AUTO (the default): derived from the
  * agreed heartbeat once the handshake completes, with budget = agreed
- * timeout (at least the 1 s the OS can express) and 2 lost probes, so the
+ * timeout (at least 3 s, the least the OS's 1 s granularity can express
+ * with one lost probe) and 1 lost probe tolerated, so the
  * kernel's TCP_USER_TIMEOUT also catches data stuck in flight. EXPLICIT: the
  * `keepalive` values as given. OFF: the socket is left as the OS made it. */
 typedef enum vigil_keepalive_mode {
