@@ -18,7 +18,8 @@ build:
 # build under wine when mingw-w64 and wine are installed.
 test: test-dev test-asan check-install
 	@if scripts/have-windows-toolchain.sh; then $(MAKE) --no-print-directory test-windows; \
-	 else echo "test-windows: skipped (mingw-w64 or wine not installed; .ci/run installs them)"; fi
+	 elif [ "$$CI" = true ]; then echo "test-windows: mingw-w64 or wine missing in CI (scripts/install-deps.sh installs them)"; exit 1; \
+	 else echo "test-windows: skipped (mingw-w64 or wine not installed; scripts/install-deps.sh installs them)"; fi
 
 test-dev: build
 	ctest --preset dev -j $(JOBS) $(CTEST_ARGS)

@@ -7,8 +7,8 @@ packages=(
   clang clang-tidy clang-format cppcheck libclang-rt-14-dev   # fuzz + lint
   libuv1-dev                                                  # baseline benchmark
   iproute2 nftables iptables conntrack libnetfilter-queue-dev # fault suite
-  socat netcat-openbsd python3                                # fault suite peers
-  gcc-mingw-w64-x86-64 wine64                                 # Windows build + tests
+  socat netcat-openbsd python3 netbase                        # fault suite peers, /etc/protocols
+  gcc-mingw-w64-x86-64 wine wine64                            # Windows build + tests (wine: /usr/bin/wine, wineboot)
 )
 missing=()
 for p in "${packages[@]}"; do
