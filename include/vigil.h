@@ -11,6 +11,7 @@
  *   vigil/detector.h   fixed-timeout and phi-accrual detectors
  *   vigil/wheel.h      hierarchical timer wheel
  *   vigil/loop.h       event loop (epoll, poll, IOCP)
+ *   vigil/conn.h       a connection: callbacks, death record, evidence
  *   vigil/server.h     server: accept, limits, presence table
  *   vigil/client.h     client: connect, heartbeat, reconnect with backoff
  */
@@ -28,6 +29,7 @@ extern "C" {
 #include "vigil/wheel.h"
 #include "vigil/keepalive.h"
 #include "vigil/loop.h"
+#include "vigil/conn.h"
 #include "vigil/server.h"
 #include "vigil/client.h"
 

@@ -8,8 +8,8 @@
  * callbacks, the shared read/write scratch buffers, the list of their
  * connections, and hooks through which conn.c tells them about openings,
  * deaths and freed connections. */
-#ifndef VIGIL_CONN_H
-#define VIGIL_CONN_H
+#ifndef VIGIL__CONN_INTERNAL_H
+#define VIGIL__CONN_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #include "vigil/os.h"
-#include "vigil/server.h"
+#include "vigil/conn.h"
 
 /* Kernel TCP state value for an established connection (Linux numbering;
  * other platforms translate to it). */

@@ -15,14 +15,21 @@
  * on_unsent (never dropped silently); the application decides whether to
  * send them again on the next connection.
  *
- * Connections are vigil_conn (vigil/server.h): the same callbacks, death
- * record and send/close functions as on the server. Threading and memory
- * rules are those of the server. */
+ * Connections are vigil_conn (vigil/conn.h): the same callbacks, death
+ * record and send/close functions as on the server. Threading: a client
+ * lives on one loop and every function here must be called from that
+ * loop's thread. Memory: the library owns vigil_client, and its connections
+ * for as long as vigil/conn.h says. */
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server.h"
+#include "conn.h"
+#include "errno.h"
+#include "keepalive.h"
+#include "loop.h"
+#include "session.h"
+#include "version.h"
 
 typedef struct vigil_client vigil_client;
 

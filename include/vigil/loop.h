@@ -59,7 +59,7 @@ typedef struct vigil_stall_watch vigil_stall_watch;
 #define vigil_container_of(ptr, type, member)                                                      \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
-/* Room for "[v6addr%scope]:port" plus NUL (same value as in server.h). */
+/* Room for "[v6addr%scope]:port" plus NUL. */
 #define VIGIL_ADDRSTRLEN 72
 
 /* ---- buffers -------------------------------------------------------------- */
