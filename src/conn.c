@@ -34,7 +34,7 @@
  *
  * Endings. A connection dies once: the death record is built (engine
  * verdict or socket error, refined by the kernel's TCP_INFO through
- * vigil__evidence_classify), the owner's bookkeeping runs, then on_death
+ * vigil_evidence_classify), the owner's bookkeeping runs, then on_death
  * (or on_reject if the handshake never completed), then on_unsent for each
  * queued message. The struct is freed later, from the tcp close callback:
  * a callback may therefore safely act on the connection it is told about.
@@ -78,103 +78,6 @@ uint64_t vigil__after_ms(const vigil_loop *loop, uint32_t ms) {
 }
 
 static uint64_t loop_now(const vigil_conn *c) { return vigil_loop_now_ns(c->owner->loop); }
-
-/* ---- evidence rules (pure; see docs/RUNTIME.md) ------------------------ */
-
-/* Slack for the kernel's jiffy-granular timestamps: an ACK must be at least
- * this much younger than the last valid frame to count as "after" it. */
-#define ACK_AFTER_FRAME_SLACK_MS 10u
-
-static int peer_kernel_alive(const vigil_tcp_evidence *ev, const vigil__verdict *v,
-                             const char **why) {
-  uint64_t silent_ms = v->silent_ns / VIGIL_MS;
-  if (ev == NULL || !ev->available || ev->state != VIGIL__TCP_ESTABLISHED)
-    return 0;
-  /* In the handshake the peer never sent a valid frame: the connection
-   * being established and our HELLO acknowledged is the kernel's answer. */
-  if (!v->handshake && (uint64_t)ev->last_ack_recv_ms + ACK_AFTER_FRAME_SLACK_MS >= silent_ms)
-    return 0; /* no ACK since the last valid frame: the host may be gone */
-  if (ev->snd_wnd == 0) {
-    *why = "peer's kernel ACKs with a zero window: its application is not reading";
-    return 1;
-  }
-  if (ev->unacked == 0) {
-    *why = "peer's kernel ACKed our probes but its application sent no valid frame";
-    return 1;
-  }
-  return 0; /* our data sits unacknowledged: silence, not a stall */
-}
-
-static vigil_cause classify_timedout(const vigil__verdict *v, const vigil_tcp_evidence *ev,
-                                     const char **detail) {
-  (void)v;
-  if (ev != NULL && ev->available) {
-    if (ev->snd_wnd == 0 && ev->unacked == 0 && ev->notsent_bytes > 0) {
-      *detail = "peer's window stayed closed past TCP_USER_TIMEOUT";
-      return VIGIL_CAUSE_PEER_STALLED;
-    }
-    if (ev->unacked > 0 || ev->retransmits > 0 || ev->backoff > 0) {
-      *detail = "data unacknowledged past TCP_USER_TIMEOUT";
-      return VIGIL_CAUSE_USER_TIMEOUT;
-    }
-    if (ev->probes > 0) {
-      *detail = "kernel keepalive probes unanswered";
-      return VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
-    }
-  }
-  *detail = "kernel gave up (ETIMEDOUT) while idle";
-  return VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
-}
-
-static vigil_cause classify_error(const vigil__verdict *v, const vigil_tcp_evidence *ev,
-                                  const char **detail) {
-  switch (v->error) {
-  case VIGIL_EOF:
-    *detail = "end of stream without a CLOSE frame";
-    return VIGIL_CAUSE_CLOSED;
-  case VIGIL_ECONNRESET:
-  case VIGIL_EPIPE:
-  case VIGIL_ECONNABORTED:
-    *detail = "connection reset by the peer";
-    return VIGIL_CAUSE_RESET;
-  case VIGIL_ECONNREFUSED:
-    *detail = "connection refused";
-    return VIGIL_CAUSE_RESET;
-  case VIGIL_EHOSTUNREACH:
-  case VIGIL_ENETUNREACH:
-  case VIGIL_ENETDOWN:
-    *detail = "no route to the peer (ICMP unreachable)";
-    return VIGIL_CAUSE_UNREACHABLE;
-  case VIGIL_ETIMEDOUT:
-    if (v->connecting) {
-      *detail = "no answer to SYN within the connect timeout";
-      return VIGIL_CAUSE_UNREACHABLE;
-    }
-    return classify_timedout(v, ev, detail);
-  case VIGIL_ENOMEM:
-  case VIGIL_ENOBUFS:
-    *detail = "out of memory on this side";
-    return VIGIL_CAUSE_LOCAL;
-  default:
-    *detail = "socket error";
-    return VIGIL_CAUSE_RESET;
-  }
-}
-
-vigil_cause vigil__evidence_classify(const vigil__verdict *v, const vigil_tcp_evidence *ev,
-                                     const char **detail) {
-  const char *why = NULL;
-  if (v->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT) {
-    if (peer_kernel_alive(ev, v, &why)) {
-      *detail = why;
-      return VIGIL_CAUSE_PEER_STALLED;
-    }
-    return VIGIL_CAUSE_HEARTBEAT_TIMEOUT; /* keep the engine's detail */
-  }
-  if (v->cause != VIGIL_CAUSE_NONE)
-    return v->cause;
-  return classify_error(v, ev, detail);
-}
 
 /* ---- backoff ------------------------------------------------------------ */
 
@@ -327,7 +230,7 @@ static void death_init(vigil_conn *c, vigil_death *d) {
   d->timeout_ms = si.timeout_ms;
   if (c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN)
     d->silent_ns = loop_now(c) > si.last_recv_ns ? loop_now(c) - si.last_recv_ns : 0;
-  (void)vigil__evidence_tcp(vigil_tcp_socket(&c->tcp), &d->tcp);
+  (void)vigil_evidence_read(vigil_tcp_socket(&c->tcp), &d->tcp);
 }
 
 static void hand_back_queue(vigil_conn *c) {
@@ -393,7 +296,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
 
 static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   vigil_death d;
-  vigil__verdict v;
+  vigil_verdict v;
   const char *detail = ev->detail;
   death_init(c, &d);
   d.silent_ns = ev->silent_ns;
@@ -418,14 +321,14 @@ static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   v.cause = ev->cause;
   v.silent_ns = ev->silent_ns;
   v.handshake = c->phase == VIGIL__HANDSHAKE;
-  d.cause = vigil__evidence_classify(&v, &d.tcp, &detail);
+  d.cause = vigil_evidence_classify(&v, &d.tcp, &detail);
   d.detail = detail;
   conn_die(c, &d);
 }
 
 void vigil__conn_fail(vigil_conn *c, int err, const char *detail) {
   vigil_death d;
-  vigil__verdict v;
+  vigil_verdict v;
   const char *why = NULL;
   if (c->phase == VIGIL__ZOMBIE)
     return;
@@ -433,11 +336,10 @@ void vigil__conn_fail(vigil_conn *c, int err, const char *detail) {
   death_init(c, &d);
   memset(&v, 0, sizeof v);
   v.error = err;
-  v.eof = err == VIGIL_EOF;
   v.connecting = c->phase == VIGIL__CONNECTING;
   v.silent_ns = d.silent_ns;
   d.error = err;
-  d.cause = vigil__evidence_classify(&v, &d.tcp, &why);
+  d.cause = vigil_evidence_classify(&v, &d.tcp, &why);
   d.detail = detail != NULL ? detail : why;
   conn_die(c, &d);
 }

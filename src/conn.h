@@ -14,7 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "evidence.h"
 #include "vigil.h"
 #include "vigil/loop.h"
 

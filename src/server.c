@@ -47,6 +47,7 @@
 
 #include "conn.h"
 #include "loop-internal.h"
+#include "spare.h"
 
 #define MAX_LISTENERS 16
 

@@ -1067,13 +1067,13 @@ TEST_IMPL(loop_stall_does_not_convict) {
 
 static vigil_cause classify(vigil_cause engine, int err, uint32_t silent_ms,
                             const vigil_tcp_evidence *ev) {
-  vigil__verdict v;
+  vigil_verdict v;
   const char *detail = "engine";
   memset(&v, 0, sizeof v);
   v.cause = engine;
   v.error = err;
   v.silent_ns = (uint64_t)silent_ms * VIGIL_MS;
-  return vigil__evidence_classify(&v, ev, &detail);
+  return vigil_evidence_classify(&v, ev, &detail);
 }
 
 TEST_IMPL(evidence_rules) {
@@ -1123,6 +1123,50 @@ TEST_IMPL(evidence_rules) {
   /* The engine's own verdicts pass through. */
   ASSERT_EQ(classify(VIGIL_CAUSE_POLICY, 0, 0, &ev), VIGIL_CAUSE_POLICY);
   ASSERT_EQ(classify(VIGIL_CAUSE_CLOSED, 0, 0, &ev), VIGIL_CAUSE_CLOSED);
+  return 0;
+}
+
+/* The public snapshot on a live loopback connection: a platform with a
+ * TCP_INFO reader (VIGIL_HAVE_TCP_EVIDENCE, set by the build) reports the
+ * connection established with nothing in flight; any other says ENOTSUP
+ * and leaves a snapshot the rules read as "no evidence". */
+TEST_IMPL(evidence_read) {
+  vigil_os_socket a, b;
+  vigil_tcp_evidence ev;
+  const char *detail = "engine";
+  vigil_verdict v;
+  int r;
+  ASSERT_EQ(util_net_tcp_pair(&a, &b), 0);
+  memset(&ev, 0xff, sizeof ev);
+  r = vigil_evidence_read(a, &ev);
+#if defined(VIGIL_HAVE_TCP_EVIDENCE)
+  ASSERT_EQ(r, 0);
+  ASSERT_EQ(ev.available, 1);
+  ASSERT_EQ(ev.state, VIGIL__TCP_ESTABLISHED);
+  ASSERT_EQ(ev.unacked, 0);
+  ASSERT_GT(ev.snd_wnd, 0);
+#else
+  ASSERT_EQ(r, VIGIL_ENOTSUP);
+  ASSERT_EQ(ev.available, 0);
+  ASSERT_EQ(ev.unacked, 0);
+  ASSERT_UEQ(ev.snd_wnd, UINT32_MAX);
+#endif
+  /* A heartbeat verdict on this socket: its peer's kernel answered (the
+   * connect's ACK came after the "last frame" 300 ms ago) though its
+   * application said nothing, which the snapshot shows as a stall; without
+   * a snapshot the session's verdict and detail stand. */
+  memset(&v, 0, sizeof v);
+  v.cause = VIGIL_CAUSE_HEARTBEAT_TIMEOUT;
+  v.silent_ns = 300 * VIGIL_MS;
+#if defined(VIGIL_HAVE_TCP_EVIDENCE)
+  ASSERT_EQ(vigil_evidence_classify(&v, &ev, &detail), VIGIL_CAUSE_PEER_STALLED);
+  ASSERT(strcmp(detail, "engine") != 0);
+#else
+  ASSERT_EQ(vigil_evidence_classify(&v, &ev, &detail), VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  ASSERT_STR_EQ(detail, "engine");
+#endif
+  util_net_close(a);
+  util_net_close(b);
   return 0;
 }
 

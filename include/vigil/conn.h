@@ -44,6 +44,34 @@ typedef struct vigil_tcp_evidence {
   uint32_t notsent_bytes;     /* in our send buffer, not yet sent */
 } vigil_tcp_evidence;
 
+/* What ended a connection, before the kernel's evidence is consulted: the
+ * session's verdict (a VIGIL_EVENT_DEAD's cause and silent_ns) or the
+ * socket's error. Zero it, then fill what applies. */
+typedef struct vigil_verdict {
+  vigil_cause cause;  /* the session's cause, or VIGIL_CAUSE_NONE for a socket error */
+  int error;          /* VIGIL_E* from the socket (VIGIL_EOF: end of stream), or 0 */
+  uint64_t silent_ns; /* since the last valid frame from the peer */
+  int connecting;     /* 1: the TCP connect itself failed */
+  int handshake;      /* 1: the verdict came before the handshake completed */
+} vigil_verdict;
+
+/* Snapshots the kernel's view of a connected TCP socket into *ev (Linux:
+ * TCP_INFO). Take it at the moment of death, before closing the socket.
+ * Returns 0 with ev->available = 1, or VIGIL_ENOTSUP (this system offers
+ * no such query) or the socket's error, with ev zeroed, ev->snd_wnd =
+ * UINT32_MAX and ev->available = 0. */
+VIGIL_EXTERN int vigil_evidence_read(vigil_os_socket sock, vigil_tcp_evidence *ev);
+
+/* The cause vigil reports for a verdict and a snapshot: the rules of
+ * docs/RUNTIME.md ("Causes from evidence"), the same ones vigil's server
+ * and client apply, so a program that runs the session on its own socket
+ * (an event loop of its own, libuv) reports the same causes. ev may be NULL
+ * or unavailable; then only the verdict decides. When a rule decides,
+ * *detail is set to a static text naming it; when the session's cause
+ * stands as it is, *detail is left as it was (keep the session's detail). */
+VIGIL_EXTERN vigil_cause vigil_evidence_classify(const vigil_verdict *v,
+                                                 const vigil_tcp_evidence *ev, const char **detail);
+
 /* Why a connection died. Every field is meaningful for every cause (zero or
  * NULL when it does not apply); the rules that choose `cause` are in
  * docs/RUNTIME.md ("Causes from evidence"). */

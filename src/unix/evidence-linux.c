@@ -1,4 +1,5 @@
-/* Linux half of src/evidence.h: a TCP_INFO snapshot.
+/* vigil_evidence_read on Linux: a TCP_INFO snapshot (the rules that use it
+ * are in src/evidence.c).
  *
  * struct tcp_info grows with the kernel, so the header we were built with
  * may be newer or older than the running kernel. getsockopt tells us how
@@ -7,20 +8,18 @@
  * <linux/tcp.h> is used rather than glibc's <netinet/tcp.h> because glibc's
  * copy of the struct stops at tcpi_total_retrans. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>
-#include <unistd.h>
 
 #include "evidence.h"
 
 #define HAS_FIELD(len, field)                                                  \
   ((size_t)(len) >= offsetof(struct tcp_info, field) + sizeof(((struct tcp_info *)0)->field))
 
-int vigil__evidence_tcp(vigil_os_socket sock, vigil_tcp_evidence *ev) {
+int vigil_evidence_read(vigil_os_socket sock, vigil_tcp_evidence *ev) {
   struct tcp_info ti;
   socklen_t len = (socklen_t)sizeof(ti);
 
@@ -46,11 +45,4 @@ int vigil__evidence_tcp(vigil_os_socket sock, vigil_tcp_evidence *ev) {
   if (HAS_FIELD(len, tcpi_snd_wnd))
     ev->snd_wnd = ti.tcpi_snd_wnd;
   return 0;
-}
-
-vigil_os_socket vigil__spare_open(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
-
-void vigil__spare_close(vigil_os_socket fd) {
-  if (fd >= 0)
-    (void)close(fd);
 }

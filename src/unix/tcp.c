@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "spare.h"
 
 #if !defined(MSG_NOSIGNAL)
 #define MSG_NOSIGNAL 0
@@ -207,6 +208,13 @@ int vigil__tcp_accept_drop(vigil_tcp *server) {
     return err;
   close(fd);
   return 0;
+}
+
+vigil_os_socket vigil__spare_open(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+void vigil__spare_close(vigil_os_socket fd) {
+  if (fd >= 0)
+    (void)close(fd);
 }
 
 /* Completes every queued write with err (a failed connection or a write

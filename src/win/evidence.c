@@ -1,4 +1,4 @@
-/* Windows half of src/evidence.h. Windows 10 1703+ has SIO_TCP_INFO
+/* vigil_evidence_read on Windows. Windows 10 1703+ has SIO_TCP_INFO
  * (TCP_INFO_v0: State, BytesInFlight, RttUs, TimeoutEpisodes, ...), which
  * would give most of what the Linux rules use; until it is wired (and
  * testable under wine) the snapshot is reported as unavailable, so causes
@@ -7,13 +7,9 @@
 
 #include "evidence.h"
 
-int vigil__evidence_tcp(vigil_os_socket sock, vigil_tcp_evidence *ev) {
+int vigil_evidence_read(vigil_os_socket sock, vigil_tcp_evidence *ev) {
   (void)sock;
   memset(ev, 0, sizeof(*ev));
   ev->snd_wnd = UINT32_MAX;
   return VIGIL_ENOTSUP;
 }
-
-vigil_os_socket vigil__spare_open(void) { return VIGIL_INVALID_SOCKET; }
-
-void vigil__spare_close(vigil_os_socket fd) { (void)fd; }

@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "spare.h"
 
 /* loop.h mirrors OVERLAPPED and WSABUF so it needs no windows.h. */
 _Static_assert(sizeof(vigil__overlapped) == sizeof(OVERLAPPED), "OVERLAPPED size");
@@ -369,6 +370,11 @@ int vigil__tcp_accept_drop(vigil_tcp *server) {
   (void)server;
   return VIGIL_ENOTSUP;
 }
+
+/* No spare descriptor: a failed AcceptEx is dropped here already. */
+vigil_os_socket vigil__spare_open(void) { return VIGIL_INVALID_SOCKET; }
+
+void vigil__spare_close(vigil_os_socket fd) { (void)fd; }
 
 /* ---- writes --------------------------------------------------------------- */
 
