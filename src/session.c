@@ -69,6 +69,16 @@
  * caller is slow to write. A PONG nobody asked for is valid: it refreshes
  * liveness, gives no RTT sample and no event.
  *
+ * A probe measures, so it cannot wait for idleness: with ping_on_schedule
+ * the first ping is queued at OPEN and each next one falls due exactly one
+ * agreed interval after the previous ping was written, whatever arrived in
+ * between (a peer that pings us first would otherwise keep our pings from
+ * ever going out, and a probe of N pings would wait for luck). Still one
+ * outstanding at most: a pong later than the interval makes the next ping
+ * go out on its arrival, so the peer never sees two pings closer than an
+ * interval (its min_ping is at most 3/4 interval). The verdict rules are
+ * the same in both modes.
+ *
  * Each PING is answered by a PONG. We count the pongs owed, capped at
  * VIGIL_PING_STRIKES + 1: TCP is ordered, so one pong answers every ping
  * before it, and the cap keeps a peer from making us owe unbounded bytes.
@@ -240,6 +250,7 @@ int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_co
   s->last_recv_ns = now; /* the handshake deadline counts from here */
   s->last_peer_ping_ns = NO_PEER_PING;
   s->phi = cfg->phi;
+  s->schedule = cfg->ping_on_schedule != 0;
   s->rng = rng_seed(cfg->seed);
   s->interval_ms = or_default(cfg->interval_ms, 1000);
   s->max_frame = or_default(cfg->max_frame, VIGIL_WIRE_MAX_CHUNK);
@@ -328,7 +339,8 @@ static long on_close(vigil_session *s, vigil_event *ev, uint64_t now, const vigi
 
 static void heard(vigil_session *s, uint64_t now) {
   s->last_recv_ns = now;
-  s->flags &= (uint8_t)~F_PING; /* not idle any more: the probe is moot */
+  if (!s->schedule)
+    s->flags &= (uint8_t)~F_PING; /* not idle any more: the probe is moot */
   if (s->phi != NULL)
     vigil_phi_arrival(s->phi, now);
 }
@@ -369,6 +381,8 @@ static void open_session(vigil_session *s, uint64_t now) {
     vigil_phi_init(s->phi, s->phi->threshold, s->interval_ms, 0);
   heard(s, now);
   draw_idle(s);
+  if (s->schedule)
+    s->flags |= F_PING; /* a measurement starts at once, as ping(8) does */
 }
 
 static void agree(vigil_session *s, const vigil_hello *h) {
@@ -626,6 +640,8 @@ long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf, size
 static uint64_t ping_at(const vigil_session *s) {
   if (s->flags & (F_PING | F_PING_OUT))
     return VIGIL_NO_DEADLINE;
+  if (s->schedule)
+    return add_sat(s->ping_sent_ns, ms_ns(s->interval_ms));
   return add_sat(s->last_recv_ns, ms_ns(s->idle_ms));
 }
 

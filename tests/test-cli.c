@@ -909,6 +909,89 @@ TEST_IMPL(probe_follows_server_interval) {
 #endif
 }
 
+/* A probe pings on its own schedule: --count N takes about N - 1
+ * intervals (the first ping goes at once), even though the server's own
+ * pings keep the link from ever being idle (defect 2 of issue 8: the probe
+ * waited for idleness and took up to its deadline, 3 x as long). Three
+ * runs, each bounded by N intervals + 1.5 s for the handshake and the
+ * close; bench/probe-time.sh prints the distribution at 1 s intervals. */
+TEST_IMPL(probe_takes_count_intervals) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  enum { count = 5, interval_ms = 200, runs = 3 };
+  const uint64_t bound_ms = count * interval_ms + 1500;
+  child srv, c;
+  char addr[64];
+  int port;
+  NEED_BINARY();
+  port = start_server(&srv, "200ms", "600ms"); /* the server pings every 150-200 ms */
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  for (int run = 0; run < runs; run++) {
+    char *argv[] = {NULL, "probe", addr, "--count", "5", "--interval", "200ms", NULL};
+    uint64_t t0 = mono_ms(), took;
+    int st = run_vigil(&c, argv, 15000);
+    took = mono_ms() - t0;
+    fprintf(stderr, "probe --count %d --interval %dms: %llu ms (bound %llu), exit %d\n", count,
+            interval_ms, (unsigned long long)took, (unsigned long long)bound_ms, st);
+    if (st != 0 || took >= bound_ms)
+      child_kill(&srv);
+    ASSERT_EQ(st, 0);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "5 pings, 5 pongs, 0% loss"));
+    ASSERT_LT(took, bound_ms);
+  }
+  child_kill(&srv);
+  return 0;
+#endif
+}
+
+/* Ctrl-C ends a probe like ping(8): the summary of what was measured, exit
+ * 0 when a pong came back; 1 when none did (a frozen server). */
+TEST_IMPL(probe_interrupted) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, c;
+  char addr[64], line[1024], v[64];
+  int port;
+  NEED_BINARY();
+  port = start_server(&srv, "100ms", "300ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "probe", addr, "--count", "1000", "--interval", "100ms", "--json", NULL};
+    ASSERT_EQ(child_start(&c, argv), 0);
+  }
+  ASSERT(child_event(&c, "rtt", NULL, line, sizeof(line), 5000));
+  ASSERT(child_event(&c, "rtt", NULL, line, sizeof(line), 5000));
+  ASSERT_EQ(kill(c.pid, SIGINT), 0);
+  ASSERT(child_event(&c, "summary", NULL, line, sizeof(line), 5000));
+  ASSERT(json_common_ok(line, "summary"));
+  ASSERT_GE(json_num(line, "received"), 2);
+  ASSERT_GE(json_num(line, "sent"), json_num(line, "received"));
+  ASSERT_LE(json_num(line, "sent"), json_num(line, "received") + 1);
+  ASSERT_EQ(json_get(line, "alive", v, sizeof(v)), J_BOOL);
+  ASSERT_STR_EQ(v, "true");
+  ASSERT_EQ(child_wait(&c, 5000), 0);
+  /* nobody answers: interrupted before any pong, exit 1 */
+  ASSERT_EQ(kill(srv.pid, SIGSTOP), 0);
+  {
+    char *argv[] = {NULL, "probe", addr, "--timeout", "5s", "--json", NULL};
+    ASSERT_EQ(child_start(&c, argv), 0);
+  }
+  poll(NULL, 0, 300);
+  ASSERT_EQ(kill(c.pid, SIGINT), 0);
+  ASSERT(child_event(&c, "summary", NULL, line, sizeof(line), 5000));
+  ASSERT_EQ(json_num(line, "received"), 0);
+  ASSERT_EQ(json_get(line, "alive", v, sizeof(v)), J_BOOL);
+  ASSERT_STR_EQ(v, "false");
+  ASSERT_EQ(child_wait(&c, 5000), 1);
+  child_kill(&srv);
+  return 0;
+#endif
+}
+
 TEST_IMPL(connect_sends_data) {
 #if defined(_WIN32)
   RETURN_SKIP("runs the binary with posix_spawn");

@@ -836,6 +836,113 @@ TEST_IMPL(session_unsolicited_pong) {
   return 0;
 }
 
+/* ---- pings on schedule (a probe) -------------------------------------- */
+
+/* A busy link: the server sends a message every 100 ms (and pings when it
+ * is idle itself), so the client is never receive-idle. A normal client would
+ * never ping (session_busy_connection_sends_no_pings); a scheduled one pings
+ * at OPEN and then exactly every interval after each write, and every ping
+ * is answered with an RTT. This is `vigil probe` against `vigil serve`. */
+TEST_IMPL(session_schedule_pings_every_interval_when_busy) {
+  end *c = end_new(), *s = end_new();
+  vigil_session_config ccfg, scfg;
+  uint8_t buf[256];
+  size_t taken;
+  uint64_t now = T0, last_ping = 0;
+  int pings = 0;
+  client_cfg(&ccfg, 1000, 0);
+  ccfg.ping_on_schedule = 1;
+  vigil_session_config_init(&scfg);
+  ASSERT_EQ(open_pair(c, s, &ccfg, &scfg), 0);
+  ASSERT(vigil_session_want_write(&c->s));  /* the first ping, at once */
+  for (int step = 0; step <= 100; step++) { /* 10 s in 100 ms steps */
+    long n;
+    now = T0 + (uint64_t)step * 100 * MS;
+    expire(c, now);
+    expire(s, now);
+    flush(c, s, now);
+    if (c->frames_out[VIGIL_FRAME_PING] != pings) {
+      /* one ping went out, exactly an interval after the previous one */
+      ASSERT_EQ(c->frames_out[VIGIL_FRAME_PING], pings + 1);
+      if (pings > 0)
+        ASSERT_UEQ(now, last_ping + 1000 * MS);
+      last_ping = now;
+      pings++;
+    }
+    n = vigil_session_write(&s->s, now, buf, sizeof buf, (const uint8_t *)"s", 1, &taken);
+    ASSERT_GT(n, 0);
+    deliver(c, now + MS, buf, (size_t)n); /* data, and the pong 1 ms later */
+    ASSERT_EQ(c->err, 0);
+    ASSERT_EQ(info_of(c).ping_outstanding, 0);
+  }
+  ASSERT_EQ(pings, 11); /* at 0, 1, ..., 10 s */
+  ASSERT_EQ(count_events(c, VIGIL_EVENT_PONG), 11);
+  ASSERT_UEQ(info_of(c).srtt_ns, MS);
+  ASSERT_EQ(count_events(c, VIGIL_EVENT_DEAD), 0);
+  ASSERT_EQ(count_events(s, VIGIL_EVENT_DEAD), 0);
+  return 0;
+}
+
+/* One ping outstanding: a pong later than the interval holds the next ping
+ * back until it arrives, and then the next goes out at once. */
+TEST_IMPL(session_schedule_one_outstanding) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  uint8_t buf[64];
+  size_t taken;
+  client_cfg(&cfg, 1000, 0);
+  cfg.ping_on_schedule = 1;
+  ASSERT_EQ(open_client(e, &cfg), 0);
+  ASSERT_EQ(vigil_session_write(&e->s, T0, buf, sizeof buf, NULL, 0, &taken), 2);
+  ASSERT_EQ(buf[0], VIGIL_FRAME_PING);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 3000 * MS); /* only the verdict */
+  deliver(e, T0 + 500 * MS, PING, 2);                        /* busy: its ping */
+  expire(e, T0 + 1000 * MS);
+  ASSERT_EQ(vigil_session_write(&e->s, T0 + 1000 * MS, buf, sizeof buf, NULL, 0, &taken), 2);
+  ASSERT_EQ(buf[0], VIGIL_FRAME_PONG); /* the pong it is owed, no second ping */
+  ASSERT_EQ(info_of(e).ping_outstanding, 1);
+  deliver(e, T0 + 1500 * MS, PONG, 2);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_PONG);
+  ASSERT_UEQ(last_event(e)->rtt_ns, 1500 * MS);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 1000 * MS); /* overdue: now */
+  expire(e, T0 + 1500 * MS);
+  ASSERT_EQ(vigil_session_write(&e->s, T0 + 1500 * MS, buf, sizeof buf, NULL, 0, &taken), 2);
+  ASSERT_EQ(buf[0], VIGIL_FRAME_PING);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 4500 * MS);
+  deliver(e, T0 + 1510 * MS, PONG, 2);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 2500 * MS);
+  return 0;
+}
+
+/* Scheduled pings do not change the verdict: a peer that goes silent is
+ * dead exactly `timeout` after its last frame, not before, and the one
+ * unanswered ping is not repeated meanwhile. */
+TEST_IMPL(session_schedule_verdict_never_early) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  uint8_t buf[64];
+  size_t taken;
+  uint64_t t;
+  client_cfg(&cfg, 1000, 0);
+  cfg.ping_on_schedule = 1;
+  ASSERT_EQ(open_client(e, &cfg), 0);
+  ASSERT_EQ(vigil_session_write(&e->s, T0, buf, sizeof buf, NULL, 0, &taken), 2);
+  deliver(e, T0 + 200 * MS, PONG, 2); /* then silence */
+  for (t = T0 + 200 * MS; t < T0 + 3200 * MS; t += 50 * MS) {
+    expire(e, t);
+    while (vigil_session_write(&e->s, t, buf, sizeof buf, NULL, 0, &taken) > 0)
+      e->frames_out[buf[0] & 7]++;
+    ASSERT_EQ(count_events(e, VIGIL_EVENT_DEAD), 0);
+  }
+  ASSERT_EQ(e->frames_out[VIGIL_FRAME_PING], 1); /* at T0 + 1 s, never again */
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 3200 * MS);
+  expire(e, T0 + 3200 * MS);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DEAD);
+  ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  ASSERT_UEQ(last_event(e)->silent_ns, 3000 * MS);
+  return 0;
+}
+
 /* ---- data ------------------------------------------------------------ */
 
 TEST_IMPL(session_mib_message_chunked_with_pong_between) {

@@ -2,12 +2,16 @@
  * RTT summary in the manner of ping(8), with an exit status a script can
  * use: 0 alive, 1 dead or unreachable, 2 bad usage.
  *
- * It is a client with reconnection off. The pings are the heartbeat's own:
- * the session sends one each time the link has been idle for (a jittered
- * 75-100% of) the agreed interval, so the RTTs are what a long-lived
- * connection would measure. "Alive" needs every ping answered: TCP is
- * reliable, so a missing pong is not a lost packet but a peer that stopped
- * answering.
+ * It is a client with reconnection off whose session pings on schedule
+ * (ping_on_schedule): once at OPEN and then every agreed interval, whatever
+ * the server sends. A heartbeat pings only when the link is idle, and the
+ * server's own ping keeps it from being idle, so a probe that waited for
+ * idleness took 3 x as long as asked, or hit its deadline and called a live
+ * server dead. "Alive" needs every ping answered: TCP is reliable, so a
+ * missing pong is not a lost packet but a peer that stopped answering.
+ *
+ * SIGINT / SIGTERM end it like ping(8): the summary of what was measured so
+ * far, exit 0 if any pong came back, else 1.
  *
  * Every wait is bounded: the connect and the handshake by --timeout (a
  * SIGSTOPped server completes the TCP handshake in its kernel but never
@@ -32,8 +36,8 @@
 static const char usage_text[] =
     "usage: vigil probe HOST:PORT [options]\n"
     "\n"
-    "Connects, completes the vigil handshake, waits for N heartbeat pings to\n"
-    "be answered, and prints their RTT like ping(8).\n"
+    "Connects, completes the vigil handshake, sends N pings (the first at once,\n"
+    "then one every interval), and prints their RTT like ping(8).\n"
     "\n"
     "options:\n"
     "  --count N      pings to wait for, 1..1000 (default 3)\n"
@@ -46,7 +50,8 @@ static const char usage_text[] =
     "  -h, --help     this text\n"
     "\n"
     "Exit status: 0 every ping answered, 1 dead or unreachable (connect failed,\n"
-    "no handshake or no pong in time, closed by the server), 2 bad usage.\n";
+    "no handshake or no pong in time, closed by the server), 2 bad usage.\n"
+    "Interrupted (SIGINT, SIGTERM): the summary so far; 0 if any pong came back.\n";
 
 typedef struct probe_opts {
   vigil_cli_common c; /* address, --id, --interval, --timeout, --json */
@@ -61,7 +66,7 @@ typedef struct probe_state {
   vigil_loop_timer deadline;
   unsigned received, sent;
   uint64_t rtt_min, rtt_max, rtt_sum;
-  int done, failed, summarised;
+  int done, failed, summarised, interrupted;
   char target[sizeof(((vigil_cli_addr *)0)->host) + 16];
   char default_id[32];
 } probe_state;
@@ -216,14 +221,35 @@ static void on_deadline(vigil_loop *loop, vigil_loop_timer *t) {
   finish(s, 1);
 }
 
+/* Interrupted: what was measured so far decides, as for ping(8). A ping
+ * still in flight counts as sent and not answered. */
 static void on_signal(void *arg, int signo) {
+  probe_state *s = arg;
+  vigil_conn *c = vigil_client_conn(s->cli);
+
   (void)signo;
-  finish(arg, 1);
+  if (s->done)
+    return;
+  if (c != NULL) {
+    vigil_conn_info ci;
+    vigil_conn_get_info(c, &ci);
+    if (ci.session.ping_outstanding)
+      s->sent = s->received + 1;
+  }
+  s->interrupted = 1;
+  finish(s, s->received == 0);
+}
+
+/* Exit 0 when alive: every ping answered, or, when interrupted, any. */
+static int probe_alive(const probe_state *s) {
+  if (s->interrupted)
+    return s->received > 0;
+  return !s->failed && s->received >= s->o.count;
 }
 
 static void print_summary(probe_state *s) {
   unsigned loss = s->sent > 0 ? (s->sent - s->received) * 100u / s->sent : 100u;
-  int alive = !s->failed && s->received >= s->o.count;
+  int alive = probe_alive(s);
 
   if (s->summarised)
     return;
@@ -298,6 +324,7 @@ static int run(probe_state *s) {
   cfg.session.interval_ms = s->o.c.interval_ms;
   cfg.session.timeout_ms = hb_timeout;
   cfg.session.handshake_timeout_ms = s->o.c.timeout_ms;
+  cfg.session.ping_on_schedule = 1;
   cfg.session.id = s->o.c.id;
   cfg.session.id_len = strlen(s->o.c.id);
   cfg.connect_timeout_ms = s->o.c.timeout_ms;
@@ -326,7 +353,7 @@ static int run(probe_state *s) {
   if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
     return VIGIL_CLI_FAIL;
   print_summary(s); /* if the loop ended without a verdict */
-  rc = !s->failed && s->received >= s->o.count ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
+  rc = probe_alive(s) ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
   vigil_client_free(s->cli);
   vigil_cli_loop_finish(&s->loop);
   return rc;

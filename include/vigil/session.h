@@ -10,7 +10,8 @@
  *  - only complete, valid frames from the peer refresh liveness; our own
  *    sends never do;
  *  - a ping goes out only when nothing valid arrived for the idle period
- *    (interval shortened by a random 0-25%), at most one outstanding;
+ *    (interval shortened by a random 0-25%), at most one outstanding; or,
+ *    with ping_on_schedule (a probe), every interval whatever arrives;
  *  - the verdict "dead" comes when nothing valid arrived for `timeout`:
  *    never earlier, and exactly then if expire() is called on time;
  *  - control frames go ahead of queued data at the next chunk boundary;
@@ -80,6 +81,14 @@ typedef struct vigil_session_config {
    * timeout; still never before 2 x interval after the last valid frame and
    * never after timeout. */
   vigil_phi *phi;
+  /* Ping on schedule (a probe, a measurement): once OPEN, ping at once and
+   * then every agreed interval (no jitter) after the previous ping was
+   * written, whatever arrives in between; still at most one outstanding (a
+   * late pong delays the next ping until it comes). Without it a ping goes
+   * out only after receive-idle, so a peer that pings us first (or sends
+   * data) means we never ping: right for liveness, useless for measuring.
+   * Verdicts are unchanged: never before `timeout` of silence. */
+  int ping_on_schedule;
 } vigil_session_config;
 
 typedef enum vigil_event_type {
@@ -145,6 +154,7 @@ typedef struct vigil_session {
   uint16_t close_code;
   uint8_t role, state, flags, strikes, rx_frame_type, id_len, reason_len;
   uint8_t pongs_owed;
+  uint8_t schedule; /* cfg.ping_on_schedule */
 } vigil_session;
 
 VIGIL_EXTERN void vigil_session_config_init(vigil_session_config *cfg);
