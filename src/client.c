@@ -32,7 +32,6 @@
 #endif
 
 #include "conn.h"
-#include "loop-internal.h"
 
 struct vigil_client {
   vigil__owner o;

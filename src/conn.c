@@ -56,7 +56,7 @@
 #endif
 
 #include "conn.h"
-#include "loop-internal.h"
+#include "queue.h"
 
 struct vigil__wpend {
   vigil_write_req req;
@@ -107,7 +107,7 @@ int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
   o->rbuf = malloc(VIGIL__RBUF_SIZE + VIGIL_SESSION_MAX_RETAIN);
   o->wbuf = malloc(VIGIL__WBUF_SIZE);
   vigil__queue_init(&o->conns);
-  vigil__queue_init(&o->stall.link);
+  memset(&o->stall, 0, sizeof o->stall); /* as vigil_loop_stall_start asks */
   o->nconns = 0;
   if (o->rbuf == NULL || o->wbuf == NULL) {
     free(o->rbuf);
@@ -287,7 +287,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
    * closing now sends FIN, not RST, and our CLOSE still waits in its receive
    * queue should it wake up, so lingering would only delay the caller (a
    * probe or a client that gives up would exit a linger late). */
-  if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !(c->tcp.flags & VIGIL__TCP_READING) ||
+  if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !vigil_tcp_is_reading(&c->tcp) ||
       d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT || d->cause == VIGIL_CAUSE_PEER_STALLED)
     conn_close_socket(c);
   else

@@ -35,6 +35,7 @@
  * and close cancels (CancelIoEx / closesocket) and calls vigil__tcp_closed
  * when the last OVERLAPPED of the handle came back. */
 
+#include "queue.h"
 #include "vigil.h"
 #include "vigil/loop.h"
 
@@ -55,45 +56,6 @@
 #define VIGIL__READS_PER_EVENT 32
 /* Accepts per readiness event, for the same reason. */
 #define VIGIL__ACCEPTS_PER_EVENT 128
-
-/* ---- queue helpers (circular, intrusive) ---------------------------------- */
-
-static inline void vigil__queue_init(vigil__queue *q) {
-  q->next = q;
-  q->prev = q;
-}
-
-static inline int vigil__queue_empty(const vigil__queue *q) {
-  return q->next == q;
-}
-
-static inline void vigil__queue_insert_tail(vigil__queue *h, vigil__queue *q) {
-  q->next = h;
-  q->prev = h->prev;
-  h->prev->next = q;
-  h->prev = q;
-}
-
-/* Unlinks q and leaves it an empty list, so removing twice is harmless. */
-static inline void vigil__queue_remove(vigil__queue *q) {
-  q->prev->next = q->next;
-  q->next->prev = q->prev;
-  q->next = q;
-  q->prev = q;
-}
-
-/* Moves every node of `from` to the empty list `to`. */
-static inline void vigil__queue_move(vigil__queue *from, vigil__queue *to) {
-  if (vigil__queue_empty(from)) {
-    vigil__queue_init(to);
-    return;
-  }
-  to->next = from->next;
-  to->prev = from->prev;
-  to->next->prev = to;
-  to->prev->next = to;
-  vigil__queue_init(from);
-}
 
 /* ---- platform -> portable ------------------------------------------------- */
 

@@ -46,7 +46,7 @@
 #endif
 
 #include "conn.h"
-#include "loop-internal.h"
+#include "queue.h"
 #include "spare.h"
 
 #define MAX_LISTENERS 16

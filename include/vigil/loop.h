@@ -152,6 +152,9 @@ typedef enum vigil_clock_id {
 /* A clock source in nanoseconds. Tests inject one to drive stall detection
  * without sleeping; it must never go backwards for either id. */
 typedef uint64_t (*vigil_clock_fn)(void *arg, vigil_clock_id id);
+/* The OS clocks, what a loop reads when its options name no clock (arg is
+ * ignored): a clock injected for a test can wrap it. */
+VIGIL_EXTERN uint64_t vigil_clock_os(void *arg, vigil_clock_id id);
 
 /* Options; zero means default for every field. A struct that can grow:
  * initialise with vigil_loop_options_init(). */
@@ -455,6 +458,9 @@ VIGIL_EXTERN void vigil_tcp_close(vigil_tcp *tcp, vigil_close_cb cb);
 VIGIL_EXTERN void vigil_tcp_close_reset(vigil_tcp *tcp, vigil_close_cb cb);
 
 VIGIL_EXTERN int vigil_tcp_is_closing(const vigil_tcp *tcp);
+/* Non-zero while reads are started (vigil_tcp_read_start; an EOF or a read
+ * error stops them). */
+VIGIL_EXTERN int vigil_tcp_is_reading(const vigil_tcp *tcp);
 
 /* The OS socket (for keepalive, TCP_INFO), or VIGIL_INVALID_SOCKET before
  * one exists. Do not close it or change its blocking mode. */
