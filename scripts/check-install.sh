@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs vigil into a temporary prefix with `make install PREFIX=...`, then
 # builds tests/install/consumer.c as a separate program three ways -- CMake
-# package (shared and static) and pkg-config -- and runs each.
+# package (shared and static) and pkg-config -- and runs each. Where
+# libvigil-uv was installed (libuv present), tests/install/consumer-uv.c is
+# built and run the same three ways (component uv, vigil-uv.pc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(mktemp -d /tmp/vigil-install.XXXXXX)
@@ -18,4 +20,14 @@ LD_LIBRARY_PATH="$libdir" "$work/cmake/consumer_shared"
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
 cc -std=c11 -Wall -Werror tests/install/consumer.c $(pkg-config --cflags --libs vigil) -o "$work/consumer_pc"
 LD_LIBRARY_PATH="$libdir" "$work/consumer_pc"
+if [ -f "$libdir/pkgconfig/vigil-uv.pc" ]; then
+  LD_LIBRARY_PATH="$libdir" "$work/cmake/consumer_uv"
+  "$work/cmake/consumer_uv_static"
+  # uv.h needs POSIX declarations that -std=c11 alone hides.
+  cc -std=c11 -D_GNU_SOURCE -Wall -Werror tests/install/consumer-uv.c \
+    $(pkg-config --cflags --libs vigil-uv) -o "$work/consumer_uv_pc"
+  LD_LIBRARY_PATH="$libdir" "$work/consumer_uv_pc"
+else
+  echo "check-install: libvigil-uv not installed (no libuv at build time); its consumer skipped"
+fi
 echo "check-install: ok (prefix $prefix)"
