@@ -317,6 +317,39 @@ TEST_IMPL(close_exchange_is_prompt) {
   return 0;
 }
 
+/* A callback that blocks the loop for longer than the timeout (the
+ * program's fault, or a suspended VM) must not convict a peer whose
+ * answers sat unread meanwhile: the adapter sees its timer come back late
+ * and re-probes (vigil_session_stalled) instead, as vigil's loop does. */
+static void on_block(uv_timer_t *t) {
+  (void)t;
+  sleep_ms(2 * TIMEOUT);
+}
+
+TEST_IMPL(loop_stall_convicts_nobody) {
+  fx f;
+  uv_timer_t block;
+  int fired = 0;
+  ASSERT_EQ(fx_init(&f), 0);
+  f.srv_cfg.stall_threshold_ms = 200;
+  f.cli_cfg.stall_threshold_ms = 200;
+  ASSERT_EQ(fx_listen(&f), 0);
+  ASSERT_EQ(fx_connect(&f, f.port), 0);
+  ASSERT(run_until(&f, &f.cli.opens, WAIT));
+  ASSERT(run_until(&f, &f.srv.opens, WAIT));
+  ASSERT(run_until(&f, &f.cli.rtts, WAIT));
+  uv_timer_init(&f.loop, &block);
+  block.data = &fired;
+  uv_timer_start(&block, on_block, 0, 0);
+  run_for(&f, 3 * TIMEOUT);
+  ASSERT_EQ(f.srv.deaths + f.cli.deaths, 0);
+  uv_close((uv_handle_t *)&block, NULL);
+  ASSERT_EQ(vigil_uv_close(&f.cli.vc, VIGIL_CLOSE_NORMAL, NULL), 0);
+  ASSERT(run_until(&f, &f.srv.detached, WAIT));
+  ASSERT_EQ(fx_done(&f), 0);
+  return 0;
+}
+
 /* ---- interop with vigil's own server and client ------------------------- */
 
 typedef struct vside {

@@ -48,9 +48,11 @@
  *
  * Time: session time is uv_hrtime(); the timer is armed at most once per
  * deadline and may fire early, never late by more than libuv's timer
- * granularity (1 ms) plus the loop's own delays. A loop that stalls (a
- * callback that blocks for longer than the timeout) makes every peer look
- * silent: keep callbacks short, as libuv asks anyway.
+ * granularity (1 ms) plus the loop's own delays. When the timer comes back
+ * more than stall_threshold_ms late, the loop stalled (a callback that
+ * blocked, a suspended VM) and the peer's answers may sit unread: the
+ * session re-probes (vigil_session_stalled) instead of convicting, as on
+ * vigil's own loop.
  *
  * Errors are VIGIL_E* codes (negative; vigil_strerror). */
 
@@ -115,7 +117,12 @@ typedef struct vigil_uv_config {
   vigil_keepalive_mode keepalive_mode; /* as vigil's server (default AUTO) */
   vigil_keepalive keepalive;           /* EXPLICIT mode */
   size_t max_queue_bytes;              /* outbound messages not yet written (default 1 MiB) */
-  uint32_t drain_ms;  /* vigil_uv_close: time to write what is queued (default 1000) */
+  uint32_t drain_ms; /* vigil_uv_close: time to write what is queued (default 1000) */
+  /* A timer that comes back this much later than armed means the loop
+   * stalled (a blocking callback, a suspended VM): the session re-probes
+   * instead of convicting peers whose answers sat unread (default 500, as
+   * vigil's loop). */
+  uint32_t stall_threshold_ms;
   uint32_t linger_ms; /* after death: wait this long at most for our CLOSE to
                          be written and the peer to close (default 1000) */
 } vigil_uv_config;
@@ -146,7 +153,7 @@ struct vigil_uv_conn {
   vigil_keepalive ka;
   vigil_keepalive_mode ka_mode;
   uint32_t rx_len, rx_cap;
-  uint32_t drain_ms, linger_ms;
+  uint32_t drain_ms, linger_ms, stall_ms;
   uint16_t close_code;
   uint16_t retain_len;
   uint8_t phase, flags, id_len;
@@ -154,7 +161,7 @@ struct vigil_uv_conn {
 };
 
 /* Defaults: client role, vigil_session_config_init's heartbeat, AUTO
- * keepalive, 1 MiB queue, 1 s drain and linger. */
+ * keepalive, 1 MiB queue, 1 s drain and linger, 500 ms stall threshold. */
 VIGIL_UV_EXTERN void vigil_uv_config_init(vigil_uv_config *cfg);
 
 /* Attaches vigil to a connected tcp handle on loop: starts the session

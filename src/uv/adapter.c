@@ -34,7 +34,11 @@
  * re-armed only when the deadline moves earlier; traffic moves it later,
  * so the timer may fire early, expire() then does nothing and it is armed
  * again. The verdict itself is never early: expire() compares against the
- * clock, not the timer.
+ * clock, not the timer. A timer that fires more than stall_threshold_ms
+ * late tells that the loop itself stalled; libuv runs timers before it
+ * polls, so the peer's answers are still unread and the session is told
+ * (vigil_session_stalled: a fresh ping, one interval to answer) before
+ * expire() could convict it.
  *
  * Endings. A connection dies once. The death record is built as vigil's
  * runtime builds it: the session's verdict or the socket's error, then
@@ -64,6 +68,7 @@
 #define DEFAULT_QUEUE_BYTES ((size_t)1 << 20)
 #define DEFAULT_DRAIN_MS 1000u
 #define DEFAULT_LINGER_MS 1000u
+#define DEFAULT_STALL_MS 500u /* as vigil's loop */
 
 static _Thread_local uint8_t rbuf[VIGIL_SESSION_MAX_RETAIN + RBUF_SIZE];
 static _Thread_local uint8_t wbuf[WBUF_SIZE];
@@ -752,6 +757,10 @@ static void on_timer(uv_timer_t *t) {
   }
   if (!live(c))
     return;
+  /* Late by more than the threshold: the loop stalled, and what the peer
+   * sent meanwhile is still unread (libuv runs timers before polling). */
+  if (at != 0 && at != VIGIL_NO_DEADLINE && now > at + (uint64_t)c->stall_ms * VIGIL_MS)
+    vigil_session_stalled(&c->session, now);
   if ((c->flags & F_CLOSE_REQ) && now >= c->drain_at_ns) {
     conn_kill(c, VIGIL_CAUSE_LOCAL, c->close_code, c->close_reason, c->local_detail);
     return;
@@ -776,6 +785,7 @@ void vigil_uv_config_init(vigil_uv_config *cfg) {
   cfg->max_queue_bytes = DEFAULT_QUEUE_BYTES;
   cfg->drain_ms = DEFAULT_DRAIN_MS;
   cfg->linger_ms = DEFAULT_LINGER_MS;
+  cfg->stall_threshold_ms = DEFAULT_STALL_MS;
 }
 
 int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp, const vigil_uv_config *cfg) {
@@ -796,6 +806,7 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp, const vigi
   c->max_queue_bytes = cfg->max_queue_bytes ? cfg->max_queue_bytes : DEFAULT_QUEUE_BYTES;
   c->drain_ms = cfg->drain_ms ? cfg->drain_ms : DEFAULT_DRAIN_MS;
   c->linger_ms = cfg->linger_ms ? cfg->linger_ms : DEFAULT_LINGER_MS;
+  c->stall_ms = cfg->stall_threshold_ms ? cfg->stall_threshold_ms : DEFAULT_STALL_MS;
   scfg = cfg->session;
   if (cfg->role == VIGIL_ROLE_CLIENT && scfg.id != NULL && scfg.id_len <= 255) {
     /* The session borrows the id until its HELLO is written: keep a copy. */
