@@ -50,6 +50,27 @@ struct vigil_client {
 
 static void start_attempt(vigil_client *cli);
 
+/* ---- backoff ------------------------------------------------------------ */
+
+static uint32_t xorshift32(uint32_t *state) {
+  uint32_t x = *state != 0 ? *state : 0x9E3779B9u;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *state = x;
+  return x;
+}
+
+uint32_t vigil__backoff(uint32_t base_ms, uint32_t cap_ms, unsigned attempt, uint32_t *rng) {
+  uint64_t ceiling = base_ms;
+  unsigned i;
+  for (i = 1; i < attempt && ceiling < cap_ms; i++)
+    ceiling *= 2;
+  if (ceiling > cap_ms)
+    ceiling = cap_ms;
+  return (uint32_t)(((uint64_t)xorshift32(rng) * (ceiling + 1)) >> 32);
+}
+
 static vigil_client *client_of(const vigil_conn *c) {
   return vigil_container_of(c->owner, vigil_client, o);
 }

@@ -180,8 +180,9 @@ int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *k
  * so a timer armed for it never fires early. */
 uint64_t vigil__after_ms(const vigil_loop *loop, uint32_t ms);
 
-/* Full-jitter backoff: a random delay in [0, min(cap, base * 2^(attempt-1))]
- * for attempt >= 1, drawn from *rng (xorshift32 state, never 0). */
+/* The client's full-jitter backoff (src/client.c; declared here for its
+ * unit test): a random delay in [0, min(cap, base * 2^(attempt-1))] for
+ * attempt >= 1, drawn from *rng (xorshift32 state, never 0). */
 uint32_t vigil__backoff(uint32_t base_ms, uint32_t cap_ms, unsigned attempt, uint32_t *rng);
 
 #endif
