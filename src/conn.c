@@ -366,11 +366,12 @@ static int deliver_data(vigil_conn *c, const vigil_event *ev) {
   need = (size_t)c->rx_len + ev->len;
   if (need > c->rx_cap) {
     size_t cap = c->rx_cap ? (size_t)c->rx_cap * 2 : 4096;
+    size_t max_message = vigil_session_get_max_message(&c->session);
     uint8_t *p;
     if (cap < need)
       cap = need;
-    if (cap > c->session.max_message)
-      cap = need > c->session.max_message ? need : c->session.max_message;
+    if (cap > max_message)
+      cap = need > max_message ? need : max_message;
     p = realloc(c->rx, cap);
     if (p == NULL)
       return VIGIL_ENOMEM;
@@ -545,7 +546,7 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
     if (r < 0)
       return r == VIGIL_ECLOSED && pos > 0 ? (long)pos : r;
     pos += (size_t)r;
-    if (m == NULL || c->session.state != VIGIL_SESSION_OPEN) {
+    if (m == NULL || vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN) {
       if (r == 0)
         break;
       continue;
@@ -611,7 +612,7 @@ static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
 /* A graceful close proceeds once everything queued is in the kernel. */
 static void maybe_finish_drain(vigil_conn *c) {
   if (!(c->flags & VIGIL__C_CLOSE_REQ) || c->qhead != NULL || c->wpend != NULL ||
-      c->session.state == VIGIL_SESSION_CLOSING)
+      vigil_session_get_state(&c->session) == VIGIL_SESSION_CLOSING)
     return;
   (void)vigil_session_close(&c->session, c->close_code, c->close_reason, c->close_retry_ms);
 }
@@ -685,7 +686,7 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
   vigil_session_info si;
   char peer[VIGIL_ADDRSTRLEN];
   memset(&info, 0, sizeof info);
-  if (c->session.role == VIGIL_ROLE_SERVER) {
+  if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER) {
     c->id = malloc(ev->len + 1);
     if (c->id == NULL) {
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
@@ -856,7 +857,7 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
     return VIGIL_ECLOSED;
   if (o->server != NULL && c->phase != VIGIL__OPEN)
     return VIGIL_ENOTCONN;
-  if (c->phase != VIGIL__CONNECTING && len > c->session.max_message)
+  if (c->phase != VIGIL__CONNECTING && len > vigil_session_get_max_message(&c->session))
     return VIGIL_EMSGSIZE; /* while connecting, checked when framed */
   if (c->qbytes + len > o->max_queue_bytes || len > o->max_queue_bytes) {
     if (c->qstrikes < UINT32_MAX)

@@ -879,3 +879,11 @@ void vigil_session_get_info(const vigil_session *s, vigil_session_info *info) {
   info->ping_outstanding = (s->flags & F_PING_OUT) != 0;
   info->strikes = s->strikes;
 }
+
+vigil_session_state vigil_session_get_state(const vigil_session *s) {
+  return (vigil_session_state)s->state;
+}
+
+vigil_role vigil_session_get_role(const vigil_session *s) { return (vigil_role)s->role; }
+
+uint32_t vigil_session_get_max_message(const vigil_session *s) { return s->max_message; }

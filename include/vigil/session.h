@@ -240,4 +240,11 @@ VIGIL_EXTERN void vigil_session_stalled(vigil_session *s, uint64_t now);
 
 VIGIL_EXTERN void vigil_session_get_info(const vigil_session *s, vigil_session_info *info);
 
+/* Single fields of vigil_session_get_info, for callers that ask on every
+ * message (the runtime checks the state and max_message per send). The
+ * max_message is the agreed one once OPEN, before that what we accept. */
+VIGIL_EXTERN vigil_session_state vigil_session_get_state(const vigil_session *s);
+VIGIL_EXTERN vigil_role vigil_session_get_role(const vigil_session *s);
+VIGIL_EXTERN uint32_t vigil_session_get_max_message(const vigil_session *s);
+
 #endif
