@@ -4,7 +4,7 @@
  * with uv_tcp_t handles it owns, and attaches vigil to each connected
  * handle. Here one process plays both ends on 127.0.0.1: the client
  * waits for its first round-trip time, sends a message, the server
- * echoes it, and the client then closes (CLOSE GOING_AWAY). Each side
+ * echoes it, and the client then closes (CLOSE NORMAL). Each side
  * prints what vigil tells it, the server's verdict on the client
  * included. When vigil lets go of a handle (on_detach), the program
  * closes it. Built and run by ctest (example.uv_heartbeat). */
@@ -66,7 +66,7 @@ static void on_message(vigil_uv_conn *c, const uint8_t *msg, size_t len) {
     (void)vigil_uv_send(c, msg, len); /* echo */
   } else {
     echoed = 1;
-    (void)vigil_uv_close(c, VIGIL_CLOSE_GOING_AWAY, NULL);
+    (void)vigil_uv_close(c, VIGIL_CLOSE_NORMAL, NULL);
   }
 }
 

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   clang clang-tidy clang-format cppcheck libclang-rt-14-dev   # fuzz + lint
-  libuv1-dev                                                  # baseline benchmark
+  libuv1-dev                                                  # libvigil-uv (the libuv adapter), baseline benchmark
   iproute2 nftables iptables conntrack libnetfilter-queue-dev # fault suite
   socat netcat-openbsd python3 netbase                        # fault suite peers, /etc/protocols
   gcc-mingw-w64-x86-64 wine wine64                            # Windows build + tests (wine: /usr/bin/wine, wineboot)
