@@ -605,12 +605,14 @@ TEST_IMPL(linger_is_bounded) {
 }
 
 /* The outbound queue has a cap: past it, VIGIL_EQUEUEFULL and nothing
- * queued; what was queued and never written comes back through on_unsent
+ * queued; a message over the agreed max_message is VIGIL_EMSGSIZE; what was
+ * queued and never written comes back through on_unsent
  * when the connection dies. */
 TEST_IMPL(queue_cap_and_unsent) {
   fx f;
   vigil_os_socket s;
-  uint8_t big[400];
+  uint8_t big[400], *huge;
+  vigil_session_info si;
   int i, rc = 0;
   ASSERT_EQ(fx_init(&f), 0);
   f.srv_cfg.max_queue_bytes = 1000;
@@ -621,6 +623,13 @@ TEST_IMPL(queue_cap_and_unsent) {
   ASSERT_EQ(i, 3);
   ASSERT_EQ(rc, VIGIL_EQUEUEFULL); /* 2 x 400 fit in 1000, a third does not */
   ASSERT_EQ(vigil_uv_send(&f.srv.vc, big, 100), 0);
+  /* A message larger than the peer accepts is refused at once. */
+  vigil_uv_get_info(&f.srv.vc, &si);
+  ASSERT_GT(si.max_message, 0);
+  ASSERT_NOT_NULL(huge = calloc(1, (size_t)si.max_message + 1));
+  rc = vigil_uv_send(&f.srv.vc, huge, (size_t)si.max_message + 1);
+  free(huge);
+  ASSERT_EQ(rc, VIGIL_EMSGSIZE);
   /* Nothing was written yet (sends leave on the next iteration): the peer
    * resets now, and the four queued messages come back. */
   util_raw_reset(s);

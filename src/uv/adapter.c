@@ -340,15 +340,13 @@ static long fill(vigil_uv_conn *c, uint8_t *out, size_t cap) {
   uint64_t now = now_ns();
   size_t pos = 0, taken;
   long r;
-  vigil_session_info si;
   while (cap - pos >= (size_t)2 * VIGIL_WIRE_MAX_CONTROL_FRAME) {
     struct vigil_uv__msg *m = c->qframe;
     r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
     if (r < 0)
       return r == VIGIL_ECLOSED && pos > 0 ? (long)pos : r;
     pos += (size_t)r;
-    vigil_session_get_info(&c->session, &si);
-    if (m == NULL || si.state != VIGIL_SESSION_OPEN) {
+    if (m == NULL || vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN) {
       if (r == 0)
         break;
       continue;
@@ -376,11 +374,9 @@ static long fill(vigil_uv_conn *c, uint8_t *out, size_t cap) {
 
 /* A graceful close proceeds once everything queued is in the kernel. */
 static void maybe_finish_drain(vigil_uv_conn *c) {
-  vigil_session_info si;
   if (!(c->flags & F_CLOSE_REQ) || c->qhead != NULL || c->wreqs != NULL)
     return;
-  vigil_session_get_info(&c->session, &si);
-  if (si.state != VIGIL_SESSION_CLOSING)
+  if (vigil_session_get_state(&c->session) != VIGIL_SESSION_CLOSING)
     (void)vigil_session_close(&c->session, c->close_code, c->close_reason, 0);
 }
 
@@ -588,7 +584,7 @@ static void conn_opened(vigil_uv_conn *c, const vigil_event *ev) {
   vigil_session_info si;
   char peer[VIGIL_ADDRSTRLEN];
   memset(&info, 0, sizeof info);
-  if (c->session.role == VIGIL_ROLE_SERVER) {
+  if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER) {
     if ((c->id = malloc(ev->len + 1)) == NULL) {
       conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory",
                 "out of memory storing the peer id");
@@ -847,15 +843,13 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp, const vigi
 
 int vigil_uv_send(vigil_uv_conn *c, const void *msg, size_t len) {
   struct vigil_uv__msg *m;
-  vigil_session_info si;
   if (c == NULL || (msg == NULL && len > 0))
     return VIGIL_EINVAL;
   if (!live(c) || (c->flags & F_CLOSE_REQ))
     return VIGIL_ECLOSED;
-  vigil_session_get_info(&c->session, &si);
-  if (si.role == VIGIL_ROLE_SERVER && c->phase != PHASE_OPEN)
+  if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER && c->phase != PHASE_OPEN)
     return VIGIL_ENOTCONN;
-  if (len > si.max_message)
+  if (len > vigil_session_get_max_message(&c->session))
     return VIGIL_EMSGSIZE; /* client before OPEN: what it accepts; checked again when framed */
   if (len > c->max_queue_bytes || c->qbytes + len > c->max_queue_bytes)
     return VIGIL_EQUEUEFULL;
