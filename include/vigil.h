@@ -33,15 +33,6 @@ extern "C" {
 #include "vigil/server.h"
 #include "vigil/client.h"
 
-/* Text for a VIGIL_E* code (or any negative errno), never NULL. */
-VIGIL_EXTERN const char *vigil_strerror(int err);
-/* Symbolic name of a VIGIL_E* code ("ECONNRESET"), never NULL. */
-VIGIL_EXTERN const char *vigil_err_name(int err);
-/* The contract name of a cause ("heartbeat_timeout"), never NULL. */
-VIGIL_EXTERN const char *vigil_cause_name(vigil_cause cause);
-/* Version as "MAJOR.MINOR.PATCH". */
-VIGIL_EXTERN const char *vigil_version_string(void);
-
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,8 @@
  * include/vigil/errno.h so a new code is one line there. */
 #include <stdio.h>
 
-#include "vigil.h"
+#include "vigil/errno.h"
+#include "vigil/version.h"
 
 const char *vigil_strerror(int err) {
   switch (err) {

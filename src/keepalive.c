@@ -53,7 +53,8 @@
 #include <string.h>
 
 #include "keepalive-os.h"
-#include "vigil.h"
+#include "vigil/errno.h"
+#include "vigil/keepalive.h"
 
 #define MAX_KEEPCNT 127u     /* Linux MAX_TCP_KEEPCNT, the smallest known */
 #define MAX_KEEP_SECS 32767u /* Linux MAX_TCP_KEEPIDLE / MAX_TCP_KEEPINTVL */

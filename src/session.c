@@ -141,7 +141,10 @@
 #include <limits.h>
 #include <string.h>
 
-#include "vigil.h"
+#include "vigil/detector.h"
+#include "vigil/errno.h"
+#include "vigil/session.h"
+#include "vigil/wire.h"
 
 _Static_assert(sizeof(vigil_session) <= 128, "vigil_session must fit the 128-byte budget");
 

@@ -3,6 +3,8 @@
 
 #include <errno.h>
 
+#include "version.h"
+
 /* Every vigil function that can fail returns 0 (or a count) on success and a
  * negative VIGIL_E* code on failure. Where the platform has an errno of the
  * same meaning, the code is exactly -errno, so a caller on POSIX can compare
@@ -104,5 +106,12 @@ typedef enum vigil_cause {
 #undef VIGIL__CAUSE_ENUM
   VIGIL_CAUSE_COUNT
 } vigil_cause;
+
+/* Text for a VIGIL_E* code (or any negative errno), never NULL. */
+VIGIL_EXTERN const char *vigil_strerror(int err);
+/* Symbolic name of a VIGIL_E* code ("ECONNRESET"), never NULL. */
+VIGIL_EXTERN const char *vigil_err_name(int err);
+/* The contract name of a cause ("heartbeat_timeout"), never NULL. */
+VIGIL_EXTERN const char *vigil_cause_name(vigil_cause cause);
 
 #endif

@@ -23,4 +23,7 @@
 #define VIGIL_EXTERN
 #endif
 
+/* Version as "MAJOR.MINOR.PATCH". */
+VIGIL_EXTERN const char *vigil_version_string(void);
+
 #endif

@@ -18,7 +18,8 @@
 #include <sys/socket.h>
 
 #include "keepalive-os.h"
-#include "vigil.h"
+#include "vigil/errno.h"
+#include "vigil/keepalive.h"
 
 int vigil__keepalive_os_spell(vigil_keepalive_option opt, vigil__keepalive_spelling *sp) {
   sp->level = IPPROTO_TCP;

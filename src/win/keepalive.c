@@ -31,7 +31,8 @@
 #include <mstcpip.h> /* after winsock2.h, whose types it uses */
 
 #include "keepalive-os.h"
-#include "vigil.h"
+#include "vigil/errno.h"
+#include "vigil/keepalive.h"
 
 #ifndef TCP_KEEPIDLE
 #define TCP_KEEPIDLE 3 /* TCP_KEEPALIVE in ws2ipdef.h */
