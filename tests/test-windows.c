@@ -13,6 +13,7 @@
 #include "vigil.h"
 
 #ifdef _WIN32
+#include "keepalive-os.h"
 #include "win/internal.h"
 
 #define GUARD_MS 5000
@@ -232,6 +233,35 @@ static int case_error_mapping(void) {
   return 0;
 }
 
+/* The keepalive code reports a failed setsockopt through the same table
+ * as the loop (they once had two, which drifted: WSAEHOSTDOWN was
+ * EHOSTUNREACH to the loop and EPROTO to keepalive). Every Winsock code
+ * either table ever named must agree. */
+static int case_keepalive_errors(void) {
+  static const int codes[] = {
+      WSAEWOULDBLOCK,     WSAEINVAL,          WSAEFAULT,       WSAENOBUFS,
+      WSAEMSGSIZE,        WSAECONNRESET,      WSAECONNREFUSED, WSAECONNABORTED,
+      WSAETIMEDOUT,       WSAEHOSTUNREACH,    WSAEHOSTDOWN,    WSAENETUNREACH,
+      WSAENETDOWN,        WSAENETRESET,       WSAEADDRINUSE,   WSAEADDRNOTAVAIL,
+      WSAEAFNOSUPPORT,    WSAEPFNOSUPPORT,    WSAEMFILE,       WSAEOPNOTSUPP,
+      WSAEPROTONOSUPPORT, WSAESOCKTNOSUPPORT, WSAENOPROTOOPT,  WSAENOTSOCK,
+      WSAEBADF,           WSA_INVALID_HANDLE, WSAENOTCONN,     WSAEISCONN,
+      WSAEALREADY,        WSAEINPROGRESS,     WSAEINTR,        WSA_OPERATION_ABORTED,
+      WSAEACCES,          WSANOTINITIALISED,  WSASYSNOTREADY,  WSAESHUTDOWN,
+      WSAEDISCON,
+  };
+  size_t i;
+  for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    int loop_err = vigil__win_error((unsigned long)codes[i]), ka_err;
+    WSASetLastError(codes[i]);
+    ka_err = vigil__keepalive_os_last_error();
+    if (ka_err != loop_err)
+      TEST_FAIL_AT("Winsock %d: keepalive says %s, the loop %s", codes[i], vigil_err_name(ka_err),
+                   vigil_err_name(loop_err));
+  }
+  return 0;
+}
+
 static int case_ntstatus_mapping(void) {
   ASSERT_EQ(vigil__win_ntstatus(ST_SUCCESS), 0);
   ASSERT_EQ(vigil__win_ntstatus(ST_PENDING), 0); /* informational, not failure */
@@ -387,9 +417,9 @@ static int case_reuseport(void) {
   ASSERT_EQ(open_loop(&loop), 0);
   loopback4(&any, 0);
   ASSERT_EQ(vigil_tcp_init(&loop, &lst), 0);
-  ASSERT_EQ(vigil_tcp_bind_listen(&lst, (struct sockaddr *)&any, 1, VIGIL_TCP_REUSEPORT,
-                                  on_connection),
-            VIGIL_ENOTSUP);
+  ASSERT_EQ(
+      vigil_tcp_bind_listen(&lst, (struct sockaddr *)&any, 1, VIGIL_TCP_REUSEPORT, on_connection),
+      VIGIL_ENOTSUP);
   ASSERT_EQ(vigil_tcp_socket(&lst), VIGIL_INVALID_SOCKET);
   vigil_tcp_close(&lst, NULL);
   ASSERT_EQ(run_to_end(&loop), 0);
@@ -638,6 +668,10 @@ static int case_arrival_time(void) {
 
 TEST_IMPL(windows_error_mapping) {
   WINDOWS_ONLY(case_error_mapping());
+}
+
+TEST_IMPL(windows_keepalive_errors_match_loop) {
+  WINDOWS_ONLY(case_keepalive_errors());
 }
 
 TEST_IMPL(windows_ntstatus_mapping) {

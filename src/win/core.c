@@ -98,7 +98,6 @@ static BOOL CALLBACK init_process(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   (void)param;
   (void)ctx;
   find_clocks();
-  vigil__win_error_init();
   iphlp = LoadLibraryW(L"iphlpapi.dll");
   p = proc(iphlp, "if_nametoindex");
   memcpy(&if_index, &p, sizeof p);

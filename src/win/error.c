@@ -24,7 +24,11 @@
  * gives up, so it maps there and the runtime classifies it as
  * keepalive_timeout, not as a reset. ERROR_PORT_UNREACHABLE is how a
  * refused ConnectEx completes on some Windows versions: ECONNREFUSED. */
-#include "internal.h"
+#include <winsock2.h>
+#include <windows.h>
+
+#include "error.h"
+#include "vigil/errno.h"
 
 typedef ULONG(WINAPI *nt_to_dos_fn)(LONG status);
 
@@ -144,18 +148,23 @@ int vigil__win_sock_error(void) {
   return vigil__win_error((unsigned long)WSAGetLastError());
 }
 
-static nt_to_dos_fn to_dos; /* set once by vigil__win_init */
+static INIT_ONCE to_dos_once = INIT_ONCE_STATIC_INIT;
+static nt_to_dos_fn to_dos;
 
-void vigil__win_error_init(void) {
+static BOOL CALLBACK find_to_dos(PINIT_ONCE once, PVOID param, PVOID *ctx) {
   HMODULE ntdll = GetModuleHandleW(L"ntdll.dll");
+  (void)once;
+  (void)param;
+  (void)ctx;
   if (ntdll != NULL)
     to_dos = (nt_to_dos_fn)(void (*)(void))GetProcAddress(ntdll, "RtlNtStatusToDosError");
+  return TRUE;
 }
 
 int vigil__win_ntstatus(long status) {
   if (status >= 0)
     return 0; /* NT_SUCCESS: success and informational codes */
-  (void)vigil__win_init();
+  (void)InitOnceExecuteOnce(&to_dos_once, find_to_dos, NULL, NULL);
   if (to_dos != NULL)
     return vigil__win_error(to_dos(status));
   return status == NT_STATUS_CANCELLED ? VIGIL_ECANCELED : VIGIL_EPROTO;

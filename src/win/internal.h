@@ -2,8 +2,7 @@
 #define VIGIL_WIN_INTERNAL_H
 
 /* Windows platform internals shared by src/win/core.c (process start-up,
- * clocks, the completion port and its wait), src/win/error.c (Win32,
- * Winsock and NTSTATUS codes to VIGIL_E*) and src/win/tcp.c (sockets as
+ * clocks, the completion port and its wait), src/win/error.c (error.h) and src/win/tcp.c (sockets as
  * overlapped operations). The design essay is at the top of tcp.c. */
 
 #include <winsock2.h>
@@ -13,6 +12,7 @@
 #include <windows.h>
 
 #include "../loop-internal.h"
+#include "error.h"
 
 /* Handle flags private to this backend, above the portable ones of
  * loop-internal.h (which the portable layer preserves: it only ever sets
@@ -23,23 +23,6 @@
  * functions, once per process; safe from any thread. Returns 0, or
  * VIGIL_ENOTSUP (no Winsock 2.2) or VIGIL_ENOSYS (Winsock failed). */
 int vigil__win_init(void);
-
-/* A Win32 error (GetLastError), which includes every Winsock error
- * (WSAGetLastError), as a VIGIL_E* code. 0 stays 0; a code the table does
- * not know becomes VIGIL_EPROTO. */
-int vigil__win_error(unsigned long code);
-
-/* The final NTSTATUS an overlapped operation left in OVERLAPPED.Internal,
- * as a VIGIL_E* code (0 for success). Goes through RtlNtStatusToDosError,
- * as GetQueuedCompletionStatus does, so a reset is ERROR_NETNAME_DELETED
- * and an I/O timeout ERROR_SEM_TIMEOUT before vigil__win_error. */
-int vigil__win_ntstatus(long status);
-
-/* Looks up RtlNtStatusToDosError (from vigil__win_init). */
-void vigil__win_error_init(void);
-
-/* WSAGetLastError() as a VIGIL_E* code. */
-int vigil__win_sock_error(void);
 
 /* 1 when VIGIL_CLOCK_BOOTTIME is a distinct clock that counts suspended
  * time (QueryInterruptTimePrecise); 0 when it falls back to MONOTONIC. */

@@ -30,6 +30,7 @@
 
 #include <mstcpip.h> /* after winsock2.h, whose types it uses */
 
+#include "error.h"
 #include "keepalive-os.h"
 #include "vigil/errno.h"
 #include "vigil/keepalive.h"
@@ -77,68 +78,8 @@ int vigil__keepalive_os_spell(vigil_keepalive_option opt, vigil__keepalive_spell
   }
 }
 
-static int wsa_to_vigil(int wsa) {
-  switch (wsa) {
-  case WSAEWOULDBLOCK:
-    return VIGIL_EAGAIN;
-  case WSAEINVAL:
-  case WSAEFAULT:
-    return VIGIL_EINVAL;
-  case WSAENOBUFS:
-    return VIGIL_ENOBUFS;
-  case WSAEMSGSIZE:
-    return VIGIL_EMSGSIZE;
-  case WSAECONNRESET:
-    return VIGIL_ECONNRESET;
-  case WSAECONNREFUSED:
-    return VIGIL_ECONNREFUSED;
-  case WSAECONNABORTED:
-    return VIGIL_ECONNABORTED;
-  case WSAETIMEDOUT:
-    return VIGIL_ETIMEDOUT;
-  case WSAEHOSTUNREACH:
-    return VIGIL_EHOSTUNREACH;
-  case WSAENETUNREACH:
-    return VIGIL_ENETUNREACH;
-  case WSAENETDOWN:
-    return VIGIL_ENETDOWN;
-  case WSAEADDRINUSE:
-    return VIGIL_EADDRINUSE;
-  case WSAEADDRNOTAVAIL:
-    return VIGIL_EADDRNOTAVAIL;
-  case WSAEAFNOSUPPORT:
-    return VIGIL_EAFNOSUPPORT;
-  case WSAEMFILE:
-    return VIGIL_EMFILE;
-  case WSAEOPNOTSUPP:
-  case WSAEPROTONOSUPPORT:
-    return VIGIL_ENOTSUP;
-  case WSAENOPROTOOPT:
-    return VIGIL_ENOPROTOOPT;
-  case WSAENOTSOCK:
-  case WSA_INVALID_HANDLE:
-    return VIGIL_EBADF;
-  case WSAENOTCONN:
-    return VIGIL_ENOTCONN;
-  case WSAEALREADY:
-    return VIGIL_EALREADY;
-  case WSAEINPROGRESS:
-    return VIGIL_EINPROGRESS;
-  case WSAEINTR:
-    return VIGIL_EINTR;
-  case WSA_OPERATION_ABORTED:
-    return VIGIL_ECANCELED;
-  case WSAEACCES:
-    return VIGIL_EACCES;
-  case WSANOTINITIALISED:
-    return VIGIL_ENOSYS;
-  default:
-    return VIGIL_EPROTO; /* a Winsock error this table does not know */
-  }
-}
-
 int vigil__keepalive_os_last_error(void) {
-  return wsa_to_vigil(WSAGetLastError());
+  return vigil__win_sock_error();
 }
 
 int vigil__keepalive_os_get(vigil_os_socket sock, int level, int name, int *value) {
@@ -149,7 +90,7 @@ int vigil__keepalive_os_get(vigil_os_socket sock, int level, int name, int *valu
   err = WSAGetLastError();
   if (err == WSAENOPROTOOPT || err == WSAEINVAL || err == WSAEOPNOTSUPP)
     return VIGIL_ENOPROTOOPT;
-  return wsa_to_vigil(err);
+  return vigil__win_error((unsigned long)err);
 }
 
 int vigil__keepalive_os_set(vigil_os_socket sock, int level, int name, int value) {
@@ -159,7 +100,7 @@ int vigil__keepalive_os_set(vigil_os_socket sock, int level, int name, int value
   err = WSAGetLastError();
   if (err == WSAENOPROTOOPT || err == WSAEOPNOTSUPP)
     return VIGIL_ENOPROTOOPT;
-  return wsa_to_vigil(err);
+  return vigil__win_error((unsigned long)err);
 }
 
 /* The current value of a seconds option, or fallback where it cannot be read. */
