@@ -313,8 +313,10 @@ static const char *vigil_path(void) {
   return access(path, X_OK) == 0 ? path : NULL;
 }
 
-/* Starts vigil with argv (argv[0] is replaced by the binary's path). */
-static int child_start(child *c, char **argv) {
+/* Starts vigil with argv (argv[0] is replaced by the binary's path); its
+ * stdout goes to the file out_path when that is not NULL (c->out then
+ * reads nothing), else to a pipe. */
+static int child_start_to(child *c, char **argv, const char *out_path) {
   int out[2], err[2];
   posix_spawn_file_actions_t fa;
   int rc;
@@ -323,7 +325,10 @@ static int child_start(child *c, char **argv) {
   if (pipe(out) != 0 || pipe(err) != 0)
     return -1;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  if (out_path != NULL)
+    posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY, 0);
+  else
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   posix_spawn_file_actions_addclose(&fa, out[0]);
   posix_spawn_file_actions_addclose(&fa, err[0]);
@@ -339,6 +344,10 @@ static int child_start(child *c, char **argv) {
   return rc == 0 ? 0 : -1;
 }
 
+static int child_start(child *c, char **argv) {
+  return child_start_to(c, argv, NULL);
+}
+
 static uint64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -349,6 +358,8 @@ static void drain(int fd, char *buf, size_t cap, size_t *len) {
   for (;;) {
     ssize_t n;
     if (*len + 1 >= cap)
+      return;
+    if (fd < 0)
       return;
     n = read(fd, buf + *len, cap - 1 - *len);
     if (n <= 0)
@@ -428,7 +439,8 @@ static int child_wait(child *c, int timeout_ms) {
     poll(NULL, 0, 10);
   }
   drain(c->err, c->err_buf, sizeof(c->err_buf), &c->err_len);
-  close(c->out);
+  if (c->out >= 0)
+    close(c->out);
   close(c->err);
   if (status == -1)
     return -1;
@@ -988,6 +1000,83 @@ TEST_IMPL(probe_interrupted) {
   ASSERT_STR_EQ(v, "false");
   ASSERT_EQ(child_wait(&c, 5000), 1);
   child_kill(&srv);
+  return 0;
+#endif
+}
+
+/* `vigil connect ... | head -3`: once the reader has gone, the next line
+ * fails with EPIPE. The command says so on stderr, still says goodbye to the
+ * server (it stops as for a signal), and exits 1. It used to run forever. */
+TEST_IMPL(stdout_closed_pipe) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, cli;
+  char addr[64], line[2048], v[300];
+  int port, st;
+  NEED_BINARY();
+  port = start_server(&srv, "100ms", "300ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "h3", "--interval", "100ms", "--json", NULL};
+    ASSERT_EQ(child_start(&cli, argv), 0);
+  }
+  for (int k = 0; k < 3; k++) /* connecting, open, rtt */
+    ASSERT(child_line(&cli, line, sizeof(line), 5000));
+  close(cli.out); /* head -3 exits */
+  cli.out = -1;
+  st = child_wait(&cli, 5000);
+  if (st != 1)
+    child_kill(&srv);
+  ASSERT_EQ(st, 1);
+  ASSERT_NOT_NULL(strstr(cli.err_buf, "vigil: stdout: Broken pipe\n"));
+  ASSERT(child_event(&srv, "dead", "h3", line, sizeof(line), 5000));
+  child_kill(&srv);
+  ASSERT_EQ(json_get(line, "cause", v, sizeof(v)), J_STR);
+  ASSERT_STR_EQ(v, "closed");
+  ASSERT_EQ(json_num(line, "close_code"), 0);
+  return 0;
+#endif
+}
+
+/* A full stdout (> /dev/full) is an error too, whether the command writes
+ * once and exits (--help), runs until stopped (serve), or prints text with
+ * printf (probe): the reason on stderr, exit 1. Each used to exit 0 or run
+ * on. */
+TEST_IMPL(stdout_full) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, c;
+  char addr[64];
+  int port, st;
+  NEED_BINARY();
+  if (access("/dev/full", W_OK) != 0)
+    RETURN_SKIP("no /dev/full");
+  {
+    char *argv[] = {NULL, "--help", NULL};
+    ASSERT_EQ(child_start_to(&c, argv, "/dev/full"), 0);
+    ASSERT_EQ(child_wait(&c, 5000), 1);
+    ASSERT_NOT_NULL(strstr(c.err_buf, "vigil: stdout: No space left on device\n"));
+  }
+  {
+    char *argv[] = {NULL, "serve", "127.0.0.1:0", "--json", NULL};
+    ASSERT_EQ(child_start_to(&c, argv, "/dev/full"), 0);
+    ASSERT_EQ(child_wait(&c, 5000), 1);
+    ASSERT_NOT_NULL(strstr(c.err_buf, "vigil: stdout: No space left on device\n"));
+  }
+  port = start_server(&srv, "100ms", "300ms");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "probe", addr, "--count", "1", "--interval", "100ms", NULL};
+    ASSERT_EQ(child_start_to(&c, argv, "/dev/full"), 0);
+    st = child_wait(&c, 5000);
+  }
+  child_kill(&srv);
+  ASSERT_EQ(st, 1);
+  ASSERT_NOT_NULL(strstr(c.err_buf, "vigil: stdout: No space left on device\n"));
   return 0;
 #endif
 }

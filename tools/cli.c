@@ -12,10 +12,19 @@
  *
  * Event lines are built in one buffer and written with one fwrite + fflush:
  * the fault suite and the demo read our stdout through pipes while things
- * die around them, and a line must arrive whole and at once. */
+ * die around them, and a line must arrive whole and at once.
+ *
+ * stdout is our product: when it goes away (a reader that closed the pipe,
+ * `| head -3`; a full disk, `> /dev/full`) the command has no reason to go
+ * on. The first failed write or flush says so once on stderr ("vigil:
+ * stdout: Broken pipe"), stops the command the way a signal would (so a
+ * connection still says goodbye), and makes the exit status 1; SIGPIPE is
+ * ignored so that the write fails with EPIPE instead of killing us
+ * silently. */
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -430,6 +439,8 @@ int vigil_cli_run_loop(const char *cmd, vigil_loop *loop) {
 /* ---- signals ---- */
 
 static volatile sig_atomic_t caught_signal;
+static vigil_cli_sigwatch *active_watch; /* the running command's, or NULL */
+static int out_errno;                    /* first failed write to stdout; 0: none */
 
 static void on_signal(int signo) {
   if (caught_signal != 0)
@@ -451,10 +462,14 @@ static void catch_signals(void) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
-  sa.sa_handler = SIG_IGN;
-  sigaction(SIGPIPE, &sa, NULL);
 }
 #endif
+
+void vigil_cli_ignore_sigpipe(void) {
+#if defined(SIGPIPE)
+  signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE, reported and handled */
+#endif
+}
 
 static void sigwatch_tick(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_cli_sigwatch *w = vigil_container_of(t, vigil_cli_sigwatch, timer);
@@ -466,17 +481,76 @@ static void sigwatch_tick(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + 50, sigwatch_tick);
 }
 
+/* stdout failed: the command stops as for a signal (signo 0). */
+static void stop_tick(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_cli_sigwatch *w = vigil_container_of(t, vigil_cli_sigwatch, stop);
+
+  (void)loop;
+  w->fn(w->arg, 0);
+}
+
+static void request_stop(vigil_cli_sigwatch *w) {
+  vigil_loop_timer_arm(w->loop, &w->stop, vigil_loop_now_ms(w->loop), stop_tick);
+}
+
 void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
                               void (*fn)(void *arg, int signo), void *arg) {
   w->fn = fn;
   w->arg = arg;
+  w->loop = loop;
   catch_signals();
   vigil_loop_timer_init(&w->timer);
+  vigil_loop_timer_init(&w->stop);
   vigil_loop_timer_arm(loop, &w->timer, vigil_loop_now_ms(loop) + 50, sigwatch_tick);
+  active_watch = w;
+  if (out_errno != 0)
+    request_stop(w); /* stdout failed before the loop ran */
 }
 
 void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w) {
   vigil_loop_timer_cancel(loop, &w->timer);
+  vigil_loop_timer_cancel(loop, &w->stop);
+  if (active_watch == w)
+    active_watch = NULL;
+}
+
+/* ---- stdout ---- */
+
+/* The first failure is reported and stops the command; later writes are
+ * skipped (they would only fail again). */
+static void out_failed(int err) {
+  if (out_errno != 0)
+    return;
+  out_errno = err != 0 ? err : EIO;
+  fprintf(stderr, "vigil: stdout: %s\n", strerror(out_errno));
+  if (active_watch != NULL)
+    request_stop(active_watch);
+}
+
+int vigil_cli_out_failed(void) {
+  return out_errno != 0;
+}
+
+int vigil_cli_out_flush(FILE *f) {
+  errno = 0;
+  if (out_errno != 0)
+    return -1;
+  if (fflush(f) != 0 || ferror(f)) {
+    out_failed(errno);
+    return -1;
+  }
+  return 0;
+}
+
+int vigil_cli_out_exit(int status) {
+  if (vigil_cli_out_flush(stdout) == 0) {
+    errno = 0;
+    if (fclose(stdout) != 0)
+      out_failed(errno);
+  }
+  if (out_errno != 0 && status == VIGIL_CLI_OK)
+    return VIGIL_CLI_FAIL;
+  return status;
 }
 
 int vigil_cli_loop_main(const char *cmd, vigil_loop *loop, vigil_cli_sigwatch *w,
@@ -704,8 +778,14 @@ void vigil_cli_line_end(vigil_cli_line *l, FILE *f) {
     put(l, "true");
   }
   put(l, "%s\n", l->json ? "}" : "");
-  fwrite(l->buf, 1, l->len, f);
-  fflush(f);
+  if (out_errno != 0)
+    return; /* stdout is gone: the command is already stopping */
+  errno = 0;
+  if (fwrite(l->buf, 1, l->len, f) != l->len) {
+    out_failed(errno);
+    return;
+  }
+  vigil_cli_out_flush(f);
 }
 
 void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int established) {

@@ -170,14 +170,22 @@ int vigil_cli_unknown(const char *cmd, const char *arg);
 /* ---- signals ---- */
 
 /* SIGINT and SIGTERM set a flag (a second one exits at once, for a
- * shutdown that hangs); SIGPIPE is ignored. The loop cannot be woken from a
- * signal handler portably, so a watch timer polls the flag every 50 ms and
- * calls fn(arg, signo) once from the loop. */
+ * shutdown that hangs). The loop cannot be woken from a signal handler
+ * portably, so a watch timer polls the flag every 50 ms and calls
+ * fn(arg, signo) once from the loop. A failed stdout (see "stdout" below)
+ * calls fn(arg, 0) the same way, at once: the command stops as for a
+ * signal. */
 typedef struct vigil_cli_sigwatch {
-  vigil_loop_timer timer;
+  vigil_loop_timer timer; /* polls the signal flag */
+  vigil_loop_timer stop;  /* fires fn(arg, 0) when stdout failed */
+  vigil_loop *loop;
   void (*fn)(void *arg, int signo);
   void *arg;
 } vigil_cli_sigwatch;
+
+/* From main, first: a write to a closed pipe then fails with EPIPE (and is
+ * reported) instead of killing the process without a word. */
+void vigil_cli_ignore_sigpipe(void);
 
 void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
                               void (*fn)(void *arg, int signo), void *arg);
@@ -195,6 +203,24 @@ void vigil_cli_loop_stop(vigil_loop *loop, vigil_cli_sigwatch *w);
 /* After the server or client is freed: lets the loop run the close
  * callbacks that frees (nothing waits), then closes it. */
 void vigil_cli_loop_finish(vigil_loop *loop);
+
+/* ---- stdout ---- */
+
+/* Every write to stdout is checked. The first that fails prints "vigil:
+ * stdout: REASON" (strerror: "Broken pipe", "No space left on device") on
+ * stderr, stops the running command through its signal watch (fn(arg, 0)),
+ * and turns a successful exit status into 1; writes after it are skipped. */
+
+/* fflush(f) and check f's error flag (for text written with printf):
+ * 0, or -1 once stdout has failed. */
+int vigil_cli_out_flush(FILE *f);
+
+/* 1 once a write to stdout has failed. */
+int vigil_cli_out_failed(void);
+
+/* At exit, from main: flushes and closes stdout, checking both, and returns
+ * `status`, or VIGIL_CLI_FAIL instead of VIGIL_CLI_OK when stdout failed. */
+int vigil_cli_out_exit(int status);
 
 /* ---- time ---- */
 
@@ -225,7 +251,8 @@ void vigil_cli_line_null(vigil_cli_line *l, const char *key);
 void vigil_cli_line_bool(vigil_cli_line *l, const char *key, int v);
 /* A duration in nanoseconds printed as milliseconds with 3 decimals. */
 void vigil_cli_line_ms(vigil_cli_line *l, const char *key, uint64_t ns);
-/* Writes the line and a newline to f, then flushes f. */
+/* Writes the line and a newline to f, then flushes f; a failure of either
+ * is handled as described under "stdout". */
 void vigil_cli_line_end(vigil_cli_line *l, FILE *f);
 
 /* The keys every death / reject line carries (docs/CLI.md, "Death keys"):

@@ -410,7 +410,9 @@ static int find(finder *f) {
     f->fail_why = f->p[0].why;
     return -1;
   }
-  for (int round = 2; round <= MAX_ROUNDS && hi != 0; round++) {
+  /* A failed stdout (reported by the line writer) ends the search: nobody
+   * would see the next round. */
+  for (int round = 2; round <= MAX_ROUNDS && hi != 0 && !vigil_cli_out_failed(); round++) {
     uint64_t width = hi - lo, k = f->o->parallel;
     if (width <= 250 || width * 10 <= lo)
       break;

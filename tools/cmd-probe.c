@@ -106,7 +106,7 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   } else {
     printf("PROBE %s: open, interval %lu ms, timeout %lu ms\n", info->peer,
            (unsigned long)info->interval_ms, (unsigned long)info->timeout_ms);
-    fflush(stdout);
+    vigil_cli_out_flush(stdout);
   }
   /* The server may have imposed a longer heartbeat than we asked for: from
    * here each ping comes within an agreed interval and each pong within the
@@ -142,7 +142,7 @@ static void on_rtt(vigil_conn *c, uint64_t rtt_ns, void *user) {
   } else {
     printf("pong from %s: seq=%u rtt=%llu.%03llu ms\n", ci.peer, s->received,
            (unsigned long long)(rtt_ns / 1000000), (unsigned long long)(rtt_ns / 1000 % 1000));
-    fflush(stdout);
+    vigil_cli_out_flush(stdout);
   }
   if (s->received >= s->o.count)
     finish(s, 0);
@@ -175,7 +175,7 @@ static void report_end(probe_state *s, vigil_conn *c, const char *event, const v
   if (strcmp(event, "dead") == 0)
     printf(" after %llu ms of silence", (unsigned long long)(d->silent_ns / 1000000));
   printf("\n");
-  fflush(stdout);
+  vigil_cli_out_flush(stdout);
 }
 
 static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
@@ -285,7 +285,7 @@ static void print_summary(probe_state *s) {
            (unsigned long long)(s->rtt_max / 1000 % 1000));
   }
   printf("\n%s\n", alive ? "alive" : "dead");
-  fflush(stdout);
+  vigil_cli_out_flush(stdout);
 }
 
 /* probe's own flag (vigil_cli_flag_fn). */

@@ -34,7 +34,7 @@ static void usage(FILE *f) {
              "Durations take a unit: 250ms, 3s, 2m, 1h. See docs/CLI.md.\n");
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return VIGIL_CLI_USAGE;
@@ -53,4 +53,9 @@ int main(int argc, char **argv) {
   if (argv[1][0] == '-')
     return vigil_cli_usage(NULL, "unknown option '%s' (see vigil --help)", argv[1]);
   return vigil_cli_usage(NULL, "unknown command '%s' (see vigil --help)", argv[1]);
+}
+
+int main(int argc, char **argv) {
+  vigil_cli_ignore_sigpipe();
+  return vigil_cli_out_exit(run(argc, argv));
 }
