@@ -1,6 +1,7 @@
 /* Tests of the `vigil` command.
  *
- * Two halves. The parsing helpers of tools/cli.c are compiled into this test
+ * Two halves. The parsing helpers of tools/args.c and the line writer of
+ * tools/events.c are compiled into this test
  * (the test target links only the library) and checked directly: durations,
  * counts, addresses and JSON escaping, where every reject must name a
  * reason. The commands themselves are run as the built binary
@@ -8,7 +9,11 @@
  * messages, and the --json lines of serve and connect, including a death
  * with its cause. Every wait is bounded; every child is killed by pid. The
  * subprocess half needs fork/exec and skips on Windows. */
-#include "../tools/cli.c" /* NOLINT(bugprone-suspicious-include): unit under test */
+/* NOLINTBEGIN(bugprone-suspicious-include): the units under test */
+#include "../tools/args.c"
+#include "../tools/cli.c"
+#include "../tools/events.c"
+/* NOLINTEND(bugprone-suspicious-include) */
 
 #include <stdlib.h>
 
@@ -631,7 +636,8 @@ TEST_IMPL(help_and_version) {
 #if defined(_WIN32)
   RETURN_SKIP("runs the binary with posix_spawn");
 #else
-  static const char *const cmds[] = {"--help", "serve", "connect", "probe", NULL};
+  static const char *const cmds[] = {"--help", "serve",        "connect", "probe",
+                                     "run",    "idle-timeout", NULL};
   child c;
   NEED_BINARY();
   for (int k = 0; cmds[k] != NULL; k++) {
@@ -639,6 +645,17 @@ TEST_IMPL(help_and_version) {
     ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
     ASSERT_NOT_NULL(strstr(c.out_buf, "usage: vigil"));
   }
+  /* `vigil help CMD` prints exactly what `vigil CMD --help` does */
+  for (int k = 1; cmds[k] != NULL; k++) {
+    static char want[16384];
+    char *argv[] = {NULL, (char *)cmds[k], "--help", NULL};
+    char *argv2[] = {NULL, "help", (char *)cmds[k], NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+    snprintf(want, sizeof(want), "%s", c.out_buf);
+    ASSERT_EQ(run_vigil(&c, argv2, 5000), 0);
+    ASSERT_STR_EQ(c.out_buf, want);
+  }
+  ASSERT_EQ(usage_case("'nope'", "help", "nope", NULL, NULL), 0);
   {
     char *argv[] = {NULL, "--version", NULL};
     ASSERT_EQ(run_vigil(&c, argv, 5000), 0);

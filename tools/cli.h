@@ -1,7 +1,9 @@
-/* Shared pieces of the `vigil` subcommands: argument parsing (durations,
- * counts, addresses, flags), usage errors, and the event line writer that
- * prints either text or one JSON object per line (the schema is in
- * docs/CLI.md), and the signal watch every long-running command uses.
+/* Shared pieces of the `vigil` subcommands, in three files:
+ *   args.c    argument parsing (durations, counts, addresses, flags) and
+ *             usage errors;
+ *   events.c  the event line writer, text or one JSON object per line (the
+ *             schema is in docs/CLI.md), and the checks on stdout;
+ *   cli.c     running a command: the loop and the signal watch.
  * The parsers and the line writer are unit tested directly by
  * tests/test-cli.c. */
 #ifndef VIGIL_TOOLS_CLI_H
@@ -182,6 +184,11 @@ typedef struct vigil_cli_sigwatch {
   void (*fn)(void *arg, int signo);
   void *arg;
 } vigil_cli_sigwatch;
+
+/* Stops the running command as a signal would (fn(arg, 0) of its watch,
+ * from the loop, at once); nothing when no watch runs. events.c calls it
+ * when stdout fails. */
+void vigil_cli_request_stop(void);
 
 /* From main, first: a write to a closed pipe then fails with EPIPE (and is
  * reported) instead of killing the process without a word. */

@@ -24,7 +24,7 @@ static const struct command commands[] = {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: vigil COMMAND [ARGS...]\n"
-             "       vigil COMMAND --help\n"
+             "       vigil COMMAND --help   (or: vigil help COMMAND)\n"
              "       vigil --version\n\n"
              "Tells you quickly and truthfully when the other end of a TCP connection\n"
              "is gone, and why.\n\ncommands:\n");
@@ -38,6 +38,15 @@ static int run(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return VIGIL_CLI_USAGE;
+  }
+  if (strcmp(argv[1], "help") == 0 && argc >= 3) {
+    /* `vigil help CMD` is `vigil CMD --help`, word for word */
+    char help_flag[] = "--help";
+    char *sub[] = {argv[2], help_flag, NULL};
+    for (const struct command *c = commands; c->name != NULL; c++)
+      if (strcmp(argv[2], c->name) == 0)
+        return c->fn(2, sub);
+    return vigil_cli_usage(NULL, "no command '%s' (see vigil --help)", argv[2]);
   }
   if (vigil_cli_is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
     usage(stdout);
