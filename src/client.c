@@ -208,12 +208,10 @@ static void apply_defaults(vigil_client_config *c) {
 
 int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_config *cfg) {
   vigil_client *cli;
-  vigil_session probe;
   if (out == NULL || loop == NULL || cfg == NULL)
     return VIGIL_EINVAL;
   *out = NULL;
-  if (cfg->session.id == NULL || cfg->session.id_len == 0 ||
-      vigil_session_init(&probe, VIGIL_ROLE_CLIENT, &cfg->session, 0) != 0)
+  if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_CLIENT, NULL, 0) != 0)
     return VIGIL_EINVAL;
   cli = calloc(1, sizeof *cli);
   if (cli == NULL)

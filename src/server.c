@@ -344,11 +344,10 @@ static void apply_defaults(vigil_server_config *c) {
 
 int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg) {
   vigil_server *s;
-  vigil_session probe;
   if (out == NULL || loop == NULL || cfg == NULL)
     return VIGIL_EINVAL;
   *out = NULL;
-  if (vigil_session_init(&probe, VIGIL_ROLE_SERVER, &cfg->session, 0) != 0)
+  if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_SERVER, NULL, 0) != 0)
     return VIGIL_EINVAL;
   s = calloc(1, sizeof *s);
   if (s == NULL)

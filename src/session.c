@@ -139,6 +139,7 @@
  * later verdict counts from that adjusted origin.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "vigil/detector.h"
@@ -215,13 +216,59 @@ void vigil_session_config_init(vigil_session_config *cfg) {
 
 static uint32_t or_default(uint32_t v, uint32_t def) { return v != 0 ? v : def; }
 
-static int init_client(vigil_session *s, const vigil_session_config *cfg) {
+/* The one place for the rules a config must follow (the CLI asks here too
+ * instead of restating them). Writes the first broken rule into why. */
+static int bad(char *why, size_t n, const char *fmt, unsigned long a, unsigned long b) {
+  if (why != NULL && n > 0)
+    snprintf(why, n, fmt, a, b);
+  return VIGIL_EINVAL;
+}
+
+static int check_client(const vigil_session_config *cfg, char *why, size_t n) {
+  uint32_t interval = or_default(cfg->interval_ms, 1000);
   if (cfg->id == NULL || cfg->id_len == 0 || cfg->id_len > VIGIL_WIRE_MAX_ID ||
       !vigil_utf8_valid((const uint8_t *)cfg->id, cfg->id_len))
-    return VIGIL_EINVAL;
+    return bad(why, n, "id must be %lu to %lu bytes of UTF-8", 1, VIGIL_WIRE_MAX_ID);
+  /* A server never agrees to less than 2 x interval (ARCHITECTURE.md): a
+   * shorter proposal would be silently raised, so say so now. */
+  if (cfg->timeout_ms != 0 && cfg->timeout_ms / 2 < interval)
+    return bad(why, n, "timeout %lums must be at least 2 x interval %lums", cfg->timeout_ms,
+               interval);
+  return 0;
+}
+
+static int check_server(const vigil_session_config *cfg, char *why, size_t n) {
+  uint32_t min_i = or_default(cfg->min_interval_ms, 100);
+  uint32_t max_i = or_default(cfg->max_interval_ms, 600000);
+  uint32_t max_t = or_default(cfg->max_timeout_ms, 3600000);
+  /* Every agreed timeout is at least 2 x the agreed interval. */
+  if (max_t / 2 < min_i)
+    return bad(why, n, "timeout %lums must be at least 2 x the shortest interval %lums", max_t,
+               min_i);
+  if (min_i > max_i)
+    return bad(why, n, "interval policy: minimum %lums is above maximum %lums", min_i, max_i);
+  if (cfg->min_timeout_ms > max_t)
+    return bad(why, n, "timeout policy: minimum %lums is above maximum %lums", cfg->min_timeout_ms,
+               max_t);
+  return 0;
+}
+
+int vigil_session_config_check(const vigil_session_config *cfg, vigil_role role, char *why,
+                               size_t n) {
+  if (why != NULL && n > 0)
+    why[0] = '\0';
+  if (cfg == NULL || (role != VIGIL_ROLE_CLIENT && role != VIGIL_ROLE_SERVER))
+    return bad(why, n, "no config, or a role other than %lu (client) or %lu (server)",
+               VIGIL_ROLE_CLIENT, VIGIL_ROLE_SERVER);
+  if (cfg->max_frame != 0 &&
+      (cfg->max_frame < VIGIL_WIRE_MIN_CHUNK || cfg->max_frame > VIGIL_WIRE_MAX_CHUNK))
+    return bad(why, n, "max_frame must be %lu to %lu bytes", VIGIL_WIRE_MIN_CHUNK,
+               VIGIL_WIRE_MAX_CHUNK);
+  return role == VIGIL_ROLE_CLIENT ? check_client(cfg, why, n) : check_server(cfg, why, n);
+}
+
+static int init_client(vigil_session *s, const vigil_session_config *cfg) {
   s->timeout_ms = or_default(cfg->timeout_ms, u32_sat((uint64_t)s->interval_ms * 3));
-  if (s->timeout_ms <= s->interval_ms)
-    return VIGIL_EINVAL;
   s->min_ping_ms = or_default(cfg->min_ping_ms, s->interval_ms / 2);
   s->u.id = cfg->id;
   s->id_len = (uint8_t)cfg->id_len;
@@ -237,15 +284,12 @@ static int init_server(vigil_session *s, const vigil_session_config *cfg) {
   s->u.policy.min_timeout_ms = cfg->min_timeout_ms; /* 0: 2 x agreed interval */
   s->u.policy.max_timeout_ms = or_default(cfg->max_timeout_ms, 3600000);
   s->min_ping_ms = cfg->min_ping_ms; /* 0: agreed interval / 2 */
-  if (s->u.policy.min_interval_ms > s->u.policy.max_interval_ms ||
-      s->u.policy.min_timeout_ms > s->u.policy.max_timeout_ms)
-    return VIGIL_EINVAL;
   return 0;
 }
 
 int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_config *cfg,
                        uint64_t now) {
-  if (s == NULL || cfg == NULL || (role != VIGIL_ROLE_CLIENT && role != VIGIL_ROLE_SERVER))
+  if (s == NULL || vigil_session_config_check(cfg, role, NULL, 0) != 0)
     return VIGIL_EINVAL;
   memset(s, 0, sizeof *s);
   s->role = (uint8_t)role;
@@ -259,8 +303,6 @@ int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_co
   s->max_frame = or_default(cfg->max_frame, VIGIL_WIRE_MAX_CHUNK);
   s->max_message = or_default(cfg->max_message, 1u << 20);
   s->handshake_ms = or_default(cfg->handshake_timeout_ms, 5000);
-  if (s->max_frame < VIGIL_WIRE_MIN_CHUNK || s->max_frame > VIGIL_WIRE_MAX_CHUNK)
-    return VIGIL_EINVAL;
   return role == VIGIL_ROLE_CLIENT ? init_client(s, cfg) : init_server(s, cfg);
 }
 

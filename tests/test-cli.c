@@ -628,6 +628,13 @@ TEST_IMPL(usage_errors) {
   ASSERT_EQ(usage_case("'10x'", "connect", "127.0.0.1:1", "--send-every", "10x"), 0);
   ASSERT_EQ(usage_case("--echo", "connect", "127.0.0.1:1", "--echo", NULL), 0);
   ASSERT_EQ(usage_case("--send-every", "serve", "7000", "--send-size", "64"), 0);
+  /* the library's rules, asked of the library (vigil_session_config_check) */
+  ASSERT_EQ(usage_case("timeout 1500ms must be at least 2 x interval 1000ms", "connect",
+                       "127.0.0.1:1", "--timeout", "1500ms"),
+            0);
+  ASSERT_EQ(usage_case("timeout 150ms must be at least 2 x the shortest interval 100ms", "serve",
+                       "7000", "--timeout", "150ms"),
+            0);
   return 0;
 #endif
 }

@@ -526,6 +526,72 @@ TEST_IMPL(session_init_rejects_bad_config) {
   return 0;
 }
 
+/* One place for the rules: vigil_session_config_check names the broken
+ * rule, and init refuses exactly what it refuses. */
+static int check_says(const vigil_session_config *cfg, vigil_role role, const char *want) {
+  char why[160];
+  vigil_session s;
+  int rc = vigil_session_config_check(cfg, role, why, sizeof why);
+  if (want == NULL) {
+    ASSERT_EQ(rc, 0);
+    ASSERT_STR_EQ(why, "");
+    ASSERT_EQ(vigil_session_init(&s, role, cfg, T0), 0);
+    return 0;
+  }
+  ASSERT_EQ(rc, VIGIL_EINVAL);
+  if (strstr(why, want) == NULL)
+    TEST_FAIL_AT("'%s' does not say '%s'", why, want);
+  ASSERT_EQ(vigil_session_init(&s, role, cfg, T0), VIGIL_EINVAL);
+  return 0;
+}
+
+TEST_IMPL(session_config_check_names_the_rule) {
+  vigil_session_config cfg;
+  char tiny[8];
+  client_cfg(&cfg, 1000, 0);
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_CLIENT, NULL), 0);
+  client_cfg(&cfg, 1000, 2000);
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_CLIENT, NULL), 0);
+  client_cfg(&cfg, 1000, 1999); /* a server would raise it to 2000 */
+  ASSERT_EQ(
+      check_says(&cfg, VIGIL_ROLE_CLIENT, "timeout 1999ms must be at least 2 x interval 1000ms"),
+      0);
+  client_cfg(&cfg, 0, 1500); /* the default interval, 1 s */
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_CLIENT, "2 x interval 1000ms"), 0);
+  client_cfg(&cfg, 1000, 0);
+  cfg.id_len = 0;
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_CLIENT, "id must be 1 to 255 bytes of UTF-8"), 0);
+  client_cfg(&cfg, 1000, 0);
+  cfg.max_frame = 63;
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_CLIENT, "max_frame must be 64 to 16384 bytes"), 0);
+  vigil_session_config_init(&cfg);
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_SERVER, NULL), 0);
+  cfg.min_timeout_ms = cfg.max_timeout_ms = 150; /* below 2 x the 100 ms minimum interval */
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_SERVER,
+                       "timeout 150ms must be at least 2 x the shortest interval 100ms"),
+            0);
+  vigil_session_config_init(&cfg);
+  cfg.min_interval_ms = 5000;
+  cfg.max_interval_ms = 1000;
+  ASSERT_EQ(check_says(&cfg, VIGIL_ROLE_SERVER,
+                       "interval policy: minimum 5000ms is above maximum 1000ms"),
+            0);
+  vigil_session_config_init(&cfg);
+  cfg.min_timeout_ms = 9000;
+  cfg.max_timeout_ms = 8000;
+  ASSERT_EQ(
+      check_says(&cfg, VIGIL_ROLE_SERVER, "timeout policy: minimum 9000ms is above maximum 8000ms"),
+      0);
+  /* no room for the text: still refused, NUL-terminated */
+  client_cfg(&cfg, 1000, 1500);
+  ASSERT_EQ(vigil_session_config_check(&cfg, VIGIL_ROLE_CLIENT, tiny, sizeof tiny), VIGIL_EINVAL);
+  ASSERT_EQ(strlen(tiny), sizeof tiny - 1);
+  ASSERT_EQ(vigil_session_config_check(&cfg, VIGIL_ROLE_CLIENT, NULL, 0), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_config_check(NULL, VIGIL_ROLE_CLIENT, NULL, 0), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_config_check(&cfg, (vigil_role)7, NULL, 0), VIGIL_EINVAL);
+  return 0;
+}
+
 /* ---- heartbeat ------------------------------------------------------- */
 
 /* Drives one idle round on the client: expire at its deadline, write the

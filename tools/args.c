@@ -376,6 +376,14 @@ int vigil_cli_client_interval(const char *cmd, uint32_t *interval_ms) {
   return 0;
 }
 
+int vigil_cli_check_session(const char *cmd, const vigil_session_config *cfg, vigil_role role) {
+  char why[160];
+
+  if (vigil_session_config_check(cfg, role, why, sizeof(why)) != 0)
+    return vigil_cli_usage(cmd, "--interval/--timeout: %s", why);
+  return 0;
+}
+
 int vigil_cli_keepalive(const char *cmd, uint32_t budget_ms, int off, vigil_keepalive_mode *mode,
                         vigil_keepalive *ka) {
   if (budget_ms != 0 && off)

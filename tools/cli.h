@@ -145,6 +145,12 @@ int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask,
  * Returns 0 or VIGIL_CLI_USAGE after printing why. */
 int vigil_cli_client_interval(const char *cmd, uint32_t *interval_ms);
 
+/* The library's rules for a session config (vigil_session_config_check),
+ * which the CLI never restates: 0, or VIGIL_CLI_USAGE after printing the
+ * broken rule, e.g. "vigil connect: --interval/--timeout: timeout 1500ms must
+ * be at least 2 x interval 1000ms". */
+int vigil_cli_check_session(const char *cmd, const vigil_session_config *cfg, vigil_role role);
+
 /* Kernel keepalive from --keepalive D / --no-keepalive (both 0: the
  * library's AUTO). Returns 0 or VIGIL_CLI_USAGE after printing why. */
 int vigil_cli_keepalive(const char *cmd, uint32_t budget_ms, int off, vigil_keepalive_mode *mode,

@@ -274,9 +274,6 @@ static int parse_args(int argc, char **argv, connect_opts *o) {
     return rc;
   if (vigil_cli_client_interval(CMD, &c->interval_ms) != 0)
     return VIGIL_CLI_USAGE;
-  if (c->timeout_ms != 0 && c->timeout_ms / 2 < c->interval_ms)
-    return vigil_cli_usage(CMD, "--timeout %lums must be at least 2 x --interval %lums",
-                           (unsigned long)c->timeout_ms, (unsigned long)c->interval_ms);
   return 0;
 }
 
@@ -289,6 +286,8 @@ static int configure(connect_state *s, vigil_client_config *cfg) {
   cfg->session.timeout_ms = c->timeout_ms;
   cfg->session.id = c->id;
   cfg->session.id_len = strlen(c->id);
+  if (vigil_cli_check_session(CMD, &cfg->session, VIGIL_ROLE_CLIENT) != 0)
+    return VIGIL_CLI_USAGE;
   cfg->connect_timeout_ms = o->connect_timeout_ms;
   cfg->no_reconnect = o->no_reconnect;
   cfg->max_attempts = o->max_attempts;

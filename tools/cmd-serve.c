@@ -252,7 +252,6 @@ static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) 
 }
 
 static int parse_args(int argc, char **argv, serve_opts *o) {
-  const vigil_cli_common *c = &o->c;
   int rc;
 
   memset(o, 0, sizeof(*o));
@@ -263,12 +262,6 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                             argc, argv, &o->c, own_flag, o);
   if (rc != 0)
     return rc;
-  if (c->interval_ms != 0 && c->timeout_ms != 0 && c->timeout_ms / 2 < c->interval_ms)
-    return vigil_cli_usage(CMD, "--timeout %lums must be at least 2 x --interval %lums",
-                           (unsigned long)c->timeout_ms, (unsigned long)c->interval_ms);
-  if (c->interval_ms == 0 && c->timeout_ms != 0 && c->timeout_ms < 200)
-    return vigil_cli_usage(CMD, "--timeout %lums is below the 200ms minimum",
-                           (unsigned long)c->timeout_ms);
   return 0;
 }
 
@@ -286,6 +279,8 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
     sc->timeout_ms = sc->min_timeout_ms = sc->max_timeout_ms = o->timeout_ms;
     sc->max_interval_ms = o->timeout_ms / 2;
   }
+  if (vigil_cli_check_session(CMD, sc, VIGIL_ROLE_SERVER) != 0)
+    return VIGIL_CLI_USAGE;
   cfg->max_connections = so->max_conns;
   cfg->max_per_address = so->max_per_addr;
   /* Our own --send-every fills a stalled client's queue on purpose: the

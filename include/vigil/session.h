@@ -159,9 +159,19 @@ typedef struct vigil_session {
 
 VIGIL_EXTERN void vigil_session_config_init(vigil_session_config *cfg);
 
-/* Returns 0, or VIGIL_EINVAL for a config that cannot work (for example a
- * client id that is empty, over 255 bytes, or not UTF-8; timeout <= interval;
- * max_frame outside 64..16384; a policy minimum above its maximum). A client
+/* Checks cfg for `role` against the rules vigil_session_init (and the
+ * server's and client's _new) enforce, defaults applied: a client id of 1 to
+ * 255 bytes of UTF-8; a client timeout, when set, at least 2 x interval (a
+ * server raises anything shorter); max_frame 0 or 64..16384; a server's
+ * policy minimums not above their maximums, and its longest timeout at
+ * least 2 x its shortest interval. Returns 0, or VIGIL_EINVAL with the
+ * first broken rule as one line of text in why[0..n) (when why != NULL),
+ * for example "timeout 1500ms must be at least 2 x interval 1000ms". */
+VIGIL_EXTERN int vigil_session_config_check(const vigil_session_config *cfg, vigil_role role,
+                                            char *why, size_t n);
+
+/* Returns 0, or VIGIL_EINVAL for a config that cannot work (every rule of
+ * vigil_session_config_check, which says which one). A client
  * queues its HELLO here. The server's policy fields are copied; `cfg` need
  * not outlive the call except for `id` (see above) and `phi`. In adaptive
  * mode the session re-seeds `phi` at OPEN with vigil_phi_init(phi,
