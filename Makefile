@@ -49,8 +49,10 @@ lint:
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
+# The demo, then its table and run time written into docs/CLI.md.
 demo:
 	scripts/demo.sh
+	scripts/cli-doc.sh
 
 bench:
 	cmake --preset release >/dev/null

@@ -639,6 +639,63 @@ TEST_IMPL(usage_errors) {
 #endif
 }
 
+/* docs/CLI.md's usage-error examples are real: each "$ vigil ARGS" line of
+ * the block after the usage-errors marker is run, and its stderr must be
+ * exactly the line that follows, with exit 2 (scripts/cli-doc.sh writes
+ * those lines from the binary; this catches a doc that drifted). */
+TEST_IMPL(usage_errors_match_doc) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  static char doc[65536];
+  char path[1024], *p, *end;
+  const char *src = getenv("VIGIL_SOURCE_DIR");
+  FILE *f;
+  size_t n;
+  int cases = 0;
+  NEED_BINARY();
+  ASSERT_NOT_NULL(src);
+  snprintf(path, sizeof(path), "%s/docs/CLI.md", src);
+  f = fopen(path, "r");
+  ASSERT_NOT_NULL(f);
+  n = fread(doc, 1, sizeof(doc) - 1, f);
+  fclose(f);
+  doc[n] = '\0';
+  p = strstr(doc, "<!-- usage-errors");
+  ASSERT_NOT_NULL(p);
+  p = strstr(p, "```\n");
+  ASSERT_NOT_NULL(p);
+  p += 4;
+  end = strstr(p, "```");
+  ASSERT_NOT_NULL(end);
+  *end = '\0';
+  while (*p != '\0') {
+    char *cmd = p, *want, *argv[16];
+    int argc = 1;
+    child c;
+    ASSERT(strncmp(cmd, "$ vigil ", 8) == 0);
+    want = strchr(cmd, '\n');
+    ASSERT_NOT_NULL(want);
+    *want++ = '\0';
+    p = strchr(want, '\n');
+    ASSERT_NOT_NULL(p);
+    *p++ = '\0';
+    char shown[256];
+    snprintf(shown, sizeof(shown), "%s", cmd + 8);
+    for (char *tok = strtok(cmd + 8, " "); tok != NULL && argc < 15; tok = strtok(NULL, " "))
+      argv[argc++] = tok;
+    argv[argc] = NULL;
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 2);
+    if (strncmp(c.err_buf, want, strlen(want)) != 0 || strcmp(c.err_buf + strlen(want), "\n") != 0)
+      TEST_FAIL_AT("docs/CLI.md says\n  %s\nbut vigil %s printed\n  %s(run scripts/cli-doc.sh)",
+                   want, shown, c.err_buf);
+    cases++;
+  }
+  ASSERT_GE(cases, 4);
+  return 0;
+#endif
+}
+
 TEST_IMPL(help_and_version) {
 #if defined(_WIN32)
   RETURN_SKIP("runs the binary with posix_spawn");
