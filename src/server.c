@@ -78,6 +78,7 @@ struct vigil_server {
   vigil_defer closed_defer;
   vigil_server_stats stats;
   char old_peer[VIGIL_ADDRSTRLEN];
+  char listen_failed[VIGIL_ADDRSTRLEN]; /* vigil_server_listen_failed */
 };
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -403,18 +404,19 @@ static int listen_one(vigil_server *s, const struct sockaddr *sa, uint16_t *port
   vigil_tcp *t;
   struct sockaddr_storage ss;
   int rc, len;
+  memset(&ss, 0, sizeof ss);
+  memcpy(&ss, sa, (size_t)vigil_ip_len(sa));
+  if (ss.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&ss)->sin6_port = htons(*port);
+  else
+    ((struct sockaddr_in *)&ss)->sin_port = htons(*port);
+  /* Named before the attempt, so whatever fails below is reported with the
+   * address it was for. */
+  (void)vigil_ip_format((const struct sockaddr *)&ss, s->listen_failed, sizeof s->listen_failed);
   if (s->nlisteners == MAX_LISTENERS)
     return VIGIL_ENOSPACE;
   if ((t = malloc(sizeof *t)) == NULL)
     return VIGIL_ENOMEM;
-  memset(&ss, 0, sizeof ss);
-  memcpy(&ss, sa, (size_t)vigil_ip_len(sa));
-  if (*port != 0) {
-    if (ss.ss_family == AF_INET6)
-      ((struct sockaddr_in6 *)&ss)->sin6_port = htons(*port);
-    else
-      ((struct sockaddr_in *)&ss)->sin_port = htons(*port);
-  }
   vigil_tcp_init(s->o.loop, t);
   t->data = s;
   s->listeners_open++;
@@ -443,11 +445,48 @@ static int resolve_error(int rc) {
   }
 }
 
+/* Closes the listeners opened since index `from`: a failed listen leaves
+ * nothing of itself behind. */
+static void unlisten_from(vigil_server *s, unsigned from) {
+  while (s->nlisteners > from)
+    vigil_tcp_close(s->listeners[--s->nlisteners], on_listener_closed);
+}
+
+/* Binds every address of res, IPv6 first, so with port 0 the kernel's
+ * choice there is reused for IPv4 ("::" and "0.0.0.0" on the same port).
+ * All or nothing: "every address" that silently lost one of them would
+ * claim a service it does not give (another process on 127.0.0.1:P would
+ * take the IPv4 clients while we said we listened). The one exception is
+ * a family the system has no stack for (EAFNOSUPPORT): that is not an
+ * address of this host at all. */
+static int listen_all(vigil_server *s, const struct addrinfo *res, uint16_t *port) {
+  const struct addrinfo *ai;
+  unsigned from = s->nlisteners;
+  int pass, err, ok = 0;
+  for (pass = 0; pass < 2; pass++) {
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+      if ((ai->ai_family == AF_INET6) != (pass == 0))
+        continue;
+      err = listen_one(s, ai->ai_addr, port);
+      if (err == VIGIL_EAFNOSUPPORT)
+        continue;
+      if (err != 0) {
+        unlisten_from(s, from);
+        return err;
+      }
+      ok++;
+    }
+  }
+  return ok != 0 ? 0 : VIGIL_EAFNOSUPPORT;
+}
+
 int vigil_server_listen(vigil_server *s, const char *host, uint16_t port, uint16_t *bound_port) {
-  struct addrinfo hints, *res = NULL, *ai;
-  int rc, first_err = 0, ok = 0;
+  struct addrinfo hints, *res = NULL;
+  int rc, tries;
+  uint16_t p;
   if (s == NULL)
     return VIGIL_EINVAL;
+  s->listen_failed[0] = '\0';
   if (s->shutting_down)
     return VIGIL_ECLOSED;
   memset(&hints, 0, sizeof hints);
@@ -459,28 +498,25 @@ int vigil_server_listen(vigil_server *s, const char *host, uint16_t port, uint16
   rc = getaddrinfo(host, "0", &hints, &res);
   if (rc != 0)
     return resolve_error(rc);
-  /* IPv6 first, so with port 0 the kernel's choice there is reused for
-   * IPv4 ("::" and "0.0.0.0" side by side on the same port). */
-  for (rc = 0; rc < 2; rc++) {
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-      int err;
-      if ((ai->ai_family == AF_INET6) != (rc == 0))
-        continue;
-      err = listen_one(s, ai->ai_addr, &port);
-      if (err == 0)
-        ok++;
-      else if (first_err == 0)
-        first_err = err;
-    }
+  /* With port 0 the port the kernel chose for IPv6 may be taken on IPv4:
+   * that is bad luck, not the caller's error, so a few fresh draws. */
+  for (tries = 0;; tries++) {
+    p = port;
+    rc = listen_all(s, res, &p);
+    if (rc != VIGIL_EADDRINUSE || port != 0 || tries == 8)
+      break;
   }
   freeaddrinfo(res);
-  if (ok == 0)
-    return first_err != 0 ? first_err : VIGIL_EADDRNOTAVAIL;
-  /* A name resolving to several addresses succeeds if any bound; a
-   * missing IPv6 stack, say, must not stop IPv4 service. */
+  if (rc != 0)
+    return rc;
+  s->listen_failed[0] = '\0';
   if (bound_port != NULL)
-    *bound_port = port;
+    *bound_port = p;
   return 0;
+}
+
+const char *vigil_server_listen_failed(const vigil_server *s) {
+  return s != NULL ? s->listen_failed : "";
 }
 
 int vigil_server_send_to(vigil_server *s, const char *id, size_t id_len, const void *msg,

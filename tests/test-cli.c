@@ -599,6 +599,43 @@ static int usage_case(const char *expect, char *a1, char *a2, char *a3, char *a4
 }
 #endif
 
+/* Defect 3 of issue 8: `vigil serve P` with another process on
+ * 127.0.0.1:P printed `listening *:P` and held only [::]:P. It must exit 1
+ * naming the address it could not bind. */
+TEST_IMPL(serve_refuses_half_bind) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  struct sockaddr_in sin;
+  socklen_t len = sizeof(sin);
+  char port[16], want[64];
+  int one = 1, fd;
+  child c;
+  NEED_BINARY();
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT(fd >= 0);
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  ASSERT_EQ(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+  snprintf(port, sizeof(port), "%u", (unsigned)ntohs(sin.sin_port));
+  {
+    char *argv[] = {NULL, "serve", port, NULL};
+    int st = run_vigil(&c, argv, 5000);
+    close(fd);
+    ASSERT_EQ(st, 1);
+  }
+  snprintf(want, sizeof(want), "0.0.0.0:%s: address already in use", port);
+  if (strstr(c.err_buf, want) == NULL)
+    TEST_FAIL_AT("stderr does not say '%s': %s", want, c.err_buf);
+  ASSERT(strstr(c.out_buf, "listening") == NULL);
+  return 0;
+#endif
+}
+
 TEST_IMPL(usage_errors) {
 #if defined(_WIN32)
   RETURN_SKIP("runs the binary with posix_spawn");

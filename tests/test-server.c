@@ -967,6 +967,41 @@ TEST_IMPL(listen_ipv4_and_ipv6) {
   return 0;
 }
 
+/* Defect 3 of issue 8: with another socket on 127.0.0.1:P, listening on
+ * every interface on P used to bind [::]:P alone and report success. It
+ * must fail, name the address, and keep nothing bound. */
+TEST_IMPL(listen_every_address_all_or_nothing) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket other, probe6, probe4;
+  uint16_t port = 0, got = 0, p6;
+  char want[64];
+  int rc;
+  server_config(&f, &cfg);
+  ASSERT_EQ(util_net_init(), 0);
+  ASSERT_EQ(vigil_loop_init(&f.loop, NULL), 0);
+  ASSERT_EQ(vigil_server_new(&f.srv, &f.loop, &cfg), 0);
+  ASSERT_EQ(util_raw_listen("127.0.0.1", &port, &other), 0);
+  rc = vigil_server_listen(f.srv, NULL, port, &got);
+  ASSERT_EQ(rc, VIGIL_EADDRINUSE);
+  ASSERT_EQ(got, 0);
+  snprintf(want, sizeof want, "0.0.0.0:%u", (unsigned)port);
+  ASSERT_STR_EQ(vigil_server_listen_failed(f.srv), want);
+  util_run_for(&f.loop, 5);
+  /* nothing left behind: no listener answers on [::1]:P (refused, or no
+   * IPv6 at all) */
+  ASSERT_NE(util_raw_connect("::1", port, &probe6), 0);
+  /* once the other process is gone the same call binds both families */
+  util_raw_close(other);
+  ASSERT_EQ(vigil_server_listen(f.srv, NULL, port, &got), 0);
+  ASSERT_EQ(got, port);
+  ASSERT_STR_EQ(vigil_server_listen_failed(f.srv), "");
+  p6 = port;
+  ASSERT_EQ(util_raw_listen("127.0.0.1", &p6, &probe4), VIGIL_EADDRINUSE);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 static int child_connector(void *arg) {
   vigil_os_socket s[8];
   uint8_t b;

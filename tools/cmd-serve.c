@@ -342,8 +342,12 @@ static int serve(serve_state *s) {
   rc = vigil_server_listen(s->srv, s->o.c.addr.host[0] != '\0' ? s->o.c.addr.host : NULL,
                            s->o.c.addr.port_num, &port);
   if (rc != 0) {
-    fprintf(stderr, "vigil serve: cannot listen on %s%s%s: %s\n", s->o.c.addr.host,
-            s->o.c.addr.host[0] != '\0' ? ":" : "port ", s->o.c.addr.port, vigil_strerror(rc));
+    const char *where = vigil_server_listen_failed(s->srv);
+    if (where[0] != '\0')
+      fprintf(stderr, "vigil serve: cannot listen on %s: %s\n", where, vigil_strerror(rc));
+    else
+      fprintf(stderr, "vigil serve: cannot listen on %s%s%s: %s\n", s->o.c.addr.host,
+              s->o.c.addr.host[0] != '\0' ? ":" : "port ", s->o.c.addr.port, vigil_strerror(rc));
     vigil_server_free(s->srv);
     return VIGIL_CLI_FAIL;
   }

@@ -80,12 +80,28 @@ VIGIL_EXTERN int vigil_server_new(vigil_server **out, vigil_loop *loop,
  * (every address it resolves to is bound); NULL or "" means every interface,
  * IPv6 and IPv4. IPv6 sockets are V6ONLY so "::" and "0.0.0.0" can both be
  * bound. Port 0 lets the kernel choose: *bound_port (may be NULL) receives
- * the port actually bound. Returns 0 or VIGIL_EADDRINUSE, VIGIL_EADDRNOTAVAIL,
- * VIGIL_EACCES, VIGIL_EAFNOSUPPORT, VIGIL_EINVAL (bad host), VIGIL_ENOENT
- * (name did not resolve), VIGIL_EMFILE, VIGIL_ENOMEM, VIGIL_ENOSPACE (more
- * than 16 listening sockets), VIGIL_ECLOSED (shutting down). */
+ * the port actually bound.
+ *
+ * All or nothing: every address is bound, or the call fails and closes what
+ * it had bound, and vigil_server_listen_failed names the address that could
+ * not be bound (another process on 127.0.0.1:P fails "every interface" on P
+ * rather than leaving IPv4 clients to that process). An address family the
+ * system has no support for at all is skipped. This call resolves a name
+ * with the system's blocking resolver: give a numeric address on a loop
+ * that is already serving.
+ *
+ * Returns 0 or VIGIL_EADDRINUSE, VIGIL_EADDRNOTAVAIL, VIGIL_EACCES,
+ * VIGIL_EAFNOSUPPORT, VIGIL_EINVAL (bad host), VIGIL_ENOENT (name did not
+ * resolve), VIGIL_EMFILE, VIGIL_ENOMEM, VIGIL_ENOSPACE (more than 16
+ * listening sockets), VIGIL_ECLOSED (shutting down). */
 VIGIL_EXTERN int vigil_server_listen(vigil_server *srv, const char *host, uint16_t port,
                                      uint16_t *bound_port);
+
+/* After vigil_server_listen failed: the address it could not bind, as
+ * "0.0.0.0:7000" or "[::]:7000"; "" when it failed before trying one (the
+ * name did not resolve, shutting down) or when the last listen succeeded.
+ * The string belongs to the server and lives until the next listen. */
+VIGIL_EXTERN const char *vigil_server_listen_failed(const vigil_server *srv);
 
 /* The live connection whose client said this id, or NULL. */
 VIGIL_EXTERN vigil_conn *vigil_server_find(vigil_server *srv, const char *id, size_t id_len);
