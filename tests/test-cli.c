@@ -665,6 +665,11 @@ TEST_IMPL(usage_errors) {
   ASSERT_EQ(usage_case("'10x'", "connect", "127.0.0.1:1", "--send-every", "10x"), 0);
   ASSERT_EQ(usage_case("--echo", "connect", "127.0.0.1:1", "--echo", NULL), 0);
   ASSERT_EQ(usage_case("--send-every", "serve", "7000", "--send-size", "64"), 0);
+  /* short options name their long form; an unknown one is named as typed */
+  ASSERT_EQ(usage_case("--interval: bad duration '3x'", "serve", "7000", "-i", "3x"), 0);
+  ASSERT_EQ(usage_case("--count: bad number '0'", "probe", "127.0.0.1:1", "-c", "0"), 0);
+  ASSERT_EQ(usage_case("unknown option '-x'", "probe", "127.0.0.1:1", "-x", NULL), 0);
+  ASSERT_EQ(usage_case("--count needs a value", "probe", "127.0.0.1:1", "--count", NULL), 0);
   /* the library's rules, asked of the library (vigil_session_config_check) */
   ASSERT_EQ(usage_case("timeout 1500ms must be at least 2 x interval 1000ms", "connect",
                        "127.0.0.1:1", "--timeout", "1500ms"),
@@ -822,7 +827,8 @@ TEST_IMPL(probe_live_and_stopped) {
     ASSERT_NOT_NULL(strstr(c.out_buf, "2 pongs"));
   }
   {
-    char *argv[] = {NULL, "probe", addr, "--count", "1", "--interval", "100ms", "--json", NULL};
+    /* the short forms (getopt_long): -c --count, -i --interval, -j --json */
+    char *argv[] = {NULL, "probe", "-c", "1", addr, "-i100ms", "-j", NULL};
     int st = run_vigil(&c, argv, 10000);
     if (st != 0)
       child_kill(&srv);

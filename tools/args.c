@@ -11,6 +11,7 @@
 #include "cli.h"
 
 #include <ctype.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,56 +304,121 @@ int vigil_cli_check_id(const char *cmd, const char *id) {
   return 0;
 }
 
-/* 1 when argv[*i] was a shared option of `mask` (stored), 0 when not, -1
- * after a usage error. */
-static int common_flag(const char *cmd, unsigned mask, int argc, char **argv, int *i,
-                       vigil_cli_common *c) {
-  const char *arg = argv[*i];
-  int rc = 0;
+/* The shared options of `mask`, then the command's own, into opts (at
+ * most max); returns how many. Short forms only for the common ones. */
+static size_t gather_opts(unsigned mask, vigil_cli_common *c, const vigil_cli_opt *own,
+                          vigil_cli_opt *opts, size_t max) {
+  const vigil_cli_opt common[] = {
+      {"id", 0, VIGIL_CLI_STRING, &c->id, 0, 0, VIGIL_CLI_OPT_ID},
+      {"interval", 'i', VIGIL_CLI_DURATION, &c->interval_ms, 0, 0, VIGIL_CLI_OPT_INTERVAL},
+      {"timeout", 't', VIGIL_CLI_DURATION, &c->timeout_ms, 0, 0, VIGIL_CLI_OPT_TIMEOUT},
+      {"keepalive", 0, VIGIL_CLI_DURATION, &c->keepalive_ms, 0, 0, VIGIL_CLI_OPT_KEEPALIVE},
+      {"no-keepalive", 0, VIGIL_CLI_FLAG, &c->keepalive_off, 0, 0, VIGIL_CLI_OPT_KEEPALIVE},
+      {"json", 'j', VIGIL_CLI_FLAG, &c->json, 0, 0, VIGIL_CLI_OPT_JSON},
+      {"send-every", 0, VIGIL_CLI_DURATION, &c->send_every_ms, 0, 0, VIGIL_CLI_OPT_SEND},
+      {"send-size", 0, VIGIL_CLI_UINT, &c->send_size, 1, VIGIL_CLI_SEND_SIZE_MAX,
+       VIGIL_CLI_OPT_SEND}};
+  size_t n = 0;
 
-  if ((mask & VIGIL_CLI_OPT_KEEPALIVE) &&
-      vigil_cli_flag_set(arg, "--no-keepalive", &c->keepalive_off))
-    return 1;
-  if ((mask & VIGIL_CLI_OPT_JSON) && vigil_cli_flag_set(arg, "--json", &c->json))
-    return 1;
-  if (((mask & VIGIL_CLI_OPT_ID) &&
-       (rc = vigil_cli_flag_value(cmd, argc, argv, i, "--id", &c->id)) != 0) ||
-      ((mask & VIGIL_CLI_OPT_INTERVAL) &&
-       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--interval", &c->interval_ms)) != 0) ||
-      ((mask & VIGIL_CLI_OPT_TIMEOUT) &&
-       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--timeout", &c->timeout_ms)) != 0) ||
-      ((mask & VIGIL_CLI_OPT_KEEPALIVE) &&
-       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--keepalive", &c->keepalive_ms)) != 0) ||
-      ((mask & VIGIL_CLI_OPT_SEND) &&
-       (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--send-every", &c->send_every_ms)) !=
-           0) ||
-      ((mask & VIGIL_CLI_OPT_SEND) &&
-       (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--send-size", 1, VIGIL_CLI_SEND_SIZE_MAX,
-                                 &c->send_size)) != 0))
-    return rc;
+  for (size_t k = 0; k < sizeof(common) / sizeof(common[0]) && n < max; k++)
+    if (mask & common[k].mask)
+      opts[n++] = common[k];
+  for (; own != NULL && own->name != NULL && n < max; own++)
+    opts[n++] = *own;
+  return n;
+}
+
+/* Stores one option's value; 0, or -1 after a usage error naming it. */
+static int apply_opt(const char *cmd, const vigil_cli_opt *o, const char *v) {
+  const char *why;
+
+  switch (o->kind) {
+  case VIGIL_CLI_FLAG:
+    *(int *)o->dst = 1;
+    return 0;
+  case VIGIL_CLI_STRING:
+    *(const char **)o->dst = v;
+    return 0;
+  case VIGIL_CLI_DURATION:
+    if (vigil_cli_parse_duration(v, o->dst, &why) == 0)
+      return 0;
+    vigil_cli_usage(cmd, "--%s: bad duration '%s': %s", o->name, v, why);
+    return -1;
+  default:
+    if (vigil_cli_parse_uint(v, o->min, o->max, o->dst, &why) == 0)
+      return 0;
+    vigil_cli_usage(cmd, "--%s: bad number '%s': %s (expected %lu..%lu)", o->name, v, why,
+                    (unsigned long)o->min, (unsigned long)o->max);
+    return -1;
+  }
+}
+
+/* getopt_long over opts: --name VALUE, --name=VALUE, -x VALUE, -xVALUE;
+ * positional arguments may come anywhere. Returns 0 with the first
+ * positional argument in *addr, -1 after printing the help, or
+ * VIGIL_CLI_USAGE after printing why. */
+static int scan(const char *cmd, const char *usage_text, const vigil_cli_opt *opts, size_t n,
+                int argc, char **argv, const char **addr) {
+  struct option longs[VIGIL_CLI_MAX_OPTS + 2];
+  char shorts[2 * VIGIL_CLI_MAX_OPTS + 4] = ":h";
+  size_t sl = 2;
+  int ch;
+
+  for (size_t k = 0; k < n; k++) {
+    longs[k].name = opts[k].name;
+    longs[k].has_arg = opts[k].kind == VIGIL_CLI_FLAG ? no_argument : required_argument;
+    longs[k].flag = NULL;
+    longs[k].val = 256 + (int)k;
+    if (opts[k].short_name != 0) {
+      shorts[sl++] = opts[k].short_name;
+      if (opts[k].kind != VIGIL_CLI_FLAG)
+        shorts[sl++] = ':';
+    }
+  }
+  shorts[sl] = '\0';
+  longs[n] = (struct option){"help", no_argument, NULL, 'h'};
+  memset(&longs[n + 1], 0, sizeof(longs[0]));
+  opterr = 0; /* our own messages, one line naming the argument */
+  optind = 1;
+  while ((ch = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+    const vigil_cli_opt *o = NULL;
+    if (ch == 'h') {
+      fputs(usage_text, stdout);
+      return -1;
+    }
+    if (ch == '?' || ch == ':') {
+      const char *arg = argv[optind - 1];
+      char flag[3] = {'-', (char)optopt, '\0'};
+      if (optopt >= 256 && optopt < 256 + (int)n)
+        return vigil_cli_usage(cmd, "--%s needs a value", opts[optopt - 256].name);
+      if (optopt != 0 && ch == ':')
+        return vigil_cli_usage(cmd, "%s needs a value", flag);
+      return vigil_cli_unknown(cmd, optopt != 0 ? flag : arg);
+    }
+    if (ch >= 256)
+      o = &opts[ch - 256];
+    for (size_t k = 0; o == NULL && k < n; k++)
+      if (opts[k].short_name == ch)
+        o = &opts[k];
+    if (o == NULL || apply_opt(cmd, o, optarg) != 0)
+      return VIGIL_CLI_USAGE;
+  }
+  for (int k = optind; k < argc; k++)
+    if (vigil_cli_positional(cmd, argv[k], addr) != 0)
+      return VIGIL_CLI_USAGE;
   return 0;
 }
 
 int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask, int argc,
-                         char **argv, vigil_cli_common *common, vigil_cli_flag_fn own_flag,
-                         void *opts) {
+                         char **argv, vigil_cli_common *common, const vigil_cli_opt *own) {
+  vigil_cli_opt opts[VIGIL_CLI_MAX_OPTS];
   const char *addr = NULL, *why;
   int port_only = (mask & VIGIL_CLI_OPT_PORT_ONLY) != 0;
+  size_t n = gather_opts(mask, common, own, opts, VIGIL_CLI_MAX_OPTS);
+  int rc = scan(cmd, usage_text, opts, n, argc, argv, &addr);
 
-  for (int i = 1; i < argc; i++) {
-    int rc;
-    if (vigil_cli_is_help(argv[i])) {
-      fputs(usage_text, stdout);
-      return -1;
-    }
-    rc = common_flag(cmd, mask, argc, argv, &i, common);
-    if (rc == 0 && own_flag != NULL)
-      rc = own_flag(opts, cmd, argc, argv, &i);
-    if (rc < 0)
-      return VIGIL_CLI_USAGE;
-    if (rc == 0 && vigil_cli_positional(cmd, argv[i], &addr) != 0)
-      return VIGIL_CLI_USAGE;
-  }
+  if (rc != 0)
+    return rc;
   if (addr == NULL)
     return vigil_cli_usage(cmd, "missing %s (see vigil %s --help)",
                            port_only ? "[HOST:]PORT" : "HOST:PORT", cmd);

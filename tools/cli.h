@@ -125,21 +125,40 @@ typedef struct vigil_cli_common {
   int keepalive_off, json;
 } vigil_cli_common;
 
-/* A command's own flags: like vigil_cli_flag_value, returns 1 when argv[*i]
- * was one of them (advancing *i past a value), 0 when it was not, -1 after
- * printing a usage error. */
-typedef int (*vigil_cli_flag_fn)(void *opts, const char *cmd, int argc, char **argv, int *i);
+/* One option of a command for vigil_cli_parse_args: --name (and -x when
+ * short_name is not 0), stored into dst: an int set to 1 (FLAG), a const
+ * char * (STRING), a uint32_t of milliseconds (DURATION) or a uint32_t in
+ * [min, max] (UINT). mask: which VIGIL_CLI_OPT_* brings it (shared ones). */
+typedef enum vigil_cli_kind {
+  VIGIL_CLI_FLAG,
+  VIGIL_CLI_STRING,
+  VIGIL_CLI_DURATION,
+  VIGIL_CLI_UINT
+} vigil_cli_kind;
 
-/* The argument loop every network command runs: --help / -h prints
- * usage_text to stdout; the shared options of `mask` go to *common, the
- * command's own to own_flag(opts, ...) (may be NULL); the one positional
- * argument is the address, parsed into common->addr (a missing or bad one is
- * a usage error); then --id, if given, is checked, and --send-size without
- * --send-every is refused. Returns 0, -1 after
- * printing the help, or VIGIL_CLI_USAGE after printing one line why. */
+typedef struct vigil_cli_opt {
+  const char *name; /* without the leading "--"; NULL ends a table */
+  char short_name;
+  vigil_cli_kind kind;
+  void *dst;
+  uint32_t min, max;
+  unsigned mask;
+} vigil_cli_opt;
+
+/* Options one command may have, shared ones included. */
+#define VIGIL_CLI_MAX_OPTS 24
+
+/* The argument loop every network command runs, with getopt_long: --NAME
+ * VALUE, --NAME=VALUE, and the short forms -i (--interval), -t (--timeout),
+ * -j (--json), -h (--help, which prints usage_text to stdout) and the
+ * command's own. The shared options of `mask` go to *common, the command's
+ * own table `own` (ended by a NULL name; may be NULL) to their dst; the one
+ * positional argument is the address, parsed into common->addr (a missing or
+ * bad one is a usage error); then --id, if given, is checked, and
+ * --send-size without --send-every is refused. Returns 0, -1 after printing
+ * the help, or VIGIL_CLI_USAGE after printing one line why. */
 int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask, int argc,
-                         char **argv, vigil_cli_common *common, vigil_cli_flag_fn own_flag,
-                         void *opts);
+                         char **argv, vigil_cli_common *common, const vigil_cli_opt *own);
 
 /* A client's proposed --interval: 1s when not given, and at least 100ms.
  * Returns 0 or VIGIL_CLI_USAGE after printing why. */

@@ -43,8 +43,8 @@ static const char usage_text[] =
     "  --id NAME          peer id sent to the server, 1..255 bytes of UTF-8\n"
     "                     (default HOSTNAME-PID); a second client with the same\n"
     "                     id takes over the first\n"
-    "  --interval D       heartbeat interval proposed to the server (default 1s)\n"
-    "  --timeout D        silence after which the server is dead (default 3 x\n"
+    "  -i, --interval D   heartbeat interval proposed to the server (default 1s)\n"
+    "  -t, --timeout D    silence after which the server is dead (default 3 x\n"
     "                     interval; at least 2 x interval)\n"
     "  --connect-timeout D  a TCP connect must complete within D (default 5s)\n"
     "  --keepalive D      kernel keepalive + TCP_USER_TIMEOUT budget D (default:\n"
@@ -53,11 +53,11 @@ static const char usage_text[] =
     "  --backoff-max D    longest wait between reconnect attempts (default 30s)\n"
     "  --no-reconnect     exit 1 at the first death or failed attempt\n"
     "  --max-attempts N   give up (exit 1) after N failed attempts in a row\n"
-    "  --quiet-rtt        do not print rtt lines\n"
+    "  -q, --quiet-rtt    do not print rtt lines\n"
     "  --send-every D     once open, send one message every D (data in flight)\n"
     "  --send-size N      bytes per message, 1..1048576, at most the agreed\n"
     "                     max_message (default 64)\n"
-    "  --json             one JSON object per line (schema: docs/CLI.md)\n"
+    "  -j, --json         one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help         this text\n"
     "\n"
     "Durations: 250ms, 3s, 1.5s, 2m, 1h. Exit status: 0 after SIGINT/SIGTERM,\n"
@@ -246,29 +246,20 @@ static void on_signal(void *arg, int signo) {
     on_closed(s->cli, s);
 }
 
-/* connect's own flags (vigil_cli_flag_fn). */
-static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
-  connect_opts *o = opts;
-  int rc;
-
-  if ((rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--connect-timeout",
-                                    &o->connect_timeout_ms)) != 0 ||
-      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--backoff-max", &o->backoff_max_ms)) !=
-          0 ||
-      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-attempts", 1, 1000000,
-                                &o->max_attempts)) != 0)
-    return rc;
-  return vigil_cli_flag_set(argv[*i], "--quiet-rtt", &o->quiet_rtt) ||
-         vigil_cli_flag_set(argv[*i], "--no-reconnect", &o->no_reconnect);
-}
-
 static int parse_args(int argc, char **argv, connect_opts *o) {
   vigil_cli_common *c = &o->c;
+  const vigil_cli_opt own[] = {
+      {"connect-timeout", 0, VIGIL_CLI_DURATION, &o->connect_timeout_ms, 0, 0, 0},
+      {"backoff-max", 0, VIGIL_CLI_DURATION, &o->backoff_max_ms, 0, 0, 0},
+      {"max-attempts", 0, VIGIL_CLI_UINT, &o->max_attempts, 1, 1000000, 0},
+      {"quiet-rtt", 'q', VIGIL_CLI_FLAG, &o->quiet_rtt, 0, 0, 0},
+      {"no-reconnect", 0, VIGIL_CLI_FLAG, &o->no_reconnect, 0, 0, 0},
+      {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc =
       vigil_cli_parse_args(CMD, usage_text,
                            VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON | VIGIL_CLI_OPT_SEND,
-                           argc, argv, c, own_flag, o);
+                           argc, argv, c, own);
 
   if (rc != 0)
     return rc;

@@ -52,7 +52,7 @@ static const char usage_text[] =
     "                  policy must allow at least 4/3 of it)\n"
     "  --parallel N    connections per refining round (default 8, 1..16)\n"
     "  --deadline D    how long a pong may take after the hold (default 1s)\n"
-    "  --json          one JSON object per line: probe, round, result\n"
+    "  -j, --json      one JSON object per line: probe, round, result\n"
     "\n"
     "Exit status: 0 a timeout was found (or none up to --max), 1 the server\n"
     "could not be reached or refused, 2 bad usage.\n";
@@ -62,20 +62,12 @@ typedef struct idle_opts {
   uint32_t min_ms, max_ms, parallel, deadline_ms;
 } idle_opts;
 
-/* idle-timeout's own flags (vigil_cli_flag_fn). */
-static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
-  idle_opts *o = opts;
-  int rc;
-
-  if ((rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--min", &o->min_ms)) != 0 ||
-      (rc = vigil_cli_flag_duration(cmd, argc, argv, i, "--max", &o->max_ms)) != 0 ||
-      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--parallel", 1, MAX_PROBES, &o->parallel)) !=
-          0)
-    return rc;
-  return vigil_cli_flag_duration(cmd, argc, argv, i, "--deadline", &o->deadline_ms);
-}
-
 static int parse_args(int argc, char **argv, idle_opts *o) {
+  const vigil_cli_opt own[] = {{"min", 0, VIGIL_CLI_DURATION, &o->min_ms, 0, 0, 0},
+                               {"max", 0, VIGIL_CLI_DURATION, &o->max_ms, 0, 0, 0},
+                               {"parallel", 0, VIGIL_CLI_UINT, &o->parallel, 1, MAX_PROBES, 0},
+                               {"deadline", 0, VIGIL_CLI_DURATION, &o->deadline_ms, 0, 0, 0},
+                               {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
   memset(o, 0, sizeof(*o));
@@ -83,7 +75,7 @@ static int parse_args(int argc, char **argv, idle_opts *o) {
   o->max_ms = 300000;
   o->parallel = 8;
   o->deadline_ms = 1000;
-  rc = vigil_cli_parse_args(CMD, usage_text, VIGIL_CLI_OPT_JSON, argc, argv, &o->c, own_flag, o);
+  rc = vigil_cli_parse_args(CMD, usage_text, VIGIL_CLI_OPT_JSON, argc, argv, &o->c, own);
   if (rc != 0)
     return rc;
   if (o->min_ms > o->max_ms)

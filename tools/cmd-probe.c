@@ -40,14 +40,14 @@ static const char usage_text[] =
     "then one every interval), and prints their RTT like ping(8).\n"
     "\n"
     "options:\n"
-    "  --count N      pings to wait for, 1..1000 (default 3)\n"
-    "  --interval D   spacing of the pings (default 1s; the server may clamp it)\n"
-    "  --timeout D    how long the connect, the handshake and each pong may take\n"
-    "                 (default 3 x interval, at most 5s; the heartbeat timeout is\n"
-    "                 at least 2 x interval)\n"
-    "  --id NAME      peer id (default probe-PID)\n"
-    "  --json         one JSON object per line (schema: docs/CLI.md)\n"
-    "  -h, --help     this text\n"
+    "  -c, --count N      pings to wait for, 1..1000 (default 3)\n"
+    "  -i, --interval D   spacing of the pings (default 1s; the server may clamp it)\n"
+    "  -t, --timeout D    how long the connect, the handshake and each pong may\n"
+    "                     take (default 3 x interval, at most 5s; the heartbeat\n"
+    "                     timeout is at least 2 x interval)\n"
+    "  --id NAME          peer id (default probe-PID)\n"
+    "  -j, --json         one JSON object per line (schema: docs/CLI.md)\n"
+    "  -h, --help         this text\n"
     "\n"
     "Exit status: 0 every ping answered, 1 dead or unreachable (connect failed,\n"
     "no handshake or no pong in time, closed by the server), 2 bad usage.\n"
@@ -288,18 +288,14 @@ static void print_summary(probe_state *s) {
   vigil_cli_out_flush(stdout);
 }
 
-/* probe's own flag (vigil_cli_flag_fn). */
-static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
-  probe_opts *o = opts;
-  return vigil_cli_flag_uint(cmd, argc, argv, i, "--count", 1, 1000, &o->count);
-}
-
 static int parse_args(int argc, char **argv, probe_opts *o) {
   vigil_cli_common *c = &o->c;
+  const vigil_cli_opt own[] = {{"count", 'c', VIGIL_CLI_UINT, &o->count, 1, 1000, 0},
+                               {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc = vigil_cli_parse_args(CMD, usage_text,
                                 VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                     VIGIL_CLI_OPT_JSON,
-                                argc, argv, c, own_flag, o);
+                                argc, argv, c, own);
 
   if (rc != 0)
     return rc;

@@ -32,9 +32,9 @@ static const char usage_text[] =
     "lets the kernel choose (the listening line says which).\n"
     "\n"
     "options:\n"
-    "  --interval D      heartbeat interval imposed on clients (default: accept\n"
+    "  -i, --interval D  heartbeat interval imposed on clients (default: accept\n"
     "                    the client's proposal, 100ms..10m)\n"
-    "  --timeout D       silence after which a client is dead (default 3 x interval\n"
+    "  -t, --timeout D   silence after which a client is dead (default 3 x interval\n"
     "                    when --interval is given; at least 2 x interval)\n"
     "  --max-conns N     connections beyond N get CLOSE \"server full\" (default 10000)\n"
     "  --max-per-addr N  connections per client address (default: no limit)\n"
@@ -48,7 +48,7 @@ static const char usage_text[] =
     "  --send-every D    send every open client one message every D (data in flight;\n"
     "                    the library's queue-full close is then off)\n"
     "  --send-size N     bytes per message, 1..1048576 (default 64)\n"
-    "  --json            one JSON object per line (schema: docs/CLI.md)\n"
+    "  -j, --json        one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
     "Durations: 250ms, 3s, 1.5s, 2m, 1h. Exit status: 0 after SIGINT/SIGTERM,\n"
@@ -236,22 +236,14 @@ static void on_signal(void *arg, int signo) {
     on_closed(s->srv, s);
 }
 
-/* serve's own flags (vigil_cli_flag_fn). */
-static int own_flag(void *opts, const char *cmd, int argc, char **argv, int *i) {
-  serve_opts *o = opts;
-  int rc;
-
-  if ((rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-conns", 1, 1000000000, &o->max_conns)) !=
-          0 ||
-      (rc = vigil_cli_flag_uint(cmd, argc, argv, i, "--max-per-addr", 1, 1000000000,
-                                &o->max_per_addr)) != 0)
-    return rc;
-  return vigil_cli_flag_set(argv[*i], "--rtt", &o->rtt) ||
-         vigil_cli_flag_set(argv[*i], "--echo", &o->echo) ||
-         vigil_cli_flag_set(argv[*i], "--print-messages", &o->print_messages);
-}
-
 static int parse_args(int argc, char **argv, serve_opts *o) {
+  const vigil_cli_opt own[] = {
+      {"max-conns", 0, VIGIL_CLI_UINT, &o->max_conns, 1, 1000000000, 0},
+      {"max-per-addr", 0, VIGIL_CLI_UINT, &o->max_per_addr, 1, 1000000000, 0},
+      {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
+      {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
+      {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
+      {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
   memset(o, 0, sizeof(*o));
@@ -259,7 +251,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                             VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                 VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON |
                                 VIGIL_CLI_OPT_PORT_ONLY | VIGIL_CLI_OPT_SEND,
-                            argc, argv, &o->c, own_flag, o);
+                            argc, argv, &o->c, own);
   if (rc != 0)
     return rc;
   return 0;
