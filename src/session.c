@@ -209,9 +209,28 @@ static void draw_idle(vigil_session *s) {
 
 /* ---- configuration --------------------------------------------------- */
 
+/* The defaults, in one place: config_init writes them (so a program, or
+ * the CLI, can read them there), and init applies them to fields left 0. */
+enum {
+  DEF_INTERVAL_MS = 1000,
+  DEF_HANDSHAKE_MS = 5000,
+  DEF_MIN_INTERVAL_MS = 100,
+  DEF_MAX_INTERVAL_MS = 600000,
+  DEF_MAX_TIMEOUT_MS = 3600000,
+  DEF_MAX_MESSAGE = 1 << 20
+};
+
 void vigil_session_config_init(vigil_session_config *cfg) {
-  if (cfg != NULL)
-    memset(cfg, 0, sizeof *cfg);
+  if (cfg == NULL)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->interval_ms = DEF_INTERVAL_MS;
+  cfg->max_frame = VIGIL_WIRE_MAX_CHUNK;
+  cfg->max_message = DEF_MAX_MESSAGE;
+  cfg->handshake_timeout_ms = DEF_HANDSHAKE_MS;
+  cfg->min_interval_ms = DEF_MIN_INTERVAL_MS;
+  cfg->max_interval_ms = DEF_MAX_INTERVAL_MS;
+  cfg->max_timeout_ms = DEF_MAX_TIMEOUT_MS;
 }
 
 static uint32_t or_default(uint32_t v, uint32_t def) { return v != 0 ? v : def; }
@@ -225,7 +244,7 @@ static int bad(char *why, size_t n, const char *fmt, unsigned long a, unsigned l
 }
 
 static int check_client(const vigil_session_config *cfg, char *why, size_t n) {
-  uint32_t interval = or_default(cfg->interval_ms, 1000);
+  uint32_t interval = or_default(cfg->interval_ms, DEF_INTERVAL_MS);
   if (cfg->id == NULL || cfg->id_len == 0 || cfg->id_len > VIGIL_WIRE_MAX_ID ||
       !vigil_utf8_valid((const uint8_t *)cfg->id, cfg->id_len))
     return bad(why, n, "id must be %lu to %lu bytes of UTF-8", 1, VIGIL_WIRE_MAX_ID);
@@ -238,9 +257,9 @@ static int check_client(const vigil_session_config *cfg, char *why, size_t n) {
 }
 
 static int check_server(const vigil_session_config *cfg, char *why, size_t n) {
-  uint32_t min_i = or_default(cfg->min_interval_ms, 100);
-  uint32_t max_i = or_default(cfg->max_interval_ms, 600000);
-  uint32_t max_t = or_default(cfg->max_timeout_ms, 3600000);
+  uint32_t min_i = or_default(cfg->min_interval_ms, DEF_MIN_INTERVAL_MS);
+  uint32_t max_i = or_default(cfg->max_interval_ms, DEF_MAX_INTERVAL_MS);
+  uint32_t max_t = or_default(cfg->max_timeout_ms, DEF_MAX_TIMEOUT_MS);
   /* Every agreed timeout is at least 2 x the agreed interval. */
   if (max_t / 2 < min_i)
     return bad(why, n, "timeout %lums must be at least 2 x the shortest interval %lums", max_t,
@@ -279,10 +298,10 @@ static int init_client(vigil_session *s, const vigil_session_config *cfg) {
 }
 
 static int init_server(vigil_session *s, const vigil_session_config *cfg) {
-  s->u.policy.min_interval_ms = or_default(cfg->min_interval_ms, 100);
-  s->u.policy.max_interval_ms = or_default(cfg->max_interval_ms, 600000);
+  s->u.policy.min_interval_ms = or_default(cfg->min_interval_ms, DEF_MIN_INTERVAL_MS);
+  s->u.policy.max_interval_ms = or_default(cfg->max_interval_ms, DEF_MAX_INTERVAL_MS);
   s->u.policy.min_timeout_ms = cfg->min_timeout_ms; /* 0: 2 x agreed interval */
-  s->u.policy.max_timeout_ms = or_default(cfg->max_timeout_ms, 3600000);
+  s->u.policy.max_timeout_ms = or_default(cfg->max_timeout_ms, DEF_MAX_TIMEOUT_MS);
   s->min_ping_ms = cfg->min_ping_ms; /* 0: agreed interval / 2 */
   return 0;
 }
@@ -299,10 +318,10 @@ int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_co
   s->phi = cfg->phi;
   s->schedule = cfg->ping_on_schedule != 0;
   s->rng = rng_seed(cfg->seed);
-  s->interval_ms = or_default(cfg->interval_ms, 1000);
+  s->interval_ms = or_default(cfg->interval_ms, DEF_INTERVAL_MS);
   s->max_frame = or_default(cfg->max_frame, VIGIL_WIRE_MAX_CHUNK);
-  s->max_message = or_default(cfg->max_message, 1u << 20);
-  s->handshake_ms = or_default(cfg->handshake_timeout_ms, 5000);
+  s->max_message = or_default(cfg->max_message, DEF_MAX_MESSAGE);
+  s->handshake_ms = or_default(cfg->handshake_timeout_ms, DEF_HANDSHAKE_MS);
   return role == VIGIL_ROLE_CLIENT ? init_client(s, cfg) : init_server(s, cfg);
 }
 

@@ -592,6 +592,35 @@ TEST_IMPL(session_config_check_names_the_rule) {
   return 0;
 }
 
+/* config_init writes the defaults a program (and the CLI) reads, and they
+ * are exactly what init applies to a field left 0. */
+TEST_IMPL(session_config_init_writes_the_defaults) {
+  vigil_session_config d, z;
+  vigil_session a, b;
+  vigil_session_info ia, ib;
+  vigil_session_config_init(&d);
+  ASSERT_EQ(d.interval_ms, 1000);
+  ASSERT_EQ(d.handshake_timeout_ms, 5000);
+  ASSERT_EQ(d.max_frame, 16384);
+  ASSERT_EQ(d.max_message, 1u << 20);
+  ASSERT_EQ(d.min_interval_ms, 100);
+  ASSERT_EQ(d.max_interval_ms, 600000);
+  ASSERT_EQ(d.max_timeout_ms, 3600000);
+  ASSERT_EQ(d.timeout_ms, 0); /* follows the agreed interval */
+  memset(&z, 0, sizeof z);
+  d.id = z.id = "x";
+  d.id_len = z.id_len = 1;
+  ASSERT_EQ(vigil_session_init(&a, VIGIL_ROLE_CLIENT, &d, T0), 0);
+  ASSERT_EQ(vigil_session_init(&b, VIGIL_ROLE_CLIENT, &z, T0), 0);
+  vigil_session_get_info(&a, &ia);
+  vigil_session_get_info(&b, &ib);
+  ASSERT_EQ(ia.interval_ms, ib.interval_ms);
+  ASSERT_EQ(ia.timeout_ms, ib.timeout_ms);
+  ASSERT_EQ(ia.max_frame, ib.max_frame);
+  ASSERT_EQ(ia.max_message, ib.max_message);
+  return 0;
+}
+
 /* ---- heartbeat ------------------------------------------------------- */
 
 /* Drives one idle round on the client: expire at its deadline, write the

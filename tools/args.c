@@ -434,11 +434,14 @@ int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask,
 }
 
 int vigil_cli_client_interval(const char *cmd, uint32_t *interval_ms) {
+  vigil_session_config d;
+
+  vigil_session_config_init(&d); /* the library's defaults */
   if (*interval_ms == 0)
-    *interval_ms = 1000;
-  if (*interval_ms < 100)
-    return vigil_cli_usage(cmd, "--interval %lums is below the 100ms minimum",
-                           (unsigned long)*interval_ms);
+    *interval_ms = d.interval_ms;
+  if (*interval_ms < d.min_interval_ms)
+    return vigil_cli_usage(cmd, "--interval %lums is below the %lums minimum",
+                           (unsigned long)*interval_ms, (unsigned long)d.min_interval_ms);
   return 0;
 }
 

@@ -160,7 +160,9 @@ typedef struct vigil_cli_opt {
 int vigil_cli_parse_args(const char *cmd, const char *usage_text, unsigned mask, int argc,
                          char **argv, vigil_cli_common *common, const vigil_cli_opt *own);
 
-/* A client's proposed --interval: 1s when not given, and at least 100ms.
+/* A client's proposed --interval: the library's default when not given
+ * (vigil_session_config_init: 1s), and at least the shortest interval a
+ * server allows by default (100ms).
  * Returns 0 or VIGIL_CLI_USAGE after printing why. */
 int vigil_cli_client_interval(const char *cmd, uint32_t *interval_ms);
 

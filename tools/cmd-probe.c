@@ -303,8 +303,12 @@ static int parse_args(int argc, char **argv, probe_opts *o) {
     o->count = 3;
   if (vigil_cli_client_interval(CMD, &c->interval_ms) != 0)
     return VIGIL_CLI_USAGE;
-  if (c->timeout_ms == 0)
-    c->timeout_ms = c->interval_ms <= 5000 / 3 ? 3 * c->interval_ms : 5000;
+  if (c->timeout_ms == 0) { /* 3 x interval, at most the library's handshake default */
+    vigil_session_config d;
+    vigil_session_config_init(&d);
+    c->timeout_ms =
+        c->interval_ms <= d.handshake_timeout_ms / 3 ? 3 * c->interval_ms : d.handshake_timeout_ms;
+  }
   return 0;
 }
 

@@ -56,8 +56,13 @@ typedef enum vigil_session_state {
   VIGIL_SESSION_DEAD           /* verdict given; nothing more happens */
 } vigil_session_state;
 
-/* Settings. Zero means "default" for every field. An option struct that can
- * grow: initialise with vigil_session_config_init(). */
+/* Settings. Zero means "default" for every field, and
+ * vigil_session_config_init() writes the defaults into the fields that have
+ * a fixed one (interval, max_frame, max_message, handshake, the server's
+ * interval range and longest timeout), so a program can read them there.
+ * timeout_ms, min_timeout_ms and min_ping_ms stay 0: their defaults follow
+ * the agreed interval. An option struct that can grow: initialise it with
+ * vigil_session_config_init(). */
 typedef struct vigil_session_config {
   uint32_t interval_ms;   /* heartbeat interval; client proposes it (default 1000) */
   uint32_t timeout_ms;    /* silence that means dead (default 3 x the agreed
