@@ -9,6 +9,10 @@ packages=(
   iproute2 nftables iptables conntrack libnetfilter-queue-dev # fault suite
   socat netcat-openbsd python3 netbase                        # fault suite peers, /etc/protocols
   gcc-mingw-w64-x86-64 wine wine64                            # Windows build + tests (wine: /usr/bin/wine, wineboot)
+  redis-server libhiredis-dev                                 # presence in Redis (tests start their own redis-server)
+  libmicrohttpd-dev prometheus                                # metrics endpoint; promtool checks the exposition and rules
+  libssl-dev                                                  # HMAC tokens and TLS (OpenSSL 3)
+  chromium                                                    # status page checked in headless Chromium
 )
 missing=()
 for p in "${packages[@]}"; do
