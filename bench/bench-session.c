@@ -52,8 +52,7 @@ static void open_server(vigil_session *s, uint64_t now) {
   h.id = "bench";
   h.id_len = 5;
   n = vigil_wire_encode_hello(buf, sizeof buf, &h);
-  if (n <= 0 || vigil_session_recv(s, now, buf, (size_t)n, &ev) != n ||
-      ev.type != VIGIL_EVENT_OPEN)
+  if (n <= 0 || vigil_session_recv(s, now, buf, (size_t)n, &ev) != n || ev.type != VIGIL_EVENT_OPEN)
     die("handshake");
   if (vigil_session_write(s, now, buf, sizeof buf, NULL, 0, &taken) <= 0)
     die("welcome");

@@ -133,8 +133,8 @@ static int setup(void) {
     return -1;
   memcpy(data1k_frame + rc, payload, sizeof payload);
   data1k_len = (size_t)rc + sizeof payload;
-  rc = vigil_wire_encode_data_header(data16k_header, sizeof data16k_header, 0,
-                                     VIGIL_WIRE_MAX_CHUNK);
+  rc =
+      vigil_wire_encode_data_header(data16k_header, sizeof data16k_header, 0, VIGIL_WIRE_MAX_CHUNK);
   if (rc < 0)
     return -1;
   data16k_header_len = (size_t)rc;

@@ -87,8 +87,7 @@ int main(void) {
      * a hung peer whose socket stays open. */
     if (silent_since == 0 && now_ns() - start > 500000000u)
       silent_since = now_ns();
-    if (silent_since == 0 && (p[1].revents & POLLIN) &&
-        (n = read(fds[1], buf, sizeof buf)) > 0)
+    if (silent_since == 0 && (p[1].revents & POLLIN) && (n = read(fds[1], buf, sizeof buf)) > 0)
       feed(&server, "server", buf, (size_t)n);
     if (vigil_session_expire(&client, now_ns(), &ev) == 0 && ev.type == VIGIL_EVENT_DEAD) {
       printf("client: peer dead (%s, %s) after %.0f ms of silence\n", vigil_cause_name(ev.cause),

@@ -65,7 +65,8 @@ int main(void) {
   ccfg.cb.on_open = on_open;
   ccfg.cb.on_death = on_client_death;
   ccfg.on_closed = on_closed;
-  if (vigil_client_new(&cli, &loop, &ccfg) != 0 || vigil_client_connect(cli, "127.0.0.1", port) != 0)
+  if (vigil_client_new(&cli, &loop, &ccfg) != 0 ||
+      vigil_client_connect(cli, "127.0.0.1", port) != 0)
     return 1;
 
   vigil_loop_run(&loop, VIGIL_RUN_DEFAULT); /* returns when nothing is left */

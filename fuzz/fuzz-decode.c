@@ -52,7 +52,11 @@ static int utf8_reference(const uint8_t *s, size_t n) {
   size_t i = 0;
   while (i < n) {
     uint32_t cp;
-    size_t k, len = s[i] < 0x80 ? 1 : s[i] >> 5 == 0x6 ? 2 : s[i] >> 4 == 0xE ? 3 : s[i] >> 3 == 0x1E ? 4 : 0;
+    size_t k, len = s[i] < 0x80         ? 1
+                    : s[i] >> 5 == 0x6  ? 2
+                    : s[i] >> 4 == 0xE  ? 3
+                    : s[i] >> 3 == 0x1E ? 4
+                                        : 0;
     if (len == 0 || n - i < len)
       return 0;
     cp = len == 1 ? s[i] : (uint32_t)(s[i] & (0x7F >> len));
@@ -192,8 +196,9 @@ static void encode_welcome_fields(const uint8_t *data) {
   if (n > 0) {
     require(vigil_wire_decode(scratch, (size_t)n, 0, &f) == n, "encoded WELCOME does not decode");
     require(f.u.welcome.version == w.version && f.u.welcome.interval_ms == w.interval_ms &&
-                f.u.welcome.timeout_ms == w.timeout_ms && f.u.welcome.min_ping_ms == w.min_ping_ms &&
-                f.u.welcome.max_frame == w.max_frame && f.u.welcome.max_message == w.max_message,
+                f.u.welcome.timeout_ms == w.timeout_ms &&
+                f.u.welcome.min_ping_ms == w.min_ping_ms && f.u.welcome.max_frame == w.max_frame &&
+                f.u.welcome.max_message == w.max_message,
             "WELCOME fields changed in a round trip");
   } else {
     require(n == VIGIL_EINVAL, "undocumented WELCOME encoder error");

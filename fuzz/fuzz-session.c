@@ -40,13 +40,13 @@ typedef struct side {
   vigil_phi phi;
   uint8_t rx[2 * 16384 + 64];
   size_t rx_len;
-  int dead;            /* DEAD event seen */
-  uint64_t init_ns;    /* handshake verdicts count from here */
-  uint64_t seen_ns;    /* last frame this harness knows completed */
+  int dead;         /* DEAD event seen */
+  uint64_t init_ns; /* handshake verdicts count from here */
+  uint64_t seen_ns; /* last frame this harness knows completed */
   uint64_t handshake_ns;
-  int opened;          /* OPEN event seen */
+  int opened; /* OPEN event seen */
   int adaptive;
-  int has_rtt;         /* a PONG event was seen; srtt/rttvar hold its result */
+  int has_rtt; /* a PONG event was seen; srtt/rttvar hold its result */
   uint64_t srtt, rttvar;
 } side;
 
@@ -85,7 +85,7 @@ static void check_verdict(const side *x, const vigil_event *ev, uint64_t now, ui
   uint64_t span;
   vigil_session_get_info(&x->s, &i);
   if (ev->cause == VIGIL_CAUSE_LOCAL)
-    return; /* our own close, reported once its CLOSE was written */
+    return;         /* our own close, reported once its CLOSE was written */
   if (!x->opened) { /* a handshake verdict */
     check(now >= x->init_ns && now - x->init_ns >= x->handshake_ns);
     return;
@@ -99,7 +99,9 @@ static void check_verdict(const side *x, const vigil_event *ev, uint64_t now, ui
   check(now >= x->seen_ns && now - x->seen_ns >= span);
 }
 
-static uint64_t absdiff(uint64_t a, uint64_t b) { return a > b ? a - b : b - a; }
+static uint64_t absdiff(uint64_t a, uint64_t b) {
+  return a > b ? a - b : b - a;
+}
 
 /* v within [min(a, b), max(a, b)]. */
 static int between(uint64_t v, uint64_t a, uint64_t b) {
@@ -275,7 +277,7 @@ static void run(side *sv, side *cl, int paired, input *in, uint64_t now) {
     case 4:
       vigil_session_stalled(&x->s, now);
       break;
-    case 5: { /* x closes: code byte, then retry-after byte */
+    case 5: {                  /* x closes: code byte, then retry-after byte */
       uint8_t code = take(in); /* not inside the call: argument order is unspecified */
       (void)vigil_session_close(&x->s, code, (op & 0x40) ? "fuzz" : NULL, take(in));
       break;

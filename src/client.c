@@ -39,8 +39,8 @@ struct vigil_client {
   char *id;
   char *host;
   uint16_t port;
-  vigil_conn *conn;             /* current connection, or NULL */
-  unsigned failures;            /* consecutive failed attempts */
+  vigil_conn *conn;  /* current connection, or NULL */
+  unsigned failures; /* consecutive failed attempts */
   uint32_t rng;
   int started, closing, stopped;
   vigil_loop_timer retry_timer;
@@ -114,8 +114,8 @@ static void on_buried(vigil_conn *c, const vigil_death *d, int was_open) {
   if (c != cli->conn)
     return;
   cli->conn = NULL;
-  if (was_open && vigil_loop_now_ns(cli->o.loop) - c->opened_ns >=
-                      (uint64_t)cli->cfg.stable_ms * VIGIL_MS)
+  if (was_open &&
+      vigil_loop_now_ns(cli->o.loop) - c->opened_ns >= (uint64_t)cli->cfg.stable_ms * VIGIL_MS)
     cli->failures = 0;
   cli->failures++;
   if (cli->closing || cli->cfg.no_reconnect ||
@@ -123,17 +123,20 @@ static void on_buried(vigil_conn *c, const vigil_death *d, int was_open) {
     cli->stopped = 1;
     return; /* on_closed once the socket is gone (on_freed) */
   }
-  delay = vigil__backoff(cli->cfg.backoff_base_ms, cli->cfg.backoff_cap_ms, cli->failures,
-                         &cli->rng);
+  delay =
+      vigil__backoff(cli->cfg.backoff_base_ms, cli->cfg.backoff_cap_ms, cli->failures, &cli->rng);
   if (d->close_received && d->retry_after_ms > delay)
     delay = d->retry_after_ms; /* the server asked us to stay away this long */
   cli->stats.last_delay_ms = delay;
-  vigil_loop_timer_arm(cli->o.loop, &cli->retry_timer, vigil__after_ms(cli->o.loop, delay), on_retry);
+  vigil_loop_timer_arm(cli->o.loop, &cli->retry_timer, vigil__after_ms(cli->o.loop, delay),
+                       on_retry);
   if (cli->cfg.on_reconnect != NULL)
     cli->cfg.on_reconnect(cli, cli->failures + 1, delay, cli->cfg.user);
 }
 
-static void on_freed(vigil_conn *c) { maybe_closed(client_of(c)); }
+static void on_freed(vigil_conn *c) {
+  maybe_closed(client_of(c));
+}
 
 /* Resolves host:port to its first address. */
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss) {
@@ -285,7 +288,9 @@ int vigil_client_send(vigil_client *cli, const void *msg, size_t len) {
   return vigil_conn_send(cli->conn, msg, len);
 }
 
-vigil_conn *vigil_client_conn(vigil_client *cli) { return cli != NULL ? cli->conn : NULL; }
+vigil_conn *vigil_client_conn(vigil_client *cli) {
+  return cli != NULL ? cli->conn : NULL;
+}
 
 int vigil_client_close(vigil_client *cli, uint32_t timeout_ms) {
   if (cli == NULL)

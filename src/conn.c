@@ -77,7 +77,9 @@ uint64_t vigil__after_ms(const vigil_loop *loop, uint32_t ms) {
   return ns_to_ms_ceil(vigil_loop_now_ns(loop) + (uint64_t)ms * VIGIL_MS);
 }
 
-static uint64_t loop_now(const vigil_conn *c) { return vigil_loop_now_ns(c->owner->loop); }
+static uint64_t loop_now(const vigil_conn *c) {
+  return vigil_loop_now_ns(c->owner->loop);
+}
 
 /* ---- owner ------------------------------------------------------------- */
 
@@ -121,7 +123,9 @@ static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
   }
 }
 
-void vigil__owner_stall_start(vigil__owner *o) { vigil_loop_stall_start(o->loop, &o->stall, on_stall); }
+void vigil__owner_stall_start(vigil__owner *o) {
+  vigil_loop_stall_start(o->loop, &o->stall, on_stall);
+}
 
 /* ---- lifecycle --------------------------------------------------------- */
 
@@ -164,9 +168,13 @@ static void conn_release(vigil_conn *c) {
   free(c);
 }
 
-static void on_tcp_closed(vigil_tcp *tcp) { conn_release(tcp->data); }
+static void on_tcp_closed(vigil_tcp *tcp) {
+  conn_release(tcp->data);
+}
 
-void vigil__conn_discard(vigil_conn *c) { vigil_tcp_close(&c->tcp, on_tcp_closed); }
+void vigil__conn_discard(vigil_conn *c) {
+  vigil_tcp_close(&c->tcp, on_tcp_closed);
+}
 
 static void conn_close_socket(vigil_conn *c) {
   vigil_loop_timer_cancel(c->owner->loop, &c->timer);
@@ -710,8 +718,8 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
   info.min_ping_ms = si.min_ping_ms;
   info.max_frame = si.max_frame;
   info.max_message = si.max_message;
-  info.keepalive_error = vigil__conn_keepalive(c, si.timeout_ms, &info.keepalive,
-                                               &info.keepalive_report);
+  info.keepalive_error =
+      vigil__conn_keepalive(c, si.timeout_ms, &info.keepalive, &info.keepalive_report);
   if (o->opened != NULL)
     o->opened(c, &info);
   if (c->phase != VIGIL__OPEN)
@@ -902,9 +910,13 @@ void vigil_conn_set_data(vigil_conn *c, void *data) {
     c->data = data;
 }
 
-void *vigil_conn_get_data(const vigil_conn *c) { return c != NULL ? c->data : NULL; }
+void *vigil_conn_get_data(const vigil_conn *c) {
+  return c != NULL ? c->data : NULL;
+}
 
-vigil_server *vigil_conn_server(const vigil_conn *c) { return c != NULL ? c->owner->server : NULL; }
+vigil_server *vigil_conn_server(const vigil_conn *c) {
+  return c != NULL ? c->owner->server : NULL;
+}
 
 void vigil_conn_get_info(const vigil_conn *c, vigil_conn_info *info) {
   const vigil__msg *m;

@@ -19,8 +19,8 @@
 
 /* Scratch sizes, per owner (not per connection). */
 #define VIGIL__RBUF_SIZE 65536u
-#define VIGIL__WBUF_SIZE (4u * (VIGIL_WIRE_MAX_CHUNK + VIGIL_WIRE_MAX_HEADER) + \
-                          2u * VIGIL_WIRE_MAX_CONTROL_FRAME)
+#define VIGIL__WBUF_SIZE                                                                           \
+  (4u * (VIGIL_WIRE_MAX_CHUNK + VIGIL_WIRE_MAX_HEADER) + 2u * VIGIL_WIRE_MAX_CONTROL_FRAME)
 /* After our final CLOSE, how long we keep reading (and discarding) while
  * waiting for the peer to close first, so the kernel sends a FIN rather
  * than an RST that could destroy the CLOSE in flight. */
@@ -34,8 +34,8 @@ typedef struct vigil__owner vigil__owner;
 typedef struct vigil__msg {
   struct vigil__msg *next;
   size_t len;
-  size_t framed;     /* bytes already framed into the stream */
-  uint64_t end_pos;  /* stream position just after its last chunk; 0 until framed */
+  size_t framed;    /* bytes already framed into the stream */
+  uint64_t end_pos; /* stream position just after its last chunk; 0 until framed */
   uint8_t data[];
 } vigil__msg;
 
@@ -51,15 +51,15 @@ enum vigil__phase {
 struct vigil_conn {
   vigil_session session;
   vigil_tcp tcp;
-  vigil_loop_timer timer;     /* connect, session deadline, drain, linger */
-  vigil_defer flush;          /* end-of-iteration write */
-  vigil__queue link;          /* in owner->conns */
+  vigil_loop_timer timer; /* connect, session deadline, drain, linger */
+  vigil_defer flush;      /* end-of-iteration write */
+  vigil__queue link;      /* in owner->conns */
   vigil__owner *owner;
-  void *data;                 /* the application's */
-  vigil_conn *hnext;          /* server: presence-table chain */
-  char *id;                   /* server: peer id (owned); client: the client's */
-  vigil__msg *qhead, *qtail;  /* outbound queue */
-  vigil__msg *qframe;         /* first message not completely framed */
+  void *data;                /* the application's */
+  vigil_conn *hnext;         /* server: presence-table chain */
+  char *id;                  /* server: peer id (owned); client: the client's */
+  vigil__msg *qhead, *qtail; /* outbound queue */
+  vigil__msg *qframe;        /* first message not completely framed */
   size_t qbytes;
   uint64_t framed_pos;        /* bytes produced into the stream */
   uint64_t kernel_pos;        /* bytes handed to the kernel */
@@ -75,12 +75,12 @@ struct vigil_conn {
   uint64_t last_rtt_ns;
   union {
     uint64_t align;
-    uint8_t b[28];            /* sockaddr_in / sockaddr_in6 of the peer */
+    uint8_t b[28]; /* sockaddr_in / sockaddr_in6 of the peer */
   } peer;
   uint32_t rx_len, rx_cap;
   uint32_t close_retry_ms;
-  uint32_t qstrikes;          /* EQUEUEFULL since the queue last drained (as wide
-                                 as the queue_full_strikes it is compared with) */
+  uint32_t qstrikes; /* EQUEUEFULL since the queue last drained (as wide
+                        as the queue_full_strikes it is compared with) */
   uint16_t retain_len;
   uint16_t close_code;
   uint8_t phase;
@@ -89,23 +89,23 @@ struct vigil_conn {
 };
 
 /* conn->flags */
-#define VIGIL__C_PEER_GONE 0x01u  /* EOF or socket error: nothing more to read */
-#define VIGIL__C_CLOSE_REQ 0x02u  /* graceful local close pending */
-#define VIGIL__C_ID_OWNED 0x04u   /* conn->id is ours to free */
-#define VIGIL__C_COUNTED 0x08u    /* server: counted against the limits */
-#define VIGIL__C_PRESENT 0x10u    /* server: in the presence table */
+#define VIGIL__C_PEER_GONE 0x01u /* EOF or socket error: nothing more to read */
+#define VIGIL__C_CLOSE_REQ 0x02u /* graceful local close pending */
+#define VIGIL__C_ID_OWNED 0x04u  /* conn->id is ours to free */
+#define VIGIL__C_COUNTED 0x08u   /* server: counted against the limits */
+#define VIGIL__C_PRESENT 0x10u   /* server: in the presence table */
 
 struct vigil__owner {
   vigil_loop *loop;
   vigil_conn_callbacks cb;
   void *user;
-  vigil_server *server;       /* NULL for a client */
+  vigil_server *server; /* NULL for a client */
   size_t max_queue_bytes;
   uint32_t queue_full_strikes;
   vigil_keepalive_mode ka_mode;
   vigil_keepalive ka;
-  uint8_t *rbuf, *wbuf;       /* scratch, allocated with the owner */
-  vigil__queue conns;         /* every connection, zombies included */
+  uint8_t *rbuf, *wbuf; /* scratch, allocated with the owner */
+  vigil__queue conns;   /* every connection, zombies included */
   unsigned nconns;
   vigil_stall_watch stall;
   const vigil_session_config *session_cfg; /* client: used when a connect succeeds */

@@ -7,8 +7,8 @@
 
 const char *vigil_strerror(int err) {
   switch (err) {
-#define VIGIL__STRERROR(name, value, msg)                                      \
-  case VIGIL_##name:                                                           \
+#define VIGIL__STRERROR(name, value, msg)                                                          \
+  case VIGIL_##name:                                                                               \
     return msg;
     VIGIL_ERRNO_MAP(VIGIL__STRERROR)
 #undef VIGIL__STRERROR
@@ -21,8 +21,8 @@ const char *vigil_strerror(int err) {
 
 const char *vigil_err_name(int err) {
   switch (err) {
-#define VIGIL__ERRNAME(name, value, msg)                                       \
-  case VIGIL_##name:                                                           \
+#define VIGIL__ERRNAME(name, value, msg)                                                           \
+  case VIGIL_##name:                                                                               \
     return #name;
     VIGIL_ERRNO_MAP(VIGIL__ERRNAME)
 #undef VIGIL__ERRNAME

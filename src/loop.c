@@ -90,7 +90,9 @@ static int resolve_backend(vigil_backend asked, vigil_backend *out) {
   return 0;
 }
 
-uint64_t vigil_clock_os(void *arg, vigil_clock_id id) { return vigil__plat_clock(arg, id); }
+uint64_t vigil_clock_os(void *arg, vigil_clock_id id) {
+  return vigil__plat_clock(arg, id);
+}
 
 static uint64_t read_clock(const vigil_loop *loop, vigil_clock_id id) {
   return loop->clock(loop->clock_arg, id);
@@ -621,7 +623,9 @@ int vigil_tcp_is_closing(const vigil_tcp *tcp) {
   return (tcp->flags & VIGIL__TCP_CLOSING) != 0;
 }
 
-int vigil_tcp_is_reading(const vigil_tcp *tcp) { return (tcp->flags & VIGIL__TCP_READING) != 0; }
+int vigil_tcp_is_reading(const vigil_tcp *tcp) {
+  return (tcp->flags & VIGIL__TCP_READING) != 0;
+}
 
 vigil_os_socket vigil_tcp_socket(const vigil_tcp *tcp) {
   return tcp->socket;

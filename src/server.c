@@ -63,17 +63,17 @@ struct vigil_server {
   vigil_server_config cfg;
   vigil_tcp *listeners[MAX_LISTENERS];
   unsigned nlisteners;
-  unsigned listeners_open;      /* not yet through their close callback */
-  vigil_conn **peers;           /* presence table */
+  unsigned listeners_open; /* not yet through their close callback */
+  vigil_conn **peers;      /* presence table */
   size_t npeer_buckets;
-  addr_entry **addrs;           /* live connections per source address */
+  addr_entry **addrs; /* live connections per source address */
   size_t naddr_buckets, naddrs;
   uint32_t seed;
-  uint32_t live;                /* handshaking + open */
+  uint32_t live; /* handshaking + open */
   vigil_os_socket spare;
   int shutting_down;
   int closed_reported;
-  int free_pending;             /* vigil_server_free waits for listeners */
+  int free_pending; /* vigil_server_free waits for listeners */
   vigil_loop_timer shutdown_timer;
   vigil_defer closed_defer;
   vigil_server_stats stats;
@@ -213,7 +213,9 @@ static int addr_add(vigil_server *s, const vigil_conn *c, int delta) {
 
 /* ---- hooks from conn.c -------------------------------------------------- */
 
-static vigil_server *server_of(const vigil_conn *c) { return c->owner->server; }
+static vigil_server *server_of(const vigil_conn *c) {
+  return c->owner->server;
+}
 
 static void on_opened(vigil_conn *c, vigil_open_info *info) {
   vigil_server *s = server_of(c);
@@ -256,7 +258,9 @@ static void maybe_closed(vigil_server *s) {
   }
 }
 
-static void on_freed(vigil_conn *c) { maybe_closed(server_of(c)); }
+static void on_freed(vigil_conn *c) {
+  maybe_closed(server_of(c));
+}
 
 /* ---- accepting ---------------------------------------------------------- */
 
@@ -270,8 +274,8 @@ static void survive_emfile(vigil_server *s, vigil_tcp *listener) {
 }
 
 static void refuse(vigil_server *s, vigil_conn *c, uint16_t code, const char *detail) {
-  vigil__conn_kill(c, VIGIL_CAUSE_POLICY, code, vigil_close_code_text(code),
-                   s->cfg.retry_after_ms, detail);
+  vigil__conn_kill(c, VIGIL_CAUSE_POLICY, code, vigil_close_code_text(code), s->cfg.retry_after_ms,
+                   detail);
 }
 
 static void on_connection(vigil_tcp *listener, int status) {
@@ -430,7 +434,7 @@ static int listen_one(vigil_server *s, const struct sockaddr *sa, uint16_t *port
   len = (int)sizeof ss;
   if (*port == 0 && vigil_tcp_sockname(t, (struct sockaddr *)&ss, &len) == 0)
     *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                            : ((struct sockaddr_in *)&ss)->sin_port);
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
   return 0;
 }
 
@@ -556,8 +560,9 @@ int vigil_server_shutdown(vigil_server *s, uint32_t timeout_ms) {
     vigil_conn *c = vigil_container_of(q, vigil_conn, link);
     q = q->next;
     if (c->phase == VIGIL__OPEN)
-      (void)vigil__conn_close(c, VIGIL_CLOSE_GOING_AWAY, vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY),
-                              "shutdown", timeout_ms);
+      (void)vigil__conn_close(c, VIGIL_CLOSE_GOING_AWAY,
+                              vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY), "shutdown",
+                              timeout_ms);
     else if (c->phase != VIGIL__ZOMBIE)
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_GOING_AWAY,
                        vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY), 0, "shutdown");

@@ -163,23 +163,39 @@ enum {
 #define NO_PEER_PING UINT64_MAX
 #define PONGS_OWED_MAX (VIGIL_PING_STRIKES + 1)
 
-static uint64_t ms_ns(uint32_t ms) { return (uint64_t)ms * VIGIL_MS; }
+static uint64_t ms_ns(uint32_t ms) {
+  return (uint64_t)ms * VIGIL_MS;
+}
 
-static uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t add_sat(uint64_t a, uint64_t b) {
+  return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
 
-static uint64_t sub_sat(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+static uint64_t sub_sat(uint64_t a, uint64_t b) {
+  return a > b ? a - b : 0;
+}
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint64_t min_u64(uint64_t a, uint64_t b) {
+  return a < b ? a : b;
+}
 
-static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static uint64_t max_u64(uint64_t a, uint64_t b) {
+  return a > b ? a : b;
+}
 
-static uint32_t u32_sat(uint64_t v) { return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v; }
+static uint32_t u32_sat(uint64_t v) {
+  return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
 
-static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static uint32_t clamp_u32(uint32_t v, uint32_t lo, uint32_t hi) {
+  return v < lo ? lo : v > hi ? hi : v;
+}
 
 /* A deadline that saturated is VIGIL_NO_DEADLINE, "never", also for a clock
  * that reads UINT64_MAX: firing it there would convict a peer early. */
-static int reached(uint64_t now, uint64_t at) { return at != VIGIL_NO_DEADLINE && now >= at; }
+static int reached(uint64_t now, uint64_t at) {
+  return at != VIGIL_NO_DEADLINE && now >= at;
+}
 
 /* ---- jitter ---------------------------------------------------------- */
 
@@ -233,7 +249,9 @@ void vigil_session_config_init(vigil_session_config *cfg) {
   cfg->max_timeout_ms = DEF_MAX_TIMEOUT_MS;
 }
 
-static uint32_t or_default(uint32_t v, uint32_t def) { return v != 0 ? v : def; }
+static uint32_t or_default(uint32_t v, uint32_t def) {
+  return v != 0 ? v : def;
+}
 
 /* The one place for the rules a config must follow (the CLI asks here too
  * instead of restating them). Writes the first broken rule into why. */
@@ -360,7 +378,8 @@ static long convict(vigil_session *s, vigil_event *ev, uint64_t now, long err, v
 
 static long protocol_error(vigil_session *s, vigil_event *ev, uint64_t now, long err,
                            const char *detail) {
-  return convict(s, ev, now, err, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, 0, detail);
+  return convict(s, ev, now, err, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, 0,
+                 detail);
 }
 
 static void report_local(vigil_session *s, vigil_event *ev, uint64_t now) {
@@ -452,8 +471,8 @@ static void open_session(vigil_session *s, uint64_t now) {
 static void agree(vigil_session *s, const vigil_hello *h) {
   uint32_t lo, hi, min_to, max_ping;
   uint64_t t;
-  s->interval_ms = clamp_u32(h->interval_ms, s->u.policy.min_interval_ms,
-                             s->u.policy.max_interval_ms);
+  s->interval_ms =
+      clamp_u32(h->interval_ms, s->u.policy.min_interval_ms, s->u.policy.max_interval_ms);
   t = h->timeout_ms != 0 ? h->timeout_ms : 3 * (uint64_t)s->interval_ms;
   min_to = u32_sat(2 * (uint64_t)s->interval_ms);
   lo = s->u.policy.min_timeout_ms > min_to ? s->u.policy.min_timeout_ms : min_to;
@@ -475,8 +494,8 @@ static void agree(vigil_session *s, const vigil_hello *h) {
 
 static long on_hello(vigil_session *s, vigil_event *ev, uint64_t now, const vigil_hello *h) {
   if (h->version != VIGIL_WIRE_VERSION)
-    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION,
-                   0, "HELLO asks for a protocol version other than 1");
+    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION, 0,
+                   "HELLO asks for a protocol version other than 1");
   if (h->max_frame < VIGIL_WIRE_MIN_CHUNK || h->max_frame > VIGIL_WIRE_MAX_CHUNK)
     return protocol_error(s, ev, now, VIGIL_EBADFIELD, "HELLO max_frame outside 64..16384");
   if (h->max_message == 0)
@@ -509,8 +528,8 @@ static long on_welcome(vigil_session *s, vigil_event *ev, uint64_t now, const vi
   if (s->flags & F_HELLO)
     return protocol_error(s, ev, now, VIGIL_EUNEXPECTED, "WELCOME before our HELLO was sent");
   if (w->version != VIGIL_WIRE_VERSION)
-    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION,
-                   0, "WELCOME names a protocol version other than 1");
+    return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION, 0,
+                   "WELCOME names a protocol version other than 1");
   flaw = welcome_flaw(s, w);
   if (flaw != NULL)
     return protocol_error(s, ev, now, VIGIL_EBADFIELD, flaw);
@@ -948,6 +967,10 @@ vigil_session_state vigil_session_get_state(const vigil_session *s) {
   return (vigil_session_state)s->state;
 }
 
-vigil_role vigil_session_get_role(const vigil_session *s) { return (vigil_role)s->role; }
+vigil_role vigil_session_get_role(const vigil_session *s) {
+  return (vigil_role)s->role;
+}
 
-uint32_t vigil_session_get_max_message(const vigil_session *s) { return s->max_message; }
+uint32_t vigil_session_get_max_message(const vigil_session *s) {
+  return s->max_message;
+}

@@ -152,8 +152,8 @@ int vigil_utf8_valid(const uint8_t *buf, size_t len) {
 
 const char *vigil_close_code_text(uint16_t code) {
   switch (code) {
-#define VIGIL__CLOSE_TEXT(name, value, text)                                   \
-  case (value):                                                                \
+#define VIGIL__CLOSE_TEXT(name, value, text)                                                       \
+  case (value):                                                                                    \
     return text;
     VIGIL_CLOSE_MAP(VIGIL__CLOSE_TEXT)
 #undef VIGIL__CLOSE_TEXT
@@ -164,8 +164,8 @@ const char *vigil_close_code_text(uint16_t code) {
 
 const char *vigil_close_code_name(uint16_t code) {
   switch (code) {
-#define VIGIL__CLOSE_NAME(name, value, text)                                   \
-  case (value):                                                                \
+#define VIGIL__CLOSE_NAME(name, value, text)                                                       \
+  case (value):                                                                                    \
     return #name;
     VIGIL_CLOSE_MAP(VIGIL__CLOSE_NAME)
 #undef VIGIL__CLOSE_NAME
@@ -232,8 +232,8 @@ static int payload_bounds(uint8_t type, uint32_t max_chunk, uint32_t *min, uint3
   }
 }
 
-int vigil_wire_decode_header(const uint8_t *buf, size_t len, uint32_t max_chunk,
-                             uint8_t *type, uint32_t *length) {
+int vigil_wire_decode_header(const uint8_t *buf, size_t len, uint32_t max_chunk, uint8_t *type,
+                             uint32_t *length) {
   uint32_t n, min, max;
   int rc;
 
@@ -325,8 +325,7 @@ static int take_varints(cursor *c, uint32_t *const *values, size_t count) {
 }
 
 static int decode_hello(const uint8_t *p, uint32_t len, vigil_hello *h) {
-  uint32_t *const fields[] = {&h->interval_ms, &h->timeout_ms, &h->max_frame,
-                              &h->max_message};
+  uint32_t *const fields[] = {&h->interval_ms, &h->timeout_ms, &h->max_frame, &h->max_message};
   cursor c;
   int rc;
 
@@ -349,8 +348,8 @@ static int decode_hello(const uint8_t *p, uint32_t len, vigil_hello *h) {
 }
 
 static int decode_welcome(const uint8_t *p, uint32_t len, vigil_welcome *w) {
-  uint32_t *const fields[] = {&w->interval_ms, &w->timeout_ms, &w->min_ping_ms,
-                              &w->max_frame, &w->max_message};
+  uint32_t *const fields[] = {&w->interval_ms, &w->timeout_ms, &w->min_ping_ms, &w->max_frame,
+                              &w->max_message};
   cursor c;
   int rc;
 
@@ -384,8 +383,7 @@ static int decode_close(const uint8_t *p, uint32_t len, vigil_close_frame *cf) {
   return check_close(cf);
 }
 
-int vigil_wire_decode(const uint8_t *buf, size_t len, uint32_t max_chunk,
-                      vigil_frame *frame) {
+int vigil_wire_decode(const uint8_t *buf, size_t len, uint32_t max_chunk, vigil_frame *frame) {
   uint8_t type;
   uint32_t length;
   const uint8_t *p;
@@ -447,8 +445,7 @@ int vigil_wire_encode_hello(uint8_t *out, size_t cap, const vigil_hello *h) {
   if ((rc = check_hello(h)) < 0)
     return as_encode_error(rc);
   payload_len = (uint32_t)(4 + 1 + varint_size(h->interval_ms) + varint_size(h->timeout_ms) +
-                           varint_size(h->max_frame) + varint_size(h->max_message) + 1 +
-                           h->id_len);
+                           varint_size(h->max_frame) + varint_size(h->max_message) + 1 + h->id_len);
   total = frame_begin(out, cap, VIGIL_FRAME_HELLO, payload_len, &p);
   if (total < 0)
     return total;

@@ -21,31 +21,31 @@
 
 #define TEST_SKIP 77
 
-#define TEST_IMPL(name)                                                        \
-  int run_test_##name(void);                                                   \
+#define TEST_IMPL(name)                                                                            \
+  int run_test_##name(void);                                                                       \
   int run_test_##name(void)
 
-#define TEST_FAIL_AT(...)                                                      \
-  do {                                                                         \
-    fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                            \
-    fprintf(stderr, __VA_ARGS__);                                              \
-    fputc('\n', stderr);                                                       \
-    fflush(stderr);                                                            \
-    return 1;                                                                  \
+#define TEST_FAIL_AT(...)                                                                          \
+  do {                                                                                             \
+    fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                                                \
+    fprintf(stderr, __VA_ARGS__);                                                                  \
+    fputc('\n', stderr);                                                                           \
+    fflush(stderr);                                                                                \
+    return 1;                                                                                      \
   } while (0)
 
-#define ASSERT(expr)                                                           \
-  do {                                                                         \
-    if (!(expr))                                                               \
-      TEST_FAIL_AT("assertion failed: %s", #expr);                             \
+#define ASSERT(expr)                                                                               \
+  do {                                                                                             \
+    if (!(expr))                                                                                   \
+      TEST_FAIL_AT("assertion failed: %s", #expr);                                                 \
   } while (0)
 
-#define ASSERT_OP__(a, op, b, type, fmt)                                       \
-  do {                                                                         \
-    type a__ = (type)(a);                                                      \
-    type b__ = (type)(b);                                                      \
-    if (!(a__ op b__))                                                         \
-      TEST_FAIL_AT("%s %s %s: %" fmt " %s %" fmt, #a, #op, #b, a__, #op, b__); \
+#define ASSERT_OP__(a, op, b, type, fmt)                                                           \
+  do {                                                                                             \
+    type a__ = (type)(a);                                                                          \
+    type b__ = (type)(b);                                                                          \
+    if (!(a__ op b__))                                                                             \
+      TEST_FAIL_AT("%s %s %s: %" fmt " %s %" fmt, #a, #op, #b, a__, #op, b__);                     \
   } while (0)
 
 #define ASSERT_EQ(a, b) ASSERT_OP__(a, ==, b, int64_t, PRId64)
@@ -61,29 +61,28 @@
 #define ASSERT_NULL(a) ASSERT((a) == NULL)
 #define ASSERT_NOT_NULL(a) ASSERT((a) != NULL)
 
-#define ASSERT_STR_EQ(a, b)                                                    \
-  do {                                                                         \
-    const char *a__ = (a);                                                     \
-    const char *b__ = (b);                                                     \
-    if (a__ == NULL || b__ == NULL || strcmp(a__, b__) != 0)                   \
-      TEST_FAIL_AT("%s == %s: \"%s\" vs \"%s\"", #a, #b, a__ ? a__ : "(null)", \
-                   b__ ? b__ : "(null)");                                      \
+#define ASSERT_STR_EQ(a, b)                                                                        \
+  do {                                                                                             \
+    const char *a__ = (a);                                                                         \
+    const char *b__ = (b);                                                                         \
+    if (a__ == NULL || b__ == NULL || strcmp(a__, b__) != 0)                                       \
+      TEST_FAIL_AT("%s == %s: \"%s\" vs \"%s\"", #a, #b, a__ ? a__ : "(null)",                     \
+                   b__ ? b__ : "(null)");                                                          \
   } while (0)
 
-#define ASSERT_MEM_EQ(a, b, n)                                                 \
-  do {                                                                         \
-    if (memcmp((a), (b), (n)) != 0)                                            \
-      TEST_FAIL_AT("%s and %s differ in their first %zu bytes", #a, #b,        \
-                   (size_t)(n));                                               \
+#define ASSERT_MEM_EQ(a, b, n)                                                                     \
+  do {                                                                                             \
+    if (memcmp((a), (b), (n)) != 0)                                                                \
+      TEST_FAIL_AT("%s and %s differ in their first %zu bytes", #a, #b, (size_t)(n));              \
   } while (0)
 
-#define RETURN_SKIP(...)                                                       \
-  do {                                                                         \
-    fprintf(stderr, "SKIP: ");                                                 \
-    fprintf(stderr, __VA_ARGS__);                                              \
-    fputc('\n', stderr);                                                       \
-    fflush(stderr);                                                            \
-    return TEST_SKIP;                                                          \
+#define RETURN_SKIP(...)                                                                           \
+  do {                                                                                             \
+    fprintf(stderr, "SKIP: ");                                                                     \
+    fprintf(stderr, __VA_ARGS__);                                                                  \
+    fputc('\n', stderr);                                                                           \
+    fflush(stderr);                                                                                \
+    return TEST_SKIP;                                                                              \
   } while (0)
 
 #endif

@@ -290,12 +290,12 @@ TEST_IMPL(sigstopped_server_is_peer_stalled) {
  * that moves into a network namespace of its own, where
  * util_blackhole_cut makes nftables drop every packet of both ends. */
 
-#define CHECK(e)                                                               \
-  do {                                                                         \
-    if (!(e)) {                                                                \
-      fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);            \
-      return 1;                                                                \
-    }                                                                          \
+#define CHECK(e)                                                                                   \
+  do {                                                                                             \
+    if (!(e)) {                                                                                    \
+      fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                               \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 static int blackhole_child(void *arg) {
@@ -389,7 +389,8 @@ TEST_IMPL(refused_is_reset_then_backoff) {
     /* The backoff is observed, not only announced: attempt i + 2 (refused
      * at once on loopback) fails no earlier than the delay after its
      * announcement. */
-    ASSERT_UGE(f.rec.reject_ns[i + 1] - f.rec.reconnect_ns[i], (uint64_t)f.rec.delays[i] * VIGIL_MS);
+    ASSERT_UGE(f.rec.reject_ns[i + 1] - f.rec.reconnect_ns[i],
+               (uint64_t)f.rec.delays[i] * VIGIL_MS);
   }
   ASSERT_EQ(vigil_client_free(f.cli), 0);
   util_run_for(&f.loop, 5);

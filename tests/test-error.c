@@ -5,9 +5,9 @@
 
 TEST_IMPL(strerror_covers_every_code) {
   /* Each code in the table has its own non-generic message and name. */
-#define CHECK(name, value, msg)                                                \
-  ASSERT_STR_EQ(vigil_strerror(VIGIL_##name), msg);                            \
-  ASSERT_STR_EQ(vigil_err_name(VIGIL_##name), #name);                          \
+#define CHECK(name, value, msg)                                                                    \
+  ASSERT_STR_EQ(vigil_strerror(VIGIL_##name), msg);                                                \
+  ASSERT_STR_EQ(vigil_err_name(VIGIL_##name), #name);                                              \
   ASSERT_LT(VIGIL_##name, 0);
   VIGIL_ERRNO_MAP(CHECK)
 #undef CHECK

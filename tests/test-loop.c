@@ -770,8 +770,7 @@ static uint64_t fake_mono_off, fake_boot_off;
 
 static uint64_t fake_clock(void *arg, vigil_clock_id id) {
   (void)arg;
-  return vigil_clock_os(NULL, id) +
-         (id == VIGIL_CLOCK_MONOTONIC ? fake_mono_off : fake_boot_off);
+  return vigil_clock_os(NULL, id) + (id == VIGIL_CLOCK_MONOTONIC ? fake_mono_off : fake_boot_off);
 }
 
 static uint64_t stall_ns;

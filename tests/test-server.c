@@ -203,7 +203,9 @@ static int raw_peer_ends(void (*end)(vigil_os_socket), vigil_cause cause, int er
   return 0;
 }
 
-TEST_IMPL(eof_is_closed) { return raw_peer_ends(util_raw_close, VIGIL_CAUSE_CLOSED, VIGIL_EOF); }
+TEST_IMPL(eof_is_closed) {
+  return raw_peer_ends(util_raw_close, VIGIL_CAUSE_CLOSED, VIGIL_EOF);
+}
 
 TEST_IMPL(rst_is_reset) {
   return raw_peer_ends(util_raw_reset, VIGIL_CAUSE_RESET, VIGIL_ECONNRESET);
@@ -321,12 +323,12 @@ TEST_IMPL(sigstopped_client_is_peer_stalled) {
  * drop every packet of both ends, as a pulled cable would. */
 enum { BH_HEARTBEAT, BH_USER_TIMEOUT, BH_KEEPALIVE };
 
-#define CHECK(e)                                                               \
-  do {                                                                         \
-    if (!(e)) {                                                                \
-      fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);            \
-      return 1;                                                                \
-    }                                                                          \
+#define CHECK(e)                                                                                   \
+  do {                                                                                             \
+    if (!(e)) {                                                                                    \
+      fprintf(stderr, "child: %s:%d: %s\n", __FILE__, __LINE__, #e);                               \
+      return 1;                                                                                    \
+    }                                                                                              \
   } while (0)
 
 static void blackhole_config(fixture *f, vigil_server_config *cfg, int mode) {
@@ -385,12 +387,11 @@ static int blackhole_child(void *arg) {
   fprintf(stderr,
           "blackhole -> %s (%s) after %.1f ms, silent_ms=%.1f, error %s; tcp: unacked %u "
           "probes %u backoff %u last_ack %u ms; waited for a CPU %.1f ms\n",
-          vigil_cause_name(f.rec.death.cause), f.rec.detail,
-          (double)(f.rec.death_ns - t0) / 1e6, (double)f.rec.death.silent_ns / 1e6,
-          vigil_err_name(f.rec.death.error), f.rec.death.tcp.unacked, f.rec.death.tcp.probes,
-          f.rec.death.tcp.backoff, f.rec.death.tcp.last_ack_recv_ms,
-          (double)(f.rec.death_wait_ns - wait0) / 1e6);
-  want = mode == BH_HEARTBEAT     ? VIGIL_CAUSE_HEARTBEAT_TIMEOUT
+          vigil_cause_name(f.rec.death.cause), f.rec.detail, (double)(f.rec.death_ns - t0) / 1e6,
+          (double)f.rec.death.silent_ns / 1e6, vigil_err_name(f.rec.death.error),
+          f.rec.death.tcp.unacked, f.rec.death.tcp.probes, f.rec.death.tcp.backoff,
+          f.rec.death.tcp.last_ack_recv_ms, (double)(f.rec.death_wait_ns - wait0) / 1e6);
+  want = mode == BH_HEARTBEAT      ? VIGIL_CAUSE_HEARTBEAT_TIMEOUT
          : mode == BH_USER_TIMEOUT ? VIGIL_CAUSE_USER_TIMEOUT
                                    : VIGIL_CAUSE_KEEPALIVE_TIMEOUT;
   CHECK(f.rec.messages == 1); /* the last frame did arrive */

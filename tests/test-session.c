@@ -21,15 +21,15 @@ typedef struct end {
   uint8_t rx[65536];
   size_t rx_len;
   vigil_event ev[EV_MAX];
-  long err;            /* first negative recv() result */
-  uint8_t id[256];     /* copy of the OPEN event's id */
+  long err;        /* first negative recv() result */
+  uint8_t id[256]; /* copy of the OPEN event's id */
   size_t id_len;
-  char reason[128];    /* copy of the DEAD event's reason */
-  uint8_t *msg;        /* reassembly of DATA events (when non-NULL) */
+  char reason[128]; /* copy of the DEAD event's reason */
+  uint8_t *msg;     /* reassembly of DATA events (when non-NULL) */
   size_t msg_len, msg_cap;
-  int messages;        /* end_of_message seen */
-  int nev;             /* events in ev[] */
-  int frames_out[8];   /* frames written, by type */
+  int messages;      /* end_of_message seen */
+  int nev;           /* events in ev[] */
+  int frames_out[8]; /* frames written, by type */
 } end;
 
 static void record(end *e, const vigil_event *ev) {
@@ -289,9 +289,8 @@ TEST_IMPL(session_handshake_accepted) {
   return 0;
 }
 
-static int clamp_case(uint32_t interval, uint32_t timeout, uint32_t max_frame,
-                      uint32_t max_message, const vigil_session_config *scfg,
-                      vigil_session_info *out) {
+static int clamp_case(uint32_t interval, uint32_t timeout, uint32_t max_frame, uint32_t max_message,
+                      const vigil_session_config *scfg, vigil_session_info *out) {
   end *c = end_new(), *s = end_new();
   vigil_session_config ccfg;
   vigil_session_info ci;
@@ -405,8 +404,8 @@ TEST_IMPL(session_handshake_refused_version) {
   memset(e, 0, sizeof *e);
   ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
   {
-    static const uint8_t v2[] = {VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2,
-                                 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t v2[] = {
+        VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     deliver(e, T0, v2, sizeof v2);
   }
   ASSERT_EQ(e->err, VIGIL_EVERSION);
@@ -422,8 +421,8 @@ TEST_IMPL(session_handshake_refused_bad_id) {
   /* HELLO: magic, version 1, interval 100, timeout 0, max_frame 64,
    * max_message 1, id_len 1, id 0xFF (not UTF-8). The encoder refuses to
    * make it, so it is spelled out. */
-  static const uint8_t bad[] = {VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'L', 1, 100, 0, 64, 1, 1,
-                                0xFF};
+  static const uint8_t bad[] = {
+      VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'L', 1, 100, 0, 64, 1, 1, 0xFF};
   vigil_session_config_init(&cfg);
   ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
   deliver(e, T0, bad, sizeof bad);
@@ -837,7 +836,7 @@ TEST_IMPL(session_ping_flood) {
   uint64_t now = T0 + 1000 * MS;
   int i;
   ASSERT_EQ(open_default_server(e), 0); /* min_ping 500 ms */
-  deliver(e, now, PING, 2);               /* first ping: legal */
+  deliver(e, now, PING, 2);             /* first ping: legal */
   ASSERT_EQ(info_of(e).strikes, 0);
   for (i = 1; i <= 2; i++) {
     now += 100 * MS;
@@ -1211,8 +1210,7 @@ TEST_IMPL(session_chunks_respect_agreed_max_frame) {
   for (k = 0; k < 2; k++) {
     end *from = ends[k], *to = ends[1 - k];
     for (sent = 0, chunks = 0; sent < sizeof msg; sent += taken, chunks++) {
-      n = vigil_session_write(&from->s, T0, out, sizeof out, msg + sent, sizeof msg - sent,
-                              &taken);
+      n = vigil_session_write(&from->s, T0, out, sizeof out, msg + sent, sizeof msg - sent, &taken);
       ASSERT_GT(n, 0);
       ASSERT_LE(taken, 1024);
       deliver(to, T0, out, (size_t)n);
@@ -1392,8 +1390,8 @@ TEST_IMPL(session_phi_mode_verdict_timing) {
     expire(e, dl);
   }
   ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
-  ASSERT_UGE(dl, last + 2000 * MS);  /* never before 2 x interval */
-  ASSERT(dl < last + 20000 * MS);    /* phi convicts well before the timeout */
+  ASSERT_UGE(dl, last + 2000 * MS); /* never before 2 x interval */
+  ASSERT(dl < last + 20000 * MS);   /* phi convicts well before the timeout */
 
   /* A peer that was chattering at 100 ms: phi alone would convict within
    * half a second of silence; the floor holds it to 2 x interval. */
@@ -1554,10 +1552,10 @@ TEST_IMPL(session_recv_error_paths) {
   static const uint8_t bad_type[] = {0x09, 0};
   static const uint8_t long_ping[] = {VIGIL_FRAME_PING, 1, 0};
   static const uint8_t bad_varint[] = {VIGIL_FRAME_CLOSE, 0x80, 0x80, 0x80, 0x80, 0x80};
-  static const uint8_t bad_magic[] = {VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'X', 1, 100, 0, 64,
-                                      1, 1, 'a'};
-  static const uint8_t trailing[] = {VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 1, 100, 0, 64,
-                                     1, 1, 'a', 'z'};
+  static const uint8_t bad_magic[] = {
+      VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'X', 1, 100, 0, 64, 1, 1, 'a'};
+  static const uint8_t trailing[] = {
+      VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 1, 100, 0, 64, 1, 1, 'a', 'z'};
   static const uint8_t data0[] = {VIGIL_FRAME_DATA, 0};
   const vigil_role S = VIGIL_ROLE_SERVER, C = VIGIL_ROLE_CLIENT;
 
@@ -1598,10 +1596,10 @@ TEST_IMPL(session_recv_error_paths) {
  * in the handshake. A HELLO or WELCOME out of place is a protocol error
  * (PROTOCOL.md 2.5) whatever its version byte says. */
 TEST_IMPL(session_version_close_only_in_the_handshake) {
-  static const uint8_t hello_v0[] = {VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'L', 0, 100, 0, 64,
-                                     1, 1, 'a'};
-  static const uint8_t hello_v2[] = {VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2,
-                                     0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t hello_v0[] = {
+      VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'L', 0, 100, 0, 64, 1, 1, 'a'};
+  static const uint8_t hello_v2[] = {
+      VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   static const uint8_t welcome_v2[] = {VIGIL_FRAME_WELCOME, 6, 2, 10, 30, 5, 64, 1};
   const vigil_role S = VIGIL_ROLE_SERVER, C = VIGIL_ROLE_CLIENT;
   const uint16_t VC = VIGIL_CLOSE_VERSION;
@@ -1686,8 +1684,8 @@ TEST_IMPL(session_stall_during_handshake_and_after_close) {
 TEST_IMPL(session_data_header_split_and_malformed) {
   end *e = end_new();
   static const uint8_t split[] = {VIGIL_FRAME_DATA_MORE, 0x80}; /* varint continues */
-  static const uint8_t rest[] = {0x01, 'a'};                   /* length 128, 1 byte of it */
-  static const uint8_t bad[] = {VIGIL_FRAME_DATA, 0x80, 0x00}; /* non-minimal varint */
+  static const uint8_t rest[] = {0x01, 'a'};                    /* length 128, 1 byte of it */
+  static const uint8_t bad[] = {VIGIL_FRAME_DATA, 0x80, 0x00};  /* non-minimal varint */
   vigil_event ev;
   ASSERT_EQ(open_default_server(e), 0);
   ASSERT_EQ(vigil_session_recv(&e->s, T0 + MS, split, sizeof split, &ev), 0);

@@ -87,32 +87,32 @@ TEST_IMPL(utf8_strict) {
       {"", 1},
       {"plain ascii", 1},
       {"\x7F", 1},
-      {"\xC2\x80", 1},             /* U+0080, smallest 2-byte */
-      {"\xDF\xBF", 1},             /* U+07FF */
-      {"\xE0\xA0\x80", 1},         /* U+0800, smallest 3-byte */
-      {"\xED\x9F\xBF", 1},         /* U+D7FF, just below surrogates */
-      {"\xEE\x80\x80", 1},         /* U+E000, just above */
-      {"\xEF\xBF\xBF", 1},         /* U+FFFF */
-      {"\xF0\x90\x80\x80", 1},     /* U+10000 */
-      {"\xF4\x8F\xBF\xBF", 1},     /* U+10FFFF, the last code point */
+      {"\xC2\x80", 1},         /* U+0080, smallest 2-byte */
+      {"\xDF\xBF", 1},         /* U+07FF */
+      {"\xE0\xA0\x80", 1},     /* U+0800, smallest 3-byte */
+      {"\xED\x9F\xBF", 1},     /* U+D7FF, just below surrogates */
+      {"\xEE\x80\x80", 1},     /* U+E000, just above */
+      {"\xEF\xBF\xBF", 1},     /* U+FFFF */
+      {"\xF0\x90\x80\x80", 1}, /* U+10000 */
+      {"\xF4\x8F\xBF\xBF", 1}, /* U+10FFFF, the last code point */
       {"caf\xC3\xA9", 1},
-      {"\x80", 0},                 /* lone continuation */
-      {"\xC0\x80", 0},             /* overlong NUL */
-      {"\xC1\xBF", 0},             /* overlong U+007F */
-      {"\xE0\x9F\xBF", 0},         /* overlong U+07FF */
-      {"\xF0\x8F\xBF\xBF", 0},     /* overlong U+FFFF */
-      {"\xED\xA0\x80", 0},         /* U+D800 surrogate */
-      {"\xED\xBF\xBF", 0},         /* U+DFFF surrogate */
-      {"\xF4\x90\x80\x80", 0},     /* U+110000 */
-      {"\xF5\x80\x80\x80", 0},     /* lead byte F5 */
+      {"\x80", 0},             /* lone continuation */
+      {"\xC0\x80", 0},         /* overlong NUL */
+      {"\xC1\xBF", 0},         /* overlong U+007F */
+      {"\xE0\x9F\xBF", 0},     /* overlong U+07FF */
+      {"\xF0\x8F\xBF\xBF", 0}, /* overlong U+FFFF */
+      {"\xED\xA0\x80", 0},     /* U+D800 surrogate */
+      {"\xED\xBF\xBF", 0},     /* U+DFFF surrogate */
+      {"\xF4\x90\x80\x80", 0}, /* U+110000 */
+      {"\xF5\x80\x80\x80", 0}, /* lead byte F5 */
       {"\xFF", 0},
-      {"\xC3", 0},                 /* truncated 2-byte */
-      {"\xE2\x82", 0},             /* truncated 3-byte */
-      {"\xF0\x9F\x98", 0},         /* truncated 4-byte */
-      {"\xE2\x28\xA1", 0},         /* bad second byte */
-      {"\xE2\x82\x28", 0},         /* bad third byte */
-      {"\xF0\x9F\x98\x28", 0},     /* bad fourth byte */
-      {"a\xC3\xA9\xC3", 0},        /* good then truncated */
+      {"\xC3", 0},             /* truncated 2-byte */
+      {"\xE2\x82", 0},         /* truncated 3-byte */
+      {"\xF0\x9F\x98", 0},     /* truncated 4-byte */
+      {"\xE2\x28\xA1", 0},     /* bad second byte */
+      {"\xE2\x82\x28", 0},     /* bad third byte */
+      {"\xF0\x9F\x98\x28", 0}, /* bad fourth byte */
+      {"a\xC3\xA9\xC3", 0},    /* good then truncated */
   };
   size_t i;
 
@@ -284,9 +284,8 @@ TEST_IMPL(ping_pong_are_two_bytes) {
 }
 
 TEST_IMPL(close_round_trip) {
-  static const char reason123[] =
-      "0123456789012345678901234567890123456789012345678901234567890"
-      "12345678901234567890123456789012345678901234567890123456789012";
+  static const char reason123[] = "0123456789012345678901234567890123456789012345678901234567890"
+                                  "12345678901234567890123456789012345678901234567890123456789012";
   uint8_t buf[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CLOSE], again[sizeof buf];
   vigil_close_frame c;
   vigil_frame f;
@@ -422,12 +421,24 @@ TEST_IMPL(encode_too_small_is_enospace) {
       memset(buf, 0xA5, sizeof buf);
       memset(canary, 0xA5, sizeof canary);
       switch (k) {
-      case 0: rc = vigil_wire_encode_hello(buf, cap, &h); break;
-      case 1: rc = vigil_wire_encode_welcome(buf, cap, &w); break;
-      case 2: rc = vigil_wire_encode_ping(buf, cap); break;
-      case 3: rc = vigil_wire_encode_pong(buf, cap); break;
-      case 4: rc = vigil_wire_encode_close(buf, cap, &c); break;
-      default: rc = vigil_wire_encode_frame(buf, cap, &df); break;
+      case 0:
+        rc = vigil_wire_encode_hello(buf, cap, &h);
+        break;
+      case 1:
+        rc = vigil_wire_encode_welcome(buf, cap, &w);
+        break;
+      case 2:
+        rc = vigil_wire_encode_ping(buf, cap);
+        break;
+      case 3:
+        rc = vigil_wire_encode_pong(buf, cap);
+        break;
+      case 4:
+        rc = vigil_wire_encode_close(buf, cap, &c);
+        break;
+      default:
+        rc = vigil_wire_encode_frame(buf, cap, &df);
+        break;
       }
       if (rc != VIGIL_ENOSPACE)
         TEST_FAIL_AT("encoder %d with cap %zu returned %d, want ENOSPACE", k, cap, rc);
@@ -560,8 +571,8 @@ TEST_IMPL(close_code_names) {
   ASSERT_STR_EQ(vigil_close_code_text(0xFFFF), "unknown close code");
   ASSERT_STR_EQ(vigil_close_code_name(VIGIL_CLOSE_TAKEOVER), "TAKEOVER");
   ASSERT_STR_EQ(vigil_close_code_name(999), "UNKNOWN");
-#define CHECK(name, value, text)                                               \
-  ASSERT_STR_EQ(vigil_close_code_text(value), text);                           \
+#define CHECK(name, value, text)                                                                   \
+  ASSERT_STR_EQ(vigil_close_code_text(value), text);                                               \
   ASSERT_STR_EQ(vigil_close_code_name(value), #name);
   VIGIL_CLOSE_MAP(CHECK)
 #undef CHECK

@@ -63,7 +63,9 @@ int util_run_until_n(vigil_loop *loop, const int *counter, int target, uint32_t 
   return counter != NULL && *counter >= target;
 }
 
-void util_run_for(vigil_loop *loop, uint32_t ms) { (void)util_run_until(loop, NULL, ms); }
+void util_run_for(vigil_loop *loop, uint32_t ms) {
+  (void)util_run_until(loop, NULL, ms);
+}
 
 /* ---- raw sockets (POSIX and Winsock) --------------------------------------- */
 
@@ -237,7 +239,9 @@ uint16_t util_raw_local_port(vigil_os_socket s) {
   return port_of(&ss);
 }
 
-void util_raw_close(vigil_os_socket s) { util_net_close(s); }
+void util_raw_close(vigil_os_socket s) {
+  util_net_close(s);
+}
 
 void util_raw_reset(vigil_os_socket s) {
   struct linger lg;
@@ -279,7 +283,9 @@ int util_netns_enter(void) {
   return util_sh("ip link set lo up") == 0 ? 0 : VIGIL_ENOTSUP;
 }
 
-int util_sh(const char *cmd) { return system(cmd) == 0 ? 0 : -1; }
+int util_sh(const char *cmd) {
+  return system(cmd) == 0 ? 0 : -1;
+}
 
 #define BLACKHOLE_MARK 0x5647 /* "VG" */
 
@@ -325,8 +331,12 @@ int util_proc_spawn(int (*fn)(void *arg), void *arg, long *pid) {
   return 0;
 }
 
-int util_proc_stop(long pid) { return kill((pid_t)pid, SIGSTOP) == 0 ? 0 : -errno; }
-int util_proc_cont(long pid) { return kill((pid_t)pid, SIGCONT) == 0 ? 0 : -errno; }
+int util_proc_stop(long pid) {
+  return kill((pid_t)pid, SIGSTOP) == 0 ? 0 : -errno;
+}
+int util_proc_cont(long pid) {
+  return kill((pid_t)pid, SIGCONT) == 0 ? 0 : -errno;
+}
 
 int util_proc_wait(long pid, uint32_t timeout_ms) {
   uint64_t end = util_now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -355,12 +365,18 @@ uint64_t util_now_ns(void) {
   QueryPerformanceCounter(&c);
   return (uint64_t)((double)c.QuadPart * 1e9 / (double)f.QuadPart);
 }
-uint64_t util_cpu_wait_ns(void) { return 0; }
-int util_netns_enter(void) { return VIGIL_ENOTSUP; }
+uint64_t util_cpu_wait_ns(void) {
+  return 0;
+}
+int util_netns_enter(void) {
+  return VIGIL_ENOTSUP;
+}
 const char *util_blackhole_unavailable(void) {
   return "needs Linux (network namespaces, nftables, SO_MARK)";
 }
-int util_blackhole_prepare(void) { return VIGIL_ENOTSUP; }
+int util_blackhole_prepare(void) {
+  return VIGIL_ENOTSUP;
+}
 int util_blackhole_cut(vigil_os_socket s) {
   (void)s;
   return VIGIL_ENOTSUP;
@@ -471,7 +487,9 @@ vigil_cause util_stalled_cause(const vigil_death *d) {
 
 /* ---- callback recorder ---------------------------------------------------- */
 
-void util_rec_init(util_rec *r) { memset(r, 0, sizeof *r); }
+void util_rec_init(util_rec *r) {
+  memset(r, 0, sizeof *r);
+}
 
 static void copy_text(char *dst, size_t cap, const char *src, size_t len) {
   if (src == NULL)
@@ -544,8 +562,7 @@ static void rec_reject(vigil_conn *c, const vigil_death *d, void *user) {
   rec_end(r, c, d);
 }
 
-static void rec_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t written,
-                       void *user) {
+static void rec_unsent(vigil_conn *c, const uint8_t *msg, size_t len, size_t written, void *user) {
   util_rec *r = user;
   (void)c, (void)msg;
   r->unsent++;

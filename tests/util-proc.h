@@ -100,19 +100,19 @@ int util_proc_wait(long pid, uint32_t timeout_ms);
 typedef struct util_rec {
   int opens, messages, rtts, deaths, rejects, unsent, reconnects, closed;
   int rejoin;
-  int echo;                      /* answer every message with the same bytes */
-  vigil_conn *conn;              /* the last opened connection (NULL at death) */
+  int echo;         /* answer every message with the same bytes */
+  vigil_conn *conn; /* the last opened connection (NULL at death) */
   char peer[VIGIL_ADDRSTRLEN], old_peer[VIGIL_ADDRSTRLEN], id[256];
   unsigned attempt;
   uint32_t interval_ms, timeout_ms;
-  int ka_error;                  /* from the last on_open */
+  int ka_error; /* from the last on_open */
   vigil_keepalive ka;
   vigil_keepalive_report ka_report;
-  vigil_death death;             /* the last death or reject */
-  vigil_cause died_cause;        /* the last on_death alone */
+  vigil_death death;      /* the last death or reject */
+  vigil_cause died_cause; /* the last on_death alone */
   uint16_t died_close_code;
   char detail[200], reason[128];
-  uint64_t open_ns, death_ns;    /* util_now_ns() at the callbacks */
+  uint64_t open_ns, death_ns;           /* util_now_ns() at the callbacks */
   uint64_t open_wait_ns, death_wait_ns; /* util_cpu_wait_ns() at the callbacks */
   uint8_t msg[256];
   size_t msg_len;

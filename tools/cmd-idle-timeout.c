@@ -112,8 +112,8 @@ typedef struct probe {
   uint64_t hold_ms;
   uint64_t idle_since_ns, deadline_ns;
   const char *why;
-  char id[64];               /* unique: the server's presence table would let
-                                one probe take over another with the same id */
+  char id[64]; /* unique: the server's presence table would let
+                  one probe take over another with the same id */
   vigil_session s;
   size_t rx_len;
   uint8_t rx[VIGIL_SESSION_MAX_RETAIN + 2048];
@@ -444,8 +444,10 @@ int vigil_cmd_idle_timeout(int argc, char **argv) {
     fprintf(stderr, "vigil idle-timeout: %s: %s", f.peer,
             f.fail_why ? f.fail_why : "no connection completed the handshake");
     if (f.agreed_interval_ms != 0)
-      fprintf(stderr, " (the server agreed to a %u ms heartbeat interval; holds must stay "
-                      "below 3/4 of it)", f.agreed_interval_ms);
+      fprintf(stderr,
+              " (the server agreed to a %u ms heartbeat interval; holds must stay "
+              "below 3/4 of it)",
+              f.agreed_interval_ms);
     fputc('\n', stderr);
     return VIGIL_CLI_FAIL;
   }

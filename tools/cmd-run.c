@@ -107,8 +107,9 @@ static int derive(const run_opts *o, vigil_keepalive *ka) {
   if (budget == 0 && !explicit_any)
     budget = DEFAULT_BUDGET_MS;
   if (budget != 0 && vigil_keepalive_from_budget(ka, budget, o->lost) != 0)
-    return vigil_cli_usage(CMD, "--budget %u ms cannot tolerate %u lost probes at 1 s "
-                                "keepalive granularity (need at least %u s)",
+    return vigil_cli_usage(CMD,
+                           "--budget %u ms cannot tolerate %u lost probes at 1 s "
+                           "keepalive granularity (need at least %u s)",
                            budget, o->lost, o->lost + 2);
   if (o->idle_ms)
     ka->idle_ms = o->idle_ms;
@@ -209,8 +210,10 @@ int vigil_cmd_run(int argc, char **argv) {
   if ((rc = derive(&o, &ka)) != 0)
     return rc;
   if (find_preload(lib, sizeof(lib)) != 0) {
-    fprintf(stderr, "vigil run: cannot find %s next to the vigil executable or in its "
-                    "lib directory (set VIGIL_PRELOAD_LIB)\n", PRELOAD_NAME);
+    fprintf(stderr,
+            "vigil run: cannot find %s next to the vigil executable or in its "
+            "lib directory (set VIGIL_PRELOAD_LIB)\n",
+            PRELOAD_NAME);
     return VIGIL_CLI_FAIL;
   }
   if (set_environment(&ka, lib, o.verbose) != 0) {
@@ -218,8 +221,9 @@ int vigil_cmd_run(int argc, char **argv) {
     return VIGIL_CLI_FAIL;
   }
   if (o.verbose)
-    fprintf(stderr, "vigil run: keepalive idle %u ms, interval %u ms, count %u, "
-                    "user timeout %u ms, via %s\n",
+    fprintf(stderr,
+            "vigil run: keepalive idle %u ms, interval %u ms, count %u, "
+            "user timeout %u ms, via %s\n",
             ka.idle_ms, ka.interval_ms, ka.count, ka.user_timeout_ms, lib);
   execvp(argv[o.cmd_index], argv + o.cmd_index);
   fprintf(stderr, "vigil run: cannot run '%s': %s\n", argv[o.cmd_index], strerror(errno));

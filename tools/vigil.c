@@ -18,7 +18,8 @@ static const struct command commands[] = {
     {"serve", vigil_cmd_serve, "run a server; print who opened, died (and why), rejoined"},
     {"connect", vigil_cmd_connect, "stay connected; print RTTs, deaths, reconnects"},
     {"probe", vigil_cmd_probe, "handshake + N pings, like ping(8); exit 0 alive, 1 dead"},
-    {"run", vigil_cmd_run, "run a program with kernel keepalive + TCP_USER_TIMEOUT on its TCP sockets"},
+    {"run", vigil_cmd_run,
+     "run a program with kernel keepalive + TCP_USER_TIMEOUT on its TCP sockets"},
     {"idle-timeout", vigil_cmd_idle_timeout, "find a middlebox's idle timeout"},
     {NULL, NULL, NULL}};
 

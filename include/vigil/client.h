@@ -53,14 +53,14 @@ typedef struct vigil_client_config {
   uint32_t max_attempts;       /* consecutive failed attempts before giving up (0: never) */
   size_t max_queue_bytes;      /* outbound queue cap (default 1 MiB) */
   vigil_keepalive_mode keepalive_mode;
-  vigil_keepalive keepalive;   /* EXPLICIT mode */
+  vigil_keepalive keepalive; /* EXPLICIT mode */
 } vigil_client_config;
 
 typedef struct vigil_client_stats {
-  unsigned attempt;            /* current / last attempt number (1-based) */
-  uint64_t attempts;           /* connection attempts made */
-  uint64_t opened;             /* handshakes completed */
-  uint32_t last_delay_ms;      /* the last backoff delay chosen */
+  unsigned attempt;       /* current / last attempt number (1-based) */
+  uint64_t attempts;      /* connection attempts made */
+  uint64_t opened;        /* handshakes completed */
+  uint32_t last_delay_ms; /* the last backoff delay chosen */
   uint64_t deaths[VIGIL_CAUSE_COUNT];
 } vigil_client_stats;
 

@@ -41,30 +41,30 @@ typedef struct vigil_server_config {
   void (*on_closed)(vigil_server *srv, void *user);
   void *user;
   /* Limits. Zero means the default. */
-  uint32_t max_connections;   /* default 10000; more get CLOSE SERVER_FULL */
-  uint32_t max_per_address;   /* default 0 = no limit; more get CLOSE ADDRESS_LIMIT */
-  uint32_t retry_after_ms;    /* sent with SERVER_FULL / ADDRESS_LIMIT (default 1000) */
-  size_t max_queue_bytes;     /* outbound queue cap per connection (default 1 MiB) */
-  uint32_t queue_full_strikes;/* default 8; VIGIL_NO_LIMIT: never close for it */
+  uint32_t max_connections;     /* default 10000; more get CLOSE SERVER_FULL */
+  uint32_t max_per_address;     /* default 0 = no limit; more get CLOSE ADDRESS_LIMIT */
+  uint32_t retry_after_ms;      /* sent with SERVER_FULL / ADDRESS_LIMIT (default 1000) */
+  size_t max_queue_bytes;       /* outbound queue cap per connection (default 1 MiB) */
+  uint32_t queue_full_strikes;  /* default 8; VIGIL_NO_LIMIT: never close for it */
   uint32_t shutdown_timeout_ms; /* default for vigil_server_shutdown (1000) */
-  int backlog;                /* listen() backlog (default 511) */
+  int backlog;                  /* listen() backlog (default 511) */
   vigil_keepalive_mode keepalive_mode;
-  vigil_keepalive keepalive;  /* EXPLICIT mode */
+  vigil_keepalive keepalive; /* EXPLICIT mode */
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
 
 typedef struct vigil_server_stats {
-  uint32_t connections;        /* sockets open now, handshaking included */
-  uint32_t peers;              /* entries in the presence table */
+  uint32_t connections; /* sockets open now, handshaking included */
+  uint32_t peers;       /* entries in the presence table */
   uint64_t accepted;
-  uint64_t opened;             /* handshakes completed */
-  uint64_t rejoins;            /* takeovers of an id already present */
-  uint64_t refused_full;       /* CLOSE SERVER_FULL */
-  uint64_t refused_address;    /* CLOSE ADDRESS_LIMIT */
-  uint64_t handshake_failed;   /* timeout or bad HELLO */
-  uint64_t queue_full_closes;  /* CLOSE QUEUE_FULL */
-  uint64_t accept_emfile;      /* EMFILE/ENFILE survived with the spare descriptor */
+  uint64_t opened;                    /* handshakes completed */
+  uint64_t rejoins;                   /* takeovers of an id already present */
+  uint64_t refused_full;              /* CLOSE SERVER_FULL */
+  uint64_t refused_address;           /* CLOSE ADDRESS_LIMIT */
+  uint64_t handshake_failed;          /* timeout or bad HELLO */
+  uint64_t queue_full_closes;         /* CLOSE QUEUE_FULL */
+  uint64_t accept_emfile;             /* EMFILE/ENFILE survived with the spare descriptor */
   uint64_t deaths[VIGIL_CAUSE_COUNT]; /* on_death calls by cause */
 } vigil_server_stats;
 

@@ -40,7 +40,7 @@
 #include "wire.h"
 
 #define VIGIL_NO_DEADLINE UINT64_MAX
-#define VIGIL_MS ((uint64_t)1000000)  /* nanoseconds per millisecond */
+#define VIGIL_MS ((uint64_t)1000000) /* nanoseconds per millisecond */
 /* A caller never needs to hold back more than this many received bytes
  * between recv() calls (one incomplete control frame). */
 #define VIGIL_SESSION_MAX_RETAIN VIGIL_WIRE_MAX_CONTROL_FRAME
@@ -64,23 +64,23 @@ typedef enum vigil_session_state {
  * the agreed interval. An option struct that can grow: initialise it with
  * vigil_session_config_init(). */
 typedef struct vigil_session_config {
-  uint32_t interval_ms;   /* heartbeat interval; client proposes it (default 1000) */
-  uint32_t timeout_ms;    /* silence that means dead (default 3 x the agreed
-                             interval: the client's HELLO proposes 0) */
-  uint32_t max_frame;     /* largest DATA chunk we accept (default 16384) */
-  uint32_t max_message;   /* largest message we accept (default 1 MiB) */
+  uint32_t interval_ms;          /* heartbeat interval; client proposes it (default 1000) */
+  uint32_t timeout_ms;           /* silence that means dead (default 3 x the agreed
+                                    interval: the client's HELLO proposes 0) */
+  uint32_t max_frame;            /* largest DATA chunk we accept (default 16384) */
+  uint32_t max_message;          /* largest message we accept (default 1 MiB) */
   uint32_t handshake_timeout_ms; /* HELLO/WELCOME must arrive within (default 5000) */
   /* Server policy: what a client's proposal is clamped to. */
-  uint32_t min_interval_ms;  /* default 100 */
-  uint32_t max_interval_ms;  /* default 600000 */
-  uint32_t min_timeout_ms;   /* default 2 x agreed interval */
-  uint32_t max_timeout_ms;   /* default 3600000 */
-  uint32_t min_ping_ms;      /* a peer may not ping faster (default interval / 2) */
+  uint32_t min_interval_ms; /* default 100 */
+  uint32_t max_interval_ms; /* default 600000 */
+  uint32_t min_timeout_ms;  /* default 2 x agreed interval */
+  uint32_t max_timeout_ms;  /* default 3600000 */
+  uint32_t min_ping_ms;     /* a peer may not ping faster (default interval / 2) */
   /* Client identity, sent in HELLO. Borrowed: must stay valid until the
    * HELLO has been written (the first write() after init). */
   const char *id;
   size_t id_len;
-  uint32_t seed;          /* seeds the ping jitter; any value */
+  uint32_t seed; /* seeds the ping jitter; any value */
   /* Adaptive mode: when non-NULL, the verdict comes from phi-accrual over the
    * arrival history kept here (owned by the caller) instead of the fixed
    * timeout; still never before 2 x interval after the last valid frame and
@@ -106,16 +106,16 @@ typedef enum vigil_event_type {
 
 typedef struct vigil_event {
   vigil_event_type type;
-  vigil_cause cause;        /* DEAD */
-  const char *detail;       /* DEAD: the rule or limit, a static string */
-  const uint8_t *data;      /* DATA, OPEN: borrowed, valid during the call */
+  vigil_cause cause;   /* DEAD */
+  const char *detail;  /* DEAD: the rule or limit, a static string */
+  const uint8_t *data; /* DATA, OPEN: borrowed, valid during the call */
   size_t len;
-  int end_of_message;       /* DATA */
-  uint64_t rtt_ns;          /* PONG */
-  uint64_t silent_ns;       /* DEAD: time since the last valid frame */
-  uint16_t close_code;      /* DEAD by a CLOSE frame (received or sent) */
-  uint32_t retry_after_ms;  /* DEAD by a CLOSE frame */
-  const char *reason;       /* DEAD by a received CLOSE: borrowed */
+  int end_of_message;      /* DATA */
+  uint64_t rtt_ns;         /* PONG */
+  uint64_t silent_ns;      /* DEAD: time since the last valid frame */
+  uint16_t close_code;     /* DEAD by a CLOSE frame (received or sent) */
+  uint32_t retry_after_ms; /* DEAD by a CLOSE frame */
+  const char *reason;      /* DEAD by a received CLOSE: borrowed */
   size_t reason_len;
 } vigil_event;
 
@@ -124,7 +124,7 @@ typedef struct vigil_session_info {
   vigil_role role;
   vigil_session_state state;
   uint32_t interval_ms, timeout_ms, min_ping_ms, max_frame, max_message;
-  uint64_t last_recv_ns;    /* time of the last valid frame */
+  uint64_t last_recv_ns;       /* time of the last valid frame */
   uint64_t srtt_ns, rttvar_ns; /* 0 until the first pong */
   unsigned ping_outstanding;
   unsigned strikes;
@@ -134,26 +134,26 @@ typedef struct vigil_session_info {
  * struct); the fields are private. sizeof(vigil_session) is part of the
  * performance budget: at most 128 bytes (checked in src/session.c). */
 typedef struct vigil_session {
-  uint64_t last_recv_ns;     /* last complete valid frame; handshake: start */
-  uint64_t ping_sent_ns;     /* when the outstanding ping was written */
-  uint64_t last_peer_ping_ns;/* for the minimum ping spacing; MAX = none */
+  uint64_t last_recv_ns;      /* last complete valid frame; handshake: start */
+  uint64_t ping_sent_ns;      /* when the outstanding ping was written */
+  uint64_t last_peer_ping_ns; /* for the minimum ping spacing; MAX = none */
   uint64_t srtt_ns, rttvar_ns;
   vigil_phi *phi;
-  const char *close_reason;  /* static or borrowed reason of a queued CLOSE */
+  const char *close_reason; /* static or borrowed reason of a queued CLOSE */
   union {
-    struct {                 /* server, HANDSHAKE: the clamping policy */
+    struct { /* server, HANDSHAKE: the clamping policy */
       uint32_t min_interval_ms, max_interval_ms, min_timeout_ms, max_timeout_ms;
     } policy;
-    const char *id;          /* client, HANDSHAKE: borrowed until written */
-    struct {                 /* OPEN: message state both ways */
-      uint32_t rx_msg_bytes; /* bytes of the message being received */
-      uint32_t rx_frame_left;/* payload bytes left in a DATA frame */
-      uint32_t tx_msg_bytes; /* bytes of the message being sent */
+    const char *id;           /* client, HANDSHAKE: borrowed until written */
+    struct {                  /* OPEN: message state both ways */
+      uint32_t rx_msg_bytes;  /* bytes of the message being received */
+      uint32_t rx_frame_left; /* payload bytes left in a DATA frame */
+      uint32_t tx_msg_bytes;  /* bytes of the message being sent */
     } xfer;
   } u;
   uint32_t interval_ms, timeout_ms, min_ping_ms, handshake_ms;
   uint32_t max_frame, max_message; /* agreed (before: what we accept) */
-  uint32_t idle_ms;          /* jittered idle period before the next ping */
+  uint32_t idle_ms;                /* jittered idle period before the next ping */
   uint32_t rng;
   uint32_t close_retry_ms;
   uint16_t close_code;
@@ -198,8 +198,8 @@ VIGIL_EXTERN int vigil_session_init(vigil_session *s, vigil_role role,
  * ignored; once that CLOSE has been written, recv() (like expire()) reports
  * the DEAD event of cause local, consuming nothing. VIGIL_ECLOSED once the
  * session is dead; VIGIL_EINVAL for NULL s or ev, or NULL buf with len > 0. */
-VIGIL_EXTERN long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf,
-                                     size_t len, vigil_event *ev);
+VIGIL_EXTERN long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf, size_t len,
+                                     vigil_event *ev);
 
 /* Handles deadlines reached by `now`: queues a ping, or gives the verdict
  * (a DEAD event in *ev), or reports the DEAD (cause local) of a session whose
@@ -230,9 +230,8 @@ VIGIL_EXTERN int vigil_session_want_write(const vigil_session *s);
  * written; VIGIL_ECLOSED once dead with no CLOSE left to write; VIGIL_EINVAL
  * for NULL s or out, or a NULL msg_taken with a message (msg_taken may be
  * NULL when msg is NULL: only control frames are written then). */
-VIGIL_EXTERN long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out,
-                                      size_t cap, const uint8_t *msg, size_t msg_len,
-                                      size_t *msg_taken);
+VIGIL_EXTERN long vigil_session_write(vigil_session *s, uint64_t now, uint8_t *out, size_t cap,
+                                      const uint8_t *msg, size_t msg_len, size_t *msg_taken);
 
 /* Queues a CLOSE (code, reason: NUL-terminated UTF-8 <= 123 bytes or NULL,
  * borrowed until written, retry-after). Any state before DEAD; the session

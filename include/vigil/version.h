@@ -4,7 +4,7 @@
 #define VIGIL_VERSION_MAJOR 0
 #define VIGIL_VERSION_MINOR 1
 #define VIGIL_VERSION_PATCH 0
-#define VIGIL_VERSION_HEX                                                      \
+#define VIGIL_VERSION_HEX                                                                          \
   ((VIGIL_VERSION_MAJOR << 16) | (VIGIL_VERSION_MINOR << 8) | VIGIL_VERSION_PATCH)
 
 /* VIGIL_EXTERN marks the public ABI. The library is built with

@@ -65,26 +65,26 @@ typedef enum vigil_frame_type {
 } vigil_frame_type;
 
 /* CLOSE codes. X(name, value, text). */
-#define VIGIL_CLOSE_MAP(X)                                                     \
-  X(NORMAL, 0, "goodbye")                                                      \
-  X(GOING_AWAY, 1, "server shutting down")                                     \
-  X(PROTOCOL_ERROR, 2, "protocol error")                                       \
-  X(POLICY, 3, "policy")                                                       \
-  X(PING_FLOOD, 4, "pinging faster than the agreed minimum")                   \
-  X(TOO_BIG, 5, "frame or message too large")                                  \
-  X(VERSION, 6, "unsupported protocol version")                                \
-  X(SERVER_FULL, 7, "server full")                                             \
-  X(TAKEOVER, 8, "replaced by a newer connection with the same id")            \
-  X(HANDSHAKE_TIMEOUT, 9, "handshake too slow")                                \
-  X(QUEUE_FULL, 10, "outbound queue full")                                     \
-  X(TIMEOUT, 11, "peer declared dead")                                         \
+#define VIGIL_CLOSE_MAP(X)                                                                         \
+  X(NORMAL, 0, "goodbye")                                                                          \
+  X(GOING_AWAY, 1, "server shutting down")                                                         \
+  X(PROTOCOL_ERROR, 2, "protocol error")                                                           \
+  X(POLICY, 3, "policy")                                                                           \
+  X(PING_FLOOD, 4, "pinging faster than the agreed minimum")                                       \
+  X(TOO_BIG, 5, "frame or message too large")                                                      \
+  X(VERSION, 6, "unsupported protocol version")                                                    \
+  X(SERVER_FULL, 7, "server full")                                                                 \
+  X(TAKEOVER, 8, "replaced by a newer connection with the same id")                                \
+  X(HANDSHAKE_TIMEOUT, 9, "handshake too slow")                                                    \
+  X(QUEUE_FULL, 10, "outbound queue full")                                                         \
+  X(TIMEOUT, 11, "peer declared dead")                                                             \
   X(ADDRESS_LIMIT, 12, "too many connections from this address")
 
 typedef enum vigil_close_code {
 #define VIGIL__CLOSE_ENUM(name, value, text) VIGIL_CLOSE_##name = (value),
   VIGIL_CLOSE_MAP(VIGIL__CLOSE_ENUM)
 #undef VIGIL__CLOSE_ENUM
-  VIGIL_CLOSE_CODE_MAX__ = 0xFFFF
+      VIGIL_CLOSE_CODE_MAX__ = 0xFFFF
 } vigil_close_code;
 
 typedef struct vigil_hello {
@@ -114,14 +114,14 @@ typedef struct vigil_close_frame {
 } vigil_close_frame;
 
 typedef struct vigil_frame {
-  uint8_t type;            /* vigil_frame_type */
-  uint32_t length;         /* payload length */
-  const uint8_t *payload;  /* into the decoded buffer */
+  uint8_t type;           /* vigil_frame_type */
+  uint32_t length;        /* payload length */
+  const uint8_t *payload; /* into the decoded buffer */
   union {
     vigil_hello hello;
     vigil_welcome welcome;
     vigil_close_frame close;
-  } u;                     /* filled for HELLO, WELCOME, CLOSE */
+  } u; /* filled for HELLO, WELCOME, CLOSE */
 } vigil_frame;
 
 /* Varints. encode returns bytes written (1..5) or VIGIL_ENOSPACE; decode
@@ -138,9 +138,8 @@ VIGIL_EXTERN int vigil_varint_decode(const uint8_t *buf, size_t len, uint32_t *v
  * there); VIGIL_EBADVARINT; VIGIL_EFRAMESIZE. Lets a receiver reject an
  * oversized frame as soon as its header arrives, and stream DATA payload
  * without buffering it. type and length may be NULL. */
-VIGIL_EXTERN int vigil_wire_decode_header(const uint8_t *buf, size_t len,
-                                          uint32_t max_chunk, uint8_t *type,
-                                          uint32_t *length);
+VIGIL_EXTERN int vigil_wire_decode_header(const uint8_t *buf, size_t len, uint32_t max_chunk,
+                                          uint8_t *type, uint32_t *length);
 
 /* A whole frame, with HELLO / WELCOME / CLOSE fields parsed and validated.
  * Returns bytes consumed (header + payload; bytes after the frame are left
@@ -153,8 +152,8 @@ VIGIL_EXTERN int vigil_wire_decode_header(const uint8_t *buf, size_t len,
  * range, a CLOSE reason over 123 bytes or not UTF-8); VIGIL_EINVAL (frame
  * NULL). On error *frame is unspecified. HELLO with version > 1 decodes:
  * refusing it is the server's policy. */
-VIGIL_EXTERN int vigil_wire_decode(const uint8_t *buf, size_t len,
-                                   uint32_t max_chunk, vigil_frame *frame);
+VIGIL_EXTERN int vigil_wire_decode(const uint8_t *buf, size_t len, uint32_t max_chunk,
+                                   vigil_frame *frame);
 
 /* Encoders return bytes written, VIGIL_ENOSPACE if cap is too small (nothing
  * is written then), or VIGIL_EINVAL / VIGIL_EBADID for values the protocol
@@ -171,8 +170,7 @@ VIGIL_EXTERN int vigil_wire_encode_close(uint8_t *out, size_t cap, const vigil_c
 /* DATA (more == 0) / DATA_MORE header for a chunk of `length` bytes that the
  * caller writes right after it. VIGIL_EINVAL if length > VIGIL_WIRE_MAX_CHUNK
  * (respecting the peer's smaller agreed max_frame is the caller's job). */
-VIGIL_EXTERN int vigil_wire_encode_data_header(uint8_t *out, size_t cap, int more,
-                                               uint32_t length);
+VIGIL_EXTERN int vigil_wire_encode_data_header(uint8_t *out, size_t cap, int more, uint32_t length);
 /* Any frame as vigil_wire_decode() fills it: type, and u.hello / u.welcome /
  * u.close, or length + payload for DATA / DATA_MORE (copied after the
  * header). PING / PONG need length 0. Same errors as the encoders above;

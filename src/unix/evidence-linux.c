@@ -16,7 +16,7 @@
 
 #include "evidence.h"
 
-#define HAS_FIELD(len, field)                                                  \
+#define HAS_FIELD(len, field)                                                                      \
   ((size_t)(len) >= offsetof(struct tcp_info, field) + sizeof(((struct tcp_info *)0)->field))
 
 int vigil_evidence_read(vigil_os_socket sock, vigil_tcp_evidence *ev) {

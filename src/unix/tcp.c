@@ -210,7 +210,9 @@ int vigil__tcp_accept_drop(vigil_tcp *server) {
   return 0;
 }
 
-vigil_os_socket vigil__spare_open(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+vigil_os_socket vigil__spare_open(void) {
+  return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 void vigil__spare_close(vigil_os_socket fd) {
   if (fd >= 0)

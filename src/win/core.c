@@ -224,8 +224,7 @@ static void dispatch(iocp_state *st, ULONG n) {
     if (ov == NULL)
       continue; /* a bare wake-up packet */
     /* Internal holds the operation's NTSTATUS (a 32-bit LONG). */
-    vigil__win_complete(st->entries[i].lpCompletionKey, ov,
-                        (long)(LONG)(ULONG)ov->Internal,
+    vigil__win_complete(st->entries[i].lpCompletionKey, ov, (long)(LONG)(ULONG)ov->Internal,
                         st->entries[i].dwNumberOfBytesTransferred);
   }
 }
@@ -238,8 +237,7 @@ int vigil__plat_poll(vigil_loop *loop, int timeout_ms) {
   DWORD e;
 
   for (round = 0; round <= MAX_EXTRA_BATCHES; round++) {
-    if (!GetQueuedCompletionStatusEx(st->port, st->entries, MAX_ENTRIES, &n, timeout,
-                                     FALSE)) {
+    if (!GetQueuedCompletionStatusEx(st->port, st->entries, MAX_ENTRIES, &n, timeout, FALSE)) {
       e = GetLastError();
       if (round == 0)
         vigil__loop_awake(loop);

@@ -2,8 +2,8 @@
 #define VIGIL_WIN_INTERNAL_H
 
 /* Windows platform internals shared by src/win/core.c (process start-up,
- * clocks, the completion port and its wait), src/win/error.c (error.h) and src/win/tcp.c (sockets as
- * overlapped operations). The design essay is at the top of tcp.c. */
+ * clocks, the completion port and its wait), src/win/error.c (error.h) and src/win/tcp.c (sockets
+ * as overlapped operations). The design essay is at the top of tcp.c. */
 
 #include <winsock2.h>
 #include <ws2tcpip.h>

@@ -80,9 +80,9 @@ typedef struct accept_slot {
  * until the last of them, so a listener's close callback need not wait
  * for the kernel (and the handle may be reused at once, as on POSIX). */
 typedef struct accept_pool {
-  vigil_tcp *server;  /* NULL once the listener is closed */
+  vigil_tcp *server; /* NULL once the listener is closed */
   vigil_loop *loop;
-  unsigned pending;   /* AcceptEx calls out */
+  unsigned pending; /* AcceptEx calls out */
   LPFN_ACCEPTEX accept_ex;
   int family;
   vigil_loop_timer retry; /* re-posts idle slots after a failure */
@@ -153,8 +153,8 @@ static int new_socket(vigil_loop *loop, int family, vigil_tcp *tcp, SOCKET *out)
 
 static int extension(SOCKET s, GUID guid, void *fn, DWORD size) {
   DWORD bytes = 0;
-  if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, (DWORD)sizeof guid, fn, size,
-               &bytes, NULL, NULL) != 0)
+  if (WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid, (DWORD)sizeof guid, fn, size, &bytes,
+               NULL, NULL) != 0)
     return vigil__win_sock_error();
   return 0;
 }
@@ -197,8 +197,8 @@ static int post_accept(vigil_tcp *server, accept_slot *slot) {
     return err;
   }
   memset(&slot->ov, 0, sizeof slot->ov);
-  if (!pool->accept_ex(sock_of(server), slot->sock, slot->addrs, 0, ADDR_SPACE, ADDR_SPACE,
-                       &bytes, &slot->ov)) {
+  if (!pool->accept_ex(sock_of(server), slot->sock, slot->addrs, 0, ADDR_SPACE, ADDR_SPACE, &bytes,
+                       &slot->ov)) {
     e = WSAGetLastError();
     if (e != WSA_IO_PENDING) {
       closesocket(slot->sock);
@@ -372,9 +372,13 @@ int vigil__tcp_accept_drop(vigil_tcp *server) {
 }
 
 /* No spare descriptor: a failed AcceptEx is dropped here already. */
-vigil_os_socket vigil__spare_open(void) { return VIGIL_INVALID_SOCKET; }
+vigil_os_socket vigil__spare_open(void) {
+  return VIGIL_INVALID_SOCKET;
+}
 
-void vigil__spare_close(vigil_os_socket fd) { (void)fd; }
+void vigil__spare_close(vigil_os_socket fd) {
+  (void)fd;
+}
 
 /* ---- writes --------------------------------------------------------------- */
 
@@ -385,8 +389,7 @@ static void post_write(vigil_write_req *req) {
 
   memset(&req->req.plat.ov, 0, sizeof req->req.plat.ov);
   if (WSASend(sock_of(tcp), (WSABUF *)(void *)(req->bufs + req->index),
-              (DWORD)(req->nbufs - req->index), &sent, 0, ov_of(&req->req.plat.ov),
-              NULL) != 0) {
+              (DWORD)(req->nbufs - req->index), &sent, 0, ov_of(&req->req.plat.ov), NULL) != 0) {
     e = WSAGetLastError();
     if (e != WSA_IO_PENDING) {
       vigil__write_done(req, vigil__win_error((unsigned long)e));
@@ -408,8 +411,7 @@ static void post_queued_writes(vigil_tcp *tcp) {
   /* post_write may complete a request at once, unlinking it: keep next. */
   for (q = tcp->write_queue.next; q != &tcp->write_queue; q = next) {
     next = q->next;
-    post_write(vigil_container_of(vigil_container_of(q, vigil__req, link), vigil_write_req,
-                                  req));
+    post_write(vigil_container_of(vigil_container_of(q, vigil__req, link), vigil_write_req, req));
   }
 }
 

@@ -64,8 +64,8 @@ static long now_mono_ms(void) {
 }
 
 static void emit(const char *event, const char *extra) {
-  printf("{\"t_ms\":%.3f,\"event\":\"%s\"%s%s}\n", now_real_ms(), event,
-         extra[0] ? "," : "", extra);
+  printf("{\"t_ms\":%.3f,\"event\":\"%s\"%s%s}\n", now_real_ms(), event, extra[0] ? "," : "",
+         extra);
   fflush(stdout);
 }
 
