@@ -68,6 +68,11 @@
  * calls it, the loop calls it after vigil__plat_poll returns. */
 void vigil__loop_awake(vigil_loop *loop);
 
+/* The wakeup (vigil__plat_wake) fired and the platform drained it: runs
+ * the pending async callbacks and the posted calls (src/async.c). Call it
+ * from vigil__plat_poll, in phase 3. */
+void vigil__loop_wakeup(vigil_loop *loop);
+
 /* Queue a completion; callbacks run in phase 6. */
 void vigil__write_done(vigil_write_req *req, int status);
 void vigil__connect_done(vigil_connect_req *req, int status);
@@ -87,6 +92,11 @@ vigil_backend vigil__plat_default_backend(void);
  * Returns 0, VIGIL_ENOTSUP (not on this platform) or an OS error. */
 int vigil__plat_init(vigil_loop *loop, vigil_backend backend);
 void vigil__plat_close(vigil_loop *loop);
+/* Makes the loop's wait return (now, or at once if it is not waiting) and
+ * vigil__plat_poll call vigil__loop_wakeup. Any thread; async-signal-safe
+ * on POSIX (one write(2), errno preserved). Several calls before the
+ * wait returns may give one vigil__loop_wakeup. */
+void vigil__plat_wake(vigil_loop *loop);
 const char *vigil__plat_name(const vigil_loop *loop);
 /* Waits up to timeout_ms (-1: forever, 0: not at all) and runs the ready
  * I/O. Returns 0, or a negative error if waiting itself failed (EINTR is
@@ -125,6 +135,29 @@ long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs)
 void vigil__tcp_close(vigil_tcp *tcp, int reset);
 int vigil__tcp_nodelay(vigil_tcp *tcp, int enable);
 int vigil__tcp_name(const vigil_tcp *tcp, int peer, struct sockaddr *name, int *len);
+
+/* ---- signals (src/signal.c, src/unix/signal.c, src/win/signal.c) -------- */
+
+/* Adds s to the process-wide list of handles watching signum, installing
+ * the OS handler if it is the first (s->signum is still 0). Returns 0,
+ * VIGIL_EINVAL (no such signal, or one that cannot be caught) or
+ * VIGIL_ENOTSUP. */
+int vigil__plat_signal_add(vigil_signal *s, int signum);
+/* Removes s (started) from the list; the last one of its signal restores
+ * the disposition found before the first. */
+void vigil__plat_signal_remove(vigil_signal *s);
+/* For the OS handler, once per delivery to a watching handle: counts it
+ * and wakes the handle's loop. Async-signal-safe. */
+void vigil__signal_deliver(vigil_signal *s);
+
+/* ---- the post queue (src/async.c) ------------------------------------------ */
+
+/* Allocates loop->posts with room for at most max calls (0: default).
+ * Returns 0 or VIGIL_ENOMEM. */
+int vigil__posts_init(vigil_loop *loop, uint32_t max);
+/* 1 while posted calls wait to run (any thread may have added them). */
+int vigil__posts_waiting(const vigil_loop *loop);
+void vigil__posts_free(vigil_loop *loop);
 
 /* ---- helpers for platforms ------------------------------------------------ */
 

@@ -129,19 +129,29 @@ int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts) {
   vigil__queue_init(&loop->closing);
   vigil__queue_init(&loop->defers);
   vigil__queue_init(&loop->stall_watchers);
+  vigil__queue_init(&loop->asyncs);
+  loop->wake_fd[0] = -1;
+  loop->wake_fd[1] = -1;
   loop->now_ns = read_clock(loop, VIGIL_CLOCK_MONOTONIC);
   loop->last_check_ns = loop->now_ns;
   loop->boot_offset_ns = boot_offset(loop, loop->now_ns);
   vigil_wheel_init(&loop->wheel, loop->now_ns / NS_PER_MS);
   loop->backend = backend;
-  return vigil__plat_init(loop, backend);
+  err = vigil__posts_init(loop, opts->post_queue_max);
+  if (err != 0)
+    return err;
+  err = vigil__plat_init(loop, backend);
+  if (err != 0)
+    vigil__posts_free(loop);
+  return err;
 }
 
 int vigil_loop_close(vigil_loop *loop) {
   if (loop->nhandles != 0 || !vigil__queue_empty(&loop->done_reqs) ||
-      !vigil__queue_empty(&loop->closing))
+      !vigil__queue_empty(&loop->closing) || vigil__posts_waiting(loop))
     return VIGIL_EBUSY;
   vigil__plat_close(loop);
+  vigil__posts_free(loop);
   loop->plat = NULL;
   loop->plat_ops = NULL;
   return 0;
@@ -154,7 +164,7 @@ static int has_pending(const vigil_loop *loop) {
 
 int vigil_loop_alive(const vigil_loop *loop) {
   return loop->active_handles != 0 || loop->active_reqs != 0 || loop->wheel.count != 0 ||
-         has_pending(loop);
+         has_pending(loop) || vigil__posts_waiting(loop);
 }
 
 void vigil_loop_stop(vigil_loop *loop) {

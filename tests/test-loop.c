@@ -30,37 +30,6 @@
 
 /* ---- per-backend driver --------------------------------------------------- */
 
-static const vigil_backend all_backends[] = {VIGIL_BACKEND_EPOLL, VIGIL_BACKEND_POLL,
-                                             VIGIL_BACKEND_IOCP};
-
-/* Runs fn once per backend that exists here; skips when none does. */
-static int for_each_backend(int (*fn)(vigil_backend), const char *name) {
-  size_t i;
-  int ran = 0, rc;
-  vigil_loop probe;
-  vigil_loop_options opts;
-
-  if (util_net_init() != 0)
-    RETURN_SKIP("no sockets");
-  for (i = 0; i < sizeof all_backends / sizeof all_backends[0]; i++) {
-    vigil_loop_options_init(&opts);
-    opts.backend = all_backends[i];
-    if (vigil_loop_init(&probe, &opts) != 0)
-      continue;
-    fprintf(stderr, "[%s on %s]\n", name, vigil_loop_backend_name(&probe));
-    (void)vigil_loop_close(&probe);
-    rc = fn(all_backends[i]);
-    if (rc == TEST_SKIP)
-      continue;
-    if (rc != 0)
-      return rc;
-    ran++;
-  }
-  if (ran == 0)
-    RETURN_SKIP("no loop backend runs this test here");
-  return 0;
-}
-
 static int open_loop(vigil_loop *loop, vigil_backend b) {
   vigil_loop_options opts;
   vigil_loop_options_init(&opts);
@@ -347,7 +316,7 @@ static int case_echo(vigil_backend b) {
 }
 
 TEST_IMPL(loop_echo_and_eof) {
-  return for_each_backend(case_echo, "echo");
+  return util_for_each_backend(case_echo, "echo");
 }
 
 static int case_reset(vigil_backend b) {
@@ -372,7 +341,7 @@ static int case_reset(vigil_backend b) {
 }
 
 TEST_IMPL(loop_reset_reads_econnreset) {
-  return for_each_backend(case_reset, "reset");
+  return util_for_each_backend(case_reset, "reset");
 }
 
 static int case_refused(vigil_backend b) {
@@ -405,7 +374,7 @@ static int case_refused(vigil_backend b) {
 }
 
 TEST_IMPL(loop_connect_refused) {
-  return for_each_backend(case_refused, "refused");
+  return util_for_each_backend(case_refused, "refused");
 }
 
 /* Timers. */
@@ -480,7 +449,7 @@ static int case_timers(vigil_backend b) {
 }
 
 TEST_IMPL(loop_timers_fire_on_time) {
-  return for_each_backend(case_timers, "timers");
+  return util_for_each_backend(case_timers, "timers");
 }
 
 static void on_cancel_me(vigil_loop *loop, vigil_loop_timer *t) {
@@ -522,7 +491,7 @@ static int case_many_timers(vigil_backend b) {
 }
 
 TEST_IMPL(loop_many_timers) {
-  return for_each_backend(case_many_timers, "many timers");
+  return util_for_each_backend(case_many_timers, "many timers");
 }
 
 /* 10 MB through two queued writes: partial writes, completion only when
@@ -594,7 +563,7 @@ static int case_big_write(vigil_backend b) {
 }
 
 TEST_IMPL(loop_write_10mb) {
-  return for_each_backend(case_big_write, "10 MB");
+  return util_for_each_backend(case_big_write, "10 MB");
 }
 
 /* Closing with writes queued cancels them, before the close callback. */
@@ -640,7 +609,7 @@ static int case_close_cancels(vigil_backend b) {
 }
 
 TEST_IMPL(loop_close_cancels_writes) {
-  return for_each_backend(case_close_cancels, "close cancels");
+  return util_for_each_backend(case_close_cancels, "close cancels");
 }
 
 /* One iteration runs reads, then timers, then deferred callbacks. */
@@ -728,7 +697,7 @@ static int case_phase_order(vigil_backend b) {
 }
 
 TEST_IMPL(loop_phase_order) {
-  return for_each_backend(case_phase_order, "phase order");
+  return util_for_each_backend(case_phase_order, "phase order");
 }
 
 /* A defer re-queued from its own callback runs in the next iteration (one
@@ -761,7 +730,7 @@ static int case_defer_requeue(vigil_backend b) {
 }
 
 TEST_IMPL(loop_defer_requeue) {
-  return for_each_backend(case_defer_requeue, "defer requeue");
+  return util_for_each_backend(case_defer_requeue, "defer requeue");
 }
 
 /* Stall detection with an injected clock: real time plus offsets the test
@@ -869,7 +838,7 @@ static int case_stall(vigil_backend b) {
 }
 
 TEST_IMPL(loop_stall_detection) {
-  return for_each_backend(case_stall, "stall");
+  return util_for_each_backend(case_stall, "stall");
 }
 
 /* IPv6 loopback, and IPV6_V6ONLY both ways. */
@@ -941,7 +910,7 @@ static int case_ipv6(vigil_backend b) {
 }
 
 TEST_IMPL(loop_ipv6_loopback) {
-  return for_each_backend(case_ipv6, "ipv6");
+  return util_for_each_backend(case_ipv6, "ipv6");
 }
 
 /* Accept errors reach on_connection; accept_drop refuses the waiting peer
@@ -997,7 +966,7 @@ static int case_emfile(vigil_backend b) {
 }
 
 TEST_IMPL(loop_accept_emfile) {
-  return for_each_backend(case_emfile, "emfile");
+  return util_for_each_backend(case_emfile, "emfile");
 }
 
 /* read_stop holds bytes back; an empty buffer from alloc_cb is ENOBUFS. */
@@ -1049,7 +1018,7 @@ static int case_read_stop(vigil_backend b) {
 }
 
 TEST_IMPL(loop_read_stop_and_enobufs) {
-  return for_each_backend(case_read_stop, "read stop");
+  return util_for_each_backend(case_read_stop, "read stop");
 }
 
 /* A read callback sees the time its data arrived, not the time the wait
@@ -1112,7 +1081,7 @@ static int case_fresh_time(vigil_backend b) {
 }
 
 TEST_IMPL(loop_read_sees_arrival_time) {
-  return for_each_backend(case_fresh_time, "fresh time");
+  return util_for_each_backend(case_fresh_time, "fresh time");
 }
 
 /* vigil_loop_stop ends a DEFAULT run after the current iteration. */
@@ -1144,7 +1113,7 @@ static int case_stop(vigil_backend b) {
 }
 
 TEST_IMPL(loop_stop) {
-  return for_each_backend(case_stop, "stop");
+  return util_for_each_backend(case_stop, "stop");
 }
 
 /* A taken port is EADDRINUSE; with REUSEPORT on both, two listeners
@@ -1191,7 +1160,7 @@ static int case_reuseport(vigil_backend b) {
 }
 
 TEST_IMPL(loop_reuseport_and_addrinuse) {
-  return for_each_backend(case_reuseport, "reuseport");
+  return util_for_each_backend(case_reuseport, "reuseport");
 }
 
 /* Argument and state errors, without the network. */
@@ -1225,7 +1194,7 @@ static int case_misuse(vigil_backend b) {
 }
 
 TEST_IMPL(loop_misuse_errors) {
-  return for_each_backend(case_misuse, "misuse");
+  return util_for_each_backend(case_misuse, "misuse");
 }
 
 TEST_IMPL(loop_ip_parse_format) {

@@ -47,6 +47,38 @@ static void on_watchdog(vigil_loop *loop, vigil_loop_timer *t) {
   ((watchdog *)(void *)t)->fired = 1;
 }
 
+int util_for_each_backend(int (*fn)(vigil_backend), const char *name) {
+  static const vigil_backend all[] = {VIGIL_BACKEND_EPOLL, VIGIL_BACKEND_POLL, VIGIL_BACKEND_IOCP};
+  vigil_loop probe;
+  vigil_loop_options opts;
+  size_t i;
+  int ran = 0, rc;
+
+  if (util_net_init() != 0) {
+    fprintf(stderr, "SKIP: no sockets\n");
+    return 77;
+  }
+  for (i = 0; i < sizeof all / sizeof all[0]; i++) {
+    vigil_loop_options_init(&opts);
+    opts.backend = all[i];
+    if (vigil_loop_init(&probe, &opts) != 0)
+      continue;
+    fprintf(stderr, "[%s on %s]\n", name, vigil_loop_backend_name(&probe));
+    (void)vigil_loop_close(&probe);
+    rc = fn(all[i]);
+    if (rc == 77)
+      continue;
+    if (rc != 0)
+      return rc;
+    ran++;
+  }
+  if (ran == 0) {
+    fprintf(stderr, "SKIP: no loop backend runs %s here\n", name);
+    return 77;
+  }
+  return 0;
+}
+
 int util_run_until(vigil_loop *loop, const int *flag, uint32_t ms) {
   return util_run_until_n(loop, flag, 1, ms);
 }

@@ -14,6 +14,12 @@
 
 #include "vigil.h"
 
+/* Runs fn once per loop backend this platform has (epoll and poll on
+ * Linux, IOCP on Windows), printing "[name on backend]" first. Returns 0,
+ * fn's first failure, or 77 (skip, after saying why) when no backend ran
+ * it; a backend on which fn returns 77 is passed over. */
+int util_for_each_backend(int (*fn)(vigil_backend), const char *name);
+
 /* Runs the loop until *flag becomes non-zero or ms pass. Returns 1 if the
  * flag was set, 0 on timeout. */
 int util_run_until(vigil_loop *loop, const int *flag, uint32_t ms);

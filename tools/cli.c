@@ -24,31 +24,7 @@ int vigil_cli_run_loop(const char *cmd, vigil_loop *loop) {
 
 /* ---- signals ---- */
 
-static volatile sig_atomic_t caught_signal;
 static vigil_cli_sigwatch *active_watch; /* the running command's, or NULL */
-
-static void on_signal(int signo) {
-  if (caught_signal != 0)
-    _Exit(128 + signo);
-  caught_signal = signo;
-}
-
-#if defined(_WIN32)
-static void catch_signals(void) {
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-}
-#else
-static void catch_signals(void) {
-  struct sigaction sa;
-
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_signal; /* no SA_RESTART: the loop's wait returns */
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
-#endif
 
 void vigil_cli_ignore_sigpipe(void) {
 #if defined(SIGPIPE)
@@ -56,14 +32,17 @@ void vigil_cli_ignore_sigpipe(void) {
 #endif
 }
 
-static void sigwatch_tick(vigil_loop *loop, vigil_loop_timer *t) {
-  vigil_cli_sigwatch *w = vigil_container_of(t, vigil_cli_sigwatch, timer);
+/* Stops watching: the signals get their previous disposition back. */
+static void unwatch(vigil_cli_sigwatch *w) {
+  unsigned i;
+  for (i = 0; i < w->nsig; i++)
+    (void)vigil_signal_stop(&w->sig[i]);
+}
 
-  if (caught_signal != 0) {
-    w->fn(w->arg, (int)caught_signal);
-    return;
-  }
-  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + 50, sigwatch_tick);
+static void on_signal(vigil_signal *sig, int signo) {
+  vigil_cli_sigwatch *w = sig->data;
+  unwatch(w); /* a second signal ends a shutdown that hangs */
+  w->fn(w->arg, signo);
 }
 
 /* stdout failed: the command stops as for a signal (signo 0). */
@@ -80,20 +59,43 @@ static void request_stop(vigil_cli_sigwatch *w) {
 
 void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
                               void (*fn)(void *arg, int signo), void *arg) {
+  static const int signals[] = {
+    SIGINT,
+    SIGTERM,
+#if defined(SIGBREAK)
+    SIGBREAK
+#endif
+  };
+  unsigned i;
+  int err;
+
   w->fn = fn;
   w->arg = arg;
   w->loop = loop;
-  catch_signals();
-  vigil_loop_timer_init(&w->timer);
+  w->nsig = 0;
+  for (i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+    if (vigil_signal_init(loop, &w->sig[w->nsig]) != 0)
+      continue;
+    w->sig[w->nsig].data = w;
+    err = vigil_signal_start(&w->sig[w->nsig], on_signal, signals[i]);
+    if (err != 0) {
+      fprintf(stderr, "vigil: cannot watch signal %d: %s\n", signals[i], vigil_strerror(err));
+      vigil_signal_close(&w->sig[w->nsig], NULL);
+      continue;
+    }
+    w->nsig++;
+  }
   vigil_loop_timer_init(&w->stop);
-  vigil_loop_timer_arm(loop, &w->timer, vigil_loop_now_ms(loop) + 50, sigwatch_tick);
   active_watch = w;
   if (vigil_cli_out_failed())
     request_stop(w); /* stdout failed before the loop ran */
 }
 
 void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w) {
-  vigil_loop_timer_cancel(loop, &w->timer);
+  unsigned i;
+  for (i = 0; i < w->nsig; i++)
+    vigil_signal_close(&w->sig[i], NULL);
+  w->nsig = 0;
   vigil_loop_timer_cancel(loop, &w->stop);
   if (active_watch == w)
     active_watch = NULL;

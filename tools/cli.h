@@ -198,15 +198,16 @@ int vigil_cli_unknown(const char *cmd, const char *arg);
 
 /* ---- signals ---- */
 
-/* SIGINT and SIGTERM set a flag (a second one exits at once, for a
- * shutdown that hangs). The loop cannot be woken from a signal handler
- * portably, so a watch timer polls the flag every 50 ms and calls
- * fn(arg, signo) once from the loop. A failed stdout (see "stdout" below)
- * calls fn(arg, 0) the same way, at once: the command stops as for a
- * signal. */
+/* SIGINT and SIGTERM (on Windows also Ctrl-Break) are vigil_signal handles
+ * on the command's loop: the first delivery calls fn(arg, signo) from the
+ * loop at once, and gives the signals back their previous disposition, so
+ * a second one ends a shutdown that hangs the way it would end any program.
+ * A failed stdout (see "stdout" below) calls fn(arg, 0) the same way: the
+ * command stops as for a signal. */
 typedef struct vigil_cli_sigwatch {
-  vigil_loop_timer timer; /* polls the signal flag */
-  vigil_loop_timer stop;  /* fires fn(arg, 0) when stdout failed */
+  vigil_signal sig[3];   /* SIGINT, SIGTERM, and on Windows SIGBREAK */
+  unsigned nsig;         /* how many of them are initialised */
+  vigil_loop_timer stop; /* fires fn(arg, 0) when stdout failed */
   vigil_loop *loop;
   void (*fn)(void *arg, int signo);
   void *arg;

@@ -30,8 +30,11 @@
  *      EAGAIN;
  *   6. run completions: write and connect callbacks, then close callbacks.
  *
- * Threading: a loop and its handles belong to one thread. Nothing here is
- * thread-safe.
+ * Threading: a loop and its handles belong to one thread. Exactly two
+ * functions here may be called from any thread: vigil_async_send (also from
+ * a POSIX signal handler) and vigil_loop_post; everything else, including
+ * closing an async handle, runs on the loop's thread. docs/RUNTIME.md
+ * ("Threads") lists every thread-safe entry point of the library.
  *
  * Errors: negative VIGIL_E* (on POSIX, -errno). Every function lists them. */
 
@@ -54,6 +57,8 @@ typedef struct vigil_connect_req vigil_connect_req;
 typedef struct vigil_loop_timer vigil_loop_timer;
 typedef struct vigil_defer vigil_defer;
 typedef struct vigil_stall_watch vigil_stall_watch;
+typedef struct vigil_async vigil_async;
+typedef struct vigil_signal vigil_signal;
 
 /* From a pointer to a member back to the structure that embeds it. */
 #define vigil_container_of(ptr, type, member)                                                      \
@@ -166,6 +171,9 @@ typedef struct vigil_loop_options {
   uint32_t stall_threshold_ms;
   vigil_clock_fn clock; /* NULL: the OS clocks */
   void *clock_arg;
+  /* Most vigil_loop_post calls queued and not yet run; one more gets
+   * VIGIL_EQUEUEFULL. Default 4096. */
+  uint32_t post_queue_max;
 } vigil_loop_options;
 
 typedef enum vigil_stall_kind {
@@ -195,7 +203,11 @@ struct vigil_loop {
   vigil__queue closing;       /* closed handles, close callbacks pending */
   vigil__queue defers;        /* queued vigil_defer */
   vigil__queue stall_watchers;
-  vigil_wheel wheel; /* ticks are monotonic milliseconds */
+  vigil__queue asyncs; /* vigil_async handles, initialised and not closed */
+  int wake_pending;    /* atomic: the wakeup was signalled, not yet drained */
+  int wake_fd[2];      /* POSIX: the wakeup's eventfd (twice) or pipe */
+  void *posts;         /* the vigil_loop_post queue and its lock */
+  vigil_wheel wheel;   /* ticks are monotonic milliseconds */
 };
 
 VIGIL_EXTERN void vigil_loop_options_init(vigil_loop_options *opts);
@@ -300,6 +312,102 @@ struct vigil_stall_watch {
 VIGIL_EXTERN void vigil_loop_stall_start(vigil_loop *loop, vigil_stall_watch *w, vigil_stall_cb cb);
 /* Harmless if not started. */
 VIGIL_EXTERN void vigil_loop_stall_stop(vigil_loop *loop, vigil_stall_watch *w);
+
+/* ---- wakeups from other threads ------------------------------------------- */
+
+/* An async handle (libuv's uv_async_t): any thread wakes the loop with
+ * vigil_async_send and the callback runs once on the loop's thread, in
+ * phase 3. Sends that come before the callback runs are coalesced into one
+ * call; a send made while the callback runs gives one more call. Wakes the
+ * loop through an eventfd (Linux), a self-pipe (other POSIX systems) or a
+ * packet posted to the completion port (Windows). An initialised handle
+ * keeps the loop alive until vigil_async_close. */
+typedef void (*vigil_async_cb)(vigil_async *a);
+typedef void (*vigil_async_close_cb)(vigil_async *a);
+
+struct vigil_async {
+  void *data; /* for the user */
+  /* private */
+  vigil_loop *loop;
+  vigil_async_cb cb;
+  vigil_async_close_cb close_cb;
+  int pending;       /* atomic: sent, callback not yet run */
+  unsigned closing;  /* vigil_async_close called */
+  vigil__queue link; /* in loop->asyncs */
+  vigil_defer close_defer;
+};
+
+/* Initialises a on loop with cb (not NULL). Loop thread only. Returns 0 or
+ * VIGIL_EINVAL. */
+VIGIL_EXTERN int vigil_async_init(vigil_loop *loop, vigil_async *a, vigil_async_cb cb);
+
+/* Makes a's callback run on the loop's thread (soon, once). Any thread;
+ * async-signal-safe on POSIX (an atomic exchange and at most one write(2),
+ * errno preserved). a must be initialised and not yet closed: the caller
+ * makes sure no thread sends once vigil_async_close may have been called.
+ * Returns 0. */
+VIGIL_EXTERN int vigil_async_send(vigil_async *a);
+
+/* Closes a (loop thread): a pending send is dropped, the callback never
+ * runs again, and cb (may be NULL) runs from the loop (phase 5); only then
+ * may the memory go. Calling it twice is harmless (the first cb wins). */
+VIGIL_EXTERN void vigil_async_close(vigil_async *a, vigil_async_close_cb cb);
+
+/* Runs fn(loop, arg) on the loop's thread, in phase 3 of a coming
+ * iteration; calls run in the order they were posted. Any thread (not from
+ * a signal handler: it takes a lock). The loop must outlive the call; a
+ * queued call keeps the loop alive, and vigil_loop_close says VIGIL_EBUSY
+ * until it ran. Returns 0, or
+ *   VIGIL_EQUEUEFULL  post_queue_max calls are already waiting: nothing was
+ *                     queued (the loop is not keeping up; retry later)
+ *   VIGIL_EINVAL      NULL loop or fn
+ *   VIGIL_ENOMEM */
+typedef void (*vigil_post_cb)(vigil_loop *loop, void *arg);
+VIGIL_EXTERN int vigil_loop_post(vigil_loop *loop, vigil_post_cb fn, void *arg);
+
+/* ---- signals ------------------------------------------------------------- */
+
+/* A signal handle: signum's delivery becomes a callback on the loop's
+ * thread, in phase 3, so a program stops on SIGINT / SIGTERM without
+ * polling a flag. POSIX: a sigaction handler (installed while some handle
+ * watches the signal, the previous disposition restored when the last one
+ * stops) that wakes each watching handle's loop through its vigil_async;
+ * every loop and handle watching a signal gets it. Windows: a console
+ * control handler (SetConsoleCtrlHandler), CTRL_C_EVENT delivered as SIGINT,
+ * CTRL_BREAK_EVENT as SIGBREAK, CTRL_CLOSE / LOGOFF / SHUTDOWN_EVENT as
+ * SIGTERM (Windows ends the process soon after a close event); other
+ * numbers give VIGIL_ENOTSUP there. Deliveries between two callbacks are
+ * coalesced into one call. A started handle keeps the loop alive. */
+typedef void (*vigil_signal_cb)(vigil_signal *s, int signum);
+typedef void (*vigil_signal_close_cb)(vigil_signal *s);
+
+struct vigil_signal {
+  void *data; /* for the user */
+  /* private */
+  vigil_async async; /* what the OS handler sends */
+  vigil_signal_cb cb;
+  vigil_signal_close_cb close_cb;
+  int signum;        /* 0 while stopped */
+  int caught;        /* atomic: deliveries not yet reported */
+  vigil__queue link; /* in the process-wide list of started handles */
+};
+
+/* Initialises s on loop (loop thread). Returns 0 or VIGIL_EINVAL. */
+VIGIL_EXTERN int vigil_signal_init(vigil_loop *loop, vigil_signal *s);
+
+/* Starts watching signum (restarts with the new one if started). Returns 0,
+ * or VIGIL_EINVAL (NULL cb, a number out of range, SIGKILL / SIGSTOP),
+ * VIGIL_ENOTSUP (Windows: not SIGINT, SIGBREAK or SIGTERM), or what
+ * sigaction / SetConsoleCtrlHandler said. */
+VIGIL_EXTERN int vigil_signal_start(vigil_signal *s, vigil_signal_cb cb, int signum);
+
+/* Stops watching (a delivery not yet reported is dropped); harmless if
+ * stopped. Returns 0. */
+VIGIL_EXTERN int vigil_signal_stop(vigil_signal *s);
+
+/* Stops and closes s; cb (may be NULL) runs from the loop, then the memory
+ * may go. */
+VIGIL_EXTERN void vigil_signal_close(vigil_signal *s, vigil_signal_close_cb cb);
 
 /* ---- TCP ------------------------------------------------------------------ */
 

@@ -61,16 +61,26 @@ vigil_backend vigil__plat_default_backend(void) {
 
 int vigil__plat_init(vigil_loop *loop, vigil_backend backend) {
   const vigil__poller *p = poller_for(backend);
+  int err;
   if (p == NULL)
     return VIGIL_ENOTSUP;
+  err = vigil__unix_wake_open(loop);
+  if (err != 0)
+    return err;
   loop->plat_ops = p;
-  return p->init(loop);
+  err = p->init(loop);
+  if (err != 0) {
+    loop->plat_ops = NULL;
+    vigil__unix_wake_close(loop);
+  }
+  return err;
 }
 
 void vigil__plat_close(vigil_loop *loop) {
   const vigil__poller *p = loop->plat_ops;
   if (p != NULL)
     p->close(loop);
+  vigil__unix_wake_close(loop);
 }
 
 const char *vigil__plat_name(const vigil_loop *loop) {

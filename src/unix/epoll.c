@@ -8,7 +8,9 @@
  *
  * A callback may close or stop a handle whose event is later in the same
  * batch; vigil__unix_io checks the handle's flags, and its memory stays
- * valid until its close callback, which runs after the batch. */
+ * valid until its close callback, which runs after the batch. The loop's
+ * wakeup descriptor is registered with a NULL pointer, which no handle
+ * has. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -27,9 +29,19 @@ static int epoll_init(vigil_loop *loop) {
   epoll_state *st = malloc(sizeof *st);
   if (st == NULL)
     return VIGIL_ENOMEM;
+  struct epoll_event ev;
+  int err;
   st->fd = epoll_create1(EPOLL_CLOEXEC);
   if (st->fd < 0) {
-    int err = vigil__unix_err();
+    err = vigil__unix_err();
+    free(st);
+    return err;
+  }
+  ev.events = EPOLLIN;
+  ev.data.ptr = NULL;
+  if (epoll_ctl(st->fd, EPOLL_CTL_ADD, loop->wake_fd[0], &ev) != 0) {
+    err = vigil__unix_err();
+    close(st->fd);
     free(st);
     return err;
   }
@@ -80,6 +92,10 @@ static int epoll_wait_ready(vigil_loop *loop, int timeout_ms) {
     return errno == EINTR ? 0 : vigil__unix_err();
   vigil__loop_awake(loop);
   for (i = 0; i < n; i++) {
+    if (st->events[i].data.ptr == NULL) {
+      vigil__unix_wake_ready(loop);
+      continue;
+    }
     e = st->events[i].events;
     events = 0;
     if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0)

@@ -14,7 +14,8 @@
 
 typedef struct vigil__poller {
   const char *name;
-  /* Sets loop->plat to the poller's state. Returns 0 or -errno. */
+  /* Sets loop->plat to the poller's state, watching loop->wake_fd[0] for
+   * reading. Returns 0 or -errno. */
   int (*init)(vigil_loop *loop);
   void (*close)(vigil_loop *loop);
   /* Makes the kernel's interest in tcp equal tcp->plat.wanted (0: none, so
@@ -30,6 +31,15 @@ extern const vigil__poller vigil__poller_epoll; /* Linux only */
 
 /* Readiness of tcp: VIGIL__IO_* bits (errors and hang-ups set both). */
 void vigil__unix_io(vigil_tcp *tcp, unsigned events);
+
+/* The loop's wakeup (wakeup.c): loop->wake_fd[0] is what the poller
+ * watches for reading (from its init); wake_open creates it before the
+ * poller's init, wake_close closes it after the poller's close. When it is
+ * readable the poller calls vigil__unix_wake_ready, which drains it and runs
+ * vigil__loop_wakeup. */
+int vigil__unix_wake_open(vigil_loop *loop);
+void vigil__unix_wake_close(vigil_loop *loop);
+void vigil__unix_wake_ready(vigil_loop *loop);
 
 /* -errno of the last failed call, as a VIGIL_E* code. */
 int vigil__unix_err(void);

@@ -6,7 +6,8 @@
  * handle that stops wanting anything leaves a hole (fd -1, which poll
  * ignores, and handle NULL) instead of being swapped out, so a callback may
  * add or remove handles while a wait's results are being dispatched; holes
- * are squeezed out at the start of the next wait. */
+ * are squeezed out at the start of the next wait. Slot 0 is the loop's
+ * wakeup descriptor, for the life of the loop. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -19,10 +20,23 @@ typedef struct poll_state {
   size_t n, cap, holes;
 } poll_state;
 
+static int grow(poll_state *st);
+
 static int poll_init(vigil_loop *loop) {
   poll_state *st = calloc(1, sizeof *st);
   if (st == NULL)
     return VIGIL_ENOMEM;
+  if (grow(st) != 0) {
+    free(st->fds);
+    free(st->handles);
+    free(st);
+    return VIGIL_ENOMEM;
+  }
+  st->fds[0].fd = loop->wake_fd[0];
+  st->fds[0].events = POLLIN;
+  st->fds[0].revents = 0;
+  st->handles[0] = NULL;
+  st->n = 1;
   loop->plat = st;
   return 0;
 }
@@ -94,8 +108,8 @@ static int poll_update(vigil_loop *loop, vigil_tcp *tcp) {
 }
 
 static void squeeze(poll_state *st) {
-  size_t i, j = 0;
-  for (i = 0; i < st->n; i++) {
+  size_t i, j = 1;
+  for (i = 1; i < st->n; i++) {
     if (st->handles[i] == NULL)
       continue;
     st->fds[j] = st->fds[i];
@@ -130,6 +144,10 @@ static int poll_wait(vigil_loop *loop, int timeout_ms) {
       continue;
     r--;
     st->fds[i].revents = 0;
+    if (i == 0) {
+      vigil__unix_wake_ready(loop);
+      continue;
+    }
     if (st->handles[i] == NULL)
       continue;
     events = 0;

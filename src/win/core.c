@@ -51,7 +51,12 @@ typedef ULONG(WINAPI *if_index_fn)(PCSTR name);
  * accepts to come back (they normally are already queued). */
 #define CLOSE_DRAIN_MS 2000
 
+/* Completion key of the loop's wakeup packet (vigil__plat_wake): sockets'
+ * keys are handle addresses, never this. */
+#define WAKE_KEY ((ULONG_PTR)1)
+
 typedef struct iocp_state {
+  vigil_loop *loop;
   HANDLE port;
   unsigned orphans; /* closed listeners' pools still waiting for packets */
   OVERLAPPED_ENTRY entries[MAX_ENTRIES];
@@ -177,9 +182,17 @@ int vigil__plat_init(vigil_loop *loop, vigil_backend backend) {
     free(st);
     return err;
   }
+  st->loop = loop;
   loop->plat = st;
   loop->plat_ops = st; /* any non-NULL marker: the backend is up */
   return 0;
+}
+
+/* Any thread: one packet with no OVERLAPPED wakes the wait; dispatch sees
+ * its key and runs the wakeup. src/async.c posts at most one per wake-up. */
+void vigil__plat_wake(vigil_loop *loop) {
+  iocp_state *st = loop->plat;
+  (void)PostQueuedCompletionStatus(st->port, 0, WAKE_KEY, NULL);
 }
 
 static void dispatch(iocp_state *st, ULONG n);
@@ -195,6 +208,7 @@ void vigil__plat_close(vigil_loop *loop) {
   ULONG n;
   if (st == NULL)
     return;
+  st->loop = NULL; /* a late wakeup packet has nothing left to run */
   /* Every handle is closed, so the only packets left are closed
    * listeners' cancelled accepts; take them so their pools are freed. */
   start = GetTickCount64();
@@ -221,8 +235,11 @@ static void dispatch(iocp_state *st, ULONG n) {
   OVERLAPPED *ov;
   for (i = 0; i < n; i++) {
     ov = st->entries[i].lpOverlapped;
-    if (ov == NULL)
-      continue; /* a bare wake-up packet */
+    if (ov == NULL) {
+      if (st->entries[i].lpCompletionKey == WAKE_KEY && st->loop != NULL)
+        vigil__loop_wakeup(st->loop);
+      continue;
+    }
     /* Internal holds the operation's NTSTATUS (a 32-bit LONG). */
     vigil__win_complete(st->entries[i].lpCompletionKey, ov, (long)(LONG)(ULONG)ov->Internal,
                         st->entries[i].dwNumberOfBytesTransferred);

@@ -41,4 +41,9 @@ void vigil__win_orphans(vigil_loop *loop, int delta);
  * NTSTATUS, bytes what it transferred. */
 void vigil__win_complete(ULONG_PTR key, OVERLAPPED *ov, long status, DWORD bytes);
 
+/* The console control handler of src/win/signal.c: delivers a console
+ * event to the vigil_signal handles that watch its signal; TRUE when one
+ * did. Tests call it directly (a test cannot press Ctrl-C). */
+BOOL vigil__win_console_event(DWORD type);
+
 #endif
