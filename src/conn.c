@@ -249,6 +249,28 @@ static void write_final_close(vigil_conn *c) {
   (void)vigil_tcp_try_write(&c->tcp, &b, 1);
 }
 
+/* Whether a dead connection's socket may close now rather than linger.
+ * The linger exists for one case: our CLOSE is on its way and the peer may
+ * still send, so closing with its bytes unread would send an RST that can
+ * destroy our CLOSE in flight. It ends as soon as the peer closes (on_read)
+ * and is only a bound. Nothing is gained by lingering when:
+ *  - the peer has closed or failed already (nothing more will come);
+ *  - the peer's CLOSE was received and we answer none: a CLOSE is the last
+ *    frame a peer sends, so nothing unread can follow it, and the peer,
+ *    lingering for our FIN, closes as soon as it sees it. If we lingered
+ *    here too, both ends would wait for the other for the whole linger;
+ *  - a write is still pending or reading has stopped (no FIN can be told
+ *    from the rest);
+ *  - the peer was convicted of silence: it has had nothing in flight for
+ *    `timeout`, closing sends FIN, and our CLOSE still waits in its receive
+ *    queue should it wake up (a probe or a client that gives up would
+ *    otherwise exit a linger late). */
+static int close_at_once(const vigil_conn *c, const vigil_death *d) {
+  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || c->wpend != NULL ||
+         !vigil_tcp_is_reading(&c->tcp) || d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT ||
+         d->cause == VIGIL_CAUSE_PEER_STALLED;
+}
+
 static void conn_die(vigil_conn *c, vigil_death *d) {
   vigil__owner *o = c->owner;
   int was_open = c->phase == VIGIL__OPEN;
@@ -270,12 +292,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
     o->buried(c, d, was_open);
   write_final_close(c);
   vigil_loop_timer_cancel(o->loop, &c->timer);
-  /* A peer convicted of silence has had nothing in flight for `timeout`:
-   * closing now sends FIN, not RST, and our CLOSE still waits in its receive
-   * queue should it wake up, so lingering would only delay the caller (a
-   * probe or a client that gives up would exit a linger late). */
-  if ((c->flags & VIGIL__C_PEER_GONE) || c->wpend != NULL || !vigil_tcp_is_reading(&c->tcp) ||
-      d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT || d->cause == VIGIL_CAUSE_PEER_STALLED)
+  if (close_at_once(c, d))
     conn_close_socket(c);
   else
     conn_arm(c, vigil__after_ms(o->loop, VIGIL__LINGER_MS));

@@ -940,6 +940,66 @@ TEST_IMPL(shutdown_says_going_away) {
   return 0;
 }
 
+/* Defect 4 of issue 8: after the CLOSE exchange both ends used to wait for
+ * the other to close first, so every close took the whole 1 s linger. The
+ * end that receives a CLOSE now closes at once and the end that sent it
+ * closes on that FIN. Bound: well under the linger, with room for a loaded
+ * machine (util_cpu_wait_ns: time this test waited for a CPU). */
+#define PROMPT_CLOSE_MS 400u
+
+static int closed_within(fixture *f, const int *closed, uint64_t t0, uint64_t wait0,
+                         const char *what) {
+  uint64_t took, slack;
+  if (!util_run_until(&f->loop, closed, WAIT))
+    TEST_FAIL_AT("%s: never closed", what);
+  took = util_now_ns() - t0;
+  slack = util_cpu_wait_ns() - wait0;
+  fprintf(stderr, "%s: closed after %.1f ms (bound %u ms + %.1f ms waiting for a CPU)\n", what,
+          (double)took / 1e6, PROMPT_CLOSE_MS, (double)slack / 1e6);
+  ASSERT_ULE(took, (uint64_t)PROMPT_CLOSE_MS * VIGIL_MS + slack);
+  return 0;
+}
+
+TEST_IMPL(close_exchange_ends_at_once) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a, *b;
+  util_rec ra, rb;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  /* the client says goodbye */
+  client_config(&ccfg, &ra, "goodbye");
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &ra.opens, WAIT));
+  ASSERT(util_run_until_n(&f.loop, &f.rec.opens, 1, WAIT));
+  ASSERT_EQ(vigil_client_close(a, 1000), 0);
+  ASSERT_EQ(closed_within(&f, &ra.closed, util_now_ns(), util_cpu_wait_ns(), "client close"), 0);
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_CLOSED);
+  ASSERT_EQ(f.rec.death.close_received, 1);
+  ASSERT_EQ(vigil_client_free(a), 0);
+  /* the server shuts down */
+  client_config(&ccfg, &rb, "stayer");
+  ccfg.no_reconnect = 1;
+  ASSERT_EQ(vigil_client_new(&b, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(b, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until_n(&f.loop, &f.rec.opens, 2, WAIT));
+  ASSERT(util_run_until(&f.loop, &rb.opens, WAIT));
+  ASSERT_EQ(vigil_server_shutdown(f.srv, 1000), 0);
+  ASSERT_EQ(closed_within(&f, &f.rec.closed, util_now_ns(), util_cpu_wait_ns(), "shutdown"), 0);
+  ASSERT_EQ(rb.deaths, 1);
+  ASSERT_EQ(rb.death.cause, VIGIL_CAUSE_CLOSED);
+  ASSERT_EQ(rb.death.close_code, VIGIL_CLOSE_GOING_AWAY);
+  ASSERT(util_run_until(&f.loop, &rb.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(b), 0);
+  ASSERT_EQ(vigil_server_free(f.srv), 0);
+  util_run_for(&f.loop, 5);
+  ASSERT_EQ(vigil_loop_close(&f.loop), 0);
+  return 0;
+}
+
 TEST_IMPL(listen_ipv4_and_ipv6) {
   fixture f;
   vigil_server_config cfg;
