@@ -11,8 +11,11 @@
  * for retry_after instead of hammering us. The limits count live
  * connections (handshaking or open); a dead connection lingering for its
  * peer's FIN does not count, but the number of sockets is still bounded:
- * past twice max_connections (plus slack) new connections are dropped
- * without a word.
+ * past twice max_connections (plus slack) a new connection still gets CLOSE
+ * SERVER_FULL with retry_after if the kernel takes it at once, and its
+ * socket is closed without lingering. Saying nothing (or "going away" with
+ * no retry-after) would send the client straight back: a reconnect storm
+ * fed by the very load that caused it.
  *
  * Presence. Open connections are indexed by the id their client sent, in a
  * chained hash table (FNV-1a over the id, mixed with a per-server random
@@ -301,7 +304,8 @@ static void on_connection(vigil_tcp *listener, int status) {
   }
   if ((uint64_t)s->o.nconns > 2u * (uint64_t)s->cfg.max_connections + 64u) { /* no wrap */
     s->stats.refused_full++;
-    vigil__conn_abort(c, "server full (too many sockets to answer)");
+    refuse(s, c, VIGIL_CLOSE_SERVER_FULL, "server full (too many sockets to linger)");
+    vigil__conn_abort(c, NULL); /* no linger: the socket goes now */
   } else if (s->live >= s->cfg.max_connections) {
     s->stats.refused_full++;
     refuse(s, c, VIGIL_CLOSE_SERVER_FULL, "server full");

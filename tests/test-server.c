@@ -448,13 +448,20 @@ TEST_IMPL(blackhole_idle_is_keepalive_timeout) {
 
 /* ---- policy --------------------------------------------------------------- */
 
-static int expect_close(vigil_os_socket s, uint16_t code) {
+static int expect_close_retry(vigil_os_socket s, uint16_t code, uint32_t retry_after_ms) {
   uint8_t buf[1024];
   vigil_frame fr;
   int rc = util_raw_expect(s, VIGIL_FRAME_CLOSE, WAIT, &fr, buf, sizeof buf);
   if (rc != 0)
     return rc;
-  return fr.u.close.code == code ? 0 : -1;
+  if (fr.u.close.code != code)
+    return -1;
+  return retry_after_ms == UINT32_MAX || fr.u.close.retry_after_ms == retry_after_ms ? 0 : -2;
+}
+
+/* Any retry-after. */
+static int expect_close(vigil_os_socket s, uint16_t code) {
+  return expect_close_retry(s, code, UINT32_MAX);
 }
 
 TEST_IMPL(ping_flood_is_policy) {
@@ -693,8 +700,10 @@ static int raw_crowd(fixture *f, vigil_os_socket *s, int n) {
 }
 
 /* Past 2 x max_connections + 64 sockets (refused ones linger, waiting for
- * their peer's FIN) new connections are dropped at once, cause local; and
- * that cap must not wrap around for a large max_connections. */
+ * their peer's FIN) new connections are still told SERVER_FULL with the
+ * retry-after (a bare close would bring them straight back), and closed
+ * without lingering; and that cap must not wrap around for a large
+ * max_connections. */
 #define CROWD 70
 TEST_IMPL(socket_cap_while_refusing) {
   fixture f;
@@ -704,6 +713,7 @@ TEST_IMPL(socket_cap_while_refusing) {
   int i, rc;
   server_config(&f, &cfg);
   cfg.max_connections = 1;
+  cfg.retry_after_ms = 900;
   ASSERT_EQ(server_up(&f, &cfg), 0);
   rc = raw_crowd(&f, s, CROWD);
   if (rc == VIGIL_ENOTSUP)
@@ -712,11 +722,16 @@ TEST_IMPL(socket_cap_while_refusing) {
   vigil_server_get_stats(f.srv, &st);
   ASSERT_EQ(st.refused_full, CROWD - 1);
   ASSERT_EQ(f.rec.rejects, CROWD - 1);
-  /* The first one is live; 2..66 got SERVER_FULL; 67..70 were over the cap. */
-  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
-  ASSERT_STR_EQ(f.rec.detail, "server full (too many sockets to answer)");
-  ASSERT_EQ(expect_close(s[1], VIGIL_CLOSE_SERVER_FULL), 0);
-  ASSERT_EQ(expect_close(s[CROWD - 1], VIGIL_CLOSE_GOING_AWAY), 0);
+  /* The first one is live; 2..66 got SERVER_FULL and linger; 67..70 were
+   * over the cap: the same CLOSE and retry-after, and no linger. */
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_SERVER_FULL);
+  ASSERT_EQ(f.rec.death.retry_after_ms, 900);
+  ASSERT_STR_EQ(f.rec.detail, "server full (too many sockets to linger)");
+  ASSERT_EQ(expect_close_retry(s[1], VIGIL_CLOSE_SERVER_FULL, 900), 0);
+  ASSERT_EQ(expect_close_retry(s[CROWD - 1], VIGIL_CLOSE_SERVER_FULL, 900), 0);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.connections, CROWD - 4); /* the four over the cap are gone */
   for (i = 0; i < CROWD; i++)
     util_raw_close(s[i]);
   ASSERT_EQ(server_down(&f), 0);
