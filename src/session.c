@@ -56,6 +56,16 @@
  * `timeout` after its last complete frame. max_message is enforced across
  * chunks as soon as a chunk header announces a size that would pass it.
  *
+ * Every complete chunk is a valid frame, so a peer that sends most of a
+ * message in DATA_MORE chunks and never the last one stays alive for ever,
+ * and the receiver's reassembly buffer with it. Hence the message
+ * deadline: the first DATA_MORE header of a message starts it, the final
+ * DATA chunk's end clears it, and reaching it convicts (cause policy, CLOSE
+ * POLICY naming the deadline). It is the configured message_timeout_ms, or
+ * the agreed timeout plus max_message at VIGIL_MIN_MESSAGE_RATE, decided at
+ * OPEN. A single-chunk message needs no deadline: nothing else can arrive
+ * inside a chunk, so a chunk never finished is plain silence.
+ *
  * Pings go out only on receive-idle: at last_recv + idle, where idle is the
  * interval shortened by a random 0-25% (BFD's jitter; xorshift32 seeded
  * from cfg.seed through a mixing step, drawn at OPEN and again each time an
@@ -136,7 +146,8 @@
  * last_recv = max(last_recv, now - interval), which puts its 2 x interval
  * floor there). The outstanding ping is forgotten and a fresh one queued,
  * so the peer is asked again and has one interval to answer. silent_ns in a
- * later verdict counts from that adjusted origin.
+ * later verdict counts from that adjusted origin. A message deadline is
+ * likewise moved to at least now + interval: we were not reading.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -307,7 +318,8 @@ int vigil_session_config_check(const vigil_session_config *cfg, vigil_role role,
 static int init_client(vigil_session *s, const vigil_session_config *cfg) {
   s->timeout_ms = or_default(cfg->timeout_ms, u32_sat((uint64_t)s->interval_ms * 3));
   s->min_ping_ms = or_default(cfg->min_ping_ms, s->interval_ms / 2);
-  s->u.id = cfg->id;
+  s->u.hello.id = cfg->id;
+  s->u.hello.message_ms = cfg->message_timeout_ms;
   s->id_len = (uint8_t)cfg->id_len;
   /* Unset, the timeout is 3 x whatever interval the server agrees to: say
    * so with 0 rather than propose 3 x an interval it may clamp. */
@@ -320,6 +332,7 @@ static int init_server(vigil_session *s, const vigil_session_config *cfg) {
   s->u.policy.max_interval_ms = or_default(cfg->max_interval_ms, DEF_MAX_INTERVAL_MS);
   s->u.policy.min_timeout_ms = cfg->min_timeout_ms; /* 0: 2 x agreed interval */
   s->u.policy.max_timeout_ms = or_default(cfg->max_timeout_ms, DEF_MAX_TIMEOUT_MS);
+  s->u.policy.message_ms = cfg->message_timeout_ms;
   s->min_ping_ms = cfg->min_ping_ms; /* 0: agreed interval / 2 */
   return 0;
 }
@@ -457,8 +470,20 @@ static void rtt_sample(vigil_session *s, uint64_t r) {
 
 /* ---- handshake ------------------------------------------------------- */
 
+/* The message deadline: configured, or the agreed timeout plus max_message
+ * at the minimum rate. Read before the handshake's union member goes. */
+static uint32_t message_ms(const vigil_session *s) {
+  uint32_t cfg = s->role == VIGIL_ROLE_SERVER ? s->u.policy.message_ms : s->u.hello.message_ms;
+  uint64_t transfer =
+      ((uint64_t)s->max_message * 1000 + VIGIL_MIN_MESSAGE_RATE - 1) / VIGIL_MIN_MESSAGE_RATE;
+  return cfg != 0 ? cfg : u32_sat(s->timeout_ms + transfer);
+}
+
 static void open_session(vigil_session *s, uint64_t now) {
+  uint32_t msg_ms = message_ms(s);
   memset(&s->u, 0, sizeof s->u);
+  s->u.xfer.message_ms = msg_ms;
+  s->u.xfer.rx_msg_deadline = VIGIL_NO_DEADLINE;
   s->state = VIGIL_SESSION_OPEN;
   if (s->phi != NULL)
     vigil_phi_init(s->phi, s->phi->threshold, s->interval_ms, 0);
@@ -578,6 +603,7 @@ static void chunk_done(vigil_session *s, vigil_event *ev, uint64_t now) {
   if (s->rx_frame_type == VIGIL_FRAME_DATA) {
     ev->end_of_message = 1;
     s->u.xfer.rx_msg_bytes = 0;
+    s->u.xfer.rx_msg_deadline = VIGIL_NO_DEADLINE;
   }
 }
 
@@ -616,6 +642,8 @@ static long rx_data_header(vigil_session *s, vigil_event *ev, uint64_t now, cons
   s->u.xfer.rx_msg_bytes += length;
   s->u.xfer.rx_frame_left = length;
   s->rx_frame_type = type;
+  if (type == VIGIL_FRAME_DATA_MORE && s->u.xfer.rx_msg_deadline == VIGIL_NO_DEADLINE)
+    s->u.xfer.rx_msg_deadline = add_sat(now, ms_ns(s->u.xfer.message_ms));
   if (length == 0 && type == VIGIL_FRAME_DATA) {
     ev->type = VIGIL_EVENT_DATA; /* an empty message, or an empty last chunk */
     ev->data = buf + rc;
@@ -735,7 +763,7 @@ uint64_t vigil_session_deadline(const vigil_session *s) {
   case VIGIL_SESSION_HANDSHAKE:
     return add_sat(s->last_recv_ns, ms_ns(s->handshake_ms));
   case VIGIL_SESSION_OPEN:
-    return min_u64(verdict_at(s), ping_at(s));
+    return min_u64(min_u64(verdict_at(s), ping_at(s)), s->u.xfer.rx_msg_deadline);
   case VIGIL_SESSION_CLOSING:
     return (s->flags & F_LOCAL_DONE) ? 0 : VIGIL_NO_DEADLINE;
   default:
@@ -758,6 +786,11 @@ static void expire_open(vigil_session *s, uint64_t now, vigil_event *ev) {
   if (reached(now, verdict_at(s))) {
     (void)convict(s, ev, now, 0, VIGIL_CAUSE_HEARTBEAT_TIMEOUT, VIGIL_CLOSE_TIMEOUT, 0,
                   "no valid frame within the agreed timeout");
+    return;
+  }
+  if (reached(now, s->u.xfer.rx_msg_deadline)) {
+    (void)convict(s, ev, now, 0, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_POLICY, 0,
+                  "message not finished within the message deadline");
     return;
   }
   if (reached(now, ping_at(s))) {
@@ -801,6 +834,8 @@ void vigil_session_stalled(vigil_session *s, uint64_t now) {
   s->last_recv_ns = max_u64(s->last_recv_ns,
                             s->phi != NULL ? sub_sat(now, interval)
                                            : sub_sat(add_sat(now, interval), ms_ns(s->timeout_ms)));
+  if (s->u.xfer.rx_msg_deadline != VIGIL_NO_DEADLINE) /* we were not reading */
+    s->u.xfer.rx_msg_deadline = max_u64(s->u.xfer.rx_msg_deadline, add_sat(now, interval));
   s->flags = (uint8_t)((s->flags & ~F_PING_OUT) | F_PING);
 }
 
@@ -823,7 +858,7 @@ static int encode_hello(const vigil_session *s, uint8_t *out, size_t cap) {
   h.max_frame = s->max_frame;
   h.max_message = s->max_message;
   h.id_len = s->id_len;
-  h.id = s->u.id;
+  h.id = s->u.hello.id;
   return vigil_wire_encode_hello(out, cap, &h);
 }
 
@@ -956,6 +991,8 @@ void vigil_session_get_info(const vigil_session *s, vigil_session_info *info) {
   info->min_ping_ms = s->min_ping_ms;
   info->max_frame = s->max_frame;
   info->max_message = s->max_message;
+  if (s->state == VIGIL_SESSION_OPEN)
+    info->message_timeout_ms = s->u.xfer.message_ms;
   info->last_recv_ns = s->last_recv_ns;
   info->srtt_ns = s->srtt_ns;
   info->rttvar_ns = s->rttvar_ns;

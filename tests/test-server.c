@@ -536,6 +536,98 @@ TEST_IMPL(oversized_message_is_policy) {
   return 0;
 }
 
+/* The reading half of a raw peer that plays along: answers every PING with
+ * a PONG. Returns the code of a CLOSE once one arrived, -1 before. */
+typedef struct raw_reader {
+  uint8_t buf[4096];
+  size_t have;
+} raw_reader;
+
+static int raw_answer_pings(vigil_os_socket s, raw_reader *r) {
+  static const uint8_t pong[2] = {VIGIL_FRAME_PONG, 0};
+  vigil_frame fr;
+  long n;
+  int d;
+  while ((n = util_raw_recv(s, r->buf + r->have, sizeof r->buf - r->have, 0)) > 0)
+    r->have += (size_t)n;
+  while ((d = vigil_wire_decode(r->buf, r->have, VIGIL_WIRE_MAX_CHUNK, &fr)) > 0) {
+    if (fr.type == VIGIL_FRAME_CLOSE)
+      return fr.u.close.code;
+    if (fr.type == VIGIL_FRAME_PING && util_raw_send(s, pong, sizeof pong) != 0)
+      return -2;
+    memmove(r->buf, r->buf + d, r->have - (size_t)d);
+    r->have -= (size_t)d;
+  }
+  return -1;
+}
+
+/* The issue's attack: 1008 KiB of a 1 MiB message in DATA_MORE chunks,
+ * then one byte of it every 50 ms, every ping answered, never the last
+ * chunk. Every chunk is a valid frame, so only the message deadline ends
+ * it: CLOSE POLICY naming it, cause policy, and the reassembly buffer goes
+ * with the connection. */
+#define HALF_SENT_CHUNKS 63
+TEST_IMPL(half_sent_message_closed_at_deadline) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_server_stats st;
+  vigil_os_socket s;
+  static uint8_t chunk[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CHUNK];
+  static raw_reader rr;
+  uint8_t tiny[4];
+  uint64_t t0, deadline;
+  uint32_t held = 0;
+  int i, h, code = -1;
+  server_config(&f, &cfg);
+  cfg.session.message_timeout_ms = 800;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "half", &s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  memset(&rr, 0, sizeof rr);
+  h = vigil_wire_encode_data_header(chunk, sizeof chunk, 1, VIGIL_WIRE_MAX_CHUNK);
+  ASSERT_GT(h, 0);
+  memset(chunk + h, 'h', VIGIL_WIRE_MAX_CHUNK);
+  t0 = util_now_ns();
+  for (i = 0; i < HALF_SENT_CHUNKS; i++) {
+    ASSERT_EQ(util_raw_send(s, chunk, (size_t)h + VIGIL_WIRE_MAX_CHUNK), 0);
+    util_run_for(&f.loop, 1);
+    ASSERT_EQ(raw_answer_pings(s, &rr), -1);
+  }
+  ASSERT_EQ(vigil_wire_encode_data_header(tiny, sizeof tiny, 1, 1), 2);
+  tiny[2] = 'h';
+  deadline = t0 + (uint64_t)WAIT * VIGIL_MS;
+  while (f.rec.deaths == 0 && util_now_ns() < deadline) {
+    ASSERT_EQ(util_raw_send(s, tiny, 3), 0);
+    util_run_for(&f.loop, 50);
+    if (f.rec.conn != NULL && f.rec.conn->rx_len > held)
+      held = f.rec.conn->rx_len;
+    code = raw_answer_pings(s, &rr);
+  }
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_UGE(held, (uint32_t)HALF_SENT_CHUNKS * VIGIL_WIRE_MAX_CHUNK); /* it was held */
+  ASSERT_UGE(f.rec.death_ns - t0, 800 * VIGIL_MS);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_POLICY);
+  ASSERT_STR_EQ(f.rec.detail, "message not finished within the message deadline");
+  ASSERT_EQ(f.rec.messages, 0);
+  if (code < 0) {
+    ASSERT_EQ(expect_close(s, VIGIL_CLOSE_POLICY), 0);
+  } else {
+    ASSERT_EQ(code, VIGIL_CLOSE_POLICY);
+  }
+  util_raw_close(s);
+  for (i = 0; i < 100; i++) { /* the lingering socket, and its memory, go */
+    vigil_server_get_stats(f.srv, &st);
+    if (st.connections == 0)
+      break;
+    util_run_for(&f.loop, 10);
+  }
+  ASSERT_EQ(st.connections, 0);
+  ASSERT_EQ(st.deaths[VIGIL_CAUSE_POLICY], 1);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 TEST_IMPL(garbage_hello_is_protocol_error) {
   fixture f;
   vigil_server_config cfg;

@@ -830,6 +830,113 @@ TEST_IMPL(session_dribbler_dies_at_timeout) {
   return 0;
 }
 
+/* ---- message deadline ------------------------------------------------ */
+
+/* One DATA_MORE chunk of n bytes ('m'), or the final DATA chunk. */
+static void send_chunk(end *e, uint64_t now, int more, uint32_t n) {
+  static uint8_t body[1024];
+  uint8_t hdr[8];
+  int h = vigil_wire_encode_data_header(hdr, sizeof hdr, more, n);
+  memset(body, 'm', sizeof body);
+  deliver(e, now, hdr, (size_t)h);
+  deliver(e, now, body, n);
+}
+
+/* The issue's attack on virtual time: most of a message in DATA_MORE
+ * chunks, a ping at every legal spacing so liveness never lapses, never
+ * the last chunk. The default deadline is the agreed timeout plus
+ * max_message at 16 KiB/s: 3000 + 64000 ms for 1 MiB. */
+TEST_IMPL(session_message_deadline_default_closes_half_sent) {
+  end *e = end_new();
+  vigil_close_frame cf;
+  uint64_t start = T0 + 10 * MS, at, now;
+  ASSERT_EQ(open_default_server(e), 0);
+  ASSERT_EQ(info_of(e).message_timeout_ms, 3000 + 64000);
+  send_chunk(e, start, 1, 1000);
+  at = start + 67000 * MS;
+  for (now = start + 500 * MS; now < at; now += 500 * MS) {
+    deliver(e, now, PING, sizeof PING);
+    send_chunk(e, now, 1, 8);
+    expire(e, now);
+    ASSERT_EQ(e->err, 0);
+    ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  }
+  ASSERT_UEQ(info_of(e).last_recv_ns, at - 500 * MS); /* alive all along */
+  ASSERT_UEQ(vigil_session_deadline(&e->s), at);      /* before any ping or verdict */
+  expire(e, at - 1);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  expire(e, at);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DEAD);
+  ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(last_event(e)->close_code, VIGIL_CLOSE_POLICY);
+  ASSERT_STR_EQ(last_event(e)->detail, "message not finished within the message deadline");
+  cf = written_close(e, at);
+  ASSERT_EQ(cf.code, VIGIL_CLOSE_POLICY);
+  ASSERT_EQ(cf.reason_len, strlen("message not finished within the message deadline"));
+  ASSERT_EQ(memcmp(cf.reason, "message not finished within the message deadline", cf.reason_len),
+            0);
+  return 0;
+}
+
+/* A configured deadline; it starts with a message's first DATA_MORE and is
+ * cleared by its last chunk, so each message gets the whole of it; a
+ * single-chunk message needs none. */
+TEST_IMPL(session_message_deadline_per_message) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  vigil_session_config_init(&cfg);
+  cfg.message_timeout_ms = 2000;
+  ASSERT_EQ(open_server(e, &cfg), 0);
+  ASSERT_EQ(info_of(e).message_timeout_ms, 2000);
+  send_chunk(e, T0 + 10 * MS, 0, 100); /* a whole message in one chunk */
+  ASSERT_EQ(e->messages, 1);
+  deliver(e, T0 + 1000 * MS, PING, sizeof PING);
+  deliver(e, T0 + 2000 * MS, PING, sizeof PING);
+  expire(e, T0 + 2500 * MS);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  send_chunk(e, T0 + 2600 * MS, 1, 100); /* begins: due at T0 + 4600 */
+  send_chunk(e, T0 + 4400 * MS, 1, 100); /* later chunks do not move it */
+  send_chunk(e, T0 + 4500 * MS, 0, 100); /* finished in time: cleared */
+  ASSERT_EQ(e->messages, 2);
+  expire(e, T0 + 4600 * MS);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  send_chunk(e, T0 + 4700 * MS, 1, 0); /* an empty first chunk begins one too */
+  deliver(e, T0 + 5500 * MS, PING, sizeof PING);
+  deliver(e, T0 + 6500 * MS, PING, sizeof PING);
+  ASSERT_UEQ(vigil_session_deadline(&e->s), T0 + 6700 * MS);
+  expire(e, T0 + 6700 * MS - 1);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  expire(e, T0 + 6700 * MS);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DEAD);
+  ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(e->messages, 2);
+  return 0;
+}
+
+/* The client enforces it on the server's messages too; a local stall gives
+ * the peer at least one interval more (we were not reading). */
+TEST_IMPL(session_message_deadline_client_and_stall) {
+  end *e = end_new();
+  vigil_session_config cfg;
+  client_cfg(&cfg, 1000, 0);
+  cfg.message_timeout_ms = 1500;
+  ASSERT_EQ(open_client(e, &cfg), 0);
+  ASSERT_EQ(info_of(e).message_timeout_ms, 1500);
+  send_chunk(e, T0, 1, 500);
+  deliver(e, T0 + 700 * MS, PONG, sizeof PONG);
+  vigil_session_stalled(&e->s, T0 + 1400 * MS);
+  expire(e, T0 + 1500 * MS);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  deliver(e, T0 + 2000 * MS, PONG, sizeof PONG);
+  expire(e, T0 + 2400 * MS - 1);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  expire(e, T0 + 2400 * MS);
+  ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DEAD);
+  ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(last_event(e)->close_code, VIGIL_CLOSE_POLICY);
+  return 0;
+}
+
 TEST_IMPL(session_ping_flood) {
   end *e = end_new();
   vigil_close_frame cf;

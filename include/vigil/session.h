@@ -16,6 +16,7 @@
  *    never earlier, and exactly then if expire() is called on time;
  *  - control frames go ahead of queued data at the next chunk boundary;
  *  - a peer pinging faster than the agreed minimum gets strikes, then CLOSE;
+ *  - a message begun must be finished within the message deadline;
  *  - vigil_session_stalled() re-probes instead of convicting.
  *
  * Usage, in order, for each turn of the caller's loop:
@@ -94,7 +95,18 @@ typedef struct vigil_session_config {
    * data) means we never ping: right for liveness, useless for measuring.
    * Verdicts are unchanged: never before `timeout` of silence. */
   int ping_on_schedule;
+  /* Message deadline: a message the peer has begun (its first DATA_MORE
+   * chunk) must be complete within this, or the peer is closed (CLOSE
+   * POLICY, cause policy). Without it a peer that sends most of a message
+   * and never the end, while answering pings, holds the reassembly buffer
+   * for ever. Default (0): the agreed timeout plus the time the agreed
+   * max_message takes at VIGIL_MIN_MESSAGE_RATE (1 MiB: 3 s + 64 s). */
+  uint32_t message_timeout_ms;
 } vigil_session_config;
+
+/* Bytes per second the default message deadline assumes of the slowest
+ * legitimate sender (128 kbit/s). */
+#define VIGIL_MIN_MESSAGE_RATE 16384u
 
 typedef enum vigil_event_type {
   VIGIL_EVENT_NONE = 0,
@@ -124,6 +136,7 @@ typedef struct vigil_session_info {
   vigil_role role;
   vigil_session_state state;
   uint32_t interval_ms, timeout_ms, min_ping_ms, max_frame, max_message;
+  uint32_t message_timeout_ms; /* OPEN: the message deadline in force */
   uint64_t last_recv_ns;       /* time of the last valid frame */
   uint64_t srtt_ns, rttvar_ns; /* 0 until the first pong */
   unsigned ping_outstanding;
@@ -143,12 +156,18 @@ typedef struct vigil_session {
   union {
     struct { /* server, HANDSHAKE: the clamping policy */
       uint32_t min_interval_ms, max_interval_ms, min_timeout_ms, max_timeout_ms;
+      uint32_t message_ms; /* cfg.message_timeout_ms (0: derived at OPEN) */
     } policy;
-    const char *id;           /* client, HANDSHAKE: borrowed until written */
-    struct {                  /* OPEN: message state both ways */
-      uint32_t rx_msg_bytes;  /* bytes of the message being received */
-      uint32_t rx_frame_left; /* payload bytes left in a DATA frame */
-      uint32_t tx_msg_bytes;  /* bytes of the message being sent */
+    struct {               /* client, HANDSHAKE */
+      const char *id;      /* borrowed until written */
+      uint32_t message_ms; /* cfg.message_timeout_ms (0: derived at OPEN) */
+    } hello;
+    struct {                    /* OPEN: message state both ways */
+      uint32_t rx_msg_bytes;    /* bytes of the message being received */
+      uint32_t rx_frame_left;   /* payload bytes left in a DATA frame */
+      uint32_t tx_msg_bytes;    /* bytes of the message being sent */
+      uint32_t message_ms;      /* a message begun must end within this */
+      uint64_t rx_msg_deadline; /* for the message being received; NO_DEADLINE: none */
     } xfer;
   } u;
   uint32_t interval_ms, timeout_ms, min_ping_ms, handshake_ms;
