@@ -805,11 +805,13 @@ TEST_IMPL(socket_cap_while_refusing) {
   vigil_server_config cfg;
   vigil_server_stats st;
   static vigil_os_socket s[CROWD];
+  uint64_t t0;
   int i, rc;
   server_config(&f, &cfg);
   cfg.max_connections = 1;
   cfg.retry_after_ms = 900;
   ASSERT_EQ(server_up(&f, &cfg), 0);
+  t0 = util_now_ns();
   rc = raw_crowd(&f, s, CROWD);
   if (rc == VIGIL_ENOTSUP)
     RETURN_SKIP("raw sockets need POSIX");
@@ -822,11 +824,17 @@ TEST_IMPL(socket_cap_while_refusing) {
   ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
   ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_SERVER_FULL);
   ASSERT_EQ(f.rec.death.retry_after_ms, 900);
-  ASSERT_STR_EQ(f.rec.detail, "server full (too many sockets to linger)");
   ASSERT_EQ(expect_close_retry(s[1], VIGIL_CLOSE_SERVER_FULL, 900), 0);
   ASSERT_EQ(expect_close_retry(s[CROWD - 1], VIGIL_CLOSE_SERVER_FULL, 900), 0);
-  vigil_server_get_stats(f.srv, &st);
-  ASSERT_EQ(st.connections, CROWD - 4); /* the four over the cap are gone */
+  /* Only if no lingering socket outlived its linger meanwhile (wine on a
+   * loaded machine can take longer than that to accept 70) were the last
+   * four surely over the cap. */
+  if (util_now_ns() - t0 < (VIGIL__LINGER_MS - 200) * VIGIL_MS) {
+    ASSERT_STR_EQ(f.rec.detail, "server full (too many sockets to linger)");
+    util_run_for(&f.loop, 20); /* their close callbacks */
+    vigil_server_get_stats(f.srv, &st);
+    ASSERT_EQ(st.connections, CROWD - 4); /* the four over the cap are gone */
+  }
   for (i = 0; i < CROWD; i++)
     util_raw_close(s[i]);
   ASSERT_EQ(server_down(&f), 0);
