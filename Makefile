@@ -3,10 +3,11 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 FUZZ_SECONDS ?= 60
+SOAK_S ?= 1200
 CTEST_ARGS ?=
 
 .PHONY: all build test test-dev test-asan test-windows windows fuzz fuzz-ci \
-        lint format demo bench faults install check-install clean
+        lint format demo bench faults soak install check-install clean
 
 all: build
 
@@ -61,6 +62,12 @@ bench:
 
 faults:
 	scripts/faults.sh
+
+# The fault suite's soak cases alone, SOAK_S seconds each (default 20
+# minutes; `make test` and `make faults` run them for 30 s), figures into
+# docs/FAULTS.md's "Long soaks" section.
+soak:
+	scripts/soak.sh $(SOAK_S)
 
 install:
 	cmake -S . -B build/install -DCMAKE_BUILD_TYPE=Release \

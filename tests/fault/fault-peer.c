@@ -17,6 +17,22 @@
  *                                because the kernel purges the queue on it)
  *   ETIMEDOUT, nothing queued -> keepalive_timeout
  *   EHOSTUNREACH/ENETUNREACH  -> unreachable
+ * The dead line also carries the socket's TCP_INFO as last sampled before
+ * the error (tcp_state, tcp_probes = keepalive or zero-window probes out,
+ * tcp_backoff, tcp_rto_ms, tcp_retransmits, tcp_unacked, tcp_lost,
+ * tcp_total_retrans, tcp_last_data_recv_ms, tcp_last_ack_recv_ms), so a
+ * death can be told apart: keepalive gave up (probes), retransmission gave
+ * up (backoff, unacked), or the peer closed.
+ *
+ * Keepalive probe runs: the program samples tcpi_probes every loop (<= 20 ms)
+ * and, each time it falls back to 0, counts one run of that many unanswered
+ * probes. On SIGTERM it prints a "stats" line with the histogram
+ * ("probe_runs":[runs with 1 unanswered probe, with 2, ...]) and
+ * "max_probes", and exits 0: the fault suite's soak compares it with the
+ * geometric law the keepalive sizing rule assumes (docs/KEEPALIVE.md). A
+ * probe answered within one sample is not seen, so runs count only probes
+ * that stayed unanswered for at least one loop.
+ *
  * Kernel keepalive and TCP_USER_TIMEOUT are set with plain setsockopt here
  * (--ka, --uto) so the helper does not depend on libvigil; the suite can
  * instead run it under `vigil run` to exercise the library's settings.
@@ -24,7 +40,11 @@
  * Usage:
  *   fault-peer (--listen | --connect) ADDR PORT [--ka IDLE,INTVL,CNT]
  *              [--uto MS] [--send BYTES,PERIOD_MS] [--flood] [--max-ms MS]
- * Exit status: 0 closed by --max-ms, 1 connection died, 2 usage or setup. */
+ * --max-ms (default 600000, 0 = none) ends the connection on purpose; the
+ * soaks pass a longer one, since a peer leaving at 10 minutes is seen as a
+ * "closed" death by the other end.
+ * Exit status: 0 closed by --max-ms or SIGTERM, 1 connection died, 2 usage
+ * or setup. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +52,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,10 +244,65 @@ static const char *cause_of(int err, int outq) {
   }
 }
 
+#define MAX_RUN 128 /* Linux TCP_KEEPCNT is at most 127 */
+
+static volatile sig_atomic_t stop_requested;
+static struct tcp_info last_ti; /* the latest TCP_INFO sample */
+static unsigned long probe_runs[MAX_RUN + 1];
+static unsigned run_max, max_probes;
+
+static void on_term(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+/* Samples TCP_INFO; a run of unanswered probes ends when tcpi_probes falls
+ * back to 0. */
+static void sample_tcp_info(int fd) {
+  struct tcp_info ti;
+  socklen_t len = sizeof(ti);
+  memset(&ti, 0, sizeof(ti));
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+    return;
+  last_ti = ti;
+  if (ti.tcpi_probes > run_max)
+    run_max = ti.tcpi_probes > MAX_RUN ? MAX_RUN : ti.tcpi_probes;
+  if (run_max > max_probes)
+    max_probes = run_max;
+  if (ti.tcpi_probes == 0 && run_max > 0) {
+    probe_runs[run_max]++;
+    run_max = 0;
+  }
+}
+
+static void report_stats(void) {
+  char extra[MAX_RUN * 12 + 64];
+  size_t n, last = 0;
+  int len;
+  for (n = 1; n <= MAX_RUN; n++)
+    if (probe_runs[n] > 0)
+      last = n;
+  len = snprintf(extra, sizeof(extra), "\"max_probes\":%u,\"probe_runs\":[", max_probes);
+  for (n = 1; n <= last && len > 0 && (size_t)len < sizeof(extra); n++)
+    len += snprintf(extra + len, sizeof(extra) - (size_t)len, "%s%lu", n > 1 ? "," : "",
+                    probe_runs[n]);
+  if (len > 0 && (size_t)len < sizeof(extra))
+    snprintf(extra + len, sizeof(extra) - (size_t)len, "]");
+  emit("stats", extra);
+}
+
 static int report_death(int err, int outq) {
-  char extra[160];
-  snprintf(extra, sizeof(extra), "\"cause\":\"%s\",\"errno\":%d,\"error\":\"%s\",\"outq\":%d",
-           cause_of(err, outq), err, err ? strerror(err) : "eof", outq);
+  char extra[512];
+  const struct tcp_info *t = &last_ti;
+  snprintf(extra, sizeof(extra),
+           "\"cause\":\"%s\",\"errno\":%d,\"error\":\"%s\",\"outq\":%d,\"tcp_state\":%u,"
+           "\"tcp_probes\":%u,\"tcp_backoff\":%u,\"tcp_rto_ms\":%u,\"tcp_retransmits\":%u,"
+           "\"tcp_unacked\":%u,\"tcp_lost\":%u,\"tcp_total_retrans\":%u,"
+           "\"tcp_last_data_recv_ms\":%u,\"tcp_last_ack_recv_ms\":%u,\"max_probes\":%u",
+           cause_of(err, outq), err, err ? strerror(err) : "eof", outq, t->tcpi_state,
+           t->tcpi_probes, t->tcpi_backoff, t->tcpi_rto / 1000, t->tcpi_retransmits,
+           t->tcpi_unacked, t->tcpi_lost, t->tcpi_total_retrans, t->tcpi_last_data_recv,
+           t->tcpi_last_ack_recv, max_probes);
   emit("dead", extra);
   return 1;
 }
@@ -271,6 +347,10 @@ static int run(int fd, const struct options *o) {
       emit("max_time", "");
       return 0;
     }
+    if (stop_requested) {
+      report_stats();
+      return 0;
+    }
     if (o->flood)
       p.events |= POLLOUT;
     if (poll(&p, 1, 20) < 0 && errno != EINTR)
@@ -288,14 +368,19 @@ static int run(int fd, const struct options *o) {
      * already purged the queue, so the previous sample is the evidence. */
     if (ioctl(fd, SIOCOUTQ, &q) == 0)
       outq = q;
+    sample_tcp_info(fd);
   }
 }
 
 int main(int argc, char **argv) {
   struct options o;
   int fd, rc;
+  struct sigaction sa;
   if (parse_args(argc, argv, &o) != 0)
     return usage();
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
   fd = open_connection(&o);
   if (fd < 0)
     return 2;

@@ -2,6 +2,12 @@
 """Writes docs/FAULTS.md from one run of tests/fault/suite.sh.
 
 Usage: report.py RUN_DIR [CLEANUP_LINE] > docs/FAULTS.md
+       report.py --soak RUN_DIR COMMAND DOC
+
+The second form (scripts/soak.sh, `make soak`) writes the "Long soaks"
+section, from a run of the soak cases alone, into DOC in place, between the
+SOAK_BEGIN and SOAK_END markers; the first form copies that section from
+the current docs/FAULTS.md, so `make faults` keeps the last long soak.
 
 RUN_DIR holds results/*.tsv (one line per case: scenario, mechanism, role,
 expected, bound_ms, outcome, cause, time_ms, status, note) and suite_ms. The
@@ -41,6 +47,68 @@ MECHS = [
     ("plain", "no vigil", "socat as Debian ships it", "-"),
     ("tool", "`vigil idle-timeout`", "parallel idle holds, one ping each", "within 1 s of the configured timeout"),
 ]
+
+
+SOAK_BEGIN = "<!-- soak:begin -->"
+SOAK_END = "<!-- soak:end -->"
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "FAULTS.md")
+LINKS = {"loss": "lossy link (20% each way)", "jitter": "delayed, jittery link (0-300 ms each way)"}
+MECH_NAMES = {"ka": "kernel keepalive alone", "hb": "vigil heartbeat"}
+
+
+def soak_section(run_dir, command):
+    """The Long soaks section, markers included, from a run of the soak cases."""
+    rows = [r for r in load(run_dir) if r["role"] == "both"]
+    lines = [SOAK_BEGIN, "## Long soaks", ""]
+    lines.append("<!-- Written by `make soak` (scripts/soak.sh -> tests/fault/report.py --soak);"
+                 " `make faults` keeps it. -->")
+    lines.append("")
+    npass = sum(r["status"] == "PASS" for r in rows)
+    lines.append("Run: %s UTC, Linux %s, `%s` (the soak cases alone, in parallel): **%d cases,"
+                 " %d passed, %d failed**. Same links and settings as the soak rows above, each"
+                 " held for the time shown."
+                 % (time.strftime("%Y-%m-%d %H:%M", time.gmtime()), platform.release(), command,
+                    len(rows), npass, len(rows) - npass))
+    lines.append("")
+    lines.append("| link | mechanism | soaked | false deaths | status | settings and evidence |")
+    lines.append("|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["scen"], r["mech"])):
+        note = r["note"].replace("|", "/")
+        deaths = "0" if r["status"] == "PASS" else (note.split(" false deaths")[0]
+                                                   if " false deaths" in note else "-")
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            LINKS.get(r["scen"], r["scen"]), MECH_NAMES.get(r["mech"], r["mech"]),
+            secs(r["time"]), deaths, r["status"], note))
+    lines.append(SOAK_END)
+    return "\n".join(lines) + "\n"
+
+
+def kept_soak_section(doc):
+    """The Long soaks section of an existing page, or "" when it has none."""
+    try:
+        with open(doc, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    a, b = text.find(SOAK_BEGIN), text.find(SOAK_END)
+    if a < 0 or b < a:
+        return ""
+    return text[a:b + len(SOAK_END)] + "\n"
+
+
+def write_soak(run_dir, command, doc):
+    section = soak_section(run_dir, command)
+    with open(doc, encoding="utf-8") as f:
+        text = f.read()
+    a, b = text.find(SOAK_BEGIN), text.find(SOAK_END)
+    if a >= 0 and b > a:
+        text = text[:a] + section + text[b + len(SOAK_END) + 1:]
+    else:  # first time: before the Gaps section, or at the end
+        g = text.find("## Gaps")
+        text = text[:g] + section + "\n" + text[g:] if g >= 0 else text + "\n" + section
+    with open(doc + ".new", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(doc + ".new", doc)
 
 
 def load(run_dir):
@@ -90,6 +158,10 @@ def cell(rs):
 
 
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--soak":
+        write_soak(sys.argv[2], sys.argv[3], sys.argv[4])
+        return
+    kept = kept_soak_section(DOC)
     run_dir = sys.argv[1]
     cleanup = sys.argv[2] if len(sys.argv) > 2 else "not run"
     cleanup = cleanup.replace("cleanup after SIGINT: ", "")
@@ -191,6 +263,8 @@ def main():
       " measurements in /work/shared/FAULTS.md show the other side of the rule:"
       " 30% loss with a 1 s timeout gave 3 false deaths out of 3.")
     p()
+    if kept:
+        p(kept)
     p("## Gaps")
     p()
     p("- No netem on this kernel: delay comes from a userspace NFQUEUE holder, so"

@@ -207,7 +207,7 @@ vic_cmd() {
   local mech=$1 role=$2 addr=$3 extra=${4:-}
   case $mech in
   hb) hb_cmd "$role" "$addr" $extra ;;
-  *) peer_cmd "$role" "$addr" ;;
+  *) peer_cmd "$role" "$addr" $extra ;;
   esac
 }
 hb_cmd() { # hb_cmd ROLE ADDR [INTERVAL TIMEOUT [MORE OPTIONS...]]
@@ -231,6 +231,7 @@ start_pair() {
   if [ "$role" = server ]; then
     # shellcheck disable=SC2046
     start "$ons" "$OBS_OUT" $(obs_cmd "$mech" server "$addr" "$oextra")
+    OBS=$LAST_PID
 
     wait_for "$OBS_OUT" '"event":"listening"' 3000 || return 1
     # shellcheck disable=SC2046
@@ -243,6 +244,7 @@ start_pair() {
     wait_for "$VIC_OUT" '"event":"listening"' 3000 || return 1
     # shellcheck disable=SC2046
     start "$ons" "$OBS_OUT" $(obs_cmd "$mech" client "$addr" "$oextra")
+    OBS=$LAST_PID
 
   fi
   wait_for "$OBS_OUT" '"event":"open"' 3000 && wait_for "$VIC_OUT" '"event":"open"' 3000
@@ -497,8 +499,10 @@ case_nat() {
 }
 
 # Soak: a lossy or a delayed, jittery link under a healthy connection. With
-# the timeout sized by the rule in docs/FAULTS.md neither end may ever give a
-# verdict. $1 case number, $2 link (loss|jitter), $3 mech (hb|ka).
+# the timeout sized by the rule in docs/KEEPALIVE.md ("Sizing for a lossy
+# path") neither end may ever give a verdict. $1 case number, $2 link
+# (loss|jitter), $3 mech (hb|ka). `make soak SOAK_S=1200` runs these alone
+# for longer (FAULT_SOAK_S); `make test` runs them for 30 s.
 SOAK_S=${FAULT_SOAK_S:-30}
 LOSS_PCT=20
 JITTER_MAX_MS=300
@@ -516,21 +520,30 @@ case_soak() {
   fi
   topo_pair || { record FAIL - - - "topology setup failed"; case_teardown; return; }
   local settings rules
-  # Sizing (docs/FAULTS.md): loss p needs k consecutive losses tolerated with
-  # p^k x frames << 1 (k = 5 at 20%); each loss costs an RTO that doubles
-  # from 200 ms: timeout >= interval + 0.2 s x (2^k - 1) = 1 + 6.2 s -> 8 s.
-  # Keepalive: count >= k' with (1-(1-p)^2)^k' x probes << 1 -> 8 at 20%.
-  # Jitter d_max one way: timeout >= interval + 2 d_max + 0.2 s -> 3 s.
+  # Keepalive (docs/KEEPALIVE.md, vigil_keepalive_count_for_loss): a probe
+  # round trip fails with q = 1 - (1 - p)^2; count consecutive failures kill
+  # an idle connection, which starts at most horizon / idle probe series, so
+  # expected false deaths = (horizon / idle) x q^count. For at most 0.001
+  # over 24 h at idle 1 s: count 18 at p = 20% (q = 0.36; 86400 x 0.36^18 =
+  # 9.3e-4). The old count 8 gave 86400 x 0.36^8 = 24 a day. Jitter: every
+  # answer comes within the 600 ms round trip, before the next probe, so no
+  # probe is lost (q = 0, count 1); 3 is the library's default floor.
+  # Heartbeat (docs/FAULTS.md): k consecutive losses of one segment delay it
+  # by 0.2 s x (2^k - 1): timeout >= interval + 6.2 s -> 8 s at 20%;
+  # jitter d_max one way: timeout >= interval + 2 d_max + 0.2 s -> 3 s.
+  # fault-peer's own --max-ms (default 10 minutes) would end the connection
+  # in a long soak: the other end would count that "closed" as a death.
+  local maxms="--max-ms $(((SOAK_S + 600) * 1000))"
   if [ "$link" = loss ]; then
-    if [ "$MECH" = hb ]; then settings="1s 8s"; else settings="--ka 1,1,8"; fi
+    if [ "$MECH" = hb ]; then settings="1s 8s"; else settings="--ka 1,1,18"; fi
   else
     if [ "$MECH" = hb ]; then settings="1s 3s"; else settings="--ka 1,1,3"; fi
   fi
-  local vset=""
-  [ "$MECH" = hb ] && vset=$settings
+  local vset=$maxms oset="$settings $maxms"
+  [ "$MECH" = hb ] && vset=$settings oset=$settings
   # The link is impaired once the connection is open: the soak is about a
   # healthy established connection, not about handshakes over a bad link.
-  if ! start_pair "$MECH" client "$IPB" "$settings" "$NSA" "$NSB" "$vset"; then
+  if ! start_pair "$MECH" client "$IPB" "$oset" "$NSA" "$NSB" "$vset"; then
     record FAIL - - - "connection did not open"
     case_teardown
     return
@@ -555,29 +568,49 @@ case_soak() {
     "$rules" "$rules" | ip netns exec "$NSB" nft -f -; then
     record FAIL - - - "nft rule for the $link link failed"; case_teardown; return
   fi
-  local t0 deaths=0 f
+  local t0 deaths=0 f ended=0
   t0=$(ms_now)
 
-  for _ in $(seq $((SOAK_S * 10))); do sleep 0.1; done
+  # Held by the clock, not by a count of sleeps (their overhead adds up).
+  local now end=$((${t0%.*} + SOAK_S * 1000))
+  while now=$(ms_now) && ((${now%.*} < end)); do sleep 0.5; done
   for f in "$OBS_OUT" "$VIC_OUT"; do
     deaths=$((deaths + $(grep -c '"event":"dead"' "$f")))
+    ended=$((ended + $(grep -c '"event":"max_time"' "$f")))
   done
   local note=""
+  if [ "$MECH" = ka ]; then
+    # The observer's probe statistics: probes the kernel sent (TcpExtTCPKeepAlive
+    # of its namespace, which holds only this connection) and fault-peer's
+    # histogram of runs of unanswered probes, printed on SIGTERM.
+    local sent stats
+    sent=$(ip netns exec "$NSA" awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) k[i] = $i; h = 1 }
+      else for (i = 1; i <= NF; i++) if (k[i] == "TCPKeepAlive") print $i }' /proc/net/netstat)
+    kill -TERM "$OBS" 2>/dev/null
+    if wait_for "$OBS_OUT" '"event":"stats"' 2000; then
+      stats=$(grep -m1 '"event":"stats"' "$OBS_OUT")
+      note="; ${sent:-?} probes sent, longest run unanswered $(json_field "$stats" max_probes), runs of 1,2,.. unanswered: $(sed 's/.*"probe_runs":\[\([0-9,]*\)\].*/\1/' <<<"$stats")"
+    fi
+  fi
   if [ "$link" = loss ]; then
     # Two counters per chain: all TCP packets, then the dropped ones.
-    note="; $(ip netns exec "$NSB" nft list table inet vflink | awk '/counter/ {
+    note="$note; $(ip netns exec "$NSB" nft list table inet vflink | awk '/counter/ {
       n = 0; for (i = 1; i <= NF; i++) if ($i == "packets") { c[++k] = $(i + 1) } }
       END { printf "%d of %d packets dropped", c[2] + c[4], c[1] + c[3] }')"
   fi
   if [ "$link" = jitter ]; then
     kill -TERM "$NFQ_PID" 2>/dev/null
-    wait_for "$CDIR/nfq.out" packets 2000 && note="; $(grep packets "$CDIR/nfq.out" | sed 's/^nfq-delay: //')"
+    wait_for "$CDIR/nfq.out" packets 2000 && note="$note; $(grep packets "$CDIR/nfq.out" | sed 's/^nfq-delay: //')"
   fi
-  if ((deaths == 0)); then
+  if ((deaths == 0 && ended == 0)); then
     record PASS none "-" "$(fsub "$(ms_now)" "$t0")" "0 false deaths on either end (${settings// /\/})$note"
+  elif ((deaths == 0)); then
+    record FAIL none "-" "$(fsub "$(ms_now)" "$t0")" "fault-peer's --max-ms ended the connection before the soak did"
   else
-    record FAIL detected "$(json_field "$(grep -h -m1 '"event":"dead"' "$OBS_OUT" "$VIC_OUT" | head -1)" cause)" \
-      "-" "$deaths false deaths (${settings// /\/})"
+    local line
+    line=$(grep -h -m1 '"event":"dead"' "$OBS_OUT" "$VIC_OUT" | head -1)
+    record FAIL detected "$(json_field "$line" cause)" "-" \
+      "$deaths false deaths (${settings// /\/}); first: $(sed 's/^{//; s/}$//; s/"//g' <<<"$line")$note"
   fi
   case_teardown
 }
