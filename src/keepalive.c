@@ -82,6 +82,43 @@ int vigil_keepalive_from_budget(vigil_keepalive *ka, uint32_t budget_ms, uint32_
   return 0;
 }
 
+/* Sizing for a lossy path. A probe round trip fails with
+ * q = 1 - (1 - loss)^2; an idle connection dies after `count` consecutive
+ * failures; every answered probe restarts the idle wait, so a horizon H
+ * holds at most H / idle probe series, each of which kills with probability
+ * at most q^count: E[false deaths] <= (H / idle) * q^count. This is the
+ * union bound (it drops the factor 1 - q for the answer that ends a
+ * series), so it errs on the safe side. Keepalive probes are not
+ * retransmitted, so no RTO backoff enters; losses are taken independent.
+ * q^count by repeated multiplication: no libm, count <= 127. */
+double vigil_keepalive_false_deaths(double loss, uint32_t count, uint32_t idle_s,
+                                    uint32_t horizon_s) {
+  double q, qn = 1.0;
+  uint32_t i;
+
+  if (!(loss >= 0.0 && loss < 1.0) || idle_s == 0 || count == 0)
+    return -1.0;
+  q = 1.0 - (1.0 - loss) * (1.0 - loss);
+  for (i = 0; i < count; i++)
+    qn *= q;
+  return (double)horizon_s / (double)idle_s * qn;
+}
+
+int vigil_keepalive_count_for_loss(double loss, uint32_t idle_s, uint32_t horizon_s,
+                                   double max_false_deaths, uint32_t *count) {
+  uint32_t n;
+
+  if (count == NULL || !(loss >= 0.0 && loss < 1.0) || idle_s == 0 || !(max_false_deaths > 0.0))
+    return VIGIL_EINVAL;
+  for (n = 1; n <= MAX_KEEPCNT; n++) {
+    if (vigil_keepalive_false_deaths(loss, n, idle_s, horizon_s) <= max_false_deaths) {
+      *count = n;
+      return 0;
+    }
+  }
+  return VIGIL_ERANGE;
+}
+
 uint32_t vigil__keepalive_seconds(uint32_t ms) {
   return ms / 1000 + (ms % 1000 != 0);
 }

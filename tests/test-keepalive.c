@@ -183,6 +183,128 @@ TEST_IMPL(budget_maps_to_documented_values) {
   return 0;
 }
 
+/* Sizing for a lossy path: the table of docs/KEEPALIVE.md, for vigil's
+ * stated bound (0.001 false deaths per connection over 24 h). Each row's
+ * count meets the bound and count - 1 does not, so the table is the least
+ * count, not just an adequate one. Pure arithmetic: no socket, no clock. */
+struct loss_case {
+  double loss;
+  uint32_t idle_s, count; /* count 0: VIGIL_ERANGE */
+};
+static const struct loss_case loss_cases[] = {
+    {0.0, 1, 1},   {0.01, 1, 5},  {0.02, 1, 6},   {0.05, 1, 8},   {0.10, 1, 12}, {0.15, 1, 15},
+    {0.20, 1, 18}, {0.25, 1, 23}, {0.30, 1, 28},  {0.40, 1, 41},  {0.50, 1, 64}, {0.60, 1, 105},
+    {0.70, 1, 0},  {0.20, 2, 18}, {0.20, 10, 16}, {0.10, 10, 10},
+};
+
+TEST_IMPL(loss_sizing_table) {
+  size_t i, n = sizeof loss_cases / sizeof loss_cases[0];
+  for (i = 0; i < n; i++) {
+    const struct loss_case *c = &loss_cases[i];
+    uint32_t count = 0xabababab;
+    int rc = vigil_keepalive_count_for_loss(c->loss, c->idle_s, VIGIL_KEEPALIVE_HORIZON_S,
+                                            VIGIL_KEEPALIVE_FALSE_DEATHS, &count);
+    if (c->count == 0) {
+      ASSERT_EQ(rc, VIGIL_ERANGE);
+      ASSERT_UEQ(count, 0xabababab);
+      ASSERT(vigil_keepalive_false_deaths(c->loss, 127, c->idle_s, VIGIL_KEEPALIVE_HORIZON_S) >
+             VIGIL_KEEPALIVE_FALSE_DEATHS);
+      continue;
+    }
+    ASSERT_EQ(rc, 0);
+    ASSERT_UEQ(count, c->count);
+    ASSERT(vigil_keepalive_false_deaths(c->loss, count, c->idle_s, VIGIL_KEEPALIVE_HORIZON_S) <=
+           VIGIL_KEEPALIVE_FALSE_DEATHS);
+    if (count > 1)
+      ASSERT(
+          vigil_keepalive_false_deaths(c->loss, count - 1, c->idle_s, VIGIL_KEEPALIVE_HORIZON_S) >
+          VIGIL_KEEPALIVE_FALSE_DEATHS);
+  }
+  return 0;
+}
+
+/* The figures docs/KEEPALIVE.md quotes: the old rule's count 8 at 20% loss
+ * and idle 1 s expects 24.4 false deaths a day and 0.34 in a 20-minute
+ * soak; the corrected 18 expects 8.9e-4 a day. */
+TEST_IMPL(loss_sizing_figures) {
+  double old_day = vigil_keepalive_false_deaths(0.20, 8, 1, 86400);
+  double old_soak = vigil_keepalive_false_deaths(0.20, 8, 1, 1200);
+  double new_day = vigil_keepalive_false_deaths(0.20, 18, 1, 86400);
+  ASSERT(old_day > 24.3 && old_day < 24.4);
+  ASSERT(old_soak > 0.33 && old_soak < 0.34);
+  ASSERT(new_day > 0.00089 && new_day < 0.00090);
+  /* no loss: nothing can kill a healthy connection */
+  ASSERT(vigil_keepalive_false_deaths(0.0, 1, 1, 86400) == 0.0);
+  /* a longer idle means fewer probe series over the same horizon */
+  ASSERT(vigil_keepalive_false_deaths(0.20, 8, 2, 86400) < old_day);
+  return 0;
+}
+
+TEST_IMPL(loss_sizing_rejects_bad_input) {
+  uint32_t count = 7;
+  ASSERT_EQ(vigil_keepalive_count_for_loss(0.2, 1, 86400, 0.001, NULL), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_count_for_loss(-0.1, 1, 86400, 0.001, &count), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_count_for_loss(1.0, 1, 86400, 0.001, &count), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_count_for_loss(0.0 / 0.0, 1, 86400, 0.001, &count), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_count_for_loss(0.2, 0, 86400, 0.001, &count), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_count_for_loss(0.2, 1, 86400, 0.0, &count), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_count_for_loss(0.2, 1, 86400, -1.0, &count), VIGIL_EINVAL);
+  ASSERT_UEQ(count, 7);
+  ASSERT(vigil_keepalive_false_deaths(1.0, 8, 1, 86400) < 0);
+  ASSERT(vigil_keepalive_false_deaths(0.2, 0, 1, 86400) < 0);
+  ASSERT(vigil_keepalive_false_deaths(0.2, 8, 0, 86400) < 0);
+  /* a zero horizon needs no tolerance at all */
+  ASSERT_EQ(vigil_keepalive_count_for_loss(0.5, 1, 0, 0.001, &count), 0);
+  ASSERT_UEQ(count, 1);
+  return 0;
+}
+
+/* The model against a simulated keepalive timer in virtual time (a fixed
+ * xorshift stream, no clock): idle 1 s, interval 1 s; each probe and each
+ * ACK is dropped with probability loss; an answer restarts the idle wait;
+ * `count` unanswered probes in a row are a false death, after which a new
+ * connection starts idle. Over the horizon the deaths must stay below the
+ * formula's (horizon / idle) q^count, and above (1 - q) times it (each
+ * series of probes lasts about 1 / (1 - q) s), less the sampling error:
+ * the bound is safe and not loose by more than that factor. */
+static uint64_t xorshift(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return *s;
+}
+
+static int dropped(uint64_t *seed, double loss) {
+  return (double)(xorshift(seed) >> 11) / 9007199254740992.0 < loss; /* 2^53 */
+}
+
+TEST_IMPL(loss_sizing_matches_simulation) {
+  const double loss = 0.3, q = 1.0 - (1.0 - loss) * (1.0 - loss); /* 0.51 */
+  const uint32_t count = 4, horizon_s = 400000;
+  uint64_t seed = 0x9e3779b97f4a7c15u;
+  uint32_t t = 0, deaths = 0;
+  double bound = vigil_keepalive_false_deaths(loss, count, 1, horizon_s); /* 27061 */
+  while (t < horizon_s) {
+    uint32_t out = 0;
+    t += 1; /* idle: the first probe */
+    for (;;) {
+      int lost = dropped(&seed, loss); /* the probe */
+      lost |= dropped(&seed, loss);    /* its ACK */
+      if (!lost)
+        break;
+      t += 1; /* interval: the next timer run */
+      if (++out == count) {
+        deaths++;
+        break;
+      }
+    }
+  }
+  /* 13608 with this seed; (1 - q) x bound = 13260 */
+  ASSERT((double)deaths <= bound);
+  ASSERT((double)deaths >= (1.0 - q) * bound * 0.95);
+  return 0;
+}
+
 /* The guarantees the formula claims, over a sweep of budgets: the probe
  * schedule ends exactly when the user timeout does, within the budget and
  * less than a second short of it; idle >= interval >= 1 s. */

@@ -71,6 +71,34 @@ typedef struct vigil_keepalive_report {
 VIGIL_EXTERN int vigil_keepalive_from_budget(vigil_keepalive *ka, uint32_t budget_ms,
                                              uint32_t lost_probes);
 
+/* Sizing for a lossy path (docs/KEEPALIVE.md, "Sizing for a lossy path").
+ * A probe's round trip fails when the probe or its ACK is lost, with
+ * q = 1 - (1 - loss)^2 for a loss rate `loss` per packet each way; `count`
+ * consecutive failures abort a healthy idle connection; it starts at most
+ * horizon_s / idle_s probe series (every answer restarts the idle wait), so
+ * the expected number of false deaths of one connection over horizon_s is
+ * at most
+ *   (horizon_s / idle_s) * q^count.
+ * The model assumes independent losses and answers that come within one
+ * interval. Returns that figure, or -1 for loss outside [0, 1), idle_s 0 or
+ * count 0. */
+VIGIL_EXTERN double vigil_keepalive_false_deaths(double loss, uint32_t count, uint32_t idle_s,
+                                                 uint32_t horizon_s);
+
+/* The smallest probe count (1 ... 127) whose vigil_keepalive_false_deaths()
+ * is at most max_false_deaths, written to *count; pass count - 1 as
+ * vigil_keepalive_from_budget's lost_probes. vigil's stated bound is 0.001
+ * over 24 h (VIGIL_KEEPALIVE_FALSE_DEATHS, VIGIL_KEEPALIVE_HORIZON_S): at
+ * idle 1 s, 20% loss needs 18. On error *count is left untouched.
+ * Errors: VIGIL_EINVAL (count NULL; loss outside [0, 1); idle_s 0;
+ * max_false_deaths not > 0), VIGIL_ERANGE (127 probes, Linux's maximum, are
+ * not enough: the path is too lossy for keepalive alone). */
+VIGIL_EXTERN int vigil_keepalive_count_for_loss(double loss, uint32_t idle_s, uint32_t horizon_s,
+                                                double max_false_deaths, uint32_t *count);
+
+#define VIGIL_KEEPALIVE_FALSE_DEATHS 0.001 /* per connection over the horizon */
+#define VIGIL_KEEPALIVE_HORIZON_S 86400u   /* 24 h */
+
 /* Applies ka to sock: SO_KEEPALIVE, then each nonzero value, each read back
  * with getsockopt. Returns 0 when every requested option is APPLIED or
  * UNSUPPORTED, else the first FAILED option's error (in option order);

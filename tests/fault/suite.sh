@@ -525,7 +525,7 @@ case_soak() {
   # an idle connection, which starts at most horizon / idle probe series, so
   # expected false deaths = (horizon / idle) x q^count. For at most 0.001
   # over 24 h at idle 1 s: count 18 at p = 20% (q = 0.36; 86400 x 0.36^18 =
-  # 9.3e-4). The old count 8 gave 86400 x 0.36^8 = 24 a day. Jitter: every
+  # 8.9e-4). The old count 8 gave 86400 x 0.36^8 = 24 a day. Jitter: every
   # answer comes within the 600 ms round trip, before the next probe, so no
   # probe is lost (q = 0, count 1); 3 is the library's default floor.
   # Heartbeat (docs/FAULTS.md): k consecutive losses of one segment delay it
