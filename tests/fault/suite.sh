@@ -499,8 +499,8 @@ case_nat() {
 }
 
 # Soak: a lossy or a delayed, jittery link under a healthy connection. With
-# the timeout sized by the rule in docs/KEEPALIVE.md ("Sizing for a lossy
-# path") neither end may ever give a verdict. $1 case number, $2 link
+# keepalive sized by docs/KEEPALIVE.md ("Sizing for a lossy path") and the
+# heartbeat by docs/FAULTS.md's rule, neither end may ever give a verdict. $1 case number, $2 link
 # (loss|jitter), $3 mech (hb|ka). `make soak SOAK_S=1200` runs these alone
 # for longer (FAULT_SOAK_S); `make test` runs them for 30 s.
 SOAK_S=${FAULT_SOAK_S:-30}
@@ -530,7 +530,9 @@ case_soak() {
   # probe is lost (q = 0, count 1); 3 is the library's default floor.
   # Heartbeat (docs/FAULTS.md): k consecutive losses of one segment delay it
   # by 0.2 s x (2^k - 1): timeout >= interval + 6.2 s -> 8 s at 20%;
-  # jitter d_max one way: timeout >= interval + 2 d_max + 0.2 s -> 3 s.
+  # jitter d_max one way: timeout >= interval + 2 d_max + 0.2 s -> 3 s. That
+  # rule has no horizon: at 20% it allows ~11 false deaths a day per end
+  # (docs/FAULTS.md), so a long heartbeat soak on the lossy link can fail.
   # fault-peer's own --max-ms (default 10 minutes) would end the connection
   # in a long soak: the other end would count that "closed" as a death.
   local maxms="--max-ms $(((SOAK_S + 600) * 1000))"
