@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #endif
 
+#include "abi.h"
 #include "conn.h"
 
 struct vigil_client {
@@ -187,11 +188,17 @@ static void start_attempt(vigil_client *cli) {
     vigil__conn_fail(c, rc, NULL);
 }
 
-void vigil_client_config_init(vigil_client_config *cfg) {
-  if (cfg == NULL)
-    return;
+static void config_defaults(vigil_client_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
   vigil_session_config_init(&cfg->session);
+  vigil_keepalive_init(&cfg->keepalive);
+}
+
+void vigil_client_config_init_sized(vigil_client_config *cfg, size_t size) {
+  vigil_client_config def;
+  config_defaults(&def);
+  vigil__opts_init(cfg, size, &def, sizeof def);
 }
 
 static void apply_defaults(vigil_client_config *c) {
@@ -209,11 +216,17 @@ static void apply_defaults(vigil_client_config *c) {
     c->max_queue_bytes = (size_t)1 << 20;
 }
 
-int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_config *cfg) {
+int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_config *cfg_in) {
+  vigil_client_config c;
+  const vigil_client_config *cfg = &c;
   vigil_client *cli;
-  if (out == NULL || loop == NULL || cfg == NULL)
+  int rc;
+  if (out == NULL || loop == NULL || cfg_in == NULL)
     return VIGIL_EINVAL;
   *out = NULL;
+  config_defaults(&c); /* fields an older caller lacks keep their default */
+  if ((rc = vigil__opts_read(&c, sizeof c, cfg_in)) != 0)
+    return rc;
   if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_CLIENT, NULL, 0) != 0)
     return VIGIL_EINVAL;
   cli = calloc(1, sizeof *cli);

@@ -685,7 +685,7 @@ static void conn_flush(vigil_conn *c) {
 int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *ka,
                           vigil_keepalive_report *report) {
   vigil__owner *o = c->owner;
-  memset(ka, 0, sizeof *ka);
+  vigil_keepalive_init(ka);
   memset(report, 0, sizeof *report);
   switch (o->ka_mode) {
   case VIGIL_KEEPALIVE_OFF:

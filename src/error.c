@@ -44,6 +44,10 @@ const char *vigil_cause_name(vigil_cause cause) {
   return names[cause];
 }
 
+unsigned vigil_version(void) {
+  return VIGIL_VERSION_HEX;
+}
+
 const char *vigil_version_string(void) {
 #define VIGIL__STR2(x) #x
 #define VIGIL__STR(x) VIGIL__STR2(x)

@@ -52,6 +52,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "abi.h"
 #include "keepalive-os.h"
 #include "vigil/errno.h"
 #include "vigil/keepalive.h"
@@ -59,10 +60,18 @@
 #define MAX_KEEPCNT 127u     /* Linux MAX_TCP_KEEPCNT, the smallest known */
 #define MAX_KEEP_SECS 32767u /* Linux MAX_TCP_KEEPIDLE / MAX_TCP_KEEPINTVL */
 
-int vigil_keepalive_from_budget(vigil_keepalive *ka, uint32_t budget_ms, uint32_t lost_probes) {
+void vigil_keepalive_init_sized(vigil_keepalive *ka, size_t size) {
+  vigil_keepalive off;
+  memset(&off, 0, sizeof off);
+  vigil__opts_init(ka, size, &off, sizeof off);
+}
+
+int vigil_keepalive_from_budget_sized(vigil_keepalive *ka, size_t size, uint32_t budget_ms,
+                                      uint32_t lost_probes) {
+  vigil_keepalive k;
   uint32_t secs, count, interval, idle;
 
-  if (ka == NULL || lost_probes >= MAX_KEEPCNT)
+  if (ka == NULL || size < sizeof(size_t) || lost_probes >= MAX_KEEPCNT)
     return VIGIL_EINVAL;
   secs = budget_ms / 1000;
   count = lost_probes + 1;
@@ -74,11 +83,13 @@ int vigil_keepalive_from_budget(vigil_keepalive *ka, uint32_t budget_ms, uint32_
   idle = secs - count * interval;
   if (idle > MAX_KEEP_SECS)
     idle = MAX_KEEP_SECS;
-  ka->enable = 1;
-  ka->idle_ms = idle * 1000;
-  ka->interval_ms = interval * 1000;
-  ka->count = count;
-  ka->user_timeout_ms = (idle + count * interval) * 1000;
+  memset(&k, 0, sizeof k);
+  k.enable = 1;
+  k.idle_ms = idle * 1000;
+  k.interval_ms = interval * 1000;
+  k.count = count;
+  k.user_timeout_ms = (idle + count * interval) * 1000;
+  vigil__opts_init(ka, size, &k, sizeof k);
   return 0;
 }
 
@@ -209,14 +220,15 @@ int vigil_keepalive_apply(vigil_os_socket sock, const vigil_keepalive *ka,
                           vigil_keepalive_report *report) {
   vigil_keepalive_report local;
   vigil_keepalive req;
-  int opt;
+  int opt, err;
 
   if (report == NULL)
     report = &local;
   memset(report, 0, sizeof *report);
-  if (ka == NULL)
-    return VIGIL_EINVAL;
-  req = *ka;
+  memset(&req, 0, sizeof req);
+  err = vigil__opts_read(&req, sizeof req, ka);
+  if (err != 0)
+    return err;
   if (!req.enable) { /* probes that will never be sent: leave them alone */
     req.idle_ms = 0;
     req.interval_ms = 0;

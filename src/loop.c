@@ -52,6 +52,7 @@
 #include <sys/socket.h>
 #endif
 
+#include "abi.h"
 #include "loop-internal.h"
 
 #define NS_PER_MS ((uint64_t)1000000)
@@ -61,8 +62,10 @@
 
 /* ---- loop ----------------------------------------------------------------- */
 
-void vigil_loop_options_init(vigil_loop_options *opts) {
-  memset(opts, 0, sizeof *opts);
+void vigil_loop_options_init_sized(vigil_loop_options *opts, size_t size) {
+  vigil_loop_options def;
+  memset(&def, 0, sizeof def);
+  vigil__opts_init(opts, size, &def, sizeof def);
 }
 
 /* VIGIL_BACKEND=epoll|poll|iocp picks the backend when the options leave
@@ -110,10 +113,10 @@ int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts) {
 
   if (loop == NULL)
     return VIGIL_EINVAL;
-  if (opts == NULL) {
-    vigil_loop_options_init(&defaults);
-    opts = &defaults;
-  }
+  vigil_loop_options_init(&defaults);
+  if (opts != NULL && (err = vigil__opts_read(&defaults, sizeof defaults, opts)) != 0)
+    return err;
+  opts = &defaults;
   err = resolve_backend(opts->backend, &backend);
   if (err != 0)
     return err;

@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #endif
 
+#include "abi.h"
 #include "conn.h"
 #include "queue.h"
 #include "spare.h"
@@ -322,11 +323,17 @@ static void on_connection(vigil_tcp *listener, int status) {
 
 /* ---- public ------------------------------------------------------------- */
 
-void vigil_server_config_init(vigil_server_config *cfg) {
-  if (cfg == NULL)
-    return;
+static void config_defaults(vigil_server_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
   vigil_session_config_init(&cfg->session);
+  vigil_keepalive_init(&cfg->keepalive);
+}
+
+void vigil_server_config_init_sized(vigil_server_config *cfg, size_t size) {
+  vigil_server_config def;
+  config_defaults(&def);
+  vigil__opts_init(cfg, size, &def, sizeof def);
 }
 
 static void on_closed_defer(vigil_loop *loop, vigil_defer *d) {
@@ -351,11 +358,17 @@ static void apply_defaults(vigil_server_config *c) {
     c->backlog = 511;
 }
 
-int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg) {
+int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg_in) {
+  vigil_server_config c;
+  const vigil_server_config *cfg = &c;
   vigil_server *s;
-  if (out == NULL || loop == NULL || cfg == NULL)
+  int rc;
+  if (out == NULL || loop == NULL || cfg_in == NULL)
     return VIGIL_EINVAL;
   *out = NULL;
+  config_defaults(&c); /* fields an older caller lacks keep their default */
+  if ((rc = vigil__opts_read(&c, sizeof c, cfg_in)) != 0)
+    return rc;
   if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_SERVER, NULL, 0) != 0)
     return VIGIL_EINVAL;
   s = calloc(1, sizeof *s);

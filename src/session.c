@@ -153,6 +153,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "abi.h"
 #include "vigil/detector.h"
 #include "vigil/errno.h"
 #include "vigil/session.h"
@@ -247,10 +248,9 @@ enum {
   DEF_MAX_MESSAGE = 1 << 20
 };
 
-void vigil_session_config_init(vigil_session_config *cfg) {
-  if (cfg == NULL)
-    return;
+static void config_defaults(vigil_session_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
   cfg->interval_ms = DEF_INTERVAL_MS;
   cfg->max_frame = VIGIL_WIRE_MAX_CHUNK;
   cfg->max_message = DEF_MAX_MESSAGE;
@@ -258,6 +258,19 @@ void vigil_session_config_init(vigil_session_config *cfg) {
   cfg->min_interval_ms = DEF_MIN_INTERVAL_MS;
   cfg->max_interval_ms = DEF_MAX_INTERVAL_MS;
   cfg->max_timeout_ms = DEF_MAX_TIMEOUT_MS;
+}
+
+void vigil_session_config_init_sized(vigil_session_config *cfg, size_t size) {
+  vigil_session_config def;
+  config_defaults(&def);
+  vigil__opts_init(cfg, size, &def, sizeof def);
+}
+
+/* The caller's config in this library's layout (src/abi.h): a field an
+ * older caller lacks reads as its default. */
+static int config_read(vigil_session_config *out, const vigil_session_config *cfg) {
+  config_defaults(out);
+  return vigil__opts_read(out, sizeof *out, cfg);
 }
 
 static uint32_t or_default(uint32_t v, uint32_t def) {
@@ -301,13 +314,27 @@ static int check_server(const vigil_session_config *cfg, char *why, size_t n) {
   return 0;
 }
 
-int vigil_session_config_check(const vigil_session_config *cfg, vigil_role role, char *why,
+int vigil_session_config_check(const vigil_session_config *cfg_in, vigil_role role, char *why,
                                size_t n) {
+  vigil_session_config c;
+  const vigil_session_config *cfg = &c;
+  int rc;
+
   if (why != NULL && n > 0)
     why[0] = '\0';
-  if (cfg == NULL || (role != VIGIL_ROLE_CLIENT && role != VIGIL_ROLE_SERVER))
+  if (cfg_in == NULL || (role != VIGIL_ROLE_CLIENT && role != VIGIL_ROLE_SERVER))
     return bad(why, n, "no config, or a role other than %lu (client) or %lu (server)",
                VIGIL_ROLE_CLIENT, VIGIL_ROLE_SERVER);
+  rc = config_read(&c, cfg_in);
+  if (rc == VIGIL_ENOTSUP) {
+    if (why != NULL && n > 0)
+      snprintf(why, n, "config sets a field this library (version %s) does not have",
+               vigil_version_string());
+    return rc;
+  }
+  if (rc != 0)
+    return bad(why, n, "config size %lu: initialise it with vigil_session_config_init (%lu)",
+               (unsigned long)cfg_in->size, (unsigned long)sizeof c);
   if (cfg->max_frame != 0 &&
       (cfg->max_frame < VIGIL_WIRE_MIN_CHUNK || cfg->max_frame > VIGIL_WIRE_MAX_CHUNK))
     return bad(why, n, "max_frame must be %lu to %lu bytes", VIGIL_WIRE_MIN_CHUNK,
@@ -337,9 +364,18 @@ static int init_server(vigil_session *s, const vigil_session_config *cfg) {
   return 0;
 }
 
-int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_config *cfg,
+int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_config *cfg_in,
                        uint64_t now) {
-  if (s == NULL || vigil_session_config_check(cfg, role, NULL, 0) != 0)
+  vigil_session_config c;
+  const vigil_session_config *cfg = &c;
+  int rc;
+
+  if (s == NULL || cfg_in == NULL)
+    return VIGIL_EINVAL;
+  rc = config_read(&c, cfg_in);
+  if (rc != 0)
+    return rc;
+  if (vigil_session_config_check(cfg, role, NULL, 0) != 0)
     return VIGIL_EINVAL;
   memset(s, 0, sizeof *s);
   s->role = (uint8_t)role;

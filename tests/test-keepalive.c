@@ -331,13 +331,14 @@ TEST_IMPL(budget_invariants_hold) {
       ASSERT_LT(d - total, 1000);
     }
   }
-  ASSERT_EQ(vigil_keepalive_from_budget(NULL, 10000, 2), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_keepalive_from_budget_sized(NULL, sizeof(vigil_keepalive), 10000, 2),
+            VIGIL_EINVAL);
   return 0;
 }
 
 TEST_IMPL(apply_reads_back_every_value) {
   vigil_os_socket c, s;
-  vigil_keepalive ka = {1, 3000, 2000, 4, 7000};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 3000, 2000, 4, 7000};
   vigil_keepalive_report r;
   uint32_t raw = 0;
   int opt;
@@ -397,7 +398,7 @@ TEST_IMPL(apply_budget_values_reach_the_socket) {
  * milliseconds and is kept exact. */
 TEST_IMPL(apply_rounds_seconds_up) {
   vigil_os_socket c, s;
-  vigil_keepalive ka = {1, 1500, 1, 0, 1500};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 1500, 1, 0, 1500};
   vigil_keepalive_report r;
   uint32_t raw = 0;
 
@@ -428,8 +429,8 @@ TEST_IMPL(apply_rounds_seconds_up) {
  * (KA_NOT_REQUESTED), even when ka carries values for them. */
 TEST_IMPL(disable_turns_keepalive_off) {
   vigil_os_socket c, s;
-  vigil_keepalive on = {1, 5000, 0, 0, 0};
-  vigil_keepalive off = {0, 9000, 9000, 9, 0};
+  vigil_keepalive on = {sizeof(vigil_keepalive), 1, 5000, 0, 0, 0};
+  vigil_keepalive off = {sizeof(vigil_keepalive), 0, 9000, 9000, 9, 0};
   vigil_keepalive_report r;
   uint32_t raw = 0, idle_before = 0;
   int have_idle;
@@ -462,7 +463,7 @@ TEST_IMPL(disable_turns_keepalive_off) {
 /* Zero means "leave it": only SO_KEEPALIVE is touched. */
 TEST_IMPL(zero_values_are_left_alone) {
   vigil_os_socket c, s;
-  vigil_keepalive ka = {1, 0, 0, 0, 0};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 0, 0, 0, 0};
   vigil_keepalive_report r;
   uint32_t before = 0, after = 0;
   int opt, have;
@@ -490,7 +491,7 @@ TEST_IMPL(zero_values_are_left_alone) {
  * same, and refuses WSAIoctl(SIO_KEEPALIVE_VALS) on UDP with WSAEINVAL,
  * which vigil does not even try on a non-stream socket. */
 static int check_non_tcp(vigil_os_socket sock) {
-  vigil_keepalive ka = {1, 3000, 1000, 3, 6000};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 3000, 1000, 3, 6000};
   vigil_keepalive_report r;
   int opt;
 
@@ -531,7 +532,7 @@ TEST_IMPL(tcp_options_on_unix_socket_are_unsupported) {
  * the request is still applied. Linux refuses TCP_KEEPCNT > 127. */
 TEST_IMPL(refused_value_is_failed_and_others_still_applied) {
   vigil_os_socket c, s;
-  vigil_keepalive ka = {1, 3000, 1000, 200, 5000};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 3000, 1000, 200, 5000};
   vigil_keepalive_report r;
 
   if (!on_linux())
@@ -553,7 +554,7 @@ TEST_IMPL(refused_value_is_failed_and_others_still_applied) {
 /* A value no int can carry fails before any system call, on every OS. */
 TEST_IMPL(value_beyond_int_fails_cleanly) {
   vigil_os_socket c, s;
-  vigil_keepalive ka = {1, 0, 0, (uint32_t)INT_MAX + 1u, 0};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 0, 0, (uint32_t)INT_MAX + 1u, 0};
   vigil_keepalive_report r;
 
   ASSERT_EQ(util_net_tcp_pair(&c, &s), 0);
@@ -567,7 +568,7 @@ TEST_IMPL(value_beyond_int_fails_cleanly) {
 }
 
 TEST_IMPL(bad_socket_and_null_request) {
-  vigil_keepalive ka = {1, 3000, 1000, 3, 6000};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 3000, 1000, 3, 6000};
   vigil_keepalive_report r;
   int opt;
 
@@ -591,7 +592,7 @@ TEST_IMPL(pipe_is_not_a_socket) {
 #ifdef _WIN32
   RETURN_SKIP("a pipe handle is not a SOCKET to pass: a POSIX test");
 #else
-  vigil_keepalive ka = {1, 3000, 1000, 3, 6000};
+  vigil_keepalive ka = {sizeof(vigil_keepalive), 1, 3000, 1000, 3, 6000};
   vigil_keepalive_report r;
   int fds[2], rc;
   ASSERT_EQ(pipe(fds), 0);

@@ -607,6 +607,7 @@ TEST_IMPL(session_config_init_writes_the_defaults) {
   ASSERT_EQ(d.max_timeout_ms, 3600000);
   ASSERT_EQ(d.timeout_ms, 0); /* follows the agreed interval */
   memset(&z, 0, sizeof z);
+  z.size = sizeof z; /* zero fields mean the defaults; size names the layout */
   d.id = z.id = "x";
   d.id_len = z.id_len = 1;
   ASSERT_EQ(vigil_session_init(&a, VIGIL_ROLE_CLIENT, &d, T0), 0);
@@ -1858,7 +1859,7 @@ TEST_IMPL(session_null_arguments) {
   size_t taken;
   vigil_session_config cfg;
   vigil_session_config_init(&cfg);
-  vigil_session_config_init(NULL);
+  vigil_session_config_init_sized(NULL, sizeof(vigil_session_config));
   ASSERT_EQ(vigil_session_init(&s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
   ASSERT_EQ(vigil_session_recv(NULL, T0, out, 1, &ev), VIGIL_EINVAL);
   ASSERT_EQ(vigil_session_expire(NULL, T0, &ev), VIGIL_EINVAL);

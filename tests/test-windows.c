@@ -584,7 +584,7 @@ static int case_keepalive_on_loop_socket(void) {
   memset(&s, 0, sizeof s);
   ASSERT_EQ(open_loop(&loop), 0);
   ASSERT_EQ(make_pair(&loop, &lst, &c, &s), 0);
-  memset(&ka, 0, sizeof ka);
+  vigil_keepalive_init(&ka);
   ka.enable = 1;
   ka.idle_ms = 2000;
   ka.interval_ms = 1000;

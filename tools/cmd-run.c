@@ -103,7 +103,7 @@ static int parse_args(int argc, char **argv, run_opts *o) {
 static int derive(const run_opts *o, vigil_keepalive *ka) {
   int explicit_any = o->idle_ms || o->interval_ms || o->count || o->uto_ms;
   uint32_t budget = o->budget_ms;
-  memset(ka, 0, sizeof(*ka));
+  vigil_keepalive_init(ka);
   if (budget == 0 && !explicit_any)
     budget = DEFAULT_BUDGET_MS;
   if (budget != 0 && vigil_keepalive_from_budget(ka, budget, o->lost) != 0)

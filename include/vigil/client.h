@@ -34,6 +34,7 @@
 typedef struct vigil_client vigil_client;
 
 typedef struct vigil_client_config {
+  size_t size; /* set by vigil_client_config_init: the struct's size as compiled (docs/ABI.md) */
   /* Proposed heartbeat (interval_ms, timeout_ms, max_frame, max_message,
    * handshake_timeout_ms) and our id (required). The id is copied. */
   vigil_session_config session;
@@ -64,9 +65,13 @@ typedef struct vigil_client_stats {
   uint64_t deaths[VIGIL_CAUSE_COUNT];
 } vigil_client_stats;
 
-VIGIL_EXTERN void vigil_client_config_init(vigil_client_config *cfg);
+/* Defaults and cfg->size (a macro: the caller's sizeof; docs/ABI.md). */
+VIGIL_EXTERN void vigil_client_config_init_sized(vigil_client_config *cfg, size_t size);
+#define vigil_client_config_init(cfg) vigil_client_config_init_sized((cfg), sizeof *(cfg))
 
-/* Allocates a client on `loop`. Returns 0, VIGIL_EINVAL (no id, or a config
+/* Allocates a client on `loop`. cfg is read only as far as its size goes
+ * (docs/ABI.md): VIGIL_EINVAL if never _init'ed, VIGIL_ENOTSUP if it sets a
+ * field this library lacks. Returns 0, VIGIL_EINVAL (no id, or a config
  * the session refuses), VIGIL_ENOMEM. */
 VIGIL_EXTERN int vigil_client_new(vigil_client **out, vigil_loop *loop,
                                   const vigil_client_config *cfg);

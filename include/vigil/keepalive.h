@@ -16,12 +16,17 @@
  * on Linux (TCP_USER_TIMEOUT is ms) and rounded up to seconds where the OS
  * counts seconds (Windows TCP_MAXRT, macOS TCP_RXT_CONNDROPTIME). */
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "os.h"
 #include "version.h"
 
+/* A request. It can grow (docs/ABI.md): fill it with vigil_keepalive_init
+ * (everything off), vigil_keepalive_from_budget, or the initialiser
+ * VIGIL_KEEPALIVE_INIT, which set `size`; then change the fields. */
 typedef struct vigil_keepalive {
+  size_t size;              /* the struct's size as compiled (set by the above) */
   int enable;               /* SO_KEEPALIVE on (nonzero) or off (0); always applied. When 0,
                                idle / interval / count are ignored (NOT_REQUESTED) */
   uint32_t idle_ms;         /* idle time before the first probe (0: leave) */
@@ -29,6 +34,14 @@ typedef struct vigil_keepalive {
   uint32_t count;           /* probes before giving up (0: leave) */
   uint32_t user_timeout_ms; /* TCP_USER_TIMEOUT / TCP_MAXRT (0: leave) */
 } vigil_keepalive;
+
+#define VIGIL_KEEPALIVE_INIT                                                                       \
+  { sizeof(vigil_keepalive), 0, 0, 0, 0, 0 }
+
+/* Everything 0 (SO_KEEPALIVE off, nothing else touched) and ka->size: a
+ * macro, so that the size is the caller's sizeof. */
+VIGIL_EXTERN void vigil_keepalive_init_sized(vigil_keepalive *ka, size_t size);
+#define vigil_keepalive_init(ka) vigil_keepalive_init_sized((ka), sizeof *(ka))
 
 typedef enum vigil_keepalive_status {
   VIGIL_KEEPALIVE_NOT_REQUESTED = 0,
@@ -68,8 +81,10 @@ typedef struct vigil_keepalive_report {
  * is left untouched.
  * Errors: VIGIL_EINVAL (ka NULL; lost_probes > 126; S < lost_probes + 2,
  * i.e. the budget is too small for 1 s keepalive granularity). */
-VIGIL_EXTERN int vigil_keepalive_from_budget(vigil_keepalive *ka, uint32_t budget_ms,
-                                             uint32_t lost_probes);
+VIGIL_EXTERN int vigil_keepalive_from_budget_sized(vigil_keepalive *ka, size_t size,
+                                                   uint32_t budget_ms, uint32_t lost_probes);
+#define vigil_keepalive_from_budget(ka, budget_ms, lost_probes)                                    \
+  vigil_keepalive_from_budget_sized((ka), sizeof *(ka), (budget_ms), (lost_probes))
 
 /* Sizing for a lossy path (docs/KEEPALIVE.md, "Sizing for a lossy path").
  * A probe's round trip fails when the probe or its ACK is lost, with
@@ -104,9 +119,10 @@ VIGIL_EXTERN int vigil_keepalive_count_for_loss(double loss, uint32_t idle_s, ui
  * UNSUPPORTED, else the first FAILED option's error (in option order);
  * report (may be NULL) says what happened to each option and is always
  * fully written.
- * Errors: VIGIL_EINVAL (ka NULL; a value the OS refused or that no int can
- * carry), VIGIL_EBADF (not a socket), VIGIL_ERANGE (the OS took a different
- * value), or another VIGIL_E* the OS returned. */
+ * Errors: VIGIL_EINVAL (ka NULL or never initialised: no size; a value the
+ * OS refused or that no int can carry), VIGIL_ENOTSUP (ka sets a field of a
+ * newer vigil.h that this library lacks; docs/ABI.md), VIGIL_EBADF (not a socket), VIGIL_ERANGE
+ * (the OS took a different value), or another VIGIL_E* the OS returned. */
 VIGIL_EXTERN int vigil_keepalive_apply(vigil_os_socket sock, const vigil_keepalive *ka,
                                        vigil_keepalive_report *report);
 

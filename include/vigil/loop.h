@@ -164,6 +164,7 @@ VIGIL_EXTERN uint64_t vigil_clock_os(void *arg, vigil_clock_id id);
 /* Options; zero means default for every field. A struct that can grow:
  * initialise with vigil_loop_options_init(). */
 typedef struct vigil_loop_options {
+  size_t size; /* set by vigil_loop_options_init: the struct's size as compiled (docs/ABI.md) */
   vigil_backend backend;
   /* A stall is reported when the loop comes back more than this much later
    * than it asked to, or the machine slept at least this long. Default
@@ -210,13 +211,17 @@ struct vigil_loop {
   vigil_wheel wheel;   /* ticks are monotonic milliseconds */
 };
 
-VIGIL_EXTERN void vigil_loop_options_init(vigil_loop_options *opts);
+/* Defaults and opts->size (a macro: the caller's sizeof; docs/ABI.md). */
+VIGIL_EXTERN void vigil_loop_options_init_sized(vigil_loop_options *opts, size_t size);
+#define vigil_loop_options_init(opts) vigil_loop_options_init_sized((opts), sizeof *(opts))
 
 /* Initialises loop (opts may be NULL); on error there is nothing to close.
  * A program that drives the loop with NOWAIT from a loop of its own should
  * call it at least every stall_threshold_ms: time between two runs counts
  * as a stall unless the previous run left nothing to do. Returns 0, or
- *   VIGIL_EINVAL   unknown backend, or VIGIL_BACKEND names none we know
+ *   VIGIL_EINVAL   unknown backend, or VIGIL_BACKEND names none we know, or
+ *                  opts never _init'ed (no size; docs/ABI.md)
+ *   VIGIL_ENOTSUP  opts sets a field this library lacks (a newer vigil.h)
  *   VIGIL_ENOTSUP  the backend does not exist on this platform
  *   VIGIL_ENOMEM, or what the OS said (epoll_create1: VIGIL_EMFILE...). */
 VIGIL_EXTERN int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts);

@@ -32,6 +32,7 @@ typedef struct vigil_server vigil_server;
 VIGIL_EXTERN vigil_server *vigil_conn_server(const vigil_conn *c);
 
 typedef struct vigil_server_config {
+  size_t size; /* set by vigil_server_config_init: the struct's size as compiled (docs/ABI.md) */
   /* Heartbeat policy: a client's proposal is clamped to it (session.h). The
    * id field is ignored. */
   vigil_session_config session;
@@ -68,10 +69,14 @@ typedef struct vigil_server_stats {
   uint64_t deaths[VIGIL_CAUSE_COUNT]; /* on_death calls by cause */
 } vigil_server_stats;
 
-VIGIL_EXTERN void vigil_server_config_init(vigil_server_config *cfg);
+/* Defaults and cfg->size (a macro: the caller's sizeof; docs/ABI.md). */
+VIGIL_EXTERN void vigil_server_config_init_sized(vigil_server_config *cfg, size_t size);
+#define vigil_server_config_init(cfg) vigil_server_config_init_sized((cfg), sizeof *(cfg))
 
-/* Allocates a server on `loop`. Returns 0 or VIGIL_EINVAL (a config the
- * session refuses), VIGIL_ENOMEM. Nothing listens until vigil_server_listen. */
+/* Allocates a server on `loop`. cfg (and every option struct) is read only
+ * as far as its size goes (docs/ABI.md): VIGIL_EINVAL if it was never
+ * _init'ed, VIGIL_ENOTSUP if it sets a field this library lacks. Returns 0 or VIGIL_EINVAL (a
+ * config the session refuses), VIGIL_ENOMEM. Nothing listens until vigil_server_listen. */
 VIGIL_EXTERN int vigil_server_new(vigil_server **out, vigil_loop *loop,
                                   const vigil_server_config *cfg);
 

@@ -57,7 +57,7 @@ typedef enum vigil_session_state {
   VIGIL_SESSION_DEAD           /* verdict given; nothing more happens */
 } vigil_session_state;
 
-/* Settings. Zero means "default" for every field, and
+/* Settings. Zero means "default" for every field but `size`, and
  * vigil_session_config_init() writes the defaults into the fields that have
  * a fixed one (interval, max_frame, max_message, handshake, the server's
  * interval range and longest timeout), so a program can read them there.
@@ -65,6 +65,7 @@ typedef enum vigil_session_state {
  * the agreed interval. An option struct that can grow: initialise it with
  * vigil_session_config_init(). */
 typedef struct vigil_session_config {
+  size_t size; /* set by vigil_session_config_init: the struct's size as compiled (docs/ABI.md) */
   uint32_t interval_ms;          /* heartbeat interval; client proposes it (default 1000) */
   uint32_t timeout_ms;           /* silence that means dead (default 3 x the agreed
                                     interval: the client's HELLO proposes 0) */
@@ -181,7 +182,10 @@ typedef struct vigil_session {
   uint8_t schedule; /* cfg.ping_on_schedule */
 } vigil_session;
 
-VIGIL_EXTERN void vigil_session_config_init(vigil_session_config *cfg);
+/* Writes the defaults and cfg->size. A macro, so that the size is the one
+ * the caller was compiled with; the library writes no byte past it. */
+VIGIL_EXTERN void vigil_session_config_init_sized(vigil_session_config *cfg, size_t size);
+#define vigil_session_config_init(cfg) vigil_session_config_init_sized((cfg), sizeof *(cfg))
 
 /* Checks cfg for `role` against the rules vigil_session_init (and the
  * server's and client's _new) enforce, defaults applied: a client id of 1 to
@@ -194,7 +198,9 @@ VIGIL_EXTERN void vigil_session_config_init(vigil_session_config *cfg);
 VIGIL_EXTERN int vigil_session_config_check(const vigil_session_config *cfg, vigil_role role,
                                             char *why, size_t n);
 
-/* Returns 0, or VIGIL_EINVAL for a config that cannot work (every rule of
+/* Returns 0, VIGIL_ENOTSUP (cfg sets a field of a newer vigil.h that this
+ * library lacks; docs/ABI.md), or VIGIL_EINVAL for a config that cannot
+ * work (never _init'ed: no size; every rule of
  * vigil_session_config_check, which says which one). A client
  * queues its HELLO here. The server's policy fields are copied; `cfg` need
  * not outlive the call except for `id` (see above) and `phi`. In adaptive

@@ -109,6 +109,7 @@ typedef struct vigil_uv_callbacks {
 
 /* An option struct that can grow: initialise with vigil_uv_config_init. */
 typedef struct vigil_uv_config {
+  size_t size;     /* set by vigil_uv_config_init: the struct's size as compiled (docs/ABI.md) */
   vigil_role role; /* client: sends HELLO; server: answers it */
   /* Heartbeat settings (client: its proposal and id; server: its policy).
    * Copied at attach, the id included. */
@@ -162,7 +163,8 @@ struct vigil_uv_conn {
 
 /* Defaults: client role, vigil_session_config_init's heartbeat, AUTO
  * keepalive, 1 MiB queue, 1 s drain and linger, 500 ms stall threshold. */
-VIGIL_UV_EXTERN void vigil_uv_config_init(vigil_uv_config *cfg);
+VIGIL_UV_EXTERN void vigil_uv_config_init_sized(vigil_uv_config *cfg, size_t size);
+#define vigil_uv_config_init(cfg) vigil_uv_config_init_sized((cfg), sizeof *(cfg))
 
 /* Attaches vigil to a connected tcp handle on loop: starts the session
  * (a client queues its HELLO), starts reading, arms the handshake deadline.

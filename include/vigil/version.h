@@ -26,4 +26,9 @@
 /* Version as "MAJOR.MINOR.PATCH". */
 VIGIL_EXTERN const char *vigil_version_string(void);
 
+/* The version of the library running, as VIGIL_VERSION_HEX: MAJOR << 16 |
+ * MINOR << 8 | PATCH (0.1.0 is 0x000100), so a program can compare it with
+ * the VIGIL_VERSION_HEX it was compiled against (docs/ABI.md). */
+VIGIL_EXTERN unsigned vigil_version(void);
+
 #endif

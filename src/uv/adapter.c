@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../abi.h" /* header-only: option structs that can grow */
 #include "vigil.h"
 #include "vigil/uv.h"
 
@@ -548,7 +549,7 @@ static void conn_kill(vigil_uv_conn *c, vigil_cause cause, uint16_t code, const 
 static int apply_keepalive(vigil_uv_conn *c, uint32_t timeout_ms, vigil_keepalive *ka,
                            vigil_keepalive_report *report) {
   uv_os_fd_t fd;
-  memset(ka, 0, sizeof *ka);
+  vigil_keepalive_init(ka);
   memset(report, 0, sizeof *report);
   switch (c->ka_mode) {
   case VIGIL_KEEPALIVE_OFF:
@@ -771,12 +772,12 @@ static void on_timer(uv_timer_t *t) {
 
 /* ---- public API --------------------------------------------------------- */
 
-void vigil_uv_config_init(vigil_uv_config *cfg) {
-  if (cfg == NULL)
-    return;
+static void config_defaults(vigil_uv_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
+  cfg->size = sizeof *cfg;
   cfg->role = VIGIL_ROLE_CLIENT;
   vigil_session_config_init(&cfg->session);
+  vigil_keepalive_init(&cfg->keepalive);
   cfg->keepalive_mode = VIGIL_KEEPALIVE_AUTO;
   cfg->max_queue_bytes = DEFAULT_QUEUE_BYTES;
   cfg->drain_ms = DEFAULT_DRAIN_MS;
@@ -784,12 +785,25 @@ void vigil_uv_config_init(vigil_uv_config *cfg) {
   cfg->stall_threshold_ms = DEFAULT_STALL_MS;
 }
 
-int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp, const vigil_uv_config *cfg) {
+void vigil_uv_config_init_sized(vigil_uv_config *cfg, size_t size) {
+  vigil_uv_config def;
+  config_defaults(&def);
+  vigil__opts_init(cfg, size, &def, sizeof def);
+}
+
+int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
+                    const vigil_uv_config *cfg_in) {
+  vigil_uv_config full;
+  const vigil_uv_config *cfg = &full;
   vigil_session_config scfg;
   void *data;
   int rc;
-  if (c == NULL || loop == NULL || tcp == NULL || cfg == NULL ||
-      (cfg->role != VIGIL_ROLE_CLIENT && cfg->role != VIGIL_ROLE_SERVER))
+  if (c == NULL || loop == NULL || tcp == NULL || cfg_in == NULL)
+    return VIGIL_EINVAL;
+  config_defaults(&full); /* fields an older caller lacks keep their default */
+  if ((rc = vigil__opts_read(&full, sizeof full, cfg_in)) != 0)
+    return rc;
+  if (cfg->role != VIGIL_ROLE_CLIENT && cfg->role != VIGIL_ROLE_SERVER)
     return VIGIL_EINVAL;
   data = c->data;
   memset(c, 0, sizeof *c);

@@ -63,7 +63,7 @@ static int parse_settings(const char *s, vigil_keepalive *ka) {
   }
   if (*s != '\0')
     return -1;
-  memset(ka, 0, sizeof(*ka));
+  vigil_keepalive_init(ka);
   ka->enable = v[0] > 0 || v[1] > 0 || v[2] > 0;
   ka->idle_ms = (uint32_t)v[0];
   ka->interval_ms = (uint32_t)v[1];
