@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 60
 SOAK_S ?= 1200
 CTEST_ARGS ?=
 
-.PHONY: all build test test-dev test-asan test-windows windows fuzz fuzz-ci \
+.PHONY: all build test test-dev test-asan test-generic test-windows windows fuzz fuzz-ci \
         lint format demo bench faults soak install check-install clean
 
 all: build
@@ -15,9 +15,11 @@ build:
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev -j $(JOBS)
 
-# Every test: the dev build, the same suite under ASan+UBSan, and the Windows
-# build under wine when mingw-w64 and wine are installed.
-test: test-dev test-asan check-install
+# Every test: the dev build, the same suite under ASan+UBSan, again built as on
+# a POSIX system that is not Linux (VIGIL_GENERIC_POSIX: poll backend, no
+# TCP_INFO), and the Windows build under wine when mingw-w64 and wine are
+# installed.
+test: test-dev test-asan test-generic check-install
 	@if scripts/have-windows-toolchain.sh; then $(MAKE) --no-print-directory test-windows; \
 	 elif [ "$$CI" = true ]; then echo "test-windows: mingw-w64 or wine missing in CI (scripts/install-deps.sh installs them)"; exit 1; \
 	 else echo "test-windows: skipped (mingw-w64 or wine not installed; scripts/install-deps.sh installs them)"; fi
@@ -29,6 +31,11 @@ test-asan:
 	cmake --preset asan >/dev/null
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS) $(CTEST_ARGS)
+
+test-generic:
+	cmake --preset generic-posix >/dev/null
+	cmake --build --preset generic-posix -j $(JOBS)
+	ctest --preset generic-posix -j $(JOBS) $(CTEST_ARGS)
 
 windows:
 	scripts/windows.sh build

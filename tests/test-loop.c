@@ -1253,8 +1253,10 @@ TEST_IMPL(loop_backend_selection) {
   ASSERT_EQ(vigil_loop_close(&loop), 0);
   ASSERT_EQ(unsetenv("VIGIL_BACKEND"), 0);
   ASSERT_EQ(vigil_loop_init(&loop, NULL), 0);
-#ifdef __linux__
+#ifdef HAVE_EPOLL
   ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "epoll");
+#else
+  ASSERT_STR_EQ(vigil_loop_backend_name(&loop), "poll");
 #endif
   ASSERT_EQ(vigil_loop_close(&loop), 0);
   return 0;

@@ -482,7 +482,7 @@ TEST_IMPL(silent_peer_is_stalled_never_early) {
   ASSERT_UGE(f.srv.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
   ASSERT_ULE(f.srv.death.silent_ns, (uint64_t)(TIMEOUT + 50) * VIGIL_MS + late_ns);
   ASSERT_EQ(f.srv.death.timeout_ms, TIMEOUT);
-  ASSERT_EQ(f.srv.death.tcp.available, 1);
+  ASSERT_EQ(f.srv.death.tcp.available, UTIL_TCP_EVIDENCE);
   ASSERT_EQ(f.srv.death.close_sent, 1);
   ASSERT_EQ(f.srv.death.close_code, VIGIL_CLOSE_TIMEOUT);
   util_raw_close(s);

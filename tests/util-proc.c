@@ -509,7 +509,7 @@ int util_raw_welcome(vigil_os_socket s, uint32_t interval_ms, uint32_t timeout_m
 }
 
 vigil_cause util_stalled_cause(const vigil_death *d) {
-#if defined(__linux__)
+#if defined(VIGIL_HAVE_TCP_EVIDENCE)
   (void)d;
   return VIGIL_CAUSE_PEER_STALLED;
 #else

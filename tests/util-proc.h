@@ -86,6 +86,15 @@ int util_raw_expect(vigil_os_socket s, uint8_t type, uint32_t timeout_ms, vigil_
 int util_raw_welcome(vigil_os_socket s, uint32_t interval_ms, uint32_t timeout_ms,
                      uint32_t timeout_wait_ms);
 
+/* 1 where the build reads the kernel's TCP state for cause evidence
+ * (VIGIL_HAVE_TCP_EVIDENCE: Linux's TCP_INFO; not in the generic POSIX
+ * build), else 0. */
+#if defined(VIGIL_HAVE_TCP_EVIDENCE)
+#define UTIL_TCP_EVIDENCE 1
+#else
+#define UTIL_TCP_EVIDENCE 0
+#endif
+
 /* The cause a silent peer whose kernel still ACKs must get: peer_stalled
  * where the OS gives TCP evidence (always on Linux), else the heartbeat
  * verdict stands (docs/RUNTIME.md, "Causes from evidence"). */

@@ -23,7 +23,7 @@ static uint64_t read_os_clock(clockid_t id) {
 
 uint64_t vigil__plat_clock(void *arg, vigil_clock_id id) {
   (void)arg;
-#if defined(CLOCK_BOOTTIME)
+#if defined(HAVE_CLOCK_BOOTTIME) /* Linux: counts through a suspend */
   if (id == VIGIL_CLOCK_BOOTTIME)
     return read_os_clock(CLOCK_BOOTTIME);
 #else
@@ -41,7 +41,7 @@ static const vigil__poller *poller_for(vigil_backend backend) {
   case VIGIL_BACKEND_POLL:
     return &vigil__poller_poll;
   case VIGIL_BACKEND_EPOLL:
-#if defined(__linux__)
+#if defined(HAVE_EPOLL)
     return &vigil__poller_epoll;
 #else
     return NULL;
@@ -52,7 +52,7 @@ static const vigil__poller *poller_for(vigil_backend backend) {
 }
 
 vigil_backend vigil__plat_default_backend(void) {
-#if defined(__linux__)
+#if defined(HAVE_EPOLL)
   return VIGIL_BACKEND_EPOLL;
 #else
   return VIGIL_BACKEND_POLL;

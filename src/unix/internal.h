@@ -27,7 +27,7 @@ typedef struct vigil__poller {
 } vigil__poller;
 
 extern const vigil__poller vigil__poller_poll;
-extern const vigil__poller vigil__poller_epoll; /* Linux only */
+extern const vigil__poller vigil__poller_epoll; /* HAVE_EPOLL only */
 
 /* Readiness of tcp: VIGIL__IO_* bits (errors and hang-ups set both). */
 void vigil__unix_io(vigil_tcp *tcp, unsigned events);

@@ -54,7 +54,7 @@ static int sync_interest(vigil_tcp *tcp) {
   return poller(tcp)->update(tcp->loop, tcp);
 }
 
-#if !defined(SOCK_NONBLOCK) || !defined(SOCK_CLOEXEC)
+#if !defined(HAVE_ACCEPT4)
 static int set_nonblock_cloexec(int fd) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0)
@@ -68,7 +68,7 @@ static int set_nonblock_cloexec(int fd) {
 
 static int new_socket(int family, int *out) {
   int fd;
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#if defined(HAVE_ACCEPT4) /* and socket()'s SOCK_NONBLOCK | SOCK_CLOEXEC */
   fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return vigil__unix_err();
@@ -96,7 +96,7 @@ static int new_socket(int family, int *out) {
 static int accept_one(int lfd, int *out) {
   int fd;
   for (;;) {
-#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+#if defined(HAVE_ACCEPT4) /* and socket()'s SOCK_NONBLOCK | SOCK_CLOEXEC */
     fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
     fd = accept(lfd, NULL, NULL);
