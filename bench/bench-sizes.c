@@ -8,11 +8,47 @@
  * queue pointers + peer address) is larger; the measured heap and RSS per
  * connection under load is printed by bench-connections. */
 #include <stdio.h>
+#include <string.h>
 
 #include "conn.h"
 #include "vigil.h"
 
-int main(void) {
+/* --abi: the public structs whose size is part of the ABI (docs/ABI.md),
+ * one "name size" line each, in the form scripts/abi-sizes.sh records. */
+#define ABI_SIZE(type) printf("%s %zu\n", #type, sizeof(type))
+static int print_abi(void) {
+  printf("version %s\n", vigil_version_string());
+  ABI_SIZE(vigil_session_config);
+  ABI_SIZE(vigil_server_config);
+  ABI_SIZE(vigil_client_config);
+  ABI_SIZE(vigil_loop_options);
+  ABI_SIZE(vigil_keepalive);
+  ABI_SIZE(vigil_keepalive_report);
+  ABI_SIZE(vigil_conn_callbacks);
+  ABI_SIZE(vigil_session);
+  ABI_SIZE(vigil_session_info);
+  ABI_SIZE(vigil_event);
+  ABI_SIZE(vigil_phi);
+  ABI_SIZE(vigil_wheel);
+  ABI_SIZE(vigil_timer);
+  ABI_SIZE(vigil_loop);
+  ABI_SIZE(vigil_loop_timer);
+  ABI_SIZE(vigil_defer);
+  ABI_SIZE(vigil_tcp);
+  ABI_SIZE(vigil_write_req);
+  ABI_SIZE(vigil_connect_req);
+  ABI_SIZE(vigil_death);
+  ABI_SIZE(vigil_open_info);
+  ABI_SIZE(vigil_conn_info);
+  ABI_SIZE(vigil_server_stats);
+  ABI_SIZE(vigil_client_stats);
+  ABI_SIZE(vigil_frame);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--abi") == 0)
+    return print_abi();
   printf("sizeof_vigil_session %zu (budget 128)\n", sizeof(vigil_session));
   printf("sizeof_vigil_phi %zu (adaptive mode only)\n", sizeof(vigil_phi));
   printf("sizeof_vigil_timer %zu\n", sizeof(vigil_timer));

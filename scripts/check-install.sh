@@ -4,11 +4,15 @@
 # package (shared and static) and pkg-config -- and runs each. Where
 # libvigil-uv was installed (libuv present), tests/install/consumer-uv.c is
 # built and run the same three ways (component uv, vigil-uv.pc).
+# Then the installed tree is moved elsewhere (as a package manager or a
+# vendored copy would) and the consumer is built again from the moved copy
+# with pkg-config and the CMake package: neither may name the old prefix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prefix=$(mktemp -d /tmp/vigil-install.XXXXXX)
 work=$(mktemp -d /tmp/vigil-consumer.XXXXXX)
-trap 'rm -rf "$prefix" "$work"' EXIT
+moved=$(mktemp -d /tmp/vigil-moved.XXXXXX)
+trap 'rm -rf "$prefix" "$work" "$moved"' EXIT
 make --no-print-directory install PREFIX="$prefix" >/dev/null
 test -f "$prefix/include/vigil.h"
 pc=$(find "$prefix" -name vigil.pc | head -n 1)
@@ -30,4 +34,24 @@ if [ -f "$libdir/pkgconfig/vigil-uv.pc" ]; then
 else
   echo "check-install: libvigil-uv not installed (no libuv at build time); its consumer skipped"
 fi
-echo "check-install: ok (prefix $prefix)"
+
+# Relocation: move the tree, leave nothing at the old prefix.
+mv "$prefix" "$moved/tree"
+mkdir "$prefix"
+mlib="$moved/tree/${libdir#"$prefix"/}"
+export PKG_CONFIG_PATH="$mlib/pkgconfig"
+flags=$(pkg-config --cflags --libs vigil)
+case "$flags" in
+*"$prefix"*) echo "check-install: vigil.pc still names the old prefix: $flags" >&2; exit 1 ;;
+esac
+cc -std=c11 -Wall -Werror tests/install/consumer.c $flags -o "$work/consumer_moved"
+LD_LIBRARY_PATH="$mlib" "$work/consumer_moved"
+cmake -S tests/install -B "$work/cmake-moved" -DCMAKE_PREFIX_PATH="$moved/tree" >/dev/null
+cmake --build "$work/cmake-moved" >/dev/null
+LD_LIBRARY_PATH="$mlib" "$work/cmake-moved/consumer_shared"
+if [ -f "$mlib/pkgconfig/vigil-uv.pc" ]; then
+  cc -std=c11 -D_GNU_SOURCE -Wall -Werror tests/install/consumer-uv.c \
+    $(pkg-config --cflags --libs vigil-uv) -o "$work/consumer_uv_moved"
+  LD_LIBRARY_PATH="$mlib" "$work/consumer_uv_moved"
+fi
+echo "check-install: ok (prefix $prefix, then moved to $moved/tree)"

@@ -17,6 +17,10 @@ int main(void) {
   }
   if (strcmp(vigil_cause_name(VIGIL_CAUSE_HEARTBEAT_TIMEOUT), "heartbeat_timeout") != 0)
     return 1;
+  if (vigil_version() != VIGIL_VERSION_HEX) { /* the library run is the one compiled against */
+    fprintf(stderr, "consumer: library %x, header %x\n", vigil_version(), VIGIL_VERSION_HEX);
+    return 1;
+  }
   printf("consumer: vigil %s, sizeof(vigil_session) = %zu, %s\n", vigil_version_string(),
          sizeof(vigil_session), vigil_strerror(VIGIL_ECONNRESET));
   return 0;
