@@ -1,3 +1,3 @@
 /* VIGIL_GENERIC_POSIX shadows this Linux-only header (CMakeLists.txt, "platform
  * features"): code that includes it must be guarded by its HAVE_* feature. */
-#error "<sys/timerfd.h> is Linux-only: guard its use with a HAVE_* feature macro (VIGIL_GENERIC_POSIX build)"
+#error "<sys/timerfd.h> is Linux-only: guard it with its HAVE_* feature"
