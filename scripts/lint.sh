@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# clang-tidy (checks in .clang-tidy) over the library, tools and examples as
-# the dev build compiles them (compile_commands.json), then cppcheck over the
-# same files, and over the Windows sources with _WIN32 defined (cppcheck needs
-# no system headers, so the IOCP code is checked here too). Any finding fails.
+# clang-format (the committed .clang-format) over every tracked .c and .h;
+# the layer check (scripts/layers.py: no file includes a header of a layer
+# above its own, per the table in docs/ARCHITECTURE.md); clang-tidy (checks
+# in .clang-tidy) over the library, tools and examples as the dev build
+# compiles them (compile_commands.json), then cppcheck over the same files,
+# and over the Windows sources with _WIN32 defined (cppcheck needs no system
+# headers, so the IOCP code is checked here too). Any finding fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sources=$(git ls-files '*.c' '*.h')
+echo "clang-format: $(echo "$sources" | wc -w) files"
+if ! clang-format --dry-run -Werror $sources; then
+  echo "clang-format: the files above differ from .clang-format (make format fixes them)"
+  exit 1
+fi
+python3 scripts/layers.py
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$(nproc)" >/dev/null
 # git pathspecs match across '/', so filter the Windows tree out explicitly.

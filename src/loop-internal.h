@@ -36,7 +36,7 @@
  * when the last OVERLAPPED of the handle came back. */
 
 #include "queue.h"
-#include "vigil.h"
+#include "vigil/errno.h"
 #include "vigil/loop.h"
 
 /* Handle flags (tcp->flags). */

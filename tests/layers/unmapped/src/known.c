@@ -1,0 +1,3 @@
+int known(void) {
+  return 0;
+}

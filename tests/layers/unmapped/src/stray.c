@@ -1,0 +1,3 @@
+int stray(void) {
+  return 0;
+}

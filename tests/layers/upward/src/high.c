@@ -1,0 +1,6 @@
+#include "high.h"
+#include "low.h"
+
+int high(void) {
+  return low();
+}

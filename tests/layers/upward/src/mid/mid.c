@@ -1,0 +1,5 @@
+#include "low.h"
+
+int mid(void) {
+  return low();
+}
