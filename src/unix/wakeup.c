@@ -1,20 +1,20 @@
 /* The loop's wakeup on POSIX: a descriptor the poller watches, made
  * readable by any thread (or a signal handler) to end the loop's wait.
  * Where the system has eventfd (Linux; CMake's feature test defines
- * VIGIL_HAVE_EVENTFD) it is one eventfd, read and written through the same
+ * HAVE_EVENTFD) it is one eventfd, read and written through the same
  * descriptor; elsewhere a non-blocking self-pipe. Either way a write that
  * finds it already full (EAGAIN) is fine: the loop is already due to wake.
  * src/async.c writes at most once per wake-up anyway. */
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
-#if defined(VIGIL_HAVE_EVENTFD)
+#if defined(HAVE_EVENTFD)
 #include <sys/eventfd.h>
 #endif
 
 #include "internal.h"
 
-#if !defined(VIGIL_HAVE_EVENTFD)
+#if !defined(HAVE_EVENTFD)
 static int set_flags(int fd) {
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
@@ -24,7 +24,7 @@ static int set_flags(int fd) {
 #endif
 
 int vigil__unix_wake_open(vigil_loop *loop) {
-#if defined(VIGIL_HAVE_EVENTFD)
+#if defined(HAVE_EVENTFD)
   int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd < 0)
     return vigil__unix_err();
@@ -58,7 +58,7 @@ void vigil__unix_wake_close(vigil_loop *loop) {
 void vigil__plat_wake(vigil_loop *loop) {
   int saved = errno;
   ssize_t n;
-#if defined(VIGIL_HAVE_EVENTFD)
+#if defined(HAVE_EVENTFD)
   uint64_t one = 1;
   do
     n = write(loop->wake_fd[1], &one, sizeof one);
