@@ -13,7 +13,9 @@ the repository), each `#include "x"` is resolved as the build does (the
 including file's directory, then src/, include/), and the check fails when
   - the included header belongs to a higher layer than the file
     (printed as file:line with both layers), or
-  - a file is in no layer or in two (the map must cover every file).
+  - a file is in no layer or in two (the map must cover every file), or
+  - a path in the table names no file (the map must not name files that
+    are gone).
 System headers (<...>) are not checked. Exit 0 when clean, 1 otherwise.
 
 usage: scripts/layers.py [ROOT]
@@ -115,6 +117,11 @@ def main():
             errors += 1
             continue
         rank[f] = hits[0]
+    for name, pats in layers:
+        for p in pats:
+            if not any(matches(f, p) for f in files):
+                print(f"docs/ARCHITECTURE.md: layer '{name}' names `{p}`, which matches no file")
+                errors += 1
     inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
     checked = 0
     for f in files:

@@ -19,6 +19,8 @@ upward)
   ;;
 unmapped)
   expect_fail unmapped "src/stray.c: in no layer of docs/ARCHITECTURE.md's table (each file needs exactly one)"
+  echo "$out" | grep -qxF "docs/ARCHITECTURE.md: layer 'only' names \`src/gone.c\`, which matches no file" ||
+    { echo "FAIL: the stale src/gone.c was not reported"; exit 1; }
   ;;
 tree)
   python3 "$check" "$root" || { echo "FAIL: the tree breaks its own layer table"; exit 1; }
