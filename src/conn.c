@@ -140,7 +140,12 @@ vigil_conn *vigil__conn_new(vigil__owner *o) {
     return NULL;
   c->owner = o;
   c->timer_ms = UINT64_MAX;
+  if (vigil__conn_register(c) != 0) {
+    free(c);
+    return NULL;
+  }
   if (vigil_tcp_init(o->loop, &c->tcp) != 0) {
+    vigil__conn_unregister(c);
     free(c);
     return NULL;
   }
@@ -156,6 +161,7 @@ static void conn_release(vigil_conn *c) {
   vigil__owner *o = c->owner;
   vigil_loop_timer_cancel(o->loop, &c->timer);
   vigil_loop_defer_cancel(o->loop, &c->flush);
+  vigil__conn_unregister(c);
   vigil__queue_remove(&c->link);
   o->nconns--;
   if (o->freed != NULL)

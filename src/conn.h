@@ -73,6 +73,7 @@ struct vigil_conn {
   uint64_t drain_ms;          /* graceful close must finish by then */
   uint64_t opened_ns;
   uint64_t last_rtt_ns;
+  uint64_t ref; /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
   union {
     uint64_t align;
     uint8_t b[28]; /* sockaddr_in / sockaddr_in6 of the peer */
@@ -126,6 +127,12 @@ void vigil__owner_free(vigil__owner *o);
 /* A new connection on the owner's list, with its tcp handle initialised
  * (no socket yet). NULL when out of memory. */
 vigil_conn *vigil__conn_new(vigil__owner *o);
+/* The process-wide id table (src/conn-id.c): register sets c->ref
+ * (returns 0 or VIGIL_ENOMEM); unregister frees the id for good (harmless
+ * twice). Loop thread. */
+int vigil__conn_register(vigil_conn *c);
+void vigil__conn_unregister(vigil_conn *c);
+
 /* Frees a connection whose tcp handle never got a socket. */
 void vigil__conn_discard(vigil_conn *c);
 

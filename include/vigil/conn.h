@@ -8,9 +8,10 @@
  * the functions that send on, close and describe a connection.
  *
  * Threading: a connection lives on its owner's loop and every function here
- * must be called from that loop's thread. Callbacks run on it too; a
- * callback may call any function of this header, including closing the
- * connection it is told about.
+ * must be called from that loop's thread, except vigil_conn_send_threadsafe.
+ * Callbacks run on it too; a callback may call any function of this header,
+ * including closing the connection it is told about. Another thread names
+ * a connection by its id (vigil_conn_id), never by pointer.
  *
  * Memory: the library owns vigil_conn. A vigil_conn pointer is valid from
  * its on_open (or the first callback naming it) until its on_death /
@@ -169,6 +170,31 @@ VIGIL_EXTERN int vigil_conn_send(vigil_conn *c, const void *msg, size_t len);
  * socket is closed; on_death follows with cause local. Returns 0 or
  * VIGIL_ECLOSED (already closing), VIGIL_EINVAL (reason over 123 bytes). */
 VIGIL_EXTERN int vigil_conn_close(vigil_conn *c, uint16_t code, const char *reason);
+
+/* The connection's id: a number that names this connection and no other,
+ * ever (an id is not reused after the connection goes), for use from other
+ * threads. Loop thread; valid from the first callback naming c. */
+VIGIL_EXTERN uint64_t vigil_conn_id(const vigil_conn *c);
+
+/* The outcome of a vigil_conn_send_threadsafe, on the connection's loop
+ * thread: vigil_conn_send's result (0 queued, VIGIL_EQUEUEFULL,
+ * VIGIL_EMSGSIZE, VIGIL_ENOTCONN, VIGIL_ECLOSED, VIGIL_ENOMEM), or
+ * VIGIL_ENOENT when the connection was gone by the time the loop got to it
+ * (the message was dropped, nothing was touched). */
+typedef void (*vigil_send_done_cb)(uint64_t conn_id, int status, void *arg);
+
+/* vigil_conn_send from any thread: copies msg, and has the connection's loop
+ * give it to vigil_conn_send (in call order, through vigil_loop_post). A
+ * connection that dies in between is never touched: done (may be NULL)
+ * then gets VIGIL_ENOENT. done runs on the loop's thread, with arg.
+ * Returns 0 (queued: done will be called), or
+ *   VIGIL_ENOENT      no live connection has this id (it died, or never was)
+ *   VIGIL_EQUEUEFULL  the loop's post queue is full (post_queue_max calls
+ *                     waiting): nothing was queued; the loop is behind
+ *   VIGIL_EINVAL      msg NULL with len > 0
+ *   VIGIL_ENOMEM */
+VIGIL_EXTERN int vigil_conn_send_threadsafe(uint64_t conn_id, const void *msg, size_t len,
+                                            vigil_send_done_cb done, void *arg);
 
 VIGIL_EXTERN void vigil_conn_set_data(vigil_conn *c, void *data);
 VIGIL_EXTERN void *vigil_conn_get_data(const vigil_conn *c);
