@@ -12,6 +12,7 @@
  *   vigil/wheel.h      hierarchical timer wheel
  *   vigil/loop.h       event loop (epoll, poll, IOCP)
  *   vigil/conn.h       a connection: callbacks, death record, evidence
+ *   vigil/metrics.h    counters and histograms, Prometheus text exposition
  *   vigil/server.h     server: accept, limits, presence table
  *   vigil/client.h     client: connect, heartbeat, reconnect with backoff
  */
@@ -30,6 +31,7 @@ extern "C" {
 #include "vigil/keepalive.h"
 #include "vigil/loop.h"
 #include "vigil/conn.h"
+#include "vigil/metrics.h"
 #include "vigil/server.h"
 #include "vigil/client.h"
 

@@ -323,6 +323,18 @@ int vigil_client_close(vigil_client *cli, uint32_t timeout_ms) {
   return 0;
 }
 
+int vigil_client_get_metrics_sized(const vigil_client *cli, vigil_metrics *out, size_t size) {
+  vigil_metrics m;
+  if (cli == NULL || out == NULL || size < sizeof(size_t))
+    return VIGIL_EINVAL;
+  m = cli->o.m;
+  m.opened = cli->stats.opened;
+  memcpy(m.deaths, cli->stats.deaths, sizeof m.deaths);
+  m.size = size < sizeof m ? size : sizeof m;
+  memcpy(out, &m, m.size);
+  return 0;
+}
+
 void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st) {
   if (cli == NULL || st == NULL)
     return;

@@ -56,6 +56,7 @@
 #endif
 
 #include "conn.h"
+#include "metrics-internal.h"
 #include "queue.h"
 
 struct vigil__wpend {
@@ -81,6 +82,26 @@ static uint64_t loop_now(const vigil_conn *c) {
   return vigil_loop_now_ns(c->owner->loop);
 }
 
+/* The gauge of connections in `phase`. */
+static uint32_t *phase_gauge(vigil__owner *o, uint8_t phase) {
+  switch (phase) {
+  case VIGIL__CONNECTING:
+    return &o->m.connecting;
+  case VIGIL__HANDSHAKE:
+    return &o->m.handshaking;
+  case VIGIL__OPEN:
+    return &o->m.open;
+  default:
+    return &o->m.closing;
+  }
+}
+
+static void set_phase(vigil_conn *c, uint8_t phase) {
+  (*phase_gauge(c->owner, c->phase))--;
+  c->phase = phase;
+  (*phase_gauge(c->owner, phase))++;
+}
+
 /* ---- owner ------------------------------------------------------------- */
 
 int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
@@ -90,6 +111,8 @@ int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
   vigil__queue_init(&o->conns);
   memset(&o->stall, 0, sizeof o->stall); /* as vigil_loop_stall_start asks */
   o->nconns = 0;
+  memset(&o->m, 0, sizeof o->m);
+  o->m.size = sizeof o->m;
   if (o->rbuf == NULL || o->wbuf == NULL) {
     free(o->rbuf);
     free(o->wbuf);
@@ -113,6 +136,7 @@ static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
   vigil__queue *q;
   (void)stall_ns;
   (void)kind;
+  o->m.stalls++;
   for (q = o->conns.next; q != &o->conns; q = q->next) {
     vigil_conn *c = vigil_container_of(q, vigil_conn, link);
     if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
@@ -154,6 +178,7 @@ vigil_conn *vigil__conn_new(vigil__owner *o) {
   vigil_defer_init(&c->flush, on_flush);
   vigil__queue_insert_tail(&o->conns, &c->link);
   o->nconns++;
+  o->m.connecting++; /* phase 0 until started or connected */
   return c;
 }
 
@@ -164,6 +189,7 @@ static void conn_release(vigil_conn *c) {
   vigil__conn_unregister(c);
   vigil__queue_remove(&c->link);
   o->nconns--;
+  (*phase_gauge(o, c->phase))--;
   if (o->freed != NULL)
     o->freed(c);
   if (c->flags & VIGIL__C_ID_OWNED)
@@ -230,6 +256,7 @@ static void hand_back_queue(vigil_conn *c) {
   vigil__owner *o = c->owner;
   vigil__msg *m = c->qhead, *next;
   c->qhead = c->qtail = c->qframe = NULL;
+  o->m.queued_bytes -= c->qbytes;
   c->qbytes = 0;
   for (; m != NULL; m = next) {
     next = m->next;
@@ -282,7 +309,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   int was_open = c->phase == VIGIL__OPEN;
   if (c->phase == VIGIL__ZOMBIE)
     return;
-  c->phase = VIGIL__ZOMBIE;
+  set_phase(c, VIGIL__ZOMBIE);
   c->flags &= (uint8_t)~VIGIL__C_CLOSE_REQ;
   if (o->died != NULL)
     o->died(c, d, was_open);
@@ -331,6 +358,8 @@ static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   v.cause = ev->cause;
   v.silent_ns = ev->silent_ns;
   v.handshake = c->phase == VIGIL__HANDSHAKE;
+  if (ev->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT && c->phase == VIGIL__OPEN)
+    vigil__metrics_verdict(&c->owner->m, ev->silent_ns, d.timeout_ms);
   d.cause = vigil_evidence_classify(&v, &d.tcp, &detail);
   d.detail = detail;
   conn_die(c, &d);
@@ -439,6 +468,8 @@ static void handle_event(vigil_conn *c, const vigil_event *ev) {
     break;
   case VIGIL_EVENT_PONG:
     c->last_rtt_ns = ev->rtt_ns;
+    o->m.pongs_received++;
+    vigil__hist_observe(&o->m.rtt, VIGIL_HIST_RTT, ev->rtt_ns);
     if (o->cb.on_rtt != NULL)
       o->cb.on_rtt(c, ev->rtt_ns, o->user);
     break;
@@ -540,6 +571,7 @@ static void release_written(vigil_conn *c) {
     if (c->qhead == NULL)
       c->qtail = NULL;
     c->qbytes -= m->len;
+    c->owner->m.queued_bytes -= m->len;
     free(m);
   }
   if (c->qhead == NULL)
@@ -560,6 +592,7 @@ static void refuse_head(vigil_conn *c, vigil__msg *m) {
     c->qtail = prev;
   c->qframe = m->next;
   c->qbytes -= m->len;
+  o->m.queued_bytes -= m->len;
   if (o->cb.on_unsent != NULL)
     o->cb.on_unsent(c, m->data, m->len, 0, o->user);
   free(m);
@@ -573,9 +606,12 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
   long r;
   while (cap - pos >= (size_t)2 * VIGIL_WIRE_MAX_CONTROL_FRAME) {
     vigil__msg *m = c->qframe;
+    uint64_t ping_ns = c->session.ping_sent_ns;
     r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
     if (r < 0)
       return r == VIGIL_ECLOSED && pos > 0 ? (long)pos : r;
+    if (c->session.ping_sent_ns != ping_ns) /* the session stamps each ping it writes */
+      c->owner->m.pings_sent++;
     pos += (size_t)r;
     if (m == NULL || vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN) {
       if (r == 0)
@@ -729,7 +765,7 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
     c->id_len = (uint8_t)ev->len;
     c->flags |= VIGIL__C_ID_OWNED;
   }
-  c->phase = VIGIL__OPEN;
+  set_phase(c, VIGIL__OPEN);
   c->opened_ns = loop_now(c);
   vigil_session_get_info(&c->session, &si);
   vigil__conn_peer_text(c, peer, sizeof peer);
@@ -787,7 +823,7 @@ int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config
   int rc = vigil_session_init(&c->session, role, cfg, loop_now(c));
   if (rc != 0)
     return rc;
-  c->phase = VIGIL__HANDSHAKE;
+  set_phase(c, VIGIL__HANDSHAKE);
   vigil__conn_peer_load(c);
   (void)vigil_tcp_nodelay(&c->tcp, 1);
   rc = vigil_tcp_read_start(&c->tcp, on_alloc, on_read);
@@ -916,6 +952,7 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
   if (c->qframe == NULL)
     c->qframe = m;
   c->qbytes += len;
+  o->m.queued_bytes += len;
   if (c->phase == VIGIL__OPEN)
     vigil_loop_defer(o->loop, &c->flush);
   return 0;
@@ -982,7 +1019,7 @@ int vigil__conn_connect(vigil_conn *c, const struct sockaddr *sa, uint32_t timeo
   if (c->creq == NULL)
     return VIGIL_ENOMEM;
   c->creq->data = c;
-  c->phase = VIGIL__CONNECTING;
+  set_phase(c, VIGIL__CONNECTING);
   rc = vigil_tcp_connect(c->creq, &c->tcp, sa, on_connect);
   if (rc != 0) {
     free(c->creq);

@@ -108,6 +108,9 @@ struct vigil__owner {
   uint8_t *rbuf, *wbuf; /* scratch, allocated with the owner */
   vigil__queue conns;   /* every connection, zombies included */
   unsigned nconns;
+  /* Counters and gauges of src/conn.c: connections by phase, queued bytes,
+   * pings, pongs, RTT, verdict lateness, stalls (vigil/metrics.h). */
+  vigil_metrics m;
   vigil_stall_watch stall;
   const vigil_session_config *session_cfg; /* client: used when a connect succeeds */
   /* Hooks (may be NULL). opened: before on_open, may fill rejoin/old_peer.

@@ -81,6 +81,7 @@ struct vigil_server {
   vigil_loop_timer shutdown_timer;
   vigil_defer closed_defer;
   vigil_server_stats stats;
+  uint64_t refused_overload, handshake_timeouts; /* metrics: refusal reasons */
   char old_peer[VIGIL_ADDRSTRLEN];
   char listen_failed[VIGIL_ADDRSTRLEN]; /* vigil_server_listen_failed */
 };
@@ -247,6 +248,8 @@ static void on_died(vigil_conn *c, const vigil_death *d, int was_open) {
     (void)addr_add(s, c, -1);
     if (!was_open)
       s->stats.handshake_failed++;
+    if (!was_open && d->close_sent && d->close_code == VIGIL_CLOSE_HANDSHAKE_TIMEOUT)
+      s->handshake_timeouts++;
   }
   if (was_open)
     s->stats.deaths[d->cause < VIGIL_CAUSE_COUNT ? d->cause : VIGIL_CAUSE_NONE]++;
@@ -305,6 +308,7 @@ static void on_connection(vigil_tcp *listener, int status) {
   }
   if ((uint64_t)s->o.nconns > 2u * (uint64_t)s->cfg.max_connections + 64u) { /* no wrap */
     s->stats.refused_full++;
+    s->refused_overload++;
     refuse(s, c, VIGIL_CLOSE_SERVER_FULL, "server full (too many sockets to linger)");
     vigil__conn_abort(c, NULL); /* no linger: the socket goes now */
   } else if (s->live >= s->cfg.max_connections) {
@@ -595,6 +599,43 @@ void vigil_server_get_stats(const vigil_server *s, vigil_server_stats *st) {
     return;
   *st = s->stats;
   st->connections = s->o.nconns;
+}
+
+int vigil_server_get_metrics_sized(const vigil_server *s, vigil_metrics *out, size_t size) {
+  vigil_metrics m;
+  const vigil_server_stats *st;
+  if (s == NULL || out == NULL || size < sizeof(size_t))
+    return VIGIL_EINVAL;
+  st = &s->stats;
+  m = s->o.m; /* connections by phase, queue, pings, pongs, histograms, stalls */
+  m.peers = st->peers;
+  m.accepted = st->accepted;
+  m.opened = st->opened;
+  m.takeovers = st->rejoins;
+  m.refused[VIGIL_REFUSED_SERVER_FULL] = st->refused_full - s->refused_overload;
+  m.refused[VIGIL_REFUSED_ADDRESS_LIMIT] = st->refused_address;
+  m.refused[VIGIL_REFUSED_OVERLOAD] = s->refused_overload;
+  m.refused[VIGIL_REFUSED_HANDSHAKE_TIMEOUT] = s->handshake_timeouts;
+  m.refused[VIGIL_REFUSED_BAD_HANDSHAKE] = st->handshake_failed - s->handshake_timeouts;
+  memcpy(m.deaths, st->deaths, sizeof m.deaths);
+  m.queue_full_closes = st->queue_full_closes;
+  m.accept_emfile = st->accept_emfile;
+  m.size = size < sizeof m ? size : sizeof m;
+  memcpy(out, &m, m.size);
+  return 0;
+}
+
+int vigil_server_foreach(vigil_server *s, int (*fn)(vigil_conn *c, void *arg), void *arg) {
+  vigil__queue *q;
+  int rc;
+  if (s == NULL || fn == NULL)
+    return VIGIL_EINVAL;
+  for (q = s->o.conns.next; q != &s->o.conns; q = q->next) {
+    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
+    if (c->phase == VIGIL__OPEN && (rc = fn(c, arg)) != 0)
+      return rc;
+  }
+  return 0;
 }
 
 static void server_release(vigil_server *s) {

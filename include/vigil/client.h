@@ -28,6 +28,7 @@
 #include "errno.h"
 #include "keepalive.h"
 #include "loop.h"
+#include "metrics.h"
 #include "session.h"
 #include "version.h"
 
@@ -100,6 +101,15 @@ VIGIL_EXTERN vigil_conn *vigil_client_conn(vigil_client *cli);
 VIGIL_EXTERN int vigil_client_close(vigil_client *cli, uint32_t timeout_ms);
 
 VIGIL_EXTERN void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st);
+
+/* A snapshot of the client's metrics (vigil/metrics.h): its connection by
+ * state, opens, deaths by cause, pings, pongs, RTT and verdict-lateness
+ * histograms, stalls, queued bytes (the server-only fields stay 0). Fills
+ * at most `size` bytes (the macro passes the caller's sizeof) and sets
+ * m->size to what it filled. Returns 0 or VIGIL_EINVAL. */
+VIGIL_EXTERN int vigil_client_get_metrics_sized(const vigil_client *cli, vigil_metrics *m,
+                                                size_t size);
+#define vigil_client_get_metrics(cli, m) vigil_client_get_metrics_sized((cli), (m), sizeof *(m))
 
 /* Frees the client once it has no connection: before vigil_client_connect,
  * after on_closed, or after a failed attempt while no new one is under way

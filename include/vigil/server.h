@@ -23,6 +23,7 @@
 #include "errno.h"
 #include "keepalive.h"
 #include "loop.h"
+#include "metrics.h"
 #include "session.h"
 #include "version.h"
 
@@ -124,6 +125,23 @@ VIGIL_EXTERN int vigil_server_send_to(vigil_server *srv, const char *id, size_t 
 VIGIL_EXTERN int vigil_server_shutdown(vigil_server *srv, uint32_t timeout_ms);
 
 VIGIL_EXTERN void vigil_server_get_stats(const vigil_server *srv, vigil_server_stats *st);
+
+/* A snapshot of the server's metrics (vigil/metrics.h): connections by
+ * state, opens, takeovers, refusals by reason, deaths by cause, pings,
+ * pongs, the RTT and verdict-lateness histograms, stalls, queued bytes.
+ * Fills at most `size` bytes of *m (the macro passes the caller's sizeof)
+ * and sets m->size to what it filled. Returns 0 or VIGIL_EINVAL. */
+VIGIL_EXTERN int vigil_server_get_metrics_sized(const vigil_server *srv, vigil_metrics *m,
+                                                size_t size);
+#define vigil_server_get_metrics(srv, m) vigil_server_get_metrics_sized((srv), (m), sizeof *(m))
+
+/* Calls fn for each open connection (handshake done, not dead), in no
+ * particular order, until fn returns nonzero (that value is returned; 0
+ * when every connection was visited). fn must not close, kill or send on
+ * any connection, nor call back into the server: it looks. Costs one step
+ * per open connection: for an occasional snapshot, not per heartbeat. */
+VIGIL_EXTERN int vigil_server_foreach(vigil_server *srv, int (*fn)(vigil_conn *c, void *arg),
+                                      void *arg);
 
 /* Frees the server once it has no connections (before any client came, or
  * after on_closed). Listeners still open are closed; their memory, and the
