@@ -724,26 +724,34 @@ static void conn_flush(vigil_conn *c) {
 
 /* ---- opening ------------------------------------------------------------ */
 
-int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *ka,
-                          vigil_keepalive_report *report) {
-  vigil__owner *o = c->owner;
+/* The keepalive the owner's policy asks for at this agreed timeout: 0 and
+ * *ka, or VIGIL_EINVAL; ka->enable 0 when the policy is OFF. */
+static int keepalive_policy(const vigil__owner *o, uint32_t timeout_ms, vigil_keepalive *ka) {
   vigil_keepalive_init(ka);
-  memset(report, 0, sizeof *report);
   switch (o->ka_mode) {
   case VIGIL_KEEPALIVE_OFF:
     return 0;
   case VIGIL_KEEPALIVE_EXPLICIT:
     *ka = o->ka;
-    break;
+    return 0;
   default:
     /* Budget = the agreed timeout, but at least the 3 s that 1 lost probe
      * at the kernel's 1 s granularity needs: the heartbeat convicts first
      * on silence, and TCP_USER_TIMEOUT catches data stuck in flight even
      * while the peer's own heartbeats keep arriving. */
-    if (vigil_keepalive_from_budget(ka, timeout_ms > 3000 ? timeout_ms : 3000, 1) != 0)
-      return VIGIL_EINVAL;
-    break;
+    return vigil_keepalive_from_budget(ka, timeout_ms > 3000 ? timeout_ms : 3000, 1) != 0
+               ? VIGIL_EINVAL
+               : 0;
   }
+}
+
+int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *ka,
+                          vigil_keepalive_report *report) {
+  memset(report, 0, sizeof *report);
+  if (keepalive_policy(c->owner, timeout_ms, ka) != 0)
+    return VIGIL_EINVAL;
+  if (c->owner->ka_mode == VIGIL_KEEPALIVE_OFF)
+    return 0;
   return vigil_keepalive_apply(vigil_tcp_socket(&c->tcp), ka, report);
 }
 
@@ -991,6 +999,9 @@ void vigil_conn_get_info(const vigil_conn *c, vigil_conn_info *info) {
   for (m = c->qhead; m != NULL; m = m->next)
     info->queued_messages++;
   info->last_rtt_ns = c->last_rtt_ns;
+  info->opened_ns = c->phase == VIGIL__OPEN ? c->opened_ns : 0;
+  if (c->phase == VIGIL__OPEN)
+    (void)keepalive_policy(c->owner, info->session.timeout_ms, &info->keepalive);
 }
 
 /* ---- client connect and forced ends -------------------------------------- */

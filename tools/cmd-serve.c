@@ -19,6 +19,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "metrics-http.h"
 #include "vigil.h"
 
 #define CMD "serve"
@@ -48,6 +49,9 @@ static const char usage_text[] =
     "  --send-every D    send every open client one message every D (data in flight;\n"
     "                    the library's queue-full close is then off)\n"
     "  --send-size N     bytes per message, 1..1048576 (default 64)\n"
+    "  --metrics [HOST:]PORT  serve /metrics (Prometheus), /connections, /api/status\n"
+    "                    and a live status page / over HTTP; HOST defaults to\n"
+    "                    127.0.0.1 (docs/OPERATIONS.md)\n"
     "  -j, --json        one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
@@ -58,6 +62,8 @@ typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
   uint32_t max_conns, max_per_addr;
   int rtt, echo, print_messages;
+  const char *metrics; /* --metrics [HOST:]PORT, or NULL */
+  vigil_cli_addr metrics_addr;
 } serve_opts;
 
 /* A client's data, with --print-messages, --echo or --send-every: hung on
@@ -79,6 +85,7 @@ typedef struct serve_state {
   uint8_t *msg;
   uint64_t seq;
   int shutting_down;
+  vigil_cli_http *http; /* --metrics */
   char where[sizeof(((vigil_cli_addr *)0)->host) + 16];
 } serve_state;
 
@@ -206,6 +213,7 @@ static void print_end(serve_state *s, vigil_conn *c, const char *event, const vi
 }
 
 static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
+  vigil_cli_http_death(((serve_state *)user)->http, c, d);
   print_end(user, c, "dead", d);
 }
 
@@ -221,6 +229,8 @@ static void on_closed(vigil_server *srv, void *user) {
   vigil_cli_line_begin(&l, s->o.c.json, "shutdown", s->where, NULL, 0);
   vigil_cli_line_end(&l, stdout);
   vigil_loop_timer_cancel(&s->loop, &s->send_timer);
+  vigil_cli_http_stop(s->http);
+  s->http = NULL;
   vigil_cli_loop_stop(&s->loop, &s->sig);
 }
 
@@ -243,6 +253,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
       {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
       {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
       {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
+      {"metrics", 0, VIGIL_CLI_STRING, &o->metrics, 0, 0, 0},
       {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
@@ -254,6 +265,14 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                             argc, argv, &o->c, own);
   if (rc != 0)
     return rc;
+  if (o->metrics != NULL) {
+    const char *why = NULL;
+    if (vigil_cli_parse_addr(o->metrics, 1, &o->metrics_addr, &why) != 0)
+      return vigil_cli_usage(CMD, "--metrics '%s': %s", o->metrics, why);
+    if (!vigil_cli_http_available())
+      return vigil_cli_usage(CMD, "--metrics: this vigil was built without libmicrohttpd, so it "
+                                  "has no metrics endpoint (docs/WINDOWS.md)");
+  }
   return 0;
 }
 
@@ -285,7 +304,7 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
   return 0;
 }
 
-static void print_listening(serve_state *s, uint16_t port) {
+static void print_listening(serve_state *s, uint16_t port, uint16_t http_port) {
   vigil_cli_line l;
 
   if (s->o.c.addr.host[0] == '\0')
@@ -305,12 +324,14 @@ static void print_listening(serve_state *s, uint16_t port) {
     vigil_cli_line_null(&l, "timeout_ms");
   }
   vigil_cli_line_u64(&l, "max_conns", s->o.max_conns != 0 ? s->o.max_conns : 10000);
+  if (s->http != NULL)
+    vigil_cli_line_u64(&l, "metrics_port", http_port);
   vigil_cli_line_end(&l, stdout);
 }
 
 static int serve(serve_state *s) {
   vigil_server_config cfg;
-  uint16_t port = 0;
+  uint16_t port = 0, http_port = 0;
   int rc;
 
   if ((rc = configure(&s->o, &cfg)) != 0)
@@ -355,7 +376,17 @@ static int serve(serve_state *s) {
     vigil_loop_timer_arm(&s->loop, &s->send_timer,
                          vigil_loop_now_ms(&s->loop) + s->o.c.send_every_ms, on_send_tick);
   }
-  print_listening(s, port);
+  if (s->o.metrics != NULL) {
+    char err[256];
+    const vigil_cli_addr *ma = &s->o.metrics_addr;
+    if (vigil_cli_http_start(&s->http, &s->loop, s->srv, ma->host, ma->port_num, &http_port, err,
+                             sizeof(err)) != 0) {
+      fprintf(stderr, "vigil serve: --metrics: %s\n", err);
+      vigil_server_free(s->srv);
+      return VIGIL_CLI_FAIL;
+    }
+  }
+  print_listening(s, port, http_port);
   if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
     return VIGIL_CLI_FAIL;
   vigil_server_free(s->srv);

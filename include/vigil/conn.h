@@ -150,6 +150,8 @@ typedef struct vigil_conn_info {
   size_t queued_bytes; /* outbound, not yet written */
   size_t queued_messages;
   uint64_t last_rtt_ns;
+  uint64_t opened_ns;        /* loop time of on_open (0 before) */
+  vigil_keepalive keepalive; /* open: what was asked of the kernel at on_open */
 } vigil_conn_info;
 
 /* Queues a message for the peer; the bytes are copied. Messages go out in

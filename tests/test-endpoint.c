@@ -1,0 +1,425 @@
+/* The metrics endpoint of `vigil serve --metrics` (tools/metrics-http.h),
+ * from the outside: a real `vigil serve` process, real clients in child
+ * processes, HTTP over loopback, promtool on the scrape and headless
+ * Chromium on the status page. Also the endpoint's JSON and parameter
+ * checks called directly (they are untrusted input).
+ *
+ * Needs POSIX (fork, posix_spawn) and a vigil built with libmicrohttpd;
+ * skips with the reason otherwise. promtool and chromium are skipped with
+ * the reason when missing, except under CI=true, where they must be there
+ * (scripts/install-deps.sh installs them). Every wait is bounded; every
+ * process started here is killed by its pid at the end, even on failure. */
+#include "../tools/args.c"
+#include "../tools/cli.c"
+#include "../tools/events.c"
+#include "../tools/status-json.c"
+
+#include <stdlib.h>
+
+#include "task.h"
+#include "util-net.h"
+#include "util-proc.h"
+
+#if !defined(_WIN32)
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+/* ---- without HTTP: the parameters and the JSON -------------------------- */
+
+TEST_IMPL(page_params_checked) {
+  vigil_cli_page q;
+  const char *why = NULL;
+  static char long_id[300];
+  ASSERT_EQ(vigil_cli_page_parse(NULL, NULL, NULL, &q, &why), 0);
+  ASSERT_EQ(q.offset, 0);
+  ASSERT_EQ(q.limit, VIGIL_CLI_PAGE_DEFAULT);
+  ASSERT_EQ(q.id_len, 0);
+  ASSERT_EQ(vigil_cli_page_parse("4294967295", "1000", "gw-", &q, &why), 0);
+  ASSERT_UEQ(q.offset, 4294967295u);
+  ASSERT_EQ(q.limit, 1000);
+  ASSERT_STR_EQ(q.id, "gw-");
+  ASSERT_EQ(vigil_cli_page_parse("4294967296", NULL, NULL, &q, &why), -1);
+  ASSERT_STR_EQ(why, "offset must be a whole number 0..4294967295");
+  ASSERT_EQ(vigil_cli_page_parse("99999999999999999999", NULL, NULL, &q, &why), -1);
+  ASSERT_EQ(vigil_cli_page_parse("-1", NULL, NULL, &q, &why), -1);
+  ASSERT_EQ(vigil_cli_page_parse("0x10", NULL, NULL, &q, &why), -1);
+  ASSERT_EQ(vigil_cli_page_parse(" 1", NULL, NULL, &q, &why), -1);
+  ASSERT_EQ(vigil_cli_page_parse("", NULL, NULL, &q, &why), -1);
+  ASSERT_EQ(vigil_cli_page_parse(NULL, "0", NULL, &q, &why), -1);
+  ASSERT_STR_EQ(why, "limit must be a whole number 1..1000");
+  ASSERT_EQ(vigil_cli_page_parse(NULL, "1001", NULL, &q, &why), -1);
+  ASSERT_EQ(vigil_cli_page_parse(NULL, "abc", NULL, &q, &why), -1);
+  memset(long_id, 'x', 255);
+  ASSERT_EQ(vigil_cli_page_parse(NULL, NULL, long_id, &q, &why), 0);
+  ASSERT_EQ(q.id_len, 255);
+  long_id[255] = 'x';
+  ASSERT_EQ(vigil_cli_page_parse(NULL, NULL, long_id, &q, &why), -1);
+  ASSERT_STR_EQ(why, "id is at most 255 bytes");
+  return 0;
+}
+
+/* Ids and peers are the peer's bytes: escaped, never raw, in the JSON; the
+ * ring keeps the newest 64 deaths. */
+TEST_IMPL(status_json_escapes_and_bounds) {
+  static vigil_cli_deaths ring;
+  vigil_cli_buf b;
+  vigil_metrics m;
+  vigil_death d;
+  int i;
+  memset(&m, 0, sizeof(m));
+  m.size = sizeof(m);
+  memset(&d, 0, sizeof(d));
+  d.cause = VIGIL_CAUSE_PEER_STALLED;
+  d.silent_ns = 301500000u;
+  d.timeout_ms = 300;
+  for (i = 0; i < 70; i++)
+    vigil_cli_deaths_add(&ring, 1.0 + i, "a\"b\\c\n\xff", 7, "127.0.0.1:1", &d);
+  vigil_cli_buf_init(&b, 1 << 20);
+  vigil_cli_status_json(&b, &m, 100.0, 90.0, &ring);
+  ASSERT(!b.failed);
+  ASSERT_NOT_NULL(strstr(b.p, "\"id\":\"a\\\"b\\\\c\\n\\ufffd\""));
+  ASSERT_NOT_NULL(strstr(b.p, "\"deaths_recorded\":70"));
+  ASSERT_NULL(strstr(b.p, "\"t\":6.000")); /* the 6 oldest were overwritten */
+  ASSERT_NOT_NULL(strstr(b.p, "\"t\":7.000"));
+  ASSERT_NOT_NULL(strstr(b.p, "\"cause\":\"peer_stalled\",\"silent_ms\":301.500"));
+  ASSERT_NOT_NULL(strstr(b.p, "\"uptime_s\":10.000"));
+  vigil_cli_buf_free(&b);
+  /* The cap holds: a buffer that may not grow past 100 bytes fails cleanly. */
+  vigil_cli_buf_init(&b, 100);
+  vigil_cli_status_json(&b, &m, 100.0, 90.0, &ring);
+  ASSERT(b.failed);
+  ASSERT(b.len < 100);
+  vigil_cli_buf_free(&b);
+  return 0;
+}
+
+#if !defined(_WIN32)
+
+#define SERVE_WAIT_MS 10000
+
+extern char **environ;
+
+static const char *vigil_bin(void) {
+  static char path[1024];
+  const char *dir = getenv("VIGIL_BINARY_DIR");
+  if (dir == NULL)
+    return NULL;
+  snprintf(path, sizeof(path), "%s/vigil", dir);
+  return access(path, X_OK) == 0 ? path : NULL;
+}
+
+static int on_ci(void) {
+  const char *ci = getenv("CI");
+  return ci != NULL && strcmp(ci, "true") == 0;
+}
+
+/* A `vigil serve` process with --metrics; its stdout goes to a file. */
+typedef struct served {
+  pid_t pid;
+  char out[256];
+  uint16_t port, mport;
+} served;
+
+static long json_num(const char *line, const char *key) {
+  char k[64];
+  const char *p;
+  snprintf(k, sizeof(k), "\"%s\":", key);
+  p = strstr(line, k);
+  return p != NULL ? strtol(p + strlen(k), NULL, 10) : -1;
+}
+
+static int serve_start(served *s, const char *const *extra) {
+  const char *bin = vigil_bin();
+  char *argv[32];
+  int n = 0, i;
+  posix_spawn_file_actions_t fa;
+  uint64_t end = util_now_ns() + (uint64_t)SERVE_WAIT_MS * 1000000u;
+  memset(s, 0, sizeof(*s));
+  if (bin == NULL)
+    return -1;
+  snprintf(s->out, sizeof(s->out), "/tmp/vigil-endpoint-%ld.out", (long)getpid());
+  argv[n++] = (char *)(uintptr_t)bin;
+  argv[n++] = "serve";
+  argv[n++] = "127.0.0.1:0";
+  argv[n++] = "--metrics";
+  argv[n++] = "127.0.0.1:0";
+  argv[n++] = "--json";
+  for (i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
+    argv[n++] = (char *)(uintptr_t)extra[i];
+  argv[n] = NULL;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, s->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  i = posix_spawn(&s->pid, bin, &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (i != 0)
+    return -1;
+  while (util_now_ns() < end) { /* the listening line names both ports */
+    char line[1024] = "";
+    FILE *f = fopen(s->out, "r");
+    if (f != NULL) {
+      if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+      fclose(f);
+    }
+    if (strchr(line, '\n') != NULL) {
+      s->port = (uint16_t)json_num(line, "port");
+      s->mport = (uint16_t)json_num(line, "metrics_port");
+      return s->mport > 0 ? 0 : -1;
+    }
+    usleep(10000);
+  }
+  return -1;
+}
+
+static void serve_stop(served *s) {
+  if (s->pid > 0) {
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+  }
+  if (s->out[0] != '\0')
+    unlink(s->out);
+}
+
+/* GET path (the request line and headers given whole in req when not
+ * NULL); the response into buf. Returns the HTTP status, or -1. */
+static int http_req(uint16_t port, const char *req, char *buf, size_t cap, uint32_t timeout_ms) {
+  vigil_os_socket s;
+  size_t len = 0;
+  long n;
+  uint64_t end = util_now_ns() + (uint64_t)timeout_ms * 1000000u;
+  buf[0] = '\0';
+  if (util_raw_connect("127.0.0.1", port, &s) != 0)
+    return -1;
+  if (util_raw_send(s, req, strlen(req)) != 0) {
+    util_raw_close(s);
+    return -1;
+  }
+  while (len + 1 < cap && util_now_ns() < end) {
+    n = util_raw_recv(s, buf + len, cap - 1 - len, 200);
+    if (n == VIGIL_EAGAIN)
+      continue;
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+  }
+  buf[len] = '\0';
+  util_raw_close(s);
+  if (strncmp(buf, "HTTP/1.", 7) != 0)
+    return -1;
+  return atoi(buf + 9);
+}
+
+static int http_get(uint16_t port, const char *path, char *buf, size_t cap) {
+  char req[1024];
+  snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+  return http_req(port, req, buf, cap, 5000);
+}
+
+static const char *body_of(const char *resp) {
+  const char *p = strstr(resp, "\r\n\r\n");
+  return p != NULL ? p + 4 : "";
+}
+
+/* The value of sample `name` (name and labels exactly) in a scrape, or -1. */
+static long long sample(const char *text, const char *name) {
+  size_t n = strlen(name);
+  const char *p = text;
+  while ((p = strstr(p, name)) != NULL) {
+    if ((p == text || p[-1] == '\n') && p[n] == ' ')
+      return strtoll(p + n + 1, NULL, 10);
+    p += n;
+  }
+  return -1;
+}
+
+/* Scrapes until sample `name` reaches at least want (bounded); its value. */
+static long long scrape_until(uint16_t port, const char *name, long long want, char *buf,
+                              size_t cap, uint32_t ms) {
+  uint64_t end = util_now_ns() + (uint64_t)ms * 1000000u;
+  long long v = -1;
+  do {
+    if (http_get(port, "/metrics", buf, cap) == 200 && (v = sample(body_of(buf), name)) >= want)
+      return v;
+    usleep(20000);
+  } while (util_now_ns() < end);
+  return v;
+}
+
+/* ---- clients in child processes ---- */
+
+typedef struct clients_arg {
+  uint16_t port;
+  int n;
+  const char *prefix;
+} clients_arg;
+
+/* Child: n vigil clients (ids PREFIX-0..n-1), heartbeat 100 ms, forever. */
+static int clients_main(void *p) {
+  clients_arg *a = p;
+  static vigil_client *cli[64];
+  static char ids[64][32];
+  vigil_loop loop;
+  int i;
+  if (vigil_loop_init(&loop, NULL) != 0)
+    return 1;
+  for (i = 0; i < a->n && i < 64; i++) {
+    vigil_client_config cfg;
+    vigil_client_config_init(&cfg);
+    snprintf(ids[i], sizeof(ids[i]), "%s-%d", a->prefix, i);
+    cfg.session.interval_ms = 100;
+    cfg.session.id = ids[i];
+    cfg.session.id_len = strlen(ids[i]);
+    cfg.no_reconnect = 1;
+    if (vigil_client_new(&cli[i], &loop, &cfg) != 0 ||
+        vigil_client_connect(cli[i], "127.0.0.1", a->port) != 0)
+      return 1;
+  }
+  for (;;)
+    (void)vigil_loop_run(&loop, VIGIL_RUN_ONCE);
+}
+
+static int clients_spawn(uint16_t port, int n, const char *prefix, long *pid) {
+  clients_arg a;
+  a.port = port;
+  a.n = n;
+  a.prefix = prefix;
+  return util_proc_spawn(clients_main, &a, pid); /* fork: a is copied */
+}
+
+#define SKIP_WITHOUT_ENDPOINT()                                                                    \
+  do {                                                                                             \
+    if (vigil_bin() == NULL)                                                                       \
+      RETURN_SKIP("VIGIL_BINARY_DIR/vigil not built");                                             \
+    if (!vigil_cli_http_built())                                                                   \
+      RETURN_SKIP("this vigil was built without libmicrohttpd (no --metrics)");                    \
+  } while (0)
+
+static int vigil_cli_http_built(void) {
+#if defined(VIGIL_HAVE_MICROHTTPD)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+/* A scripted run, each step checked on /metrics by exactly what it did:
+ * 4 clients open; a flood of 10 sockets over --max-conns is refused; one
+ * client is SIGSTOPped and dies peer_stalled, its verdict in the lateness
+ * histogram. promtool accepts every scrape. */
+static int scrape_run(void) {
+  static char buf[65536];
+  const char *extra[] = {"--interval", "100ms", "--timeout", "300ms", "--max-conns", "4", NULL};
+  served s;
+  long three = -1, stopped = -1;
+  vigil_os_socket flood[10];
+  int i, promtool;
+  char cmd[512], path[300];
+  FILE *f;
+  SKIP_WITHOUT_ENDPOINT();
+  promtool = util_sh("command -v promtool >/dev/null") == 0;
+  if (!promtool && on_ci())
+    TEST_FAIL_AT("promtool missing under CI (scripts/install-deps.sh installs prometheus)");
+  ASSERT_EQ(serve_start(&s, extra), 0);
+  if (clients_spawn(s.port, 3, "steady", &three) != 0 ||
+      clients_spawn(s.port, 1, "stopped", &stopped) != 0)
+    goto fail;
+  if (scrape_until(s.mport, "vigil_opens_total", 4, buf, sizeof(buf), 5000) != 4)
+    goto fail;
+  if (sample(body_of(buf), "vigil_connections{state=\"open\"}") != 4 ||
+      sample(body_of(buf), "vigil_accepted_total") != 4 ||
+      sample(body_of(buf), "vigil_refused_total{reason=\"server_full\"}") != 0)
+    goto fail;
+  /* The flood: 10 more sockets while 4 are live, each refused SERVER_FULL. */
+  for (i = 0; i < 10; i++)
+    if (util_raw_connect("127.0.0.1", s.port, &flood[i]) != 0)
+      goto fail;
+  if (scrape_until(s.mport, "vigil_refused_total{reason=\"server_full\"}", 10, buf, sizeof(buf),
+                   5000) != 10 ||
+      sample(body_of(buf), "vigil_accepted_total") != 14 ||
+      sample(body_of(buf), "vigil_opens_total") != 4 ||
+      sample(body_of(buf), "vigil_connections{state=\"open\"}") != 4)
+    goto fail;
+  for (i = 0; i < 10; i++)
+    util_raw_close(flood[i]);
+  /* A SIGSTOPped client: its kernel still ACKs, its heartbeat stops. */
+  if (util_proc_stop(stopped) != 0)
+    goto fail;
+  if (scrape_until(s.mport, "vigil_deaths_total{cause=\"peer_stalled\"}", 1, buf, sizeof(buf),
+                   5000) != 1 ||
+      sample(body_of(buf), "vigil_verdict_lateness_seconds_count") != 1 ||
+      sample(body_of(buf), "vigil_verdicts_early_total") != 0 ||
+      sample(body_of(buf), "vigil_connections{state=\"open\"}") != 3 ||
+      sample(body_of(buf), "vigil_opens_total") != 4 ||
+      sample(body_of(buf), "vigil_deaths_total{cause=\"closed\"}") != 0 ||
+      sample(body_of(buf), "vigil_pongs_received_total") <= 0 ||
+      sample(body_of(buf), "vigil_rtt_seconds_count") !=
+          sample(body_of(buf), "vigil_pongs_received_total"))
+    goto fail;
+  if (promtool) {
+    snprintf(path, sizeof(path), "%s.prom", s.out);
+    if ((f = fopen(path, "w")) == NULL)
+      goto fail;
+    fputs(body_of(buf), f);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+    i = util_sh(cmd);
+    unlink(path);
+    if (i != 0) {
+      fprintf(stderr, "promtool check metrics failed on:\n%s\n", body_of(buf));
+      goto fail;
+    }
+  } else {
+    fprintf(stderr, "promtool not installed: exposition not checked by it\n");
+  }
+  util_proc_kill(three);
+  util_proc_kill(stopped);
+  serve_stop(&s);
+  return 0;
+fail:
+  fprintf(stderr, "last scrape:\n%s\n", buf);
+  if (three > 0)
+    util_proc_kill(three);
+  if (stopped > 0)
+    util_proc_kill(stopped);
+  serve_stop(&s);
+  TEST_FAIL_AT("see above");
+}
+
+#endif
+
+TEST_IMPL(scrape_counts_exactly) {
+#if defined(_WIN32)
+  RETURN_SKIP("needs POSIX (fork, posix_spawn)");
+#else
+  return scrape_run();
+#endif
+}
+
+/* docs/prometheus/vigil-alerts.yml, the rules docs/OPERATIONS.md explains,
+ * is valid for Prometheus. */
+TEST_IMPL(alert_rules_check) {
+  const char *src = getenv("VIGIL_SOURCE_DIR");
+  char cmd[1024];
+  if (src == NULL)
+    src = VIGIL_SOURCE_DIR;
+  if (util_sh("command -v promtool >/dev/null 2>&1") != 0) {
+    const char *ci = getenv("CI");
+    if (ci != NULL && strcmp(ci, "true") == 0)
+      TEST_FAIL_AT("promtool missing under CI (scripts/install-deps.sh installs prometheus)");
+    RETURN_SKIP("promtool not installed (Debian: prometheus)");
+  }
+  snprintf(cmd, sizeof(cmd), "promtool check rules '%s/docs/prometheus/vigil-alerts.yml' >&2", src);
+  ASSERT_EQ(util_sh(cmd), 0);
+  return 0;
+}

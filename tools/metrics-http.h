@@ -1,0 +1,131 @@
+/* `vigil serve --metrics HOST:PORT`: an HTTP endpoint for operators.
+ *
+ *   /metrics      Prometheus text exposition 0.0.4 (vigil_metrics_format)
+ *   /api/status   the same figures as JSON, plus the recent deaths (what the
+ *                 status page and `vigil status` read)
+ *   /connections  the open connections as JSON, paged: ?offset=N&limit=M
+ *                 (1..1000, default 100) and ?id=TEXT (ids containing TEXT)
+ *   /             the live status page: one self-contained HTML file
+ *                 (tools/status.html, no CDN) that polls /api/status
+ *
+ * Two files: metrics-http.c runs libmicrohttpd in its own thread and hands
+ * figures across (below); status-json.c renders the JSON and checks the
+ * query parameters, without HTTP, so tests and fuzzers reach it directly.
+ *
+ * Threads. The heartbeat loop never waits for HTTP. libmicrohttpd serves
+ * from one internal thread; the loop publishes a metrics snapshot and the
+ * recent deaths into a mutex-guarded copy on a 50 ms tick, and /metrics,
+ * /api/status and / are answered from that copy by the HTTP thread. A
+ * /connections request is handed to the loop: the HTTP thread posts it
+ * under the mutex, the next tick walks the open connections and renders
+ * the page, and the HTTP thread waits (bounded, 2 s) on a condition
+ * variable. So the loop's share is one lock per tick plus the walk a page
+ * request asks for; the mutex is never held while writing to a socket.
+ *
+ * Limits: at most 32 HTTP connections (8 per client address), 16 KiB of
+ * request per connection (larger headers get 431 / are dropped by
+ * libmicrohttpd), 10 s of idleness per connection; only GET and HEAD.
+ *
+ * With --workers N (several servers, one per worker loop) one scrape
+ * shows the whole server: the snapshots are added (vigil_metrics_add),
+ * not labelled per worker; a worker label would multiply the series of
+ * every dashboard and alert by N for a split that balancing makes
+ * uninteresting. (Not wired yet: serve runs one loop today.) */
+#ifndef VIGIL_TOOLS_METRICS_HTTP_H
+#define VIGIL_TOOLS_METRICS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil.h"
+
+/* ---- status-json.c: JSON without HTTP -------------------------------- */
+
+/* The deaths the status page lists, newest last. */
+#define VIGIL_CLI_RECENT_DEATHS 64
+
+typedef struct vigil_cli_death_rec {
+  double t; /* Unix time */
+  uint8_t id_len;
+  char id[255];
+  char peer[48];
+  vigil_cause cause;
+  uint64_t silent_ns;
+  uint32_t timeout_ms;
+  const char *detail; /* static text (vigil_death.detail), or NULL */
+} vigil_cli_death_rec;
+
+typedef struct vigil_cli_deaths {
+  vigil_cli_death_rec rec[VIGIL_CLI_RECENT_DEATHS];
+  uint64_t total; /* ever recorded; rec[(total - 1) % N] is the newest */
+} vigil_cli_deaths;
+
+/* Records a death into the ring (id, peer copied). */
+void vigil_cli_deaths_add(vigil_cli_deaths *r, double t, const char *id, size_t id_len,
+                          const char *peer, const vigil_death *d);
+
+/* A growing text buffer with a hard cap: appends past `max` set `failed`
+ * instead of growing (and so does running out of memory). */
+typedef struct vigil_cli_buf {
+  char *p;
+  size_t len, cap, max;
+  int failed;
+} vigil_cli_buf;
+
+void vigil_cli_buf_init(vigil_cli_buf *b, size_t max);
+void vigil_cli_buf_free(vigil_cli_buf *b);
+void vigil_cli_buf_printf(vigil_cli_buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* s[0..len) as a JSON string, quotes included. */
+void vigil_cli_buf_json_str(vigil_cli_buf *b, const char *s, size_t len);
+
+/* /api/status: the snapshot m taken at Unix time t, started at `since`,
+ * and the recent deaths. */
+void vigil_cli_status_json(vigil_cli_buf *b, const vigil_metrics *m, double t, double since,
+                           const vigil_cli_deaths *deaths);
+
+/* /connections parameters, checked. */
+#define VIGIL_CLI_PAGE_MAX 1000u
+#define VIGIL_CLI_PAGE_DEFAULT 100u
+typedef struct vigil_cli_page {
+  uint32_t offset, limit;
+  char id[256]; /* substring to match, "" for all */
+  size_t id_len;
+} vigil_cli_page;
+
+/* From the raw (decoded) values of ?offset, ?limit, ?id, each NULL when
+ * absent. offset: 0..4294967295 in decimal digits; limit: 1..1000; id: at
+ * most 255 bytes. Returns 0, or -1 with *why saying which and why. */
+int vigil_cli_page_parse(const char *offset, const char *limit, const char *id, vigil_cli_page *q,
+                         const char **why);
+
+/* The page of srv's open connections that q asks for, as JSON; now_ns is
+ * the loop's time. From the loop's thread. */
+void vigil_cli_conns_json(vigil_cli_buf *b, vigil_server *srv, uint64_t now_ns,
+                          const vigil_cli_page *q);
+
+/* ---- metrics-http.c: the endpoint ------------------------------------ */
+
+typedef struct vigil_cli_http vigil_cli_http;
+
+/* 1 when this build has the endpoint (libmicrohttpd was found). */
+int vigil_cli_http_available(void);
+
+/* Starts serving srv's figures on host:port (host "" = 127.0.0.1; port 0:
+ * the kernel chooses, *bound gets it). Returns 0, or -1 with a message in
+ * err (built without libmicrohttpd, cannot bind, ...). */
+int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *srv,
+                         const char *host, uint16_t port, uint16_t *bound, char *err,
+                         size_t errlen);
+
+/* From on_death: the status page lists it. */
+void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d);
+
+/* Stops the HTTP thread (open HTTP connections are closed), the tick, and
+ * frees. NULL is ignored. */
+void vigil_cli_http_stop(vigil_cli_http *h);
+
+#endif

@@ -1,0 +1,288 @@
+/* The JSON of the metrics endpoint (tools/metrics-http.h): /api/status and
+ * /connections, and the checks on /connections' parameters. No HTTP here:
+ * tests/test-endpoint.c and fuzz/fuzz-page-query.c call these directly.
+ *
+ * Everything that comes from a request (offset, limit, id) is checked for
+ * syntax and range before use, and every buffer has a cap: a page is at
+ * most VIGIL_CLI_PAGE_MAX connections and its text at most 4 MiB. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "metrics-http.h"
+
+/* ---- buffer ------------------------------------------------------------- */
+
+void vigil_cli_buf_init(vigil_cli_buf *b, size_t max) {
+  memset(b, 0, sizeof(*b));
+  b->max = max;
+}
+
+void vigil_cli_buf_free(vigil_cli_buf *b) {
+  free(b->p);
+  memset(b, 0, sizeof(*b));
+}
+
+static int reserve(vigil_cli_buf *b, size_t more) {
+  size_t need, cap;
+  char *p;
+  if (b->failed)
+    return -1;
+  need = b->len + more + 1;
+  if (need <= b->cap)
+    return 0;
+  if (need > b->max) {
+    b->failed = 1;
+    return -1;
+  }
+  cap = b->cap != 0 ? b->cap : 4096;
+  while (cap < need)
+    cap *= 2;
+  if (cap > b->max)
+    cap = b->max;
+  if ((p = realloc(b->p, cap)) == NULL) {
+    b->failed = 1;
+    return -1;
+  }
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+void vigil_cli_buf_printf(vigil_cli_buf *b, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || reserve(b, (size_t)n) != 0)
+    return;
+  va_start(ap, fmt);
+  (void)vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+void vigil_cli_buf_json_str(vigil_cli_buf *b, const char *s, size_t len) {
+  size_t need = vigil_cli_json_escape(NULL, 0, s, len);
+  if (reserve(b, need + 2) != 0)
+    return;
+  b->p[b->len++] = '"';
+  (void)vigil_cli_json_escape(b->p + b->len, b->cap - b->len, s, len);
+  b->len += need;
+  b->p[b->len++] = '"';
+  b->p[b->len] = '\0';
+}
+
+/* ---- recent deaths ------------------------------------------------------ */
+
+void vigil_cli_deaths_add(vigil_cli_deaths *r, double t, const char *id, size_t id_len,
+                          const char *peer, const vigil_death *d) {
+  vigil_cli_death_rec *e = &r->rec[r->total % VIGIL_CLI_RECENT_DEATHS];
+  memset(e, 0, sizeof(*e));
+  e->t = t;
+  if (id != NULL) {
+    e->id_len = (uint8_t)(id_len < sizeof(e->id) ? id_len : sizeof(e->id));
+    memcpy(e->id, id, e->id_len);
+  }
+  snprintf(e->peer, sizeof(e->peer), "%s", peer != NULL ? peer : "?");
+  e->cause = d->cause;
+  e->silent_ns = d->silent_ns;
+  e->timeout_ms = d->timeout_ms;
+  e->detail = d->detail;
+  r->total++;
+}
+
+/* ---- /api/status -------------------------------------------------------- */
+
+static double ms_of(uint64_t ns) {
+  return (double)ns / 1e6;
+}
+
+static void histogram_json(vigil_cli_buf *b, const char *name, const vigil_histogram *h,
+                           vigil_histogram_kind kind) {
+  unsigned i;
+  vigil_cli_buf_printf(b, ",\"%s\":{\"count\":%llu,\"sum_s\":%.6f,\"bounds_s\":[", name,
+                       (unsigned long long)h->count, (double)h->sum_ns / 1e9);
+  for (i = 0; i < VIGIL_HIST_BUCKETS; i++)
+    vigil_cli_buf_printf(b, "%s%g", i ? "," : "", (double)vigil_histogram_bound_ns(kind, i) / 1e9);
+  vigil_cli_buf_printf(b, "],\"buckets\":[");
+  for (i = 0; i < VIGIL_HIST_BUCKETS; i++)
+    vigil_cli_buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h->buckets[i]);
+  vigil_cli_buf_printf(b, "]}");
+}
+
+static void deaths_json(vigil_cli_buf *b, const vigil_cli_deaths *r) {
+  uint64_t n = r->total < VIGIL_CLI_RECENT_DEATHS ? r->total : VIGIL_CLI_RECENT_DEATHS, i;
+  vigil_cli_buf_printf(b, ",\"deaths_recorded\":%llu,\"recent_deaths\":[",
+                       (unsigned long long)r->total);
+  for (i = 0; i < n; i++) {
+    const vigil_cli_death_rec *e = &r->rec[(r->total - n + i) % VIGIL_CLI_RECENT_DEATHS];
+    vigil_cli_buf_printf(b, "%s{\"t\":%.3f,\"id\":", i ? "," : "", e->t);
+    vigil_cli_buf_json_str(b, e->id, e->id_len);
+    vigil_cli_buf_printf(b, ",\"peer\":");
+    vigil_cli_buf_json_str(b, e->peer, strlen(e->peer));
+    vigil_cli_buf_printf(b, ",\"cause\":\"%s\",\"silent_ms\":%.3f,\"timeout_ms\":%lu,\"detail\":",
+                         vigil_cause_name(e->cause), ms_of(e->silent_ns),
+                         (unsigned long)e->timeout_ms);
+    if (e->detail != NULL)
+      vigil_cli_buf_json_str(b, e->detail, strlen(e->detail));
+    else
+      vigil_cli_buf_printf(b, "null");
+    vigil_cli_buf_printf(b, "}");
+  }
+  vigil_cli_buf_printf(b, "]");
+}
+
+void vigil_cli_status_json(vigil_cli_buf *b, const vigil_metrics *m, double t, double since,
+                           const vigil_cli_deaths *deaths) {
+  unsigned i;
+  vigil_cli_buf_printf(b,
+                       "{\"version\":\"%s\",\"t\":%.3f,\"uptime_s\":%.3f,"
+                       "\"connections\":{\"connecting\":%lu,\"handshaking\":%lu,\"open\":%lu,"
+                       "\"closing\":%lu},\"peers\":%lu,\"queued_bytes\":%llu,",
+                       vigil_version_string(), t, t - since, (unsigned long)m->connecting,
+                       (unsigned long)m->handshaking, (unsigned long)m->open,
+                       (unsigned long)m->closing, (unsigned long)m->peers,
+                       (unsigned long long)m->queued_bytes);
+  vigil_cli_buf_printf(b, "\"accepted\":%llu,\"opens\":%llu,\"takeovers\":%llu,\"refused\":{",
+                       (unsigned long long)m->accepted, (unsigned long long)m->opened,
+                       (unsigned long long)m->takeovers);
+  for (i = 0; i < VIGIL_REFUSAL_COUNT; i++)
+    vigil_cli_buf_printf(b, "%s\"%s\":%llu", i ? "," : "", vigil_refusal_name((vigil_refusal)i),
+                         (unsigned long long)m->refused[i]);
+  vigil_cli_buf_printf(b, "},\"deaths\":{");
+  for (i = 1; i < VIGIL_CAUSE_COUNT; i++)
+    vigil_cli_buf_printf(b, "%s\"%s\":%llu", i > 1 ? "," : "", vigil_cause_name((vigil_cause)i),
+                         (unsigned long long)m->deaths[i]);
+  vigil_cli_buf_printf(b,
+                       "},\"pings_sent\":%llu,\"pongs_received\":%llu,\"stalls\":%llu,"
+                       "\"queue_full_closes\":%llu,\"accept_emfile\":%llu,"
+                       "\"verdicts_early\":%llu",
+                       (unsigned long long)m->pings_sent, (unsigned long long)m->pongs_received,
+                       (unsigned long long)m->stalls, (unsigned long long)m->queue_full_closes,
+                       (unsigned long long)m->accept_emfile, (unsigned long long)m->verdicts_early);
+  histogram_json(b, "rtt", &m->rtt, VIGIL_HIST_RTT);
+  histogram_json(b, "lateness", &m->lateness, VIGIL_HIST_LATENESS);
+  deaths_json(b, deaths);
+  vigil_cli_buf_printf(b, "}\n");
+}
+
+/* ---- /connections ------------------------------------------------------- */
+
+/* Decimal digits only, at most max; no sign, no spaces, no hex. */
+static int parse_u32(const char *s, uint32_t max, uint32_t *out) {
+  uint64_t v = 0;
+  size_t i;
+  if (s[0] == '\0' || strlen(s) > 10)
+    return -1;
+  for (i = 0; s[i] != '\0'; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (v > max)
+    return -1;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+int vigil_cli_page_parse(const char *offset, const char *limit, const char *id, vigil_cli_page *q,
+                         const char **why) {
+  memset(q, 0, sizeof(*q));
+  q->limit = VIGIL_CLI_PAGE_DEFAULT;
+  if (offset != NULL && parse_u32(offset, UINT32_MAX, &q->offset) != 0) {
+    *why = "offset must be a whole number 0..4294967295";
+    return -1;
+  }
+  if (limit != NULL && (parse_u32(limit, VIGIL_CLI_PAGE_MAX, &q->limit) != 0 || q->limit == 0)) {
+    *why = "limit must be a whole number 1..1000";
+    return -1;
+  }
+  if (id != NULL) {
+    size_t n = strlen(id);
+    if (n > 255) {
+      *why = "id is at most 255 bytes";
+      return -1;
+    }
+    memcpy(q->id, id, n + 1);
+    q->id_len = n;
+  }
+  return 0;
+}
+
+typedef struct page_walk {
+  vigil_cli_buf *b;
+  const vigil_cli_page *q;
+  uint64_t now_ns;
+  uint32_t open, matched, shown;
+} page_walk;
+
+static int id_matches(const vigil_cli_page *q, const char *id, size_t len) {
+  size_t i;
+  if (q->id_len == 0)
+    return 1;
+  if (id == NULL || len < q->id_len)
+    return 0;
+  for (i = 0; i + q->id_len <= len; i++)
+    if (memcmp(id + i, q->id, q->id_len) == 0)
+      return 1;
+  return 0;
+}
+
+static uint64_t since(uint64_t now, uint64_t then) {
+  return now > then ? now - then : 0;
+}
+
+static void conn_json(page_walk *w, const vigil_conn_info *ci) {
+  vigil_cli_buf *b = w->b;
+  const vigil_keepalive *ka = &ci->keepalive;
+  vigil_cli_buf_printf(b, "%s{\"id\":", w->shown ? "," : "");
+  vigil_cli_buf_json_str(b, ci->id, ci->id_len);
+  vigil_cli_buf_printf(b, ",\"peer\":");
+  vigil_cli_buf_json_str(b, ci->peer, strlen(ci->peer));
+  vigil_cli_buf_printf(
+      b,
+      ",\"open_for_ms\":%.3f,\"silent_ms\":%.3f,\"srtt_ms\":%.3f,\"rttvar_ms\":%.3f,"
+      "\"last_rtt_ms\":%.3f,\"interval_ms\":%lu,\"timeout_ms\":%lu,\"queued_bytes\":%llu,"
+      "\"queued_messages\":%llu,\"keepalive\":{\"enable\":%s,\"idle_ms\":%lu,\"interval_ms\":%lu,"
+      "\"count\":%lu,\"user_timeout_ms\":%lu}}",
+      ms_of(since(w->now_ns, ci->opened_ns)), ms_of(since(w->now_ns, ci->session.last_recv_ns)),
+      ms_of(ci->session.srtt_ns), ms_of(ci->session.rttvar_ns), ms_of(ci->last_rtt_ns),
+      (unsigned long)ci->session.interval_ms, (unsigned long)ci->session.timeout_ms,
+      (unsigned long long)ci->queued_bytes, (unsigned long long)ci->queued_messages,
+      ka->enable ? "true" : "false", (unsigned long)ka->idle_ms, (unsigned long)ka->interval_ms,
+      (unsigned long)ka->count, (unsigned long)ka->user_timeout_ms);
+}
+
+static int page_visit(vigil_conn *c, void *arg) {
+  page_walk *w = arg;
+  vigil_conn_info ci;
+  vigil_conn_get_info(c, &ci);
+  w->open++;
+  if (!id_matches(w->q, ci.id, ci.id_len))
+    return 0;
+  if (w->matched++ >= w->q->offset && w->shown < w->q->limit) {
+    conn_json(w, &ci);
+    w->shown++;
+  }
+  return 0;
+}
+
+void vigil_cli_conns_json(vigil_cli_buf *b, vigil_server *srv, uint64_t now_ns,
+                          const vigil_cli_page *q) {
+  page_walk w;
+  memset(&w, 0, sizeof(w));
+  w.b = b;
+  w.q = q;
+  w.now_ns = now_ns;
+  vigil_cli_buf_printf(b, "{\"connections\":[");
+  (void)vigil_server_foreach(srv, page_visit, &w);
+  vigil_cli_buf_printf(b, "],\"open\":%lu,\"matched\":%lu,\"offset\":%lu,\"limit\":%lu,\"id\":",
+                       (unsigned long)w.open, (unsigned long)w.matched, (unsigned long)q->offset,
+                       (unsigned long)q->limit);
+  vigil_cli_buf_json_str(b, q->id, q->id_len);
+  vigil_cli_buf_printf(b, "}\n");
+}
