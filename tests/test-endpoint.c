@@ -125,7 +125,7 @@ static int on_ci(void) {
 /* A `vigil serve` process with --metrics; its stdout goes to a file. */
 typedef struct served {
   pid_t pid;
-  char out[256];
+  char out[200];
   uint16_t port, mport;
 } served;
 
@@ -396,6 +396,146 @@ fail:
   TEST_FAIL_AT("see above");
 }
 
+/* ---- the status page in a real browser ---- */
+
+static int dom_has(const char *path, const char *needle) {
+  static char dom[1 << 20];
+  FILE *f = fopen(path, "r");
+  size_t n;
+  if (f == NULL)
+    return 0;
+  n = fread(dom, 1, sizeof(dom) - 1, f);
+  fclose(f);
+  dom[n] = '\0';
+  return strstr(dom, needle) != NULL;
+}
+
+static int dom_count(const char *path, const char *needle) {
+  static char dom[1 << 20];
+  FILE *f = fopen(path, "r");
+  const char *p;
+  size_t n;
+  int k = 0;
+  if (f == NULL)
+    return -1;
+  n = fread(dom, 1, sizeof(dom) - 1, f);
+  fclose(f);
+  dom[n] = '\0';
+  for (p = dom; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+    k++;
+  return k;
+}
+
+/* Headless Chromium on the page, bounded by timeout(1), with its own
+ * profile directory; what = "--dump-dom > FILE" or "--screenshot=FILE". */
+static int chromium(uint16_t port, const char *profile, const char *what) {
+  char cmd[2400];
+  snprintf(cmd, sizeof(cmd),
+           "timeout -k 5 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
+           "--user-data-dir=%s --window-size=1400,1300 --virtual-time-budget=3000 %s "
+           "http://127.0.0.1:%u/ 2>/dev/null",
+           profile, what, (unsigned)port);
+  return util_sh(cmd);
+}
+
+#define PAGE_GROUPS 10
+#define PAGE_PER_GROUP 10
+
+static uint64_t wall_ms(void) {
+  return util_now_ns() / 1000000u;
+}
+
+/* 100 clients (10 processes of 10); the page shows 100 up. 10 die at once
+ * (one process killed: cause closed); the endpoint reports them within
+ * 1.5 s, and the page, which polls every 500 ms, shows 90 up and 10 closed
+ * deaths in its table and its recent deaths. A screenshot is saved as
+ * $VIGIL_BINARY_DIR/status-page.png. */
+static int page_run(void) {
+  static char buf[65536];
+  /* A 1 s heartbeat (3 s timeout): Chromium loads two cores hard, and the
+   * clients must not convict a server whose loop it starves. */
+  const char *extra[] = {"--interval", "1s", NULL};
+  const char *bin_dir = getenv("VIGIL_BINARY_DIR");
+  served s;
+  long pids[PAGE_GROUPS];
+  char profile[300], dom1[300], dom2[300], shot[1200], prefix[PAGE_GROUPS][8], what[1700];
+  uint64_t t0, t1 = 0;
+  int i, ok = 0;
+  memset(pids, 0, sizeof(pids));
+  SKIP_WITHOUT_ENDPOINT();
+  if (util_sh("command -v chromium >/dev/null 2>&1") != 0) {
+    if (on_ci())
+      TEST_FAIL_AT("chromium missing under CI (scripts/install-deps.sh installs it)");
+    RETURN_SKIP("chromium not installed");
+  }
+  ASSERT_EQ(serve_start(&s, extra), 0);
+  snprintf(profile, sizeof(profile), "%s.chromium", s.out);
+  snprintf(dom1, sizeof(dom1), "%s.dom1", s.out);
+  snprintf(dom2, sizeof(dom2), "%s.dom2", s.out);
+  snprintf(shot, sizeof(shot), "%s/status-page.png", bin_dir != NULL ? bin_dir : "/tmp");
+  for (i = 0; i < PAGE_GROUPS; i++) {
+    snprintf(prefix[i], sizeof(prefix[i]), "g%d", i);
+    if (clients_spawn(s.port, PAGE_PER_GROUP, prefix[i], &pids[i]) != 0)
+      goto out;
+  }
+  if (scrape_until(s.mport, "vigil_connections{state=\"open\"}", 100, buf, sizeof(buf), 20000) !=
+      100) {
+    fprintf(stderr, "the 100 clients did not open\n");
+    goto out;
+  }
+  snprintf(what, sizeof(what), "--dump-dom > %s", dom1);
+  if (chromium(s.mport, profile, what) != 0 || !dom_has(dom1, "id=\"open\">100<") ||
+      !dom_has(dom1, "data-cause=\"closed\" data-count=\"0\"")) {
+    fprintf(stderr, "first page load does not show 100 up (%s)\n", dom1);
+    goto out;
+  }
+  /* Kill 10. */
+  t0 = wall_ms();
+  util_proc_kill(pids[3]);
+  pids[3] = 0;
+  while (wall_ms() - t0 < 5000) {
+    if (http_get(s.mport, "/api/status", buf, sizeof(buf)) == 200 &&
+        strstr(body_of(buf), "\"closed\":10,") != NULL) {
+      t1 = wall_ms();
+      break;
+    }
+    usleep(20000);
+  }
+  fprintf(stderr, "10 deaths in /api/status %llu ms after the kill; the page polls every 500 ms\n",
+          (unsigned long long)(t1 - t0));
+  if (t1 == 0 || t1 - t0 > 1500)
+    goto out;
+  snprintf(what, sizeof(what), "--screenshot=%s --dump-dom > %s", shot, dom2);
+  if (chromium(s.mport, profile, what) != 0 || !dom_has(dom2, "id=\"open\">90<") ||
+      !dom_has(dom2, "data-cause=\"closed\" data-count=\"10\"") ||
+      dom_count(dom2, "<tr data-cause=\"closed\"><td>") != 10) {
+    fprintf(stderr, "second page load does not show 90 up and 10 closed (%s)\n", dom2);
+    goto out;
+  }
+  if (dom_count(dom2, "<li data-t=") < 2) {
+    fprintf(stderr, "the page did not poll more than once (%s)\n", dom2);
+    goto out;
+  }
+  if (access(shot, R_OK) != 0) {
+    fprintf(stderr, "no screenshot at %s\n", shot);
+    goto out;
+  }
+  fprintf(stderr, "screenshot: %s\n", shot);
+  ok = 1;
+out:
+  for (i = 0; i < PAGE_GROUPS; i++)
+    if (pids[i] > 0)
+      util_proc_kill(pids[i]);
+  serve_stop(&s);
+  if (ok) {
+    unlink(dom1);
+    unlink(dom2);
+  }
+  snprintf(what, sizeof(what), "rm -rf '%s'", profile);
+  (void)util_sh(what);
+  return ok ? 0 : 1;
+}
+
 #endif
 
 TEST_IMPL(scrape_counts_exactly) {
@@ -403,6 +543,14 @@ TEST_IMPL(scrape_counts_exactly) {
   RETURN_SKIP("needs POSIX (fork, posix_spawn)");
 #else
   return scrape_run();
+#endif
+}
+
+TEST_IMPL(status_page_in_chromium) {
+#if defined(_WIN32)
+  RETURN_SKIP("needs POSIX (fork, posix_spawn)");
+#else
+  return page_run();
 #endif
 }
 
