@@ -102,6 +102,52 @@ TEST_IMPL(status_json_escapes_and_bounds) {
   return 0;
 }
 
+/* `vigil status` reads a scrape back into the struct it was made from. */
+TEST_IMPL(scrape_parse_round_trip) {
+  vigil_metrics m, back;
+  static char text[16384];
+  unsigned i;
+  long n;
+  memset(&m, 0, sizeof(m));
+  m.size = sizeof(m);
+  m.connecting = 1;
+  m.handshaking = 2;
+  m.open = 3;
+  m.closing = 4;
+  m.peers = 5;
+  m.queued_bytes = 6;
+  m.accepted = 7;
+  m.opened = 8;
+  m.takeovers = 9;
+  for (i = 0; i < VIGIL_REFUSAL_COUNT; i++)
+    m.refused[i] = 10 + i;
+  for (i = 1; i < VIGIL_CAUSE_COUNT; i++)
+    m.deaths[i] = 20 + i;
+  m.pings_sent = 31;
+  m.pongs_received = 32;
+  m.stalls = 33;
+  m.queue_full_closes = 34;
+  m.accept_emfile = 35;
+  m.verdicts_early = 36;
+  for (i = 0; i < VIGIL_HIST_BUCKETS; i++) {
+    m.rtt.buckets[i] = i * 3;
+    m.lateness.buckets[i] = i % 2;
+  }
+  m.rtt.count = 1000;
+  m.rtt.sum_ns = 1234567000u;
+  m.lateness.count = 9;
+  m.lateness.sum_ns = 5000000u;
+  n = vigil_metrics_format(&m, text, sizeof(text));
+  ASSERT_GT(n, 0);
+  ASSERT_EQ(vigil_cli_scrape_parse(text, (size_t)n, &back), 0);
+  ASSERT_MEM_EQ(&back, &m, sizeof(m));
+  ASSERT_EQ(vigil_cli_scrape_parse("garbage\n# x\n", 12, &back), -1);
+  ASSERT_EQ(vigil_cli_scrape_parse("vigil_connections{state=\"open\" 5\nvigil_peers", 45, &back),
+            0);
+  ASSERT_EQ(back.open, 0);
+  return 0;
+}
+
 #if !defined(_WIN32)
 
 #define SERVE_WAIT_MS 10000
@@ -396,6 +442,110 @@ fail:
   TEST_FAIL_AT("see above");
 }
 
+/* ---- bad requests ---- */
+
+/* Opens n raw connections to port; each sends `prefix` (may be ""). */
+static int raw_many(uint16_t port, vigil_os_socket *socks, int n, const char *prefix) {
+  int i;
+  for (i = 0; i < n; i++) {
+    if (util_raw_connect("127.0.0.1", port, &socks[i]) != 0)
+      return -1;
+    if (prefix[0] != '\0' && util_raw_send(socks[i], prefix, strlen(prefix)) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* How many of socks the server closed within ms (EOF or reset). */
+static int closed_by_server(vigil_os_socket *socks, int n, uint32_t ms) {
+  char b[512];
+  int i, k = 0;
+  for (i = 0; i < n; i++) {
+    long r = util_raw_recv(socks[i], b, sizeof(b), i == 0 ? ms : 20);
+    while (r > 0)
+      r = util_raw_recv(socks[i], b, sizeof(b), 20);
+    if (r == 0 || (r < 0 && r != VIGIL_EAGAIN))
+      k++;
+  }
+  return k;
+}
+
+/* Unknown paths, methods, parameters, huge headers, a crowd of sockets and
+ * slow clients each get a clear answer (or are cut off), the endpoint keeps
+ * serving, and no heartbeat suffers: the 5 clients stay open throughout. */
+static int bad_run(void) {
+  static char buf[65536], req[40000];
+  static vigil_os_socket crowd[40], slow[6];
+  const char *extra[] = {"--interval", "200ms", "--timeout", "2s", NULL};
+  served s;
+  long pids = 0;
+  int st, k, ok = 0;
+  SKIP_WITHOUT_ENDPOINT();
+  ASSERT_EQ(serve_start(&s, extra), 0);
+  if (clients_spawn(s.port, 5, "steady", &pids) != 0 ||
+      scrape_until(s.mport, "vigil_connections{state=\"open\"}", 5, buf, sizeof(buf), 10000) != 5)
+    goto out;
+#define EXPECT(cond)                                                                               \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: %s\n%.400s\n", __FILE__, __LINE__, #cond, buf);                      \
+      goto out;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  EXPECT(http_get(s.mport, "/nope", buf, sizeof(buf)) == 404);
+  EXPECT(http_get(s.mport, "/metrics/../etc/passwd", buf, sizeof(buf)) == 404);
+  EXPECT(http_req(s.mport, "POST /metrics HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello", buf,
+                  sizeof(buf), 5000) == 405);
+  EXPECT(http_req(s.mport, "DELETE / HTTP/1.0\r\n\r\n", buf, sizeof(buf), 5000) == 405);
+  EXPECT(http_get(s.mport, "/connections?limit=0", buf, sizeof(buf)) == 400 &&
+         strstr(buf, "limit must be a whole number 1..1000") != NULL);
+  EXPECT(http_get(s.mport, "/connections?offset=-5", buf, sizeof(buf)) == 400);
+  EXPECT(http_get(s.mport, "/connections?offset=99999999999999999999999", buf, sizeof(buf)) == 400);
+  memset(req, 0, sizeof(req));
+  strcpy(req, "/connections?id=");
+  memset(req + strlen(req), 'x', 300);
+  EXPECT(http_get(s.mport, req, buf, sizeof(buf)) == 400);
+  EXPECT(http_get(s.mport, "/connections?id=%FF%22%5C", buf, sizeof(buf)) == 200 &&
+         strstr(buf, "\"id\":\"\\ufffd\\\"\\\\\"") != NULL && strstr(buf, "\"matched\":0") != NULL);
+  EXPECT(http_get(s.mport, "/connections?id=steady&limit=2&offset=1", buf, sizeof(buf)) == 200 &&
+         strstr(buf, "\"matched\":5") != NULL && strstr(buf, "\"open\":5") != NULL);
+  /* A header far over the 16 KiB a connection may use: 431, or cut off. */
+  strcpy(req, "GET /metrics HTTP/1.0\r\nX-Big: ");
+  memset(req + strlen(req), 'a', 30000);
+  strcat(req, "\r\n\r\n");
+  st = http_req(s.mport, req, buf, sizeof(buf), 5000);
+  EXPECT(st == 431 || st == -1);
+  /* Slow clients: 6 half-sent requests do not hold up a whole one. */
+  EXPECT(raw_many(s.mport, slow, 6, "GET /metr") == 0);
+  EXPECT(http_get(s.mport, "/metrics", buf, sizeof(buf)) == 200);
+  for (k = 0; k < 6; k++)
+    util_raw_close(slow[k]);
+  usleep(100000);
+  /* A crowd: 40 idle sockets from one address; beyond 8 they are closed at
+   * once (the per-address limit), and the endpoint serves again after. */
+  EXPECT(raw_many(s.mport, crowd, 40, "") == 0);
+  k = closed_by_server(crowd, 40, 1000);
+  fprintf(stderr, "crowd of 40: %d closed by the endpoint at once\n", k);
+  EXPECT(k >= 40 - 8);
+  for (k = 0; k < 40; k++)
+    util_raw_close(crowd[k]);
+  usleep(100000);
+  EXPECT(http_get(s.mport, "/metrics", buf, sizeof(buf)) == 200);
+  /* The heartbeats never noticed. */
+  EXPECT(sample(body_of(buf), "vigil_connections{state=\"open\"}") == 5);
+  EXPECT(sample(body_of(buf), "vigil_opens_total") == 5);
+  EXPECT(sample(body_of(buf), "vigil_deaths_total{cause=\"peer_stalled\"}") == 0);
+  EXPECT(sample(body_of(buf), "vigil_deaths_total{cause=\"heartbeat_timeout\"}") == 0);
+  EXPECT(sample(body_of(buf), "vigil_deaths_total{cause=\"closed\"}") == 0);
+#undef EXPECT
+  ok = 1;
+out:
+  if (pids > 0)
+    util_proc_kill(pids);
+  serve_stop(&s);
+  return ok ? 0 : 1;
+}
+
 /* ---- the status page in a real browser ---- */
 
 static int dom_has(const char *path, const char *needle) {
@@ -543,6 +693,14 @@ TEST_IMPL(scrape_counts_exactly) {
   RETURN_SKIP("needs POSIX (fork, posix_spawn)");
 #else
   return scrape_run();
+#endif
+}
+
+TEST_IMPL(bad_requests_answered) {
+#if defined(_WIN32)
+  RETURN_SKIP("needs POSIX (fork, posix_spawn)");
+#else
+  return bad_run();
 #endif
 }
 

@@ -9,5 +9,6 @@ int vigil_cmd_connect(int argc, char **argv);
 int vigil_cmd_probe(int argc, char **argv);
 int vigil_cmd_run(int argc, char **argv);
 int vigil_cmd_idle_timeout(int argc, char **argv);
+int vigil_cmd_status(int argc, char **argv);
 
 #endif

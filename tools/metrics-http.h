@@ -107,6 +107,11 @@ int vigil_cli_page_parse(const char *offset, const char *limit, const char *id, 
 void vigil_cli_conns_json(vigil_cli_buf *b, vigil_server *srv, uint64_t now_ns,
                           const vigil_cli_page *q);
 
+/* A /metrics scrape (Prometheus text from vigil_metrics_format) read back
+ * into *m; unknown lines are ignored, lines over 511 bytes skipped.
+ * Returns 0, or -1 when it held no vigil_ sample at all. */
+int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m);
+
 /* ---- metrics-http.c: the endpoint ------------------------------------ */
 
 typedef struct vigil_cli_http vigil_cli_http;

@@ -286,3 +286,168 @@ void vigil_cli_conns_json(vigil_cli_buf *b, vigil_server *srv, uint64_t now_ns,
   vigil_cli_buf_json_str(b, q->id, q->id_len);
   vigil_cli_buf_printf(b, "}\n");
 }
+
+/* ---- reading a scrape back (vigil status) ------------------------------- */
+
+/* The value of label `key` in "{a=\"x\",b=\"y\"}" into out; 0 or -1. */
+static int label_of(const char *labels, const char *end, const char *key, char *out, size_t cap) {
+  size_t kn = strlen(key);
+  const char *p = labels;
+  while (p != NULL && p < end) {
+    const char *q;
+    if ((size_t)(end - p) > kn + 2 && strncmp(p, key, kn) == 0 && p[kn] == '=' &&
+        p[kn + 1] == '"') {
+      p += kn + 2;
+      q = memchr(p, '"', (size_t)(end - p));
+      if (q == NULL || (size_t)(q - p) >= cap)
+        return -1;
+      memcpy(out, p, (size_t)(q - p));
+      out[q - p] = '\0';
+      return 0;
+    }
+    p = memchr(p, ',', (size_t)(end - p));
+    if (p != NULL)
+      p++;
+  }
+  return -1;
+}
+
+static uint64_t *cause_slot(vigil_metrics *m, const char *name) {
+  unsigned i;
+  for (i = 1; i < VIGIL_CAUSE_COUNT; i++)
+    if (strcmp(name, vigil_cause_name((vigil_cause)i)) == 0)
+      return &m->deaths[i];
+  return NULL;
+}
+
+static uint64_t *refusal_slot(vigil_metrics *m, const char *name) {
+  unsigned i;
+  for (i = 0; i < VIGIL_REFUSAL_COUNT; i++)
+    if (strcmp(name, vigil_refusal_name((vigil_refusal)i)) == 0)
+      return &m->refused[i];
+  return NULL;
+}
+
+/* Histogram samples: _bucket{le} (cumulative, turned back into per-bucket
+ * counts at the end), _count, _sum (seconds). */
+static void hist_sample(vigil_histogram *h, vigil_histogram_kind kind, const char *suffix,
+                        const char *labels, const char *lend, const char *value) {
+  char le[32];
+  unsigned i;
+  if (strcmp(suffix, "_count") == 0) {
+    h->count = strtoull(value, NULL, 10);
+  } else if (strcmp(suffix, "_sum") == 0) {
+    h->sum_ns = (uint64_t)(strtod(value, NULL) * 1e9);
+  } else if (strcmp(suffix, "_bucket") == 0 && labels != NULL &&
+             label_of(labels, lend, "le", le, sizeof(le)) == 0) {
+    uint64_t b = (uint64_t)(strtod(le, NULL) * 1e9 + 0.5);
+    for (i = 0; i < VIGIL_HIST_BUCKETS; i++)
+      if (vigil_histogram_bound_ns(kind, i) == b)
+        h->buckets[i] = strtoull(value, NULL, 10); /* cumulative for now */
+  }
+}
+
+static void hist_uncumulate(vigil_histogram *h) {
+  unsigned i;
+  for (i = VIGIL_HIST_BUCKETS - 1; i > 0; i--)
+    h->buckets[i] = h->buckets[i] >= h->buckets[i - 1] ? h->buckets[i] - h->buckets[i - 1] : 0;
+}
+
+static void scrape_line(vigil_metrics *m, const char *line, const char *eol) {
+  char name[80], label[40];
+  const char *p = line, *labels = NULL, *lend = NULL, *value;
+  size_t n;
+  uint64_t v, *slot = NULL;
+  while (p < eol && *p != '{' && *p != ' ')
+    p++;
+  n = (size_t)(p - line);
+  if (n == 0 || n >= sizeof(name))
+    return;
+  memcpy(name, line, n);
+  name[n] = '\0';
+  if (p < eol && *p == '{') {
+    labels = p + 1;
+    lend = memchr(p, '}', (size_t)(eol - p));
+    if (lend == NULL)
+      return;
+    p = lend + 1;
+  }
+  if (p >= eol || *p != ' ')
+    return;
+  value = p + 1;
+  v = strtoull(value, NULL, 10);
+  if (strncmp(name, "vigil_rtt_seconds", 17) == 0) {
+    hist_sample(&m->rtt, VIGIL_HIST_RTT, name + 17, labels, lend, value);
+    return;
+  }
+  if (strncmp(name, "vigil_verdict_lateness_seconds", 30) == 0) {
+    hist_sample(&m->lateness, VIGIL_HIST_LATENESS, name + 30, labels, lend, value);
+    return;
+  }
+  if (strcmp(name, "vigil_connections") == 0 && labels != NULL &&
+      label_of(labels, lend, "state", label, sizeof(label)) == 0) {
+    uint32_t *g = strcmp(label, "connecting") == 0    ? &m->connecting
+                  : strcmp(label, "handshaking") == 0 ? &m->handshaking
+                  : strcmp(label, "open") == 0        ? &m->open
+                  : strcmp(label, "closing") == 0     ? &m->closing
+                                                      : NULL;
+    if (g != NULL)
+      *g = (uint32_t)v;
+    return;
+  }
+  if (strcmp(name, "vigil_peers") == 0) {
+    m->peers = (uint32_t)v;
+    return;
+  }
+  if (strcmp(name, "vigil_deaths_total") == 0 && labels != NULL &&
+      label_of(labels, lend, "cause", label, sizeof(label)) == 0)
+    slot = cause_slot(m, label);
+  else if (strcmp(name, "vigil_refused_total") == 0 && labels != NULL &&
+           label_of(labels, lend, "reason", label, sizeof(label)) == 0)
+    slot = refusal_slot(m, label);
+  else if (strcmp(name, "vigil_queued_bytes") == 0)
+    slot = &m->queued_bytes;
+  else if (strcmp(name, "vigil_accepted_total") == 0)
+    slot = &m->accepted;
+  else if (strcmp(name, "vigil_opens_total") == 0)
+    slot = &m->opened;
+  else if (strcmp(name, "vigil_takeovers_total") == 0)
+    slot = &m->takeovers;
+  else if (strcmp(name, "vigil_pings_sent_total") == 0)
+    slot = &m->pings_sent;
+  else if (strcmp(name, "vigil_pongs_received_total") == 0)
+    slot = &m->pongs_received;
+  else if (strcmp(name, "vigil_stalls_total") == 0)
+    slot = &m->stalls;
+  else if (strcmp(name, "vigil_queue_full_closes_total") == 0)
+    slot = &m->queue_full_closes;
+  else if (strcmp(name, "vigil_accept_emfile_total") == 0)
+    slot = &m->accept_emfile;
+  else if (strcmp(name, "vigil_verdicts_early_total") == 0)
+    slot = &m->verdicts_early;
+  if (slot != NULL)
+    *slot = v;
+}
+
+int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m) {
+  const char *p = text, *end = text + len;
+  int samples = 0;
+  memset(m, 0, sizeof(*m));
+  m->size = sizeof(*m);
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    if (eol == NULL)
+      eol = end;
+    if (eol - p < 512 && *p != '#' && strncmp(p, "vigil_", 6) == 0) {
+      char line[512];
+      memcpy(line, p, (size_t)(eol - p));
+      line[eol - p] = '\0';
+      scrape_line(m, line, line + (eol - p));
+      samples++;
+    }
+    p = eol + 1;
+  }
+  hist_uncumulate(&m->rtt);
+  hist_uncumulate(&m->lateness);
+  return samples > 0 ? 0 : -1;
+}

@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"run", vigil_cmd_run,
      "run a program with kernel keepalive + TCP_USER_TIMEOUT on its TCP sockets"},
     {"idle-timeout", vigil_cmd_idle_timeout, "find a middlebox's idle timeout"},
+    {"status", vigil_cmd_status, "one-screen summary of a server's metrics endpoint"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f) {
