@@ -289,6 +289,23 @@ static long long sample(const char *text, const char *name) {
   return -1;
 }
 
+/* The text of a file (at most 1 MiB), or "" when it cannot be read. */
+static const char *file_text(const char *path) {
+  static char text[1 << 20];
+  FILE *f = fopen(path, "r");
+  size_t n = 0;
+  if (f != NULL) {
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+  }
+  text[n] = '\0';
+  return text;
+}
+
+static int file_has(const char *path, const char *needle) {
+  return strstr(file_text(path), needle) != NULL;
+}
+
 /* Scrapes until sample `name` reaches at least want (bounded); its value. */
 static long long scrape_until(uint16_t port, const char *name, long long want, char *buf,
                               size_t cap, uint32_t ms) {
@@ -370,7 +387,7 @@ static int scrape_run(void) {
   long three = -1, stopped = -1;
   vigil_os_socket flood[10];
   int i, promtool;
-  char cmd[512], path[300];
+  char cmd[1600], path[300];
   FILE *f;
   SKIP_WITHOUT_ENDPOINT();
   promtool = util_sh("command -v promtool >/dev/null") == 0;
@@ -428,6 +445,25 @@ static int scrape_run(void) {
   } else {
     fprintf(stderr, "promtool not installed: exposition not checked by it\n");
   }
+  /* `vigil status` says the same. */
+  snprintf(path, sizeof(path), "%s.status", s.out);
+  snprintf(cmd, sizeof(cmd), "'%s' status 127.0.0.1:%u --json > %s", vigil_bin(), (unsigned)s.mport,
+           path);
+  i = util_sh(cmd);
+  if (i != 0 || !file_has(path, "\"peer_stalled\":1,") || !file_has(path, "\"open\":3,") ||
+      !file_has(path, "\"server_full\":10,") || !file_has(path, "\"opens\":4,")) {
+    fprintf(stderr, "vigil status --json disagrees with the scrape (%s)\n", path);
+    goto fail;
+  }
+  unlink(path);
+  snprintf(cmd, sizeof(cmd), "'%s' status 127.0.0.1:%u > %s", vigil_bin(), (unsigned)s.mport, path);
+  i = util_sh(cmd);
+  if (i != 0 || !file_has(path, "connections  open 3  handshaking 0") ||
+      !file_has(path, "deaths       peer_stalled 1\n")) {
+    fprintf(stderr, "vigil status disagrees with the scrape (%s)\n", path);
+    goto fail;
+  }
+  unlink(path);
   util_proc_kill(three);
   util_proc_kill(stopped);
   serve_stop(&s);
@@ -548,30 +584,10 @@ out:
 
 /* ---- the status page in a real browser ---- */
 
-static int dom_has(const char *path, const char *needle) {
-  static char dom[1 << 20];
-  FILE *f = fopen(path, "r");
-  size_t n;
-  if (f == NULL)
-    return 0;
-  n = fread(dom, 1, sizeof(dom) - 1, f);
-  fclose(f);
-  dom[n] = '\0';
-  return strstr(dom, needle) != NULL;
-}
-
 static int dom_count(const char *path, const char *needle) {
-  static char dom[1 << 20];
-  FILE *f = fopen(path, "r");
-  const char *p;
-  size_t n;
+  const char *p = file_text(path);
   int k = 0;
-  if (f == NULL)
-    return -1;
-  n = fread(dom, 1, sizeof(dom) - 1, f);
-  fclose(f);
-  dom[n] = '\0';
-  for (p = dom; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+  for (; (p = strstr(p, needle)) != NULL; p += strlen(needle))
     k++;
   return k;
 }
@@ -634,8 +650,8 @@ static int page_run(void) {
     goto out;
   }
   snprintf(what, sizeof(what), "--dump-dom > %s", dom1);
-  if (chromium(s.mport, profile, what) != 0 || !dom_has(dom1, "id=\"open\">100<") ||
-      !dom_has(dom1, "data-cause=\"closed\" data-count=\"0\"")) {
+  if (chromium(s.mport, profile, what) != 0 || !file_has(dom1, "id=\"open\">100<") ||
+      !file_has(dom1, "data-cause=\"closed\" data-count=\"0\"")) {
     fprintf(stderr, "first page load does not show 100 up (%s)\n", dom1);
     goto out;
   }
@@ -656,8 +672,8 @@ static int page_run(void) {
   if (t1 == 0 || t1 - t0 > 1500)
     goto out;
   snprintf(what, sizeof(what), "--screenshot=%s --dump-dom > %s", shot, dom2);
-  if (chromium(s.mport, profile, what) != 0 || !dom_has(dom2, "id=\"open\">90<") ||
-      !dom_has(dom2, "data-cause=\"closed\" data-count=\"10\"") ||
+  if (chromium(s.mport, profile, what) != 0 || !file_has(dom2, "id=\"open\">90<") ||
+      !file_has(dom2, "data-cause=\"closed\" data-count=\"10\"") ||
       dom_count(dom2, "<tr data-cause=\"closed\"><td>") != 10) {
     fprintf(stderr, "second page load does not show 90 up and 10 closed (%s)\n", dom2);
     goto out;
