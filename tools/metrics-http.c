@@ -114,6 +114,17 @@ void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d
 
 /* ---- the HTTP thread's side --------------------------------------------- */
 
+/* libmicrohttpd takes a persistent buffer as void * but never writes to
+ * it (MHD_RESPMEM_PERSISTENT). */
+static char *persistent(const char *p) {
+  union {
+    const char *c;
+    char *m;
+  } u;
+  u.c = p;
+  return u.m;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
                                char *body, size_t len, enum MHD_ResponseMemoryMode mode) {
   struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
@@ -133,7 +144,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status,
                                     const char *text) {
-  return respond(conn, status, "text/plain; charset=utf-8", (char *)(uintptr_t)text, strlen(text),
+  return respond(conn, status, "text/plain; charset=utf-8", persistent(text), strlen(text),
                  MHD_RESPMEM_PERSISTENT);
 }
 
@@ -245,7 +256,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return serve_conns(h, conn);
   if (strcmp(url, "/") == 0)
     return respond(conn, MHD_HTTP_OK, "text/html; charset=utf-8",
-                   (char *)(uintptr_t)vigil_status_page, vigil_status_page_len,
+                   persistent((const char *)vigil_status_page), vigil_status_page_len,
                    MHD_RESPMEM_PERSISTENT);
   return respond_text(conn, MHD_HTTP_NOT_FOUND,
                       "not found: try /, /metrics, /api/status or /connections\n");

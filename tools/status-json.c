@@ -55,12 +55,13 @@ void vigil_cli_buf_printf(vigil_cli_buf *b, const char *fmt, ...) {
   va_list ap;
   int n;
   va_start(ap, fmt);
-  n = vsnprintf(NULL, 0, fmt, ap);
+  n = vsnprintf(NULL, 0, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
   va_end(ap);
   if (n < 0 || reserve(b, (size_t)n) != 0)
     return;
   va_start(ap, fmt);
-  (void)vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+  (void)vsnprintf(b->p + b->len, b->cap - b->len, fmt,
+                  ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
   va_end(ap);
   b->len += (size_t)n;
 }
