@@ -41,8 +41,10 @@ static const char usage_text[] =
 #if defined(_WIN32)
 
 int vigil_cmd_status(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
+  if (argc > 1 && vigil_cli_is_help(argv[1])) {
+    fputs(usage_text, stdout);
+    return VIGIL_CLI_OK;
+  }
   fprintf(stderr, "vigil status: not built for Windows (see docs/WINDOWS.md)\n");
   return VIGIL_CLI_FAIL;
 }
