@@ -32,8 +32,16 @@
  * are measured alternately for several rounds and the least disturbed
  * round of each (least CPU per heartbeat) is compared.
  *
+ * With --vs-metrics the second server is not the baseline but `vigil serve
+ * --metrics` (the HTTP endpoint of docs/OPERATIONS.md), scraped on /metrics
+ * once a second by a thread of this process during the window (a busy
+ * Prometheus; 15 s is usual), so the ratio is the endpoint's cost per
+ * heartbeat; after each window it times /metrics and a 1000-connection
+ * page of /connections (5 each, the median).
+ *
  * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
  *                          [--only vigil|baseline] [--vigil PATH] [--baseline PATH]
+ *                          [--vs-metrics]
  * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
@@ -42,6 +50,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +94,11 @@ typedef struct run_result {
   uint64_t rtt_p50_us, rtt_p99_us;
   unsigned conns;
   int ok;
+  uint16_t mport;                   /* --vs-metrics: the endpoint, 0 if none */
+  unsigned scrapes;                 /* during the window */
+  double scrape_max_ms;             /* the slowest of them */
+  double metrics_ms, conns_page_ms; /* after the window, medians of 5 */
+  size_t metrics_bytes, page_bytes;
 } run_result;
 
 static unsigned n_conns = 10000;
@@ -231,6 +245,76 @@ static void stop_server(pid_t pid) {
   }
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
+}
+
+/* ---- the metrics endpoint (--vs-metrics) ---- */
+
+/* GET path from 127.0.0.1:port; the milliseconds it took, -1 on failure;
+ * *bytes gets the reply's size. */
+static double http_get_ms(uint16_t port, const char *path, size_t *bytes) {
+  static char buf[1 << 22];
+  struct sockaddr_in a;
+  char req[256];
+  uint64_t t0 = now_ns();
+  size_t len = 0;
+  ssize_t n;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return -1;
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+    close(fd);
+    return -1;
+  }
+  while ((n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+    len += (size_t)n;
+  close(fd);
+  *bytes = len;
+  return len > 12 && strncmp(buf + 9, "200", 3) == 0 ? (double)(now_ns() - t0) / 1e6 : -1;
+}
+
+static double median5(uint16_t port, const char *path, size_t *bytes) {
+  double v[5], t;
+  for (int k = 0; k < 5; k++)
+    v[k] = http_get_ms(port, path, bytes);
+  for (int i = 1; i < 5; i++)
+    for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+      t = v[j];
+      v[j] = v[j - 1];
+      v[j - 1] = t;
+    }
+  return v[2];
+}
+
+typedef struct scraper {
+  pthread_t th;
+  uint16_t port;
+  volatile int stop;
+  unsigned n, failed;
+  double max_ms;
+} scraper;
+
+static void *scrape_loop(void *arg) {
+  scraper *sc = arg;
+  size_t bytes;
+  while (!sc->stop) {
+    double ms = http_get_ms(sc->port, "/metrics", &bytes);
+    if (ms < 0) {
+      sc->failed++;
+    } else {
+      sc->n++;
+      if (ms > sc->max_ms)
+        sc->max_ms = ms;
+    }
+    for (int k = 0; k < 20 && !sc->stop; k++)
+      sleep_ms(50);
+  }
+  return NULL;
 }
 
 /* ---- the load ---- */
@@ -488,7 +572,11 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   uint64_t start, t0;
   double cpu0, cpu1, user0 = 0, user1 = 0;
 
-  memset(r, 0, sizeof(*r));
+  {
+    uint16_t mport = r->mport;
+    memset(r, 0, sizeof(*r));
+    r->mport = mport;
+  }
   r->name = name;
   memset(conns, 0, sizeof(*conns) * n_conns);
   for (unsigned k = 0; k < n_conns; k++)
@@ -517,11 +605,26 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   start = now_ns();
   run_for(start, start + 2000000000ull); /* warm-up: every client pinged twice */
   r->rss_after_kb = proc_rss_kb(pid);
-  measuring = 1;
-  cpu0 = proc_cpu_seconds(pid, &user0);
-  t0 = now_ns();
-  run_for(start, t0 + (uint64_t)window_s * 1000000000u);
-  cpu1 = proc_cpu_seconds(pid, &user1);
+  {
+    scraper sc;
+    memset(&sc, 0, sizeof(sc));
+    sc.port = r->mport;
+    if (sc.port != 0 && pthread_create(&sc.th, NULL, scrape_loop, &sc) != 0)
+      sc.port = 0;
+    measuring = 1;
+    cpu0 = proc_cpu_seconds(pid, &user0);
+    t0 = now_ns();
+    run_for(start, t0 + (uint64_t)window_s * 1000000000u);
+    cpu1 = proc_cpu_seconds(pid, &user1);
+    if (sc.port != 0) {
+      sc.stop = 1;
+      pthread_join(sc.th, NULL);
+      r->scrapes = sc.n;
+      r->scrape_max_ms = sc.max_ms;
+      r->metrics_ms = median5(r->mport, "/metrics", &r->metrics_bytes);
+      r->conns_page_ms = median5(r->mport, "/connections?limit=1000", &r->page_bytes);
+    }
+  }
   r->seconds = (double)(now_ns() - t0) / 1e9;
   measuring = 0;
   r->cpu_s = cpu1 - cpu0;
@@ -591,7 +694,7 @@ static void raise_nofile(void) {
 static int usage(void) {
   fprintf(stderr, "usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]\n"
                   "                         [--only vigil|baseline] [--vigil PATH] "
-                  "[--baseline PATH]\n");
+                  "[--baseline PATH] [--vs-metrics]\n");
   return 2;
 }
 
@@ -616,6 +719,7 @@ int main(int argc, char **argv) {
   run_result rv[MAX_ROUNDS], rb[MAX_ROUNDS];
   const run_result *bv, *bb;
   unsigned rounds = 3;
+  int vs_metrics = 0;
 
   memset(rv, 0, sizeof(rv));
   memset(rb, 0, sizeof(rb));
@@ -624,6 +728,10 @@ int main(int argc, char **argv) {
   snprintf(base_path, sizeof(base_path), "%s/baseline-uv-heartbeat", dir);
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--vs-metrics") == 0) {
+      vs_metrics = 1;
+      continue;
+    }
     if (v == NULL)
       return usage();
     if (strcmp(argv[i], "-n") == 0)
@@ -674,7 +782,22 @@ int main(int argc, char **argv) {
       if (measure("vigil serve", av, port, &rv[k]) == 0)
         print_row(k + 1, &rv[k]);
     }
-    if (only == NULL || strcmp(only, "baseline") == 0) {
+    if (vs_metrics) {
+      uint16_t port = free_port();
+      char mport_s[32];
+      char *const av[] = {vigil_path, "serve",       addr_s, "--interval", iv_s,    "--timeout",
+                          to_s,       "--max-conns", max_s,  "--metrics",  mport_s, NULL};
+      snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
+      rb[k].mport = free_port();
+      snprintf(mport_s, sizeof(mport_s), "127.0.0.1:%u", rb[k].mport);
+      if (measure("serve --metrics", av, port, &rb[k]) == 0) {
+        print_row(k + 1, &rb[k]);
+        printf("      scrapes in the window %u (slowest %.1f ms); after it: /metrics %.2f ms "
+               "(%zu B), /connections?limit=1000 %.1f ms (%zu B)\n",
+               rb[k].scrapes, rb[k].scrape_max_ms, rb[k].metrics_ms, rb[k].metrics_bytes,
+               rb[k].conns_page_ms, rb[k].page_bytes);
+      }
+    } else if (only == NULL || strcmp(only, "baseline") == 0) {
       uint16_t port = free_port();
       char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
                           port_s,    "--timeout-ms", to_ms_s,     NULL};
@@ -694,7 +817,11 @@ int main(int argc, char **argv) {
          "delivery of each\n       pong to the client socket, the same for both servers)\n"
          "RSS B/conn: server VmRSS after connecting minus before, per connection\n"
          "best: the round with the least CPU per heartbeat (other tenants only add CPU)\n");
-  if (bv != NULL && bb != NULL) {
+  if (vs_metrics && bv != NULL && bb != NULL) {
+    printf("\nmetrics on / off (best rounds): CPU per heartbeat %.3fx (%+.1f%%)\n",
+           cpu_us_per_hb(bb) / cpu_us_per_hb(bv),
+           (cpu_us_per_hb(bb) / cpu_us_per_hb(bv) - 1.0) * 100.0);
+  } else if (bv != NULL && bb != NULL) {
     printf("\nratio baseline / vigil (best rounds): CPU per heartbeat %.2fx (user space alone "
            "%.2fx), memory per connection %.2fx\n",
            cpu_us_per_hb(bb) / cpu_us_per_hb(bv), user_us_per_hb(bb) / user_us_per_hb(bv),
