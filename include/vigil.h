@@ -32,6 +32,7 @@ extern "C" {
 #include "vigil/loop.h"
 #include "vigil/conn.h"
 #include "vigil/metrics.h"
+#include "vigil/presence.h"
 #include "vigil/server.h"
 #include "vigil/client.h"
 

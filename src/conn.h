@@ -74,6 +74,7 @@ struct vigil_conn {
   uint64_t opened_ns;
   uint64_t last_rtt_ns;
   uint64_t ref; /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
+  uint64_t pgen; /* server: presence generation, from on_open */
   union {
     uint64_t align;
     uint8_t b[28]; /* sockaddr_in / sockaddr_in6 of the peer */
@@ -189,6 +190,9 @@ int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *k
 /* The loop tick (ms) at which `ms` from now has fully elapsed: rounded up,
  * so a timer armed for it never fires early. */
 uint64_t vigil__after_ms(const vigil_loop *loop, uint32_t ms);
+
+/* Wall clock, Unix milliseconds (presence records; src/presence.c). */
+uint64_t vigil__wall_ms(void);
 
 /* The client's full-jitter backoff (src/client.c; declared here for its
  * unit test): a random delay in [0, min(cap, base * 2^(attempt-1))] for

@@ -46,6 +46,9 @@
 #define VIGIL__TCP_CONNECTED 0x08u /* a stream: accepted or connected */
 #define VIGIL__TCP_CLOSING 0x10u   /* vigil_tcp_close called */
 #define VIGIL__TCP_CLOSED 0x20u    /* close callback done */
+#define VIGIL__TCP_WATCH 0x40u     /* a vigil_fd_watch: the descriptor is not ours */
+#define VIGIL__TCP_WATCH_R 0x80u   /* watch: wants readability */
+#define VIGIL__TCP_WATCH_W 0x100u  /* watch: wants writability */
 
 #define VIGIL__REQ_WRITE 1u
 #define VIGIL__REQ_CONNECT 2u
@@ -158,6 +161,14 @@ int vigil__posts_init(vigil_loop *loop, uint32_t max);
 /* 1 while posted calls wait to run (any thread may have added them). */
 int vigil__posts_waiting(const vigil_loop *loop);
 void vigil__posts_free(vigil_loop *loop);
+
+/* A vigil_fd_watch (flag VIGIL__TCP_WATCH) changed its interest (the
+ * WATCH_R / WATCH_W flags): make the poller match. Returns 0, the poller's
+ * error, or VIGIL_ENOTSUP where the backend has no readiness API. The
+ * platform never reads, writes or closes a watched descriptor; on close it
+ * only drops the registration. Readiness goes to vigil__fd_watch_ready. */
+int vigil__fd_watch_sync(vigil_tcp *tcp);
+void vigil__fd_watch_ready(vigil_tcp *tcp, unsigned events);
 
 /* ---- helpers for platforms ------------------------------------------------ */
 

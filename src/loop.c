@@ -418,7 +418,8 @@ vigil_buf vigil_buf_init(char *base, size_t len) {
 
 static int is_active(unsigned flags) {
   return (flags & VIGIL__TCP_CLOSING) == 0 &&
-         (flags & (VIGIL__TCP_LISTENING | VIGIL__TCP_READING)) != 0;
+         (flags & (VIGIL__TCP_LISTENING | VIGIL__TCP_READING | VIGIL__TCP_WATCH_R |
+                   VIGIL__TCP_WATCH_W)) != 0;
 }
 
 /* Every flag change goes through here so loop->active_handles stays the
@@ -694,4 +695,62 @@ void vigil__connect_done(vigil_connect_req *req, int status) {
 
 void vigil__tcp_closed(vigil_tcp *tcp) {
   vigil__queue_insert_tail(&tcp->loop->closing, &tcp->close_link);
+}
+
+/* ---- descriptor watches ------------------------------------------------- */
+
+int vigil_fd_watch_init(vigil_loop *loop, vigil_fd_watch *w, vigil_os_socket fd) {
+  int err;
+  if (loop == NULL || w == NULL || fd == VIGIL_INVALID_SOCKET)
+    return VIGIL_EINVAL;
+  memset(w, 0, sizeof *w);
+  vigil_tcp_init(loop, &w->tcp);
+  w->tcp.socket = fd;
+  w->tcp.flags = VIGIL__TCP_WATCH;
+  err = vigil__fd_watch_sync(&w->tcp);
+  if (err != 0) { /* no readiness API: the handle never existed */
+    w->tcp.socket = VIGIL_INVALID_SOCKET;
+    w->tcp.flags = 0;
+    loop->nhandles--;
+  }
+  return err;
+}
+
+int vigil_fd_watch_set(vigil_fd_watch *w, unsigned events, vigil_fd_watch_cb cb) {
+  unsigned set = 0;
+  if (w == NULL || (w->tcp.flags & (VIGIL__TCP_WATCH | VIGIL__TCP_CLOSING)) != VIGIL__TCP_WATCH ||
+      (events & ~(VIGIL_FD_READABLE | VIGIL_FD_WRITABLE)) != 0 || (events != 0 && cb == NULL))
+    return VIGIL_EINVAL;
+  if (events & VIGIL_FD_READABLE)
+    set |= VIGIL__TCP_WATCH_R;
+  if (events & VIGIL_FD_WRITABLE)
+    set |= VIGIL__TCP_WATCH_W;
+  w->cb = cb;
+  set_flags(&w->tcp, set, (VIGIL__TCP_WATCH_R | VIGIL__TCP_WATCH_W) & ~set);
+  return vigil__fd_watch_sync(&w->tcp);
+}
+
+void vigil__fd_watch_ready(vigil_tcp *tcp, unsigned events) {
+  vigil_fd_watch *w = vigil_container_of(tcp, vigil_fd_watch, tcp);
+  unsigned ev = 0;
+  if ((tcp->flags & VIGIL__TCP_WATCH_R) != 0 && (events & VIGIL_FD_READABLE) != 0)
+    ev |= VIGIL_FD_READABLE;
+  if ((tcp->flags & VIGIL__TCP_WATCH_W) != 0 && (events & VIGIL_FD_WRITABLE) != 0)
+    ev |= VIGIL_FD_WRITABLE;
+  if (ev != 0 && w->cb != NULL)
+    w->cb(w, ev);
+}
+
+static void fd_watch_closed(vigil_tcp *tcp) {
+  vigil_fd_watch *w = vigil_container_of(tcp, vigil_fd_watch, tcp);
+  if (w->close_cb != NULL)
+    w->close_cb(w);
+}
+
+void vigil_fd_watch_close(vigil_fd_watch *w, vigil_fd_watch_close_cb cb) {
+  if (w == NULL || (w->tcp.flags & VIGIL__TCP_WATCH) == 0)
+    return;
+  if ((w->tcp.flags & VIGIL__TCP_CLOSING) == 0)
+    w->close_cb = cb;
+  close_handle(&w->tcp, fd_watch_closed, 0);
 }

@@ -82,6 +82,7 @@ struct vigil_server {
   vigil_defer closed_defer;
   vigil_server_stats stats;
   uint64_t refused_overload, handshake_timeouts; /* metrics: refusal reasons */
+  uint64_t next_gen; /* presence generations */
   char old_peer[VIGIL_ADDRSTRLEN];
   char listen_failed[VIGIL_ADDRSTRLEN]; /* vigil_server_listen_failed */
 };
@@ -222,6 +223,30 @@ static vigil_server *server_of(const vigil_conn *c) {
   return c->owner->server;
 }
 
+/* Tells the presence store (if any) that c opened (d NULL) or died. */
+static void presence_report(vigil_server *s, vigil_conn *c, const vigil_death *d) {
+  vigil_presence_event ev;
+  char peer[VIGIL_ADDRSTRLEN];
+  if (s->cfg.presence == NULL || c->pgen == 0)
+    return;
+  memset(&ev, 0, sizeof ev);
+  vigil__conn_peer_text(c, peer, sizeof peer);
+  ev.kind = d == NULL ? VIGIL_PRESENCE_OPEN : VIGIL_PRESENCE_DEAD;
+  ev.id = c->id;
+  ev.id_len = c->id_len;
+  ev.gen = c->pgen;
+  ev.peer = peer;
+  ev.at_ms = vigil__wall_ms();
+  if (d != NULL) {
+    ev.cause = d->cause;
+    ev.detail = d->detail;
+    ev.silent_ns = d->silent_ns;
+    ev.rtt_ns = d->srtt_ns;
+    ev.takeover = d->close_sent && d->close_code == VIGIL_CLOSE_TAKEOVER;
+  }
+  (void)s->cfg.presence->ops->report(s->cfg.presence, &ev);
+}
+
 static void on_opened(vigil_conn *c, vigil_open_info *info) {
   vigil_server *s = server_of(c);
   vigil_conn *old = vigil_server_find(s, c->id, c->id_len);
@@ -236,6 +261,8 @@ static void on_opened(vigil_conn *c, vigil_open_info *info) {
                      vigil_close_code_text(VIGIL_CLOSE_TAKEOVER), 0, "takeover");
   }
   peers_insert(s, c);
+  c->pgen = ++s->next_gen;
+  presence_report(s, c, NULL);
 }
 
 static void on_died(vigil_conn *c, const vigil_death *d, int was_open) {
@@ -251,8 +278,10 @@ static void on_died(vigil_conn *c, const vigil_death *d, int was_open) {
     if (!was_open && d->close_sent && d->close_code == VIGIL_CLOSE_HANDSHAKE_TIMEOUT)
       s->handshake_timeouts++;
   }
-  if (was_open)
+  if (was_open) {
     s->stats.deaths[d->cause < VIGIL_CAUSE_COUNT ? d->cause : VIGIL_CAUSE_NONE]++;
+    presence_report(s, c, d);
+  }
   if (d->close_sent && d->close_code == VIGIL_CLOSE_QUEUE_FULL)
     s->stats.queue_full_closes++;
 }
@@ -407,6 +436,8 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
   vigil_loop_timer_init(&s->shutdown_timer);
   vigil_defer_init(&s->closed_defer, on_closed_defer);
   vigil__owner_stall_start(&s->o);
+  if (s->cfg.presence != NULL && s->cfg.presence->ops->bind != NULL)
+    s->cfg.presence->ops->bind(s->cfg.presence, s);
   *out = s;
   return 0;
 }
@@ -552,6 +583,20 @@ int vigil_server_send_to(vigil_server *s, const char *id, size_t id_len, const v
   return vigil_conn_send(c, msg, len);
 }
 
+int vigil_server_evict(vigil_server *s, const char *id, size_t id_len, uint64_t gen) {
+  vigil_conn *c = vigil_server_find(s, id, id_len);
+  if (c == NULL || c->pgen != gen)
+    return VIGIL_ENOENT;
+  peers_remove(s, c);
+  vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_TAKEOVER,
+                   vigil_close_code_text(VIGIL_CLOSE_TAKEOVER), 0, "takeover");
+  return 0;
+}
+
+uint64_t vigil_conn_generation(const vigil_conn *c) {
+  return c != NULL && c->owner->server != NULL ? c->pgen : 0;
+}
+
 static void on_shutdown_timer(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_server *s = vigil_container_of(t, vigil_server, shutdown_timer);
   vigil__queue *q = s->o.conns.next;
@@ -660,6 +705,8 @@ int vigil_server_free(vigil_server *s) {
     return 0;
   if (s->o.nconns != 0)
     return VIGIL_EBUSY;
+  if (s->cfg.presence != NULL && s->cfg.presence->ops->bind != NULL)
+    s->cfg.presence->ops->bind(s->cfg.presence, NULL);
   vigil_loop_timer_cancel(s->o.loop, &s->shutdown_timer);
   vigil_loop_defer_cancel(s->o.loop, &s->closed_defer);
   for (i = 0; i < s->nlisteners; i++)

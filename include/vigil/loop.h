@@ -589,6 +589,44 @@ VIGIL_EXTERN int vigil_tcp_nodelay(vigil_tcp *tcp, int enable);
 VIGIL_EXTERN int vigil_tcp_sockname(const vigil_tcp *tcp, struct sockaddr *name, int *len);
 VIGIL_EXTERN int vigil_tcp_peername(const vigil_tcp *tcp, struct sockaddr *name, int *len);
 
+/* ---- watching a descriptor another library owns --------------------------- */
+
+/* For a library that does its own reads and writes on a socket it made (a
+ * database client such as hiredis) and only needs to be told when that
+ * socket is readable or writable: the watch never reads, writes or closes
+ * the descriptor. Readiness-based backends only (epoll, poll); on Windows
+ * (IOCP) every call below returns VIGIL_ENOTSUP. A watch with interest
+ * keeps the loop alive. */
+#define VIGIL_FD_READABLE 1u
+#define VIGIL_FD_WRITABLE 2u
+
+typedef struct vigil_fd_watch vigil_fd_watch;
+/* events: VIGIL_FD_* that are ready (an error or hang-up sets both). */
+typedef void (*vigil_fd_watch_cb)(vigil_fd_watch *w, unsigned events);
+typedef void (*vigil_fd_watch_close_cb)(vigil_fd_watch *w);
+
+struct vigil_fd_watch {
+  void *data; /* for the user */
+  /* private */
+  vigil_tcp tcp;
+  vigil_fd_watch_cb cb;
+  vigil_fd_watch_close_cb close_cb;
+};
+
+/* Initialises w for fd (non-blocking, owned by the caller) with no
+ * interest. Returns 0, VIGIL_EINVAL or VIGIL_ENOTSUP (no readiness API). */
+VIGIL_EXTERN int vigil_fd_watch_init(vigil_loop *loop, vigil_fd_watch *w, vigil_os_socket fd);
+
+/* Sets the interest to `events` (VIGIL_FD_*; 0 stops watching) and the
+ * callback (not NULL when events != 0). Returns 0, VIGIL_EINVAL (closing,
+ * bad events) or the poller's error. */
+VIGIL_EXTERN int vigil_fd_watch_set(vigil_fd_watch *w, unsigned events, vigil_fd_watch_cb cb);
+
+/* Stops watching at once (the descriptor may be closed right after this
+ * call) and calls cb (may be NULL) from the loop; only then may w be
+ * freed. The descriptor is left open. */
+VIGIL_EXTERN void vigil_fd_watch_close(vigil_fd_watch *w, vigil_fd_watch_close_cb cb);
+
 /* ---- addresses ------------------------------------------------------------ */
 
 /* Parses "1.2.3.4:80", "[::1]:80", "[fe80::1%eth0]:80" or "localhost:80"

@@ -24,6 +24,7 @@
 #include "keepalive.h"
 #include "loop.h"
 #include "metrics.h"
+#include "presence.h"
 #include "session.h"
 #include "version.h"
 
@@ -52,6 +53,9 @@ typedef struct vigil_server_config {
   int backlog;                  /* listen() backlog (default 511) */
   vigil_keepalive_mode keepalive_mode;
   vigil_keepalive keepalive; /* EXPLICIT mode */
+  /* Where openings, deaths and takeovers are reported (vigil/presence.h),
+   * or NULL. Borrowed: it must outlive the server. */
+  vigil_presence_store *presence;
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
@@ -116,6 +120,17 @@ VIGIL_EXTERN vigil_conn *vigil_server_find(vigil_server *srv, const char *id, si
  * VIGIL_ENOENT when no such peer is present. */
 VIGIL_EXTERN int vigil_server_send_to(vigil_server *srv, const char *id, size_t id_len,
                                       const void *msg, size_t len);
+
+/* Ends the connection of id if it is generation gen (vigil/presence.h):
+ * CLOSE TAKEOVER, on_death cause local, detail "takeover". For a presence
+ * store shared by several processes, when another one took the id over.
+ * Returns 0, or VIGIL_ENOENT (no such id, or a different generation: the
+ * connection it meant is already gone). */
+VIGIL_EXTERN int vigil_server_evict(vigil_server *srv, const char *id, size_t id_len, uint64_t gen);
+
+/* The presence generation of a server connection (0 for a client's, or
+ * before on_open). */
+VIGIL_EXTERN uint64_t vigil_conn_generation(const vigil_conn *c);
 
 /* Graceful shutdown: stops listening, sends CLOSE GOING_AWAY to every peer
  * (after what is already queued for it), waits up to timeout_ms (0: the

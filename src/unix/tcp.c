@@ -43,7 +43,12 @@ static int sync_interest(vigil_tcp *tcp) {
 
   if (tcp->socket < 0)
     return 0;
-  if ((f & VIGIL__TCP_CLOSING) == 0) {
+  if ((f & VIGIL__TCP_WATCH) != 0) {
+    if ((f & (VIGIL__TCP_CLOSING | VIGIL__TCP_WATCH_R)) == VIGIL__TCP_WATCH_R)
+      wanted |= VIGIL__IO_READ;
+    if ((f & (VIGIL__TCP_CLOSING | VIGIL__TCP_WATCH_W)) == VIGIL__TCP_WATCH_W)
+      wanted |= VIGIL__IO_WRITE;
+  } else if ((f & VIGIL__TCP_CLOSING) == 0) {
     if ((f & (VIGIL__TCP_LISTENING | VIGIL__TCP_READING)) != 0)
       wanted |= VIGIL__IO_READ;
     if ((f & VIGIL__TCP_CONNECTING) != 0 ||
@@ -376,6 +381,12 @@ static void do_read(vigil_tcp *tcp) {
 void vigil__unix_io(vigil_tcp *tcp, unsigned events) {
   if ((tcp->flags & VIGIL__TCP_CLOSING) != 0)
     return;
+  if ((tcp->flags & VIGIL__TCP_WATCH) != 0) {
+    /* VIGIL__IO_* and VIGIL_FD_* have the same values; the callback may
+     * change the interest or close the watch, and does its own syncing. */
+    vigil__fd_watch_ready(tcp, events);
+    return;
+  }
   if ((tcp->flags & VIGIL__TCP_LISTENING) != 0) {
     if ((events & VIGIL__IO_READ) != 0)
       do_accept(tcp);
@@ -426,8 +437,20 @@ long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs)
   return (long)r;
 }
 
+int vigil__fd_watch_sync(vigil_tcp *tcp) {
+  return sync_interest(tcp);
+}
+
 void vigil__tcp_close(vigil_tcp *tcp, int reset) {
   struct linger lg;
+
+  if ((tcp->flags & VIGIL__TCP_WATCH) != 0) {
+    tcp->plat.wanted = 0; /* the descriptor is its owner's to close */
+    (void)poller(tcp)->update(tcp->loop, tcp);
+    tcp->socket = -1;
+    vigil__tcp_closed(tcp);
+    return;
+  }
 
   if (tcp->socket >= 0) {
     tcp->plat.wanted = 0;

@@ -655,6 +655,13 @@ static void orphan_pool(vigil_tcp *tcp) {
     vigil__win_orphans(tcp->loop, 1); /* vigil_loop_close waits for it */
 }
 
+/* IOCP completes operations; it has no "tell me when readable" for a
+ * socket another library reads. */
+int vigil__fd_watch_sync(vigil_tcp *tcp) {
+  (void)tcp;
+  return VIGIL_ENOTSUP;
+}
+
 void vigil__tcp_close(vigil_tcp *tcp, int reset) {
   SOCKET s = sock_of(tcp);
   struct linger lg;
