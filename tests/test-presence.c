@@ -151,7 +151,8 @@ static int down(fixture *f) {
   return vigil_loop_close(&f->loop);
 }
 
-static int client(fixture *f, util_rec *r, const char *id, vigil_client **out) {
+static int client(vigil_loop *loop, uint16_t port, util_rec *r, const char *id,
+                  vigil_client **out) {
   vigil_client_config c;
   util_rec_init(r);
   vigil_client_config_init(&c);
@@ -163,9 +164,9 @@ static int client(fixture *f, util_rec *r, const char *id, vigil_client **out) {
   c.user = r;
   c.on_closed = util_rec_on_client_closed;
   c.no_reconnect = 1;
-  if (vigil_client_new(out, &f->loop, &c) != 0)
+  if (vigil_client_new(out, loop, &c) != 0)
     return -1;
-  return vigil_client_connect(*out, "127.0.0.1", f->port);
+  return vigil_client_connect(*out, "127.0.0.1", port);
 }
 
 /* The server reports an opening, a takeover (the old connection's death
@@ -177,14 +178,14 @@ TEST_IMPL(server_reports) {
   vigil_presence_record r;
   uint64_t gen_a;
   ASSERT_EQ(up(&f), 0);
-  ASSERT_EQ(client(&f, &ra, "gw-1", &a), 0);
+  ASSERT_EQ(client(&f.loop, f.port, &ra, "gw-1", &a), 0);
   ASSERT(util_run_until(&f.loop, &f.rec.opens, WAIT));
   ASSERT_EQ(vigil_presence_local_get(f.table, "gw-1", 4, &r), 0);
   ASSERT_EQ(r.state, VIGIL_PRESENCE_ONLINE);
   gen_a = r.gen;
   ASSERT_UEQ(vigil_conn_generation(f.rec.conn), gen_a);
   ASSERT(strncmp(r.peer, "127.0.0.1:", 10) == 0);
-  ASSERT_EQ(client(&f, &rb, "gw-1", &b), 0);
+  ASSERT_EQ(client(&f.loop, f.port, &rb, "gw-1", &b), 0);
   ASSERT(util_run_until_n(&f.loop, &f.rec.opens, 2, WAIT));
   ASSERT_EQ(vigil_presence_local_get(f.table, "gw-1", 4, &r), 0);
   ASSERT_EQ(r.state, VIGIL_PRESENCE_ONLINE);
@@ -279,6 +280,270 @@ TEST_IMPL(fd_watch) {
     close(sv[1]);
     ASSERT_EQ(vigil_loop_close(&loop), 0);
   }
+  return 0;
+#endif
+}
+
+/* ---- the Redis store (libvigil-redis; a redis-server of the test's own) -- */
+
+#if defined(VIGIL_HAVE_HIREDIS)
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "vigil/presence-redis.h"
+
+typedef struct redis_proc {
+  char dir[64];
+  char sock[96];
+  pid_t pid;
+} redis_proc;
+
+/* Starts redis-server on a unix socket in a temp dir (no persistence) and
+ * waits until it answers. Returns 0 or -1. */
+static int redis_start(redis_proc *p) {
+  int i;
+  if (p->dir[0] == '\0') {
+    snprintf(p->dir, sizeof p->dir, "/tmp/vigil-redis-XXXXXX");
+    if (mkdtemp(p->dir) == NULL)
+      return -1;
+    snprintf(p->sock, sizeof p->sock, "%s/redis.sock", p->dir);
+  }
+  p->pid = fork();
+  if (p->pid < 0)
+    return -1;
+  if (p->pid == 0) {
+    /* Dies with the test, even one killed by ctest's timeout. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", p->sock, "--save", "",
+           "--appendonly", "no", "--dir", p->dir, "--loglevel", "warning", (char *)NULL);
+    _exit(127);
+  }
+  for (i = 0; i < 200; i++) {
+    redisContext *c = redisConnectUnix(p->sock);
+    if (c != NULL && c->err == 0) {
+      redisReply *r = redisCommand(c, "PING");
+      int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+      freeReplyObject(r);
+      redisFree(c);
+      if (ok)
+        return 0;
+    } else if (c != NULL) {
+      redisFree(c);
+    }
+    usleep(10000);
+  }
+  return -1;
+}
+
+/* Stops it by pid (and reaps it). Harmless when not running. */
+static void redis_stop(redis_proc *p) {
+  if (p->pid > 0) {
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, NULL, 0);
+    p->pid = 0;
+  }
+}
+
+static void redis_cleanup(redis_proc *p) {
+  redis_stop(p);
+  if (p->dir[0] != '\0') {
+    char path[128];
+    snprintf(path, sizeof path, "%s/redis.sock", p->dir);
+    unlink(path);
+    rmdir(p->dir);
+  }
+}
+
+/* Field of the record of id, or "" (static buffer). */
+static const char *rfield(redisContext *c, const char *id, const char *field) {
+  static char buf[128];
+  redisReply *r = redisCommand(c, "HGET vigil:p:%s %s", id, field);
+  buf[0] = '\0';
+  if (r != NULL && r->type == REDIS_REPLY_STRING)
+    snprintf(buf, sizeof buf, "%s", r->str);
+  freeReplyObject(r);
+  return buf;
+}
+
+typedef struct rfix {
+  redis_proc rp;
+  redisContext *rc; /* the test's own (blocking) view of Redis */
+  vigil_loop loop;
+  vigil_server *srv[2];
+  vigil_presence_redis *pr[2];
+  util_rec rec[2];
+  uint16_t port[2];
+  int ups, downs, closed;
+} rfix;
+
+static void on_state(vigil_presence_redis *r, int up, const char *why, void *user) {
+  rfix *f = user;
+  (void)r;
+  (void)why;
+  if (up)
+    f->ups++;
+  else
+    f->downs++;
+}
+
+static void on_pr_closed(void *user) {
+  ((rfix *)user)->closed++;
+}
+
+static int rfix_up(rfix *f, int nservers, size_t max_queue) {
+  int i;
+  memset(f, 0, sizeof *f);
+  if (redis_start(&f->rp) != 0)
+    return -1;
+  f->rc = redisConnectUnix(f->rp.sock);
+  if (f->rc == NULL || f->rc->err != 0 || vigil_loop_init(&f->loop, NULL) != 0)
+    return -1;
+  for (i = 0; i < nservers; i++) {
+    vigil_presence_redis_config pc;
+    vigil_server_config cfg;
+    vigil_presence_redis_config_init(&pc);
+    if (vigil_presence_url_parse("unix://x", &pc.url, NULL) == 0)
+      return -1; /* a relative path must be refused */
+    pc.url.is_unix = 1;
+    snprintf(pc.url.path, sizeof pc.url.path, "%s", f->rp.sock);
+    pc.node = "test-node";
+    pc.worker = (uint32_t)i + 1;
+    pc.max_queue = max_queue;
+    pc.retry_ms = 50;
+    pc.on_state = on_state;
+    pc.user = f;
+    if (vigil_presence_redis_new(&f->pr[i], &f->loop, &pc) != 0)
+      return -1;
+    util_rec_init(&f->rec[i]);
+    vigil_server_config_init(&cfg);
+    cfg.session.interval_ms = 100;
+    cfg.session.timeout_ms = 300;
+    cfg.cb = util_rec_callbacks();
+    cfg.user = &f->rec[i];
+    cfg.on_closed = util_rec_on_server_closed;
+    cfg.presence = vigil_presence_redis_store(f->pr[i]);
+    if (vigil_server_new(&f->srv[i], &f->loop, &cfg) != 0 ||
+        vigil_server_listen(f->srv[i], "127.0.0.1", 0, &f->port[i]) != 0)
+      return -1;
+  }
+  return util_run_until_n(&f->loop, &f->ups, nservers, WAIT) ? 0 : -1;
+}
+
+static int rfix_down(rfix *f, int nservers) {
+  int i;
+  for (i = 0; i < nservers; i++) {
+    (void)vigil_server_shutdown(f->srv[i], 300);
+    if (!util_run_until(&f->loop, &f->rec[i].closed, WAIT))
+      return -1;
+    if (vigil_server_free(f->srv[i]) != 0)
+      return -1;
+    vigil_presence_redis_close(f->pr[i], 500, on_pr_closed, f);
+  }
+  if (!util_run_until_n(&f->loop, &f->closed, nservers, WAIT))
+    return -1;
+  util_run_for(&f->loop, 5);
+  redisFree(f->rc);
+  return vigil_loop_close(&f->loop);
+}
+
+/* Runs the loop until Redis says field == want for id, or ms pass. */
+static int until_field(rfix *f, const char *id, const char *field, const char *want, uint32_t ms) {
+  uint64_t end = util_now_ns() + (uint64_t)ms * VIGIL_MS;
+  while (util_now_ns() < end) {
+    util_run_for(&f->loop, 10);
+    if (strcmp(rfield(f->rc, id, field), want) == 0)
+      return 1;
+  }
+  return 0;
+}
+#endif
+
+TEST_IMPL(redis_url_parse) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static const char *const bad[] = {"",
+                                    "redis:/x",
+                                    "http://1.2.3.4",
+                                    "redis://",
+                                    "redis://host.example:6379",
+                                    "redis://1.2.3.4:0",
+                                    "redis://1.2.3.4:65536",
+                                    "redis://1.2.3.4:-1",
+                                    "redis://1.2.3.4:12x",
+                                    "redis://u:p@1.2.3.4",
+                                    "redis://1.2.3.4/",
+                                    "redis://1.2.3.4/x",
+                                    "redis://1.2.3.4/99999",
+                                    "redis://1.2.3.4/01",
+                                    "redis://[::1",
+                                    "redis://[::1]x",
+                                    "redis://[zz]:1",
+                                    "unix://",
+                                    "unix://rel/path",
+                                    "unix:///a?foo=1",
+                                    "unix:///a?db=",
+                                    "redis://1.2.3.4:6379/1/2"};
+  vigil_presence_url u;
+  const char *why;
+  size_t i;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    why = NULL;
+    if (vigil_presence_url_parse(bad[i], &u, &why) != VIGIL_EINVAL || why == NULL)
+      TEST_FAIL_AT("accepted %s", bad[i]);
+  }
+  ASSERT_EQ(vigil_presence_url_parse("redis://127.0.0.1:7000/3", &u, &why), 0);
+  ASSERT_STR_EQ(u.host, "127.0.0.1");
+  ASSERT_EQ(u.port, 7000);
+  ASSERT_EQ(u.db, 3);
+  ASSERT_EQ(vigil_presence_url_parse("redis://localhost", &u, &why), 0);
+  ASSERT_STR_EQ(u.host, "127.0.0.1");
+  ASSERT_EQ(u.port, 6379);
+  ASSERT_EQ(vigil_presence_url_parse("redis://[::1]:6380", &u, &why), 0);
+  ASSERT_STR_EQ(u.host, "::1");
+  ASSERT_EQ(u.port, 6380);
+  ASSERT_EQ(vigil_presence_url_parse("unix:///run/redis.sock?db=2", &u, &why), 0);
+  ASSERT_EQ(u.is_unix, 1);
+  ASSERT_STR_EQ(u.path, "/run/redis.sock");
+  ASSERT_EQ(u.db, 2);
+  return 0;
+#endif
+}
+
+/* Open, then death, land in Redis with node, worker, cause and generation. */
+TEST_IMPL(redis_round_trip) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  rfix f;
+  vigil_client *a;
+  util_rec ra;
+  int rc = rfix_up(&f, 1, 0);
+  if (rc != 0) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("redis fixture did not come up");
+  }
+  ASSERT_EQ(client(&f.loop, f.port[0], &ra, "gw-1", &a), 0);
+  rc = until_field(&f, "gw-1", "state", "online", WAIT);
+  if (!rc) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("gw-1 never online in Redis");
+  }
+  ASSERT_STR_EQ(rfield(f.rc, "gw-1", "node"), "test-node");
+  ASSERT_STR_EQ(rfield(f.rc, "gw-1", "worker"), "1");
+  ASSERT_STR_EQ(rfield(f.rc, "gw-1", "gen"), "1");
+  ASSERT(strncmp(rfield(f.rc, "gw-1", "peer"), "127.0.0.1:", 10) == 0);
+  ASSERT_EQ(vigil_client_close(a, 0), 0);
+  ASSERT(until_field(&f, "gw-1", "state", "offline", WAIT));
+  ASSERT_STR_EQ(rfield(f.rc, "gw-1", "cause"), "closed");
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(rfix_down(&f, 1), 0);
+  redis_cleanup(&f.rp);
   return 0;
 #endif
 }
