@@ -547,3 +547,267 @@ TEST_IMPL(redis_round_trip) {
   return 0;
 #endif
 }
+
+#if defined(VIGIL_HAVE_HIREDIS)
+/* How many of the fixture's servers hold id. */
+static int holders(rfix *f, const char *id) {
+  return (vigil_server_find(f->srv[0], id, strlen(id)) != NULL) +
+         (vigil_server_find(f->srv[1], id, strlen(id)) != NULL);
+}
+
+/* Settled: every update acknowledged by Redis, on both stores. */
+static int settled(rfix *f) {
+  vigil_presence_redis_stats a, b;
+  vigil_presence_redis_get_stats(f->pr[0], &a);
+  vigil_presence_redis_get_stats(f->pr[1], &b);
+  return a.queued == 0 && b.queued == 0;
+}
+
+static int run_until_settled1(rfix *f, uint32_t ms) {
+  uint64_t end = util_now_ns() + (uint64_t)ms * VIGIL_MS;
+  vigil_presence_redis_stats a;
+  while (util_now_ns() < end) {
+    util_run_for(&f->loop, 5);
+    vigil_presence_redis_get_stats(f->pr[0], &a);
+    if (a.queued == 0)
+      return 1;
+  }
+  return 0;
+}
+
+static int run_until_settled(rfix *f, uint32_t ms) {
+  uint64_t end = util_now_ns() + (uint64_t)ms * VIGIL_MS;
+  while (util_now_ns() < end) {
+    util_run_for(&f->loop, 5);
+    if (settled(f))
+      return 1;
+  }
+  return 0;
+}
+#endif
+
+/* The same id connecting to two servers (two processes' worth: each has
+ * its own Redis store and worker number) at the same moment, RACES times:
+ * afterwards exactly one server holds it, and Redis names that one. */
+#define RACES 1000
+TEST_IMPL(redis_takeover_race_two_servers) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static vigil_client *ca[RACES], *cb[RACES];
+  static util_rec ra[RACES], rb[RACES];
+  static rfix f;
+  int i;
+  if (rfix_up(&f, 2, 0) != 0) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("redis fixture did not come up");
+  }
+  for (i = 0; i < RACES; i++) {
+    int h, want;
+    char w[4];
+    uint64_t end;
+    ASSERT_EQ(client(&f.loop, f.port[0], &ra[i], "race", &ca[i]), 0);
+    ASSERT_EQ(client(&f.loop, f.port[1], &rb[i], "race", &cb[i]), 0);
+    /* Both open; then the loser is evicted through Redis. */
+    ASSERT(util_run_until(&f.loop, &ra[i].opens, WAIT));
+    ASSERT(util_run_until(&f.loop, &rb[i].opens, WAIT));
+    end = util_now_ns() + (uint64_t)WAIT * VIGIL_MS;
+    do {
+      util_run_for(&f.loop, 2);
+      h = holders(&f, "race");
+    } while ((h != 1 || !settled(&f)) && util_now_ns() < end);
+    if (h != 1)
+      TEST_FAIL_AT("race %d: %d holders", i, h);
+    want = vigil_server_find(f.srv[0], "race", 4) != NULL ? 1 : 2;
+    snprintf(w, sizeof w, "%d", want);
+    if (!until_field(&f, "race", "worker", w, WAIT))
+      TEST_FAIL_AT("race %d: Redis names worker %s, the holder is %d", i,
+                   rfield(f.rc, "race", "worker"), want);
+    ASSERT_STR_EQ(rfield(f.rc, "race", "state"), "online");
+    /* The loser heard CLOSE TAKEOVER. */
+    ASSERT(util_run_until(&f.loop, want == 1 ? &rb[i].deaths : &ra[i].deaths, WAIT));
+    ASSERT_EQ((want == 1 ? rb[i] : ra[i]).death.close_code, VIGIL_CLOSE_TAKEOVER);
+    ASSERT_EQ(vigil_client_close(want == 1 ? ca[i] : cb[i], 0), 0);
+    if (!until_field(&f, "race", "state", "offline", WAIT))
+      TEST_FAIL_AT("race %d: still %s (conn %s)", i, rfield(f.rc, "race", "state"),
+                   rfield(f.rc, "race", "conn"));
+    ASSERT(run_until_settled(&f, WAIT));
+  }
+  for (i = 0; i < RACES; i++) {
+    ASSERT(util_run_until(&f.loop, &ra[i].closed, WAIT));
+    ASSERT(util_run_until(&f.loop, &rb[i].closed, WAIT));
+    ASSERT_EQ(vigil_client_free(ca[i]), 0);
+    ASSERT_EQ(vigil_client_free(cb[i]), 0);
+  }
+  fprintf(stderr, "%d races, exactly one holder each time\n", RACES);
+  ASSERT_EQ(rfix_down(&f, 2), 0);
+  redis_cleanup(&f.rp);
+  return 0;
+#endif
+}
+
+#if defined(VIGIL_HAVE_HIREDIS)
+typedef struct cmp_arg {
+  redisContext *rc;
+  int checked, mismatches;
+} cmp_arg;
+
+static int compare_one(const char *id, size_t id_len, const vigil_presence_record *rec, void *arg) {
+  cmp_arg *c = arg;
+  char buf[300];
+  const char *state;
+  snprintf(buf, sizeof buf, "%.*s", (int)id_len, id);
+  state = rfield(c->rc, buf, "state");
+  c->checked++;
+  if (strcmp(state, vigil_presence_state_name(rec->state)) != 0) {
+    fprintf(stderr, "%s: Redis says '%s', the node '%s'\n", buf, state,
+            vigil_presence_state_name(rec->state));
+    c->mismatches++;
+  }
+  return 0;
+}
+#endif
+
+/* Redis goes away while clients churn (more updates than the queue holds),
+ * comes back empty (no persistence): the store replays, notices the drops,
+ * rewrites every record, and Redis then agrees with the node's table. */
+#define OUTAGE_CLIENTS 60
+TEST_IMPL(redis_outage_reconciles) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static vigil_client *cl[2 * OUTAGE_CLIENTS];
+  static util_rec rr[2 * OUTAGE_CLIENTS];
+  static rfix f;
+  vigil_presence_redis_stats st;
+  cmp_arg cmp;
+  char id[32];
+  int i, n;
+  if (rfix_up(&f, 1, 40) != 0) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("redis fixture did not come up");
+  }
+  for (i = 0; i < OUTAGE_CLIENTS; i++) {
+    snprintf(id, sizeof id, "c-%d", i);
+    ASSERT_EQ(client(&f.loop, f.port[0], &rr[i], id, &cl[i]), 0);
+  }
+  ASSERT(util_run_until_n(&f.loop, &f.rec[0].opens, OUTAGE_CLIENTS, WAIT));
+  if (!until_field(&f, "c-59", "state", "online", WAIT)) {
+    vigil_presence_redis_get_stats(f.pr[0], &st);
+    TEST_FAIL_AT("c-59 not online: up %d sent %llu queued %llu errors %llu dropped %llu", st.up,
+                 (unsigned long long)st.sent, (unsigned long long)st.queued,
+                 (unsigned long long)st.errors, (unsigned long long)st.dropped);
+  }
+  /* Redis goes away; detection and serving go on. */
+  redis_stop(&f.rp);
+  redisFree(f.rc);
+  f.rc = NULL;
+  ASSERT(util_run_until_n(&f.loop, &f.downs, 1, WAIT));
+  for (i = 0; i < OUTAGE_CLIENTS / 2; i++) /* half leave */
+    ASSERT_EQ(vigil_client_close(cl[i], 0), 0);
+  for (i = OUTAGE_CLIENTS; i < 2 * OUTAGE_CLIENTS; i++) { /* new ones come */
+    snprintf(id, sizeof id, "c-%d", i);
+    ASSERT_EQ(client(&f.loop, f.port[0], &rr[i], id, &cl[i]), 0);
+  }
+  ASSERT(util_run_until_n(&f.loop, &f.rec[0].opens, 2 * OUTAGE_CLIENTS, WAIT));
+  ASSERT(util_run_until_n(&f.loop, &f.rec[0].deaths, OUTAGE_CLIENTS / 2, WAIT));
+  vigil_presence_redis_get_stats(f.pr[0], &st);
+  ASSERT_EQ(st.up, 0);
+  ASSERT_UEQ(st.queued, 40); /* the bound */
+  ASSERT_UGE(st.dropped, 1);
+  fprintf(stderr, "while Redis was away: %llu updates queued, %llu dropped\n",
+          (unsigned long long)st.queued, (unsigned long long)st.dropped);
+  /* Redis returns, empty. */
+  ASSERT_EQ(redis_start(&f.rp), 0);
+  f.rc = redisConnectUnix(f.rp.sock);
+  ASSERT(f.rc != NULL && f.rc->err == 0);
+  ASSERT(util_run_until_n(&f.loop, &f.ups, 2, 10000));
+  ASSERT(run_until_settled1(&f, WAIT));
+  util_run_for(&f.loop, 200); /* the sync's replies */
+  memset(&cmp, 0, sizeof cmp);
+  cmp.rc = f.rc;
+  vigil_presence_local_each(vigil_presence_redis_table(f.pr[0]), compare_one, &cmp);
+  ASSERT_EQ(cmp.checked, 2 * OUTAGE_CLIENTS);
+  ASSERT_EQ(cmp.mismatches, 0);
+  vigil_presence_redis_get_stats(f.pr[0], &st);
+  ASSERT_UGE(st.syncs, 1);
+  for (n = 0, i = OUTAGE_CLIENTS / 2; i < 2 * OUTAGE_CLIENTS; i++, n++)
+    ASSERT_EQ(vigil_client_close(cl[i], 0), 0);
+  for (i = 0; i < 2 * OUTAGE_CLIENTS; i++) {
+    ASSERT(util_run_until(&f.loop, &rr[i].closed, WAIT));
+    ASSERT_EQ(vigil_client_free(cl[i]), 0);
+  }
+  ASSERT_EQ(rfix_down(&f, 1), 0);
+  redis_cleanup(&f.rp);
+  return 0;
+#endif
+}
+
+/* What Redis holds or sends that is not ours is an error counted, never a
+ * crash: a key of the wrong type, a record written by someone else with
+ * junk fields, control messages that are malformed or huge. */
+TEST_IMPL(redis_bad_input) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static rfix f;
+  static char huge[1 << 20];
+  vigil_client *a, *b;
+  util_rec ra, rb;
+  vigil_presence_redis_stats st;
+  redisReply *rep;
+  char chan[256];
+  uint64_t end;
+  if (rfix_up(&f, 1, 0) != 0) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("redis fixture did not come up");
+  }
+  freeReplyObject(redisCommand(f.rc, "SET vigil:p:gw-bad x"));
+  freeReplyObject(
+      redisCommand(f.rc, "HSET vigil:p:gw-odd state online holder zzz lgen abc worker nan"));
+  ASSERT_EQ(client(&f.loop, f.port[0], &ra, "gw-bad", &a), 0);
+  ASSERT_EQ(client(&f.loop, f.port[0], &rb, "gw-odd", &b), 0);
+  ASSERT(util_run_until(&f.loop, &ra.opens, WAIT));
+  ASSERT(util_run_until(&f.loop, &rb.opens, WAIT));
+  ASSERT(until_field(&f, "gw-odd", "worker", "1", WAIT));
+  ASSERT_STR_EQ(rfield(f.rc, "gw-odd", "state"), "online");
+  end = util_now_ns() + (uint64_t)WAIT * VIGIL_MS;
+  do {
+    util_run_for(&f.loop, 5);
+    vigil_presence_redis_get_stats(f.pr[0], &st);
+  } while (st.errors == 0 && util_now_ns() < end);
+  ASSERT_UEQ(st.errors, 1); /* WRONGTYPE for gw-bad's opening */
+  rep = redisCommand(f.rc, "PUBSUB CHANNELS vigil:ctl:*");
+  ASSERT(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1);
+  snprintf(chan, sizeof chan, "%s", rep->element[0]->str);
+  freeReplyObject(rep);
+  memset(huge, 'e', sizeof huge - 1);
+  memcpy(huge, "evict 1 ", 8);
+  freeReplyObject(redisCommand(f.rc, "PUBLISH %s %s", chan, "hello"));
+  freeReplyObject(redisCommand(f.rc, "PUBLISH %s %s", chan, "evict abc gw-odd"));
+  freeReplyObject(redisCommand(f.rc, "PUBLISH %s %s", chan, "evict 0 gw-odd"));
+  freeReplyObject(redisCommand(f.rc, "PUBLISH %s %s", chan, "evict 99999999999999999999999 x"));
+  freeReplyObject(redisCommand(f.rc, "PUBLISH %s %s", chan, huge));
+  freeReplyObject(redisCommand(f.rc, "PUBLISH %s %s", chan, "evict 77 gw-odd")); /* not its gen */
+  end = util_now_ns() + (uint64_t)WAIT * VIGIL_MS;
+  do {
+    util_run_for(&f.loop, 5);
+    vigil_presence_redis_get_stats(f.pr[0], &st);
+  } while (st.bad_input < 5 && util_now_ns() < end);
+  util_run_for(&f.loop, 50);
+  vigil_presence_redis_get_stats(f.pr[0], &st);
+  ASSERT_UEQ(st.bad_input, 5);
+  ASSERT_UEQ(st.evictions, 0);
+  ASSERT_EQ(rb.deaths, 0); /* gw-odd still served */
+  ASSERT_EQ(ra.deaths, 0);
+  ASSERT_EQ(vigil_client_close(a, 0), 0);
+  ASSERT_EQ(vigil_client_close(b, 0), 0);
+  ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
+  ASSERT(util_run_until(&f.loop, &rb.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(vigil_client_free(b), 0);
+  ASSERT_EQ(rfix_down(&f, 1), 0);
+  redis_cleanup(&f.rp);
+  return 0;
+#endif
+}

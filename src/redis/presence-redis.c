@@ -52,7 +52,7 @@ static const char open_lua[] =
     "if h[1]=='online' and h[3] then\n"
     "  redis.call('PUBLISH',ARGV[10]..'ctl:'..h[3],'evict '..tostring(h[4])..' '..ARGV[9])\n"
     "  redis.call('PUBLISH',ARGV[10]..'events',cjson.encode({event='takeover',id=ARGV[9],"
-    "from_node=h[5],from_worker=tonumber(h[6]),node=ARGV[3],worker=tonumber(ARGV[4]),"
+    "from_node=h[5],from_worker=h[6],node=ARGV[3],worker=tonumber(ARGV[4]),"
     "at=tonumber(ARGV[6])}))\n"
     "end\n"
     "local g=redis.call('HINCRBY',k,'gen',1)\n"
@@ -274,6 +274,7 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status) {
 
 static void flush_queue(vigil_presence_redis *r);
 static void sync_all(vigil_presence_redis *r);
+static void on_update_reply(redisAsyncContext *ac, void *reply, void *priv);
 
 static void check_up(vigil_presence_redis *r) {
   if (!r->cmd_ok || !r->sub_ok || r->up)
@@ -477,10 +478,8 @@ static void send_update(vigil_presence_redis *r, vigil_presence_kind kind, const
     argv[17] = detail != NULL ? detail : "";
     n = 18;
   }
-  for (i = 0; i < n; i++)
-    len[i] = strlen(argv[i]);
-  len[3] = 8 + id_len;
-  len[12] = id_len;
+  for (i = 0; i < n; i++) /* the key and the id are not NUL-terminated */
+    len[i] = i == 3 ? 8 + id_len : i == 12 ? id_len : strlen(argv[i]);
   redisAsyncCommandArgv(r->cmd, fn, r, n, argv, len);
 }
 
@@ -507,6 +506,8 @@ static void on_update_reply(redisAsyncContext *ac, void *reply, void *priv) {
   else
     r->st.sent++;
   pop_head(r);
+  if (r->head == NULL && r->need_sync && r->up)
+    sync_all(r); /* drops while connected: the queue just drained */
   if (r->closing && r->head == NULL)
     teardown(r, "closed");
 }
@@ -622,8 +623,7 @@ static int refresh_one(const char *id, size_t id_len, const vigil_presence_recor
   argv[4] = token;
   argv[5] = r->ttl;
   for (i = 0; i < 6; i++)
-    len[i] = strlen(argv[i]);
-  len[3] = 8 + id_len;
+    len[i] = i == 3 ? 8 + id_len : strlen(argv[i]);
   redisAsyncCommandArgv(r->cmd, ignore_reply, r, 6, argv, len);
   return 0;
 }
