@@ -241,7 +241,7 @@ static void presence_report(vigil_server *s, vigil_conn *c, const vigil_death *d
     ev.cause = d->cause;
     ev.detail = d->detail;
     ev.silent_ns = d->silent_ns;
-    ev.rtt_ns = d->srtt_ns;
+    ev.rtt_ns = d->srtt_ns != 0 ? d->srtt_ns : d->last_rtt_ns;
     ev.takeover = d->close_sent && d->close_code == VIGIL_CLOSE_TAKEOVER;
   }
   (void)s->cfg.presence->ops->report(s->cfg.presence, &ev);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "task.h"
+#include "util-redis.h"
 
 #if !defined(_WIN32)
 #include <arpa/inet.h>
@@ -1465,5 +1466,107 @@ TEST_IMPL(serve_data_pending_stopped_client) {
   ASSERT(child_event(&srv, "shutdown", NULL, line, sizeof(line), 5000));
   ASSERT_EQ(child_wait(&srv, 5000), 0);
   return 0;
+#endif
+}
+
+/* Presence through the CLI: serve --presence records gw-1; `vigil who`
+ * says online (exit 0) with node and worker; the client is SIGSTOPped;
+ * within timeout + 1 s who says offline, cause peer_stalled (exit 1), and
+ * `vigil watch` printed the open and the dead events. */
+TEST_IMPL(presence_who_watch) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  static util_redis rd;
+  child srv, cl, who, watch;
+  char url[160], addr[64], line[1024];
+  int port, st = -1;
+  uint64_t t0;
+  NEED_BINARY();
+  memset(&rd, 0, sizeof rd);
+  if (util_redis_start(&rd) != 0)
+    RETURN_SKIP("redis-server not installed or did not start");
+  snprintf(url, sizeof url, "unix://%s", rd.sock);
+  {
+    char *argv[] = {NULL,     "serve", "127.0.0.1:0", "--json",     "-i",
+                    "100ms",  "-t",    "300ms",       "--presence", url,
+                    "--node", "n1",    "--worker",    "3",          NULL};
+    if (child_start(&srv, argv) != 0 ||
+        !child_event(&srv, "listening", NULL, line, sizeof line, 5000)) {
+      util_redis_cleanup(&rd);
+      TEST_FAIL_AT("serve did not start");
+    }
+    port = (int)json_num(line, "port");
+    if (!child_event(&srv, "presence", NULL, line, sizeof line, 5000) ||
+        strstr(line, "\"state\":\"ok\"") == NULL) {
+      child_kill(&srv);
+      util_redis_cleanup(&rd);
+      TEST_FAIL_AT("no presence ok line: %s", line);
+    }
+  }
+  {
+    char *argv[] = {NULL, "watch", "--presence", url, NULL};
+    ASSERT_EQ(child_start(&watch, argv), 0);
+  }
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "gw-1", "-i", "100ms", "-t", "300ms", NULL};
+    ASSERT_EQ(child_start(&cl, argv), 0);
+  }
+  if (!child_event(&srv, "open", "gw-1", line, sizeof line, 5000))
+    goto fail;
+  {
+    char *argv[] = {NULL, "who", "--presence", url, "gw-1", "--json", NULL};
+    uint64_t end = mono_ms() + 3000;
+    do /* the update may still be on its way to Redis */
+      st = run_vigil(&who, argv, 5000);
+    while (st != 0 && mono_ms() < end);
+    if (st != 0 || strstr(who.out_buf, "\"state\":\"online\"") == NULL ||
+        strstr(who.out_buf, "\"node\":\"n1\"") == NULL ||
+        strstr(who.out_buf, "\"worker\":3") == NULL)
+      goto fail;
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(who.out_buf, "\n"), who.out_buf);
+    if (!json_valid(line))
+      goto fail;
+  }
+  kill(cl.pid, SIGSTOP);
+  t0 = mono_ms();
+  {
+    char *argv[] = {NULL, "who", "--presence", url, "gw-1", "--json", NULL};
+    do
+      st = run_vigil(&who, argv, 5000);
+    while (st == 0 && mono_ms() < t0 + 300 + 1000 + 500);
+    if (st != 1 || strstr(who.out_buf, "\"cause\":\"peer_stalled\"") == NULL)
+      goto fail;
+    ASSERT_LE(mono_ms() - t0, 300 + 1000 + 1000); /* timeout + 1 s, + one who run */
+  }
+  {
+    char *argv[] = {NULL, "who", "--presence", url, "gw-unknown", NULL};
+    ASSERT_EQ(run_vigil(&who, argv, 5000), 1);
+    ASSERT_NOT_NULL(strstr(who.out_buf, "state=unknown"));
+  }
+  {
+    char *argv[] = {NULL, "who", "--presence", "redis://nohost:1", "x", NULL};
+    ASSERT_EQ(run_vigil(&who, argv, 5000), 2);
+    ASSERT_NOT_NULL(strstr(who.err_buf, "no name lookup"));
+  }
+  if (!child_event(&watch, "open", "gw-1", line, sizeof line, 3000) || !json_valid(line))
+    goto fail;
+  if (!child_event(&watch, "dead", "gw-1", line, sizeof line, 3000) ||
+      strstr(line, "\"cause\":\"peer_stalled\"") == NULL)
+    goto fail;
+  child_kill(&cl);
+  child_kill(&watch);
+  kill(srv.pid, SIGTERM);
+  ASSERT_EQ(child_wait(&srv, 5000), 0);
+  util_redis_cleanup(&rd);
+  return 0;
+fail:
+  fprintf(stderr, "who: %d %s%s\nline: %s\n", st, who.out_buf, who.err_buf, line);
+  child_kill(&cl);
+  child_kill(&watch);
+  child_kill(&srv);
+  util_redis_cleanup(&rd);
+  return 1;
 #endif
 }

@@ -16,6 +16,7 @@
 #include "task.h"
 #include "util-net.h"
 #include "util-proc.h"
+#include "util-redis.h"
 #include "vigil.h"
 
 #define WAIT 3000u
@@ -287,76 +288,14 @@ TEST_IMPL(fd_watch) {
 /* ---- the Redis store (libvigil-redis; a redis-server of the test's own) -- */
 
 #if defined(VIGIL_HAVE_HIREDIS)
-#include <errno.h>
 #include <hiredis/hiredis.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "vigil/presence-redis.h"
 
-typedef struct redis_proc {
-  char dir[64];
-  char sock[96];
-  pid_t pid;
-} redis_proc;
-
-/* Starts redis-server on a unix socket in a temp dir (no persistence) and
- * waits until it answers. Returns 0 or -1. */
-static int redis_start(redis_proc *p) {
-  int i;
-  if (p->dir[0] == '\0') {
-    snprintf(p->dir, sizeof p->dir, "/tmp/vigil-redis-XXXXXX");
-    if (mkdtemp(p->dir) == NULL)
-      return -1;
-    snprintf(p->sock, sizeof p->sock, "%s/redis.sock", p->dir);
-  }
-  p->pid = fork();
-  if (p->pid < 0)
-    return -1;
-  if (p->pid == 0) {
-    /* Dies with the test, even one killed by ctest's timeout. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", p->sock, "--save", "",
-           "--appendonly", "no", "--dir", p->dir, "--loglevel", "warning", (char *)NULL);
-    _exit(127);
-  }
-  for (i = 0; i < 200; i++) {
-    redisContext *c = redisConnectUnix(p->sock);
-    if (c != NULL && c->err == 0) {
-      redisReply *r = redisCommand(c, "PING");
-      int ok = r != NULL && r->type == REDIS_REPLY_STATUS;
-      freeReplyObject(r);
-      redisFree(c);
-      if (ok)
-        return 0;
-    } else if (c != NULL) {
-      redisFree(c);
-    }
-    usleep(10000);
-  }
-  return -1;
-}
-
-/* Stops it by pid (and reaps it). Harmless when not running. */
-static void redis_stop(redis_proc *p) {
-  if (p->pid > 0) {
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, NULL, 0);
-    p->pid = 0;
-  }
-}
-
-static void redis_cleanup(redis_proc *p) {
-  redis_stop(p);
-  if (p->dir[0] != '\0') {
-    char path[128];
-    snprintf(path, sizeof path, "%s/redis.sock", p->dir);
-    unlink(path);
-    rmdir(p->dir);
-  }
-}
+typedef util_redis redis_proc;
+#define redis_start util_redis_start
+#define redis_stop util_redis_stop
+#define redis_cleanup util_redis_cleanup
 
 /* Field of the record of id, or "" (static buffer). */
 static const char *rfield(redisContext *c, const char *id, const char *field) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-presence.h"
 #include "cli.h"
 #include "commands.h"
 #include "metrics-http.h"
@@ -52,6 +53,11 @@ static const char usage_text[] =
     "  --metrics [HOST:]PORT  serve /metrics (Prometheus), /connections, /api/status\n"
     "                    and a live status page / over HTTP; HOST defaults to\n"
     "                    127.0.0.1 (docs/OPERATIONS.md)\n"
+    "  --presence URL    also record presence in Redis: redis://HOST[:PORT][/DB] or\n"
+    "                    unix:///path (docs/PRESENCE.md; a presence line says when\n"
+    "                    Redis is unreachable and presence is degraded)\n"
+    "  --node NAME       this node's name in Redis (default: the host name)\n"
+    "  --worker N        this process's worker number in Redis (default 0)\n"
     "  -j, --json        one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
@@ -60,10 +66,11 @@ static const char usage_text[] =
 
 typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
-  uint32_t max_conns, max_per_addr;
+  uint32_t max_conns, max_per_addr, worker;
   int rtt, echo, print_messages;
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
   vigil_cli_addr metrics_addr;
+  const char *presence, *node;
 } serve_opts;
 
 /* A client's data, with --print-messages, --echo or --send-every: hung on
@@ -79,6 +86,7 @@ typedef struct serve_state {
   serve_opts o;
   vigil_loop loop;
   vigil_server *srv;
+  vigil_cli_presence *presence;
   vigil_cli_sigwatch sig;
   vigil_loop_timer send_timer;
   peer_data *peers;
@@ -254,6 +262,9 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
       {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
       {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
       {"metrics", 0, VIGIL_CLI_STRING, &o->metrics, 0, 0, 0},
+      {"presence", 0, VIGIL_CLI_STRING, &o->presence, 0, 0, 0},
+      {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
+      {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
       {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
@@ -348,8 +359,13 @@ static int serve(serve_state *s) {
     fprintf(stderr, "vigil serve: event loop: %s\n", vigil_strerror(rc));
     return VIGIL_CLI_FAIL;
   }
+  if (s->o.presence != NULL &&
+      (rc = vigil_cli_presence_start(CMD, s->o.presence, s->o.node, s->o.worker, &s->loop,
+                                     s->o.c.json, &cfg.presence, &s->presence)) != 0)
+    return rc;
   if ((rc = vigil_server_new(&s->srv, &s->loop, &cfg)) != 0) {
     fprintf(stderr, "vigil serve: %s\n", vigil_strerror(rc));
+    vigil_cli_presence_close(s->presence, &s->loop);
     return VIGIL_CLI_FAIL;
   }
   rc = vigil_server_listen(s->srv, s->o.c.addr.host[0] != '\0' ? s->o.c.addr.host : NULL,
@@ -362,6 +378,7 @@ static int serve(serve_state *s) {
       fprintf(stderr, "vigil serve: cannot listen on %s%s%s: %s\n", s->o.c.addr.host,
               s->o.c.addr.host[0] != '\0' ? ":" : "port ", s->o.c.addr.port, vigil_strerror(rc));
     vigil_server_free(s->srv);
+    vigil_cli_presence_close(s->presence, &s->loop);
     return VIGIL_CLI_FAIL;
   }
   vigil_loop_timer_init(&s->send_timer);
@@ -390,6 +407,7 @@ static int serve(serve_state *s) {
   if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
     return VIGIL_CLI_FAIL;
   vigil_server_free(s->srv);
+  vigil_cli_presence_close(s->presence, &s->loop);
   vigil_cli_loop_finish(&s->loop);
   free(s->msg);
   return VIGIL_CLI_OK;

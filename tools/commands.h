@@ -10,5 +10,7 @@ int vigil_cmd_probe(int argc, char **argv);
 int vigil_cmd_run(int argc, char **argv);
 int vigil_cmd_idle_timeout(int argc, char **argv);
 int vigil_cmd_status(int argc, char **argv);
+int vigil_cmd_who(int argc, char **argv);
+int vigil_cmd_watch(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ static const struct command commands[] = {
      "run a program with kernel keepalive + TCP_USER_TIMEOUT on its TCP sockets"},
     {"idle-timeout", vigil_cmd_idle_timeout, "find a middlebox's idle timeout"},
     {"status", vigil_cmd_status, "one-screen summary of a server's metrics endpoint"},
+    {"who", vigil_cmd_who, "presence of ids in Redis; exit 0 if all online"},
+    {"watch", vigil_cmd_watch, "live presence events from every node (Redis)"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f) {

@@ -70,14 +70,14 @@ static const char dead_lua[] =
     "local applied=0\n"
     "if h[2]==ARGV[1] or not h[1] then\n"
     "  redis.call('HSET',k,'state','offline','conn',ARGV[1],'node',ARGV[3],'worker',ARGV[4],"
-    "'peer',ARGV[5],'since',ARGV[6],'cause',ARGV[8],'silent_ms',ARGV[11],'rtt_ms',ARGV[12])\n"
+    "'peer',ARGV[5],'since',ARGV[6],'cause',ARGV[8],'silent_ms',ARGV[11],'rtt_us',ARGV[12])\n"
     "  redis.call('HDEL',k,'holder')\n"
     "  redis.call('PEXPIRE',k,ARGV[7])\n"
     "  applied=1\n"
     "end\n"
     "redis.call('PUBLISH',ARGV[10]..'events',cjson.encode({event='dead',id=ARGV[9],"
     "node=ARGV[3],worker=tonumber(ARGV[4]),cause=ARGV[8],detail=ARGV[14],"
-    "silent_ms=tonumber(ARGV[11]),rtt_ms=tonumber(ARGV[12]),takeover=(ARGV[13]=='1'),"
+    "silent_ms=tonumber(ARGV[11]),rtt_us=tonumber(ARGV[12]),takeover=(ARGV[13]=='1'),"
     "applied=(applied==1),at=tonumber(ARGV[6])}))\n"
     "return applied\n";
 
@@ -452,7 +452,7 @@ static void send_update(vigil_presence_redis *r, vigil_presence_kind kind, const
   fmt_u64(since, sizeof since, at_ms);
   fmt_u64(lgen, sizeof lgen, gen);
   fmt_u64(silent, sizeof silent, silent_ns / VIGIL_MS);
-  fmt_u64(rtt, sizeof rtt, rtt_ns / VIGIL_MS);
+  fmt_u64(rtt, sizeof rtt, rtt_ns / 1000u);
   argv[0] = "EVAL";
   argv[1] = kind == VIGIL_PRESENCE_OPEN ? open_lua : dead_lua;
   argv[2] = "1";
