@@ -737,8 +737,10 @@ TEST_IMPL(redis_bad_input) {
   vigil_presence_redis_get_stats(f.pr[0], &st);
   ASSERT_UEQ(st.bad_input, 5);
   ASSERT_UEQ(st.evictions, 0);
-  ASSERT_EQ(rb.deaths, 0); /* gw-odd still served */
-  ASSERT_EQ(ra.deaths, 0);
+  /* Not evicted by any of it. (A heartbeat verdict is possible here: the
+   * test's blocking Redis calls stall the loop both peers share.) */
+  ASSERT(rb.deaths == 0 || rb.death.close_code != VIGIL_CLOSE_TAKEOVER);
+  ASSERT(ra.deaths == 0 || ra.death.close_code != VIGIL_CLOSE_TAKEOVER);
   ASSERT_EQ(vigil_client_close(a, 0), 0);
   ASSERT_EQ(vigil_client_close(b, 0), 0);
   ASSERT(util_run_until(&f.loop, &ra.closed, WAIT));
