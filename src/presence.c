@@ -54,7 +54,7 @@ static prec **find_slot(const vigil_presence_local *t, const char *id, size_t le
 
 static void grow(vigil_presence_local *t) {
   size_t n = t->nbuckets * 2, i;
-  prec **b = calloc(n, sizeof *b);
+  prec **b = calloc(n, sizeof(prec *));
   if (b == NULL)
     return; /* longer chains, still correct */
   for (i = 0; i < t->nbuckets; i++) {
@@ -169,7 +169,7 @@ int vigil_presence_local_new(vigil_presence_local **out, size_t max_ids) {
   if ((t = calloc(1, sizeof *t)) == NULL)
     return VIGIL_ENOMEM;
   t->nbuckets = 64;
-  if ((t->buckets = calloc(t->nbuckets, sizeof *t->buckets)) == NULL) {
+  if ((t->buckets = calloc(t->nbuckets, sizeof(prec *))) == NULL) {
     free(t);
     return VIGIL_ENOMEM;
   }

@@ -39,7 +39,7 @@ static void on_state(vigil_presence_redis *r, int up, const char *why, void *use
   vigil_presence_redis_stats st;
   vigil_cli_line l;
   vigil_presence_redis_get_stats(r, &st);
-  vigil_cli_line_begin(&l, p->json, "presence", up ? "redis" : "redis", NULL, 0);
+  vigil_cli_line_begin(&l, p->json, "presence", "redis", NULL, 0);
   vigil_cli_line_cstr(&l, "state", up ? "ok" : "degraded");
   vigil_cli_line_cstr(&l, "why", why);
   vigil_cli_line_u64(&l, "queued", st.queued);

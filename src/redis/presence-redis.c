@@ -445,7 +445,7 @@ static void send_update(vigil_presence_redis *r, vigil_presence_kind kind, const
   const char *argv[18];
   size_t len[18];
   int i, n;
-  memcpy(key, "vigil:p:", 8);
+  memcpy(key, "vigil:p:", 8); // NOLINT(bugprone-not-null-terminated-result): a length goes with it
   memcpy(key + 8, id, id_len);
   snprintf(token, sizeof token, "%s/%llu", r->holder, (unsigned long long)gen);
   snprintf(worker, sizeof worker, "%u", (unsigned)r->cfg.worker);
@@ -613,7 +613,7 @@ static int refresh_one(const char *id, size_t id_len, const vigil_presence_recor
   int i;
   if (rec->state != VIGIL_PRESENCE_ONLINE)
     return 0;
-  memcpy(key, "vigil:p:", 8);
+  memcpy(key, "vigil:p:", 8); // NOLINT(bugprone-not-null-terminated-result): a length goes with it
   memcpy(key + 8, id, id_len);
   snprintf(token, sizeof token, "%s/%llu", r->holder, (unsigned long long)rec->gen);
   argv[0] = "EVAL";
