@@ -1,7 +1,18 @@
 /* The vigil client: one connection at a time, kept up with reconnects.
  *
- * Each attempt resolves the host (getaddrinfo, first address), connects
- * with a timeout, and runs the client session (src/conn.c does the rest).
+ * Each attempt resolves the host on a worker thread (src/resolve.c; a
+ * numeric address needs no lookup), races TCP connects over its addresses
+ * (src/race.c, RFC 8305 Happy Eyeballs), and runs the client session on
+ * the connection that won (src/conn.c does the rest). connect_timeout_ms
+ * bounds the lookup and the race together.
+ *
+ * Until the race is won, the attempt is a placeholder connection (phase
+ * CONNECTING, no socket): it holds the messages sent meanwhile, and it is
+ * the one the application hears of (on_reject, on_unsent) if the attempt
+ * fails. The winner takes over its queue and becomes cli->conn; the
+ * placeholder goes without a callback. vigil_client_conn shows a
+ * connection only once it is connected, so the application never holds a
+ * pointer that vanishes that way.
  * When a connection dies or an attempt fails, and the client is not
  * closing, the next attempt is scheduled after a full-jitter backoff:
  *
@@ -26,13 +37,16 @@
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #else
-#include <netdb.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #endif
 
 #include "abi.h"
 #include "conn.h"
+#include "race.h"
+#include "resolve.h"
+
+#define DEFAULT_ATTEMPT_DELAY_MS 250u
+#define MIN_ATTEMPT_DELAY_MS 10u /* RFC 8305 section 5: never below 10 ms */
 
 struct vigil_client {
   vigil__owner o;
@@ -40,16 +54,21 @@ struct vigil_client {
   char *id;
   char *host;
   uint16_t port;
-  vigil_conn *conn;  /* current connection, or NULL */
+  vigil_conn *conn;  /* current connection (or the attempt's placeholder), or NULL */
   unsigned failures; /* consecutive failed attempts */
   uint32_t rng;
   int started, closing, stopped;
+  vigil__lookup *lookup; /* host name lookup in flight */
+  vigil__race *race;     /* connects racing */
+  uint64_t deadline_ms;  /* this attempt must have connected by then */
+  vigil_loop_timer lookup_timer;
   vigil_loop_timer retry_timer;
   vigil_defer closed_defer;
   vigil_client_stats stats;
 };
 
 static void start_attempt(vigil_client *cli);
+static void stop_attempt(vigil_client *cli);
 
 /* ---- backoff ------------------------------------------------------------ */
 
@@ -115,6 +134,7 @@ static void on_buried(vigil_conn *c, const vigil_death *d, int was_open) {
   if (c != cli->conn)
     return;
   cli->conn = NULL;
+  stop_attempt(cli);
   if (was_open &&
       vigil_loop_now_ns(cli->o.loop) - c->opened_ns >= (uint64_t)cli->cfg.stable_ms * VIGIL_MS)
     cli->failures = 0;
@@ -139,26 +159,80 @@ static void on_freed(vigil_conn *c) {
   maybe_closed(client_of(c));
 }
 
-/* Resolves host:port to its first address. */
-static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss) {
-  struct addrinfo hints, *res = NULL;
+/* The attempt's placeholder becomes `winner`: the messages sent while
+ * connecting and the application's data move over, the placeholder goes
+ * without a callback (the application never saw it: vigil_client_conn
+ * hides connecting connections). */
+static void adopt(vigil_client *cli, vigil_conn *winner) {
+  vigil_conn *ph = cli->conn;
+  winner->id = cli->id;
+  winner->id_len = (uint8_t)cli->cfg.session.id_len;
+  winner->data = ph->data;
+  winner->qhead = ph->qhead;
+  winner->qtail = ph->qtail;
+  winner->qframe = ph->qframe;
+  winner->qbytes = ph->qbytes;
+  winner->qstrikes = ph->qstrikes;
+  ph->qhead = ph->qtail = ph->qframe = NULL;
+  ph->qbytes = 0;
+  ph->phase = VIGIL__ZOMBIE;
+  vigil__conn_discard(ph);
+  cli->conn = winner;
+}
+
+static void on_raced(void *arg, vigil_conn *winner, int err, const struct sockaddr *last) {
+  vigil_client *cli = arg;
+  vigil_conn *c = cli->conn;
   int rc;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  rc = getaddrinfo(host, NULL, &hints, &res);
-  if (rc != 0 || res == NULL)
-    return rc == EAI_MEMORY ? VIGIL_ENOMEM : VIGIL_ENOENT;
-  memset(ss, 0, sizeof *ss);
-  memcpy(ss, res->ai_addr, res->ai_addrlen <= sizeof *ss ? res->ai_addrlen : sizeof *ss);
-  freeaddrinfo(res);
-  if (ss->ss_family == AF_INET6)
-    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-  else if (ss->ss_family == AF_INET)
-    ((struct sockaddr_in *)ss)->sin_port = htons(port);
-  else
-    return VIGIL_EAFNOSUPPORT;
-  return 0;
+  cli->race = NULL;
+  if (winner == NULL) {
+    int len = vigil_ip_len(last);
+    memset(c->peer.b, 0, sizeof c->peer.b);
+    memcpy(c->peer.b, last, (size_t)len <= sizeof c->peer.b ? (size_t)len : sizeof c->peer.b);
+    vigil__conn_fail(c, err,
+                     cli->stats.addresses > 1
+                         ? "every address failed (error and peer are the last attempt's)"
+                         : NULL);
+    return;
+  }
+  adopt(cli, winner);
+  rc = vigil__conn_start(winner, VIGIL_ROLE_CLIENT, &cli->cfg.session);
+  if (rc != 0)
+    vigil__conn_fail(winner, rc, "could not start the session");
+}
+
+static void race(vigil_client *cli, const struct sockaddr_storage *addrs, size_t n) {
+  int rc;
+  cli->stats.addresses = (unsigned)n;
+  rc = vigil__race_start(&cli->race, &cli->o, addrs, n, cli->port, cli->cfg.attempt_delay_ms,
+                         cli->deadline_ms, &cli->stats.tcp_connects, on_raced, cli);
+  if (rc != 0)
+    vigil__conn_fail(cli->conn, rc, NULL);
+}
+
+static void on_resolved(void *arg, int status, const struct sockaddr_storage *addrs, size_t n) {
+  vigil_client *cli = arg;
+  struct sockaddr_storage ordered[VIGIL__RESOLVE_MAX_ADDRS];
+  cli->lookup = NULL;
+  vigil_loop_timer_cancel(cli->o.loop, &cli->lookup_timer);
+  if (n > VIGIL__RESOLVE_MAX_ADDRS)
+    n = VIGIL__RESOLVE_MAX_ADDRS;
+  if (n != 0)
+    memcpy(ordered, addrs, n * sizeof *addrs);
+  n = status == 0 ? vigil__resolve_order(ordered, n) : 0;
+  if (n == 0) {
+    vigil__conn_kill(cli->conn, VIGIL_CAUSE_UNREACHABLE, 0, NULL, 0, "host name did not resolve");
+    return;
+  }
+  race(cli, ordered, n);
+}
+
+static void on_lookup_timeout(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_client *cli = vigil_container_of(t, vigil_client, lookup_timer);
+  (void)loop;
+  vigil__lookup_cancel(cli->lookup);
+  cli->lookup = NULL;
+  vigil__conn_fail(cli->conn, VIGIL_ETIMEDOUT, "host name lookup outlasted the connect timeout");
 }
 
 static void start_attempt(vigil_client *cli) {
@@ -176,16 +250,33 @@ static void start_attempt(vigil_client *cli) {
   cli->conn = c;
   cli->stats.attempts++;
   cli->stats.attempt = cli->failures + 1;
+  cli->stats.addresses = 0;
   c->phase = VIGIL__CONNECTING;
-  rc = resolve(cli->host, cli->port, &ss);
-  if (rc != 0) {
-    vigil__conn_kill(c, VIGIL_CAUSE_UNREACHABLE, 0, NULL, 0, "host name did not resolve");
+  cli->deadline_ms = vigil__after_ms(cli->o.loop, cli->cfg.connect_timeout_ms);
+  if (vigil__resolve_numeric(cli->host, &ss) == 0) {
+    race(cli, &ss, 1);
     return;
   }
-  memcpy(c->peer.b, &ss, sizeof c->peer.b);
-  rc = vigil__conn_connect(c, (const struct sockaddr *)&ss, cli->cfg.connect_timeout_ms);
-  if (rc != 0)
-    vigil__conn_fail(c, rc, NULL);
+  rc = vigil__lookup_start(&cli->lookup, cli->o.loop, cli->host, cli->cfg.resolve,
+                           cli->cfg.resolve_arg, on_resolved, cli);
+  if (rc == VIGIL_EBUSY) {
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, 0, NULL, 0, "too many host name lookups in flight");
+    return;
+  }
+  if (rc != 0) {
+    vigil__conn_fail(c, rc, "could not start the host name lookup");
+    return;
+  }
+  vigil_loop_timer_arm(cli->o.loop, &cli->lookup_timer, cli->deadline_ms, on_lookup_timeout);
+}
+
+/* Stops whatever the current attempt has under way before the socket. */
+static void stop_attempt(vigil_client *cli) {
+  vigil_loop_timer_cancel(cli->o.loop, &cli->lookup_timer);
+  vigil__lookup_cancel(cli->lookup);
+  cli->lookup = NULL;
+  vigil__race_cancel(cli->race);
+  cli->race = NULL;
 }
 
 static void config_defaults(vigil_client_config *cfg) {
@@ -212,6 +303,10 @@ static void apply_defaults(vigil_client_config *c) {
     c->backoff_cap_ms = c->backoff_base_ms;
   if (c->stable_ms == 0)
     c->stable_ms = 10000;
+  if (c->attempt_delay_ms == 0)
+    c->attempt_delay_ms = DEFAULT_ATTEMPT_DELAY_MS;
+  if (c->attempt_delay_ms < MIN_ATTEMPT_DELAY_MS)
+    c->attempt_delay_ms = MIN_ATTEMPT_DELAY_MS;
   if (c->max_queue_bytes == 0)
     c->max_queue_bytes = (size_t)1 << 20;
 }
@@ -259,6 +354,7 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
   cli->o.buried = on_buried;
   cli->o.freed = on_freed;
   vigil_loop_timer_init(&cli->retry_timer);
+  vigil_loop_timer_init(&cli->lookup_timer);
   vigil_defer_init(&cli->closed_defer, on_closed_defer);
   vigil__owner_stall_start(&cli->o);
   *out = cli;
@@ -302,7 +398,9 @@ int vigil_client_send(vigil_client *cli, const void *msg, size_t len) {
 }
 
 vigil_conn *vigil_client_conn(vigil_client *cli) {
-  return cli != NULL ? cli->conn : NULL;
+  if (cli == NULL || cli->conn == NULL || cli->conn->phase == VIGIL__CONNECTING)
+    return NULL;
+  return cli->conn;
 }
 
 int vigil_client_close(vigil_client *cli, uint32_t timeout_ms) {
@@ -312,6 +410,7 @@ int vigil_client_close(vigil_client *cli, uint32_t timeout_ms) {
     return VIGIL_EALREADY;
   cli->closing = 1;
   vigil_loop_timer_cancel(cli->o.loop, &cli->retry_timer);
+  stop_attempt(cli);
   if (cli->conn != NULL && cli->conn->phase == VIGIL__OPEN)
     (void)vigil__conn_close(cli->conn, VIGIL_CLOSE_NORMAL,
                             vigil_close_code_text(VIGIL_CLOSE_NORMAL), "client closed", timeout_ms);
@@ -348,6 +447,7 @@ int vigil_client_free(vigil_client *cli) {
     return VIGIL_EBUSY;
   vigil_loop_timer_cancel(cli->o.loop, &cli->retry_timer);
   vigil_loop_defer_cancel(cli->o.loop, &cli->closed_defer);
+  stop_attempt(cli);
   vigil__owner_free(&cli->o);
   free(cli->host);
   free(cli->id);

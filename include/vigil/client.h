@@ -34,6 +34,21 @@
 
 typedef struct vigil_client vigil_client;
 
+/* A host name resolver: writes up to `max` IPv4 / IPv6 addresses of host
+ * (ports are ignored) into out and their count into *n, in the order it
+ * prefers. Returns 0, or a negative VIGIL_E* (VIGIL_ENOENT: no such name).
+ * The client calls it on a worker thread, never on the loop's: it may
+ * block, and must be thread-safe; it may still be running after the client
+ * that asked was closed and freed (its result is then dropped), so `arg`
+ * must outlive that. Numeric addresses never reach it. */
+typedef int (*vigil_resolve_fn)(void *arg, const char *host, struct sockaddr_storage *out,
+                                size_t max, size_t *n);
+
+/* The default resolver: the system's getaddrinfo (AF_UNSPEC, SOCK_STREAM).
+ * A resolver of your own may call it. arg is ignored. */
+VIGIL_EXTERN int vigil_resolve_os(void *arg, const char *host, struct sockaddr_storage *out,
+                                  size_t max, size_t *n);
+
 typedef struct vigil_client_config {
   size_t size; /* set by vigil_client_config_init: the struct's size as compiled (docs/ABI.md) */
   /* Proposed heartbeat (interval_ms, timeout_ms, max_frame, max_message,
@@ -47,7 +62,7 @@ typedef struct vigil_client_config {
    * max_attempts reached): no more callbacks; vigil_client_free is allowed. */
   void (*on_closed)(vigil_client *cli, void *user);
   void *user;
-  uint32_t connect_timeout_ms; /* TCP connect must complete within (default 5000) */
+  uint32_t connect_timeout_ms; /* lookup + TCP connect within (default 5000) */
   int no_reconnect;            /* 1: stop after the first death or failed attempt */
   uint32_t backoff_base_ms;    /* default 100 */
   uint32_t backoff_cap_ms;     /* default 30000 */
@@ -56,6 +71,14 @@ typedef struct vigil_client_config {
   size_t max_queue_bytes;      /* outbound queue cap (default 1 MiB) */
   vigil_keepalive_mode keepalive_mode;
   vigil_keepalive keepalive; /* EXPLICIT mode */
+  /* Host names are resolved with resolve(resolve_arg, ...) on a worker
+   * thread (NULL: vigil_resolve_os). */
+  vigil_resolve_fn resolve;
+  void *resolve_arg;
+  /* Happy Eyeballs (RFC 8305): the next address is tried this long after
+   * the previous attempt started, if that one has neither connected nor
+   * failed (default 250, at least 10). */
+  uint32_t attempt_delay_ms;
 } vigil_client_config;
 
 typedef struct vigil_client_stats {
@@ -63,6 +86,8 @@ typedef struct vigil_client_stats {
   uint64_t attempts;      /* connection attempts made */
   uint64_t opened;        /* handshakes completed */
   uint32_t last_delay_ms; /* the last backoff delay chosen */
+  unsigned addresses;     /* addresses the last attempt had to try */
+  uint64_t tcp_connects;  /* TCP connects started (one attempt may race several) */
   uint64_t deaths[VIGIL_CAUSE_COUNT];
 } vigil_client_stats;
 
@@ -77,9 +102,12 @@ VIGIL_EXTERN void vigil_client_config_init_sized(vigil_client_config *cfg, size_
 VIGIL_EXTERN int vigil_client_new(vigil_client **out, vigil_loop *loop,
                                   const vigil_client_config *cfg);
 
-/* Starts connecting to host:port (numeric IPv4/IPv6 or a name, resolved at
- * each attempt; the first address is used) and keeps the connection up
- * until vigil_client_close. Returns 0, or VIGIL_EINVAL (bad host or port 0),
+/* Starts connecting to host:port (numeric IPv4/IPv6, or a name resolved
+ * at each attempt on a worker thread, every address tried: IPv6 and IPv4
+ * interleaved, a new one every attempt_delay_ms until one connects) and
+ * keeps the connection up until vigil_client_close. connect_timeout_ms
+ * bounds each attempt from its start (lookup included) to a TCP
+ * connection. Returns 0, or VIGIL_EINVAL (bad host or port 0),
  * VIGIL_EALREADY (already started), VIGIL_ECLOSED (closing). Failures of
  * the attempts themselves arrive as on_reject. */
 VIGIL_EXTERN int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port);
@@ -91,7 +119,9 @@ VIGIL_EXTERN int vigil_client_connect(vigil_client *cli, const char *host, uint1
  * VIGIL_ECLOSED once the client stopped (closed, gave up, no_reconnect). */
 VIGIL_EXTERN int vigil_client_send(vigil_client *cli, const void *msg, size_t len);
 
-/* The current connection (connecting, handshaking or open), or NULL. */
+/* The current connection once its TCP connection is up (handshaking or
+ * open), or NULL (between attempts, and while resolving and connecting:
+ * the connection that wins the race is not known yet). */
 VIGIL_EXTERN vigil_conn *vigil_client_conn(vigil_client *cli);
 
 /* Stops: no more reconnects; an open connection gets CLOSE NORMAL after its
