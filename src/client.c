@@ -381,6 +381,9 @@ int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port) {
   cli->host[n] = '\0';
   cli->port = port;
   cli->started = 1;
+  /* connect_timeout_ms counts from this call, not from when the loop last
+   * read the clock (maybe long ago, if the loop is not running yet). */
+  vigil_loop_update_time(cli->o.loop);
   start_attempt(cli);
   return 0;
 }
