@@ -79,10 +79,36 @@ static struct {
   vigil__queue jobs; /* QUEUED, oldest first */
   unsigned queued;   /* in jobs */
   unsigned pending;  /* QUEUED or RUNNING (orphans included) */
+  unsigned running;  /* RUNNING */
   unsigned threads;  /* started (they never exit) */
   unsigned idle;     /* waiting for a job */
   unsigned limit;    /* 0: VIGIL__RESOLVE_MAX_PENDING */
-} pool = {VIGIL__MUTEX_INIT, VIGIL__COND_INIT, {&pool.jobs, &pool.jobs}, 0, 0, 0, 0, 0};
+} pool = {VIGIL__MUTEX_INIT, VIGIL__COND_INIT, {&pool.jobs, &pool.jobs}, 0, 0, 0, 0, 0, 0};
+static vigil__once_flag atfork_once = VIGIL__ONCE_INIT;
+
+/* fork(): the child has none of the workers. Queued lookups wait for new
+ * ones (started by the child's next lookup); the child's copies of the
+ * running ones never finish, so they stop counting against the cap and
+ * are left to their attempt's timeout. */
+static void fork_prepare(void) {
+  vigil__mutex_lock(&pool.lock);
+}
+
+static void fork_parent(void) {
+  vigil__mutex_unlock(&pool.lock);
+}
+
+static void fork_child(void) {
+  pool.pending -= pool.running;
+  pool.running = 0;
+  pool.threads = 0;
+  pool.idle = 0;
+  vigil__mutex_unlock(&pool.lock);
+}
+
+static void register_fork_handlers(void) {
+  vigil__thread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 /* ---- the system's resolver ---------------------------------------------- */
 
@@ -192,6 +218,7 @@ static void worker(void *unused) {
     j = vigil_container_of(pool.jobs.next, job, link);
     vigil__queue_remove(&j->link);
     pool.queued--;
+    pool.running++;
     j->state = RUNNING;
     vigil__mutex_unlock(&pool.lock);
 
@@ -206,6 +233,7 @@ static void worker(void *unused) {
 
     vigil__mutex_lock(&pool.lock);
     pool.pending--;
+    pool.running--;
     j->status = status;
     j->n = status == 0 ? n : 0;
     j->state = DONE;
@@ -217,6 +245,7 @@ static void worker(void *unused) {
 /* Queues j; starts a worker when more jobs wait than workers are idle. */
 static int submit(job *j) {
   int rc = 0;
+  vigil__once(&atfork_once, register_fork_handlers);
   vigil__mutex_lock(&pool.lock);
   if (pool.pending >= (pool.limit != 0 ? pool.limit : VIGIL__RESOLVE_MAX_PENDING)) {
     vigil__mutex_unlock(&pool.lock);
