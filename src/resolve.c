@@ -25,14 +25,17 @@
  *
  * Cancelling (the client closed) frees a QUEUED or DONE job at once; a
  * RUNNING job is only marked orphaned, and the worker frees it when the
- * resolver returns, without waking anybody. So a result that arrives after
+ * resolver returns, without waking anybody (the loop side closes its
+ * async handle only after marking the job, under the pool's lock, so no
+ * worker sends on a closed handle). So a result that arrives after
  * its client is gone touches nothing but its own job. A resolver given in
  * the client's config may therefore still be running (and using its arg)
  * after vigil_client_free; docs/RUNTIME.md says so.
  *
- * Delivery. The loop side polls the job's state on a loop timer every
- * VIGIL__LOOKUP_POLL_MS while a lookup is in flight (and only then), which
- * also keeps the loop alive until the result is in. */
+ * Delivery. Each lookup has a vigil_async handle: the worker sends on it
+ * once the result is stored, and its callback runs the lookup's callback
+ * on the loop's thread. The handle also keeps the loop alive while the
+ * lookup is in flight, and only then. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,8 +52,6 @@
 #include "resolve.h"
 #include "thread.h"
 
-#define VIGIL__LOOKUP_POLL_MS 5u
-
 enum { QUEUED, RUNNING, DONE };
 
 typedef struct job {
@@ -59,18 +60,18 @@ typedef struct job {
   int orphaned;        /* under pool.lock: the loop side gave up */
   vigil_resolve_fn fn; /* set before queueing, then read-only */
   void *fn_arg;
-  int status; /* written by the worker before DONE */
+  vigil_async *wake; /* the loop side's, while not orphaned */
+  int status;        /* written by the worker before DONE */
   size_t n;
   struct sockaddr_storage addrs[VIGIL__RESOLVE_MAX_ADDRS];
   char host[];
 } job;
 
 struct vigil__lookup {
-  vigil_loop *loop;
   vigil__lookup_cb cb;
   void *arg;
   job *job;
-  vigil_loop_timer poll;
+  vigil_async wake;
 };
 
 static struct {
@@ -239,6 +240,8 @@ static void worker(void *unused) {
     j->state = DONE;
     if (j->orphaned)
       free(j);
+    else
+      (void)vigil_async_send(j->wake);
   }
 }
 
@@ -280,21 +283,23 @@ unsigned vigil__resolve_set_limit(unsigned max) {
 
 /* ---- the loop's side ------------------------------------------------------ */
 
-static void on_poll(vigil_loop *loop, vigil_loop_timer *t) {
-  vigil__lookup *l = vigil_container_of(t, vigil__lookup, poll);
+static void on_closed(vigil_async *a) {
+  free(vigil_container_of(a, vigil__lookup, wake));
+}
+
+static void on_wake(vigil_async *a) {
+  vigil__lookup *l = vigil_container_of(a, vigil__lookup, wake);
   job *j = l->job;
   int state;
   vigil__mutex_lock(&pool.lock);
   state = j->state;
   vigil__mutex_unlock(&pool.lock);
-  if (state != DONE) {
-    vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + VIGIL__LOOKUP_POLL_MS, on_poll);
-    return;
-  }
+  if (state != DONE)
+    return; /* cannot happen: the worker sends after DONE */
   /* DONE: the worker has let go of j. */
+  vigil_async_close(&l->wake, on_closed);
   l->cb(l->arg, j->status, j->addrs, j->n);
   free(j);
-  free(l);
 }
 
 int vigil__lookup_start(vigil__lookup **out, vigil_loop *loop, const char *host,
@@ -318,18 +323,22 @@ int vigil__lookup_start(vigil__lookup **out, vigil_loop *loop, const char *host,
   j->fn = fn != NULL ? fn : vigil_resolve_os;
   j->fn_arg = fn_arg;
   vigil__queue_init(&j->link);
-  l->loop = loop;
   l->cb = cb;
   l->arg = arg;
   l->job = j;
-  vigil_loop_timer_init(&l->poll);
-  rc = submit(j);
+  j->wake = &l->wake;
+  rc = vigil_async_init(loop, &l->wake, on_wake); /* before a worker may send */
   if (rc != 0) {
     free(j);
     free(l);
     return rc;
   }
-  vigil_loop_timer_arm(loop, &l->poll, vigil_loop_now_ms(loop) + VIGIL__LOOKUP_POLL_MS, on_poll);
+  rc = submit(j);
+  if (rc != 0) {
+    free(j);
+    vigil_async_close(&l->wake, on_closed);
+    return rc;
+  }
   *out = l;
   return 0;
 }
@@ -339,7 +348,6 @@ void vigil__lookup_cancel(vigil__lookup *l) {
   if (l == NULL)
     return;
   j = l->job;
-  vigil_loop_timer_cancel(l->loop, &l->poll);
   vigil__mutex_lock(&pool.lock);
   if (j->state == QUEUED) {
     vigil__queue_remove(&j->link);
@@ -351,5 +359,5 @@ void vigil__lookup_cancel(vigil__lookup *l) {
   }
   vigil__mutex_unlock(&pool.lock);
   free(j);
-  free(l);
+  vigil_async_close(&l->wake, on_closed);
 }
