@@ -15,8 +15,8 @@
 #include <time.h>
 
 #include "queue.h"
-#include "vigil.h"
 #include "vigil/presence.h"
+#include "vigil/wire.h"
 
 typedef struct prec {
   struct prec *hnext;
