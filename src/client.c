@@ -338,7 +338,7 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
   cli->cfg = *cfg;
   cli->cfg.session.id = cli->id;
   apply_defaults(&cli->cfg);
-  cli->rng = cfg->session.seed ^ (uint32_t)(uintptr_t)cli ^ (uint32_t)vigil_loop_now_ns(loop);
+  cli->rng = vigil__random_u32(cli, vigil_loop_now_ns(loop));
   if (cli->rng == 0)
     cli->rng = 0x2545F491u;
   cli->o.cb = cfg->cb;

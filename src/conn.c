@@ -827,8 +827,24 @@ static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
   conn_schedule(c);
 }
 
+uint32_t vigil__random_u32(const void *salt, uint64_t now) {
+  uint32_t r;
+  if (vigil_random(&r, sizeof r) == 0)
+    return r;
+  return (uint32_t)(uintptr_t)salt ^ (uint32_t)now ^ (uint32_t)(now >> 32);
+}
+
 int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config *cfg) {
-  int rc = vigil_session_init(&c->session, role, cfg, loop_now(c));
+  vigil_session_config own = *cfg;
+  int rc;
+  /* Each connection its own ping jitter: the server and the client hand
+   * one config to every connection, and one seed would make them all draw
+   * the same idle periods, so a thousand clients connected together would
+   * ping in lock-step for ever (issue 8, defect 1). A non-zero seed is a
+   * test's and is used as given. */
+  if (own.seed == 0)
+    own.seed = vigil__random_u32(c, loop_now(c));
+  rc = vigil_session_init(&c->session, role, &own, loop_now(c));
   if (rc != 0)
     return rc;
   set_phase(c, VIGIL__HANDSHAKE);

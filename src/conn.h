@@ -140,6 +140,12 @@ void vigil__conn_unregister(vigil_conn *c);
 /* Frees a connection whose tcp handle never got a socket. */
 void vigil__conn_discard(vigil_conn *c);
 
+/* 32 bits from the OS's random source (vigil_random); should the OS
+ * refuse, salt (an object's address) mixed with now, which still differ
+ * between objects. Seeds what must differ between connections and between
+ * processes: ping jitter, reconnect backoff, the presence table's hash. */
+uint32_t vigil__random_u32(const void *salt, uint64_t now);
+
 /* Starts the session (role, cfg) on a connected socket: reads, the
  * handshake deadline, and for a client the HELLO. Returns 0 or the session
  * / loop error (the caller then kills or discards the connection). */

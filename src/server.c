@@ -421,7 +421,7 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
     free(s);
     return VIGIL_ENOMEM;
   }
-  s->seed = (uint32_t)(uintptr_t)s ^ (uint32_t)vigil_loop_now_ns(loop) ^ cfg->session.seed;
+  s->seed = vigil__random_u32(s, vigil_loop_now_ns(loop));
   s->o.cb = cfg->cb;
   s->o.user = cfg->user;
   s->o.server = s;

@@ -1262,3 +1262,28 @@ TEST_IMPL(loop_backend_selection) {
   return 0;
 #endif
 }
+
+/* vigil_random: the OS's random source behind each connection's jitter
+ * seed. Two 32-byte draws never agree (2^-256), every byte value turns up
+ * in 64 KiB, odd lengths are filled to the last byte, and NULL with a
+ * length is refused. */
+TEST_IMPL(random_fills_from_the_os) {
+  static uint8_t big[65536];
+  uint8_t a[32], b[32], odd[7] = {0};
+  int seen[256] = {0}, i, distinct = 0;
+  ASSERT_EQ(vigil_random(a, sizeof a), 0);
+  ASSERT_EQ(vigil_random(b, sizeof b), 0);
+  ASSERT(memcmp(a, b, sizeof a) != 0);
+  ASSERT_EQ(vigil_random(big, sizeof big), 0);
+  for (i = 0; i < (int)sizeof big; i++)
+    seen[big[i]] = 1;
+  for (i = 0; i < 256; i++)
+    distinct += seen[i];
+  ASSERT_EQ(distinct, 256);
+  for (i = 0; i < 8 && odd[6] == 0; i++) /* 1 in 256 that a byte stays 0 */
+    ASSERT_EQ(vigil_random(odd, sizeof odd), 0);
+  ASSERT(odd[6] != 0);
+  ASSERT_EQ(vigil_random(NULL, 0), 0);
+  ASSERT_EQ(vigil_random(NULL, 1), VIGIL_EINVAL);
+  return 0;
+}

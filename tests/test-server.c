@@ -990,6 +990,116 @@ TEST_IMPL(queue_full_strikes_above_255) {
   return 0;
 }
 
+/* ---- ping jitter ---------------------------------------------------------- */
+
+/* Defect 1 of issue 8: the server handed one config, seed 0, to every
+ * connection, so every connection drew the same jitter sequence and
+ * clients connected together were pinged in lock-step for ever. Each
+ * connection now seeds its session from the OS. Observed here at on_open:
+ * the server's first ping falls due at last_recv + idle, idle drawn from
+ * [0.75, 1] x interval; that offset is where the ping of a connection opened
+ * at the same instant as the others would go. */
+#define HERD_INTERVAL 1000u
+#define HERD_BINS 25 /* 10 ms each over the 250 ms window */
+
+typedef struct herd {
+  util_rec rec; /* first: the other callbacks take user as a util_rec */
+  int n;
+  uint64_t idle_ms[1000];
+} herd;
+
+static void herd_open(vigil_conn *c, const vigil_open_info *info, void *user) {
+  herd *h = user;
+  vigil_session_info si;
+  (void)info;
+  h->rec.opens++;
+  vigil_session_get_info(&c->session, &si);
+  if (h->n < (int)(sizeof h->idle_ms / sizeof h->idle_ms[0]))
+    h->idle_ms[h->n++] = (vigil_session_deadline(&c->session) - si.last_recv_ns) / VIGIL_MS;
+}
+
+/* Opens n raw connections (in batches, so the accept backlog never
+ * overflows) to a server of the default seed; fills h->idle_ms. */
+static int herd_open_n(herd *h, int n, vigil_os_socket *s) {
+  fixture f;
+  vigil_server_config cfg;
+  char id[24];
+  int i, rc, done = 0;
+  memset(h, 0, sizeof *h);
+  server_config(&f, &cfg);
+  cfg.cb.on_open = herd_open;
+  cfg.user = h;
+  if ((rc = server_up(&f, &cfg)) != 0)
+    return rc;
+  while (done < n) {
+    int batch = n - done < 100 ? n - done : 100;
+    for (i = done; i < done + batch; i++) {
+      snprintf(id, sizeof id, "herd-%d", i);
+      if ((rc = util_raw_connect("127.0.0.1", f.port, &s[i])) != 0 ||
+          (rc = util_raw_hello(s[i], id, HERD_INTERVAL, 3 * HERD_INTERVAL)) != 0)
+        return rc;
+    }
+    done += batch;
+    if (!util_run_until_n(&f.loop, &h->rec.opens, done, 10000))
+      return VIGIL_ETIMEDOUT;
+  }
+  for (i = 0; i < n; i++)
+    util_raw_close(s[i]);
+  (void)vigil_server_shutdown(f.srv, 500);
+  if (!util_run_until(&f.loop, &h->rec.closed, WAIT) || vigil_server_free(f.srv) != 0)
+    return VIGIL_ETIMEDOUT;
+  util_run_for(&f.loop, 5);
+  rc = vigil_loop_close(&f.loop);
+  return rc != 0 ? rc : h->n == n ? 0 : VIGIL_EPROTO;
+}
+
+TEST_IMPL(jitter_differs_per_connection) {
+  static herd h;
+  vigil_os_socket s[4];
+  int rc = herd_open_n(&h, 4, s);
+  if (rc == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(rc, 0);
+  fprintf(stderr, "first idle periods: %llu %llu %llu %llu ms\n", (unsigned long long)h.idle_ms[0],
+          (unsigned long long)h.idle_ms[1], (unsigned long long)h.idle_ms[2],
+          (unsigned long long)h.idle_ms[3]);
+  /* 251 possible values: four equal draws by chance is 1 in 251^3. */
+  ASSERT(h.idle_ms[0] != h.idle_ms[1] || h.idle_ms[0] != h.idle_ms[2] ||
+         h.idle_ms[0] != h.idle_ms[3]);
+  return 0;
+}
+
+/* 1,000 connections: their first pings spread over the whole 25% window,
+ * no 10 ms bin holding more than 3 x its share (40). Prints the histogram:
+ * the dispersion figure of docs/ARCHITECTURE.md. */
+TEST_IMPL(jitter_disperses_a_herd) {
+  static herd h;
+  static vigil_os_socket s[1000];
+  int bins[HERD_BINS] = {0}, i, max = 0, share = 1000 / HERD_BINS, rc;
+  rc = herd_open_n(&h, 1000, s);
+  if (rc == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(rc, 0);
+  for (i = 0; i < 1000; i++) {
+    uint64_t off = h.idle_ms[i];
+    int b;
+    ASSERT_UGE(off, HERD_INTERVAL * 3 / 4);
+    ASSERT_ULE(off, HERD_INTERVAL);
+    b = (int)((off - HERD_INTERVAL * 3 / 4) / 10);
+    b = b < HERD_BINS ? b : HERD_BINS - 1; /* 1000 ms itself */
+    bins[b]++;
+  }
+  fprintf(stderr, "1000 connections, first ping offsets in 10 ms bins over 750-1000 ms:");
+  for (i = 0; i < HERD_BINS; i++) {
+    max = bins[i] > max ? bins[i] : max;
+    fprintf(stderr, " %d", bins[i]);
+  }
+  fprintf(stderr, "\n");
+  fprintf(stderr, "fullest bin %d (share %d, limit 3 x share = %d)\n", max, share, 3 * share);
+  ASSERT_LE(max, 3 * share);
+  return 0;
+}
+
 /* ---- shutdown, addresses, descriptors, stalls ------------------------------ */
 
 /* Shutdown against a peer that does not read: the queue cannot drain, the

@@ -161,6 +161,16 @@ typedef uint64_t (*vigil_clock_fn)(void *arg, vigil_clock_id id);
  * ignored): a clock injected for a test can wrap it. */
 VIGIL_EXTERN uint64_t vigil_clock_os(void *arg, vigil_clock_id id);
 
+/* Fills buf with len bytes from the OS's random source (getrandom,
+ * arc4random_buf or /dev/urandom; BCryptGenRandom on Windows). The server
+ * and the client seed each connection's ping jitter with it (the session,
+ * which never touches the OS, takes its seed as a parameter); a program
+ * embedding vigil_session alone uses it the same way. Not a key generator's
+ * API, though the sources are the OS's cryptographic ones. Returns 0, or
+ * VIGIL_EINVAL (buf NULL with len > 0), or the error of the source
+ * (VIGIL_ENOENT: no /dev/urandom, VIGIL_ENOSYS...). */
+VIGIL_EXTERN int vigil_random(void *buf, size_t len);
+
 /* Options; zero means default for every field. A struct that can grow:
  * initialise with vigil_loop_options_init(). */
 typedef struct vigil_loop_options {

@@ -82,7 +82,12 @@ typedef struct vigil_session_config {
    * HELLO has been written (the first write() after init). */
   const char *id;
   size_t id_len;
-  uint32_t seed; /* seeds the ping jitter; any value */
+  /* Seeds the ping jitter. The session never reads a random source: give
+   * each connection its own seed (vigil_random() in vigil/loop.h), or all
+   * of them draw the same idle periods and ping in lock-step. The server,
+   * the client and libvigil-uv do so when this is 0 (the default); a
+   * non-zero seed is used as given, for every connection (tests). */
+  uint32_t seed;
   /* Adaptive mode: when non-NULL, the verdict comes from phi-accrual over the
    * arrival history kept here (owned by the caller) instead of the fixed
    * timeout; still never before 2 x interval after the last valid frame and

@@ -827,6 +827,10 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
     c->id_len = (uint8_t)scfg.id_len;
     scfg.id = c->id;
   }
+  /* Each connection its own ping jitter (0: drawn from the OS; a non-zero
+   * seed is a test's, used as given), as vigil's own runtime does. */
+  if (scfg.seed == 0 && vigil_random(&scfg.seed, sizeof scfg.seed) != 0)
+    scfg.seed = (uint32_t)(uintptr_t)c ^ (uint32_t)now_ns();
   rc = vigil_session_init(&c->session, cfg->role, &scfg, now_ns());
   if (rc == 0) {
     c->tcp_data = tcp->data;
