@@ -115,6 +115,10 @@ static void probe_config(probe *p, const char *id, fake *resolver) {
   vigil_client_config_init(&p->cfg);
   p->cfg.session.interval_ms = 100;
   p->cfg.session.timeout_ms = 300;
+  /* A measures the loop by its own pongs: it pings every interval, not only
+   * when the server's pings leave its link idle (with per-connection jitter
+   * the two ends no longer ping in step) */
+  p->cfg.session.ping_on_schedule = 1;
   p->cfg.session.id = id;
   p->cfg.session.id_len = strlen(id);
   p->inner = util_rec_callbacks();
