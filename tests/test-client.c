@@ -187,7 +187,10 @@ TEST_IMPL(silent_server_verdict_time) {
           f.rec.detail);
   ASSERT_UGE(f.rec.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
   ASSERT_ULE(f.rec.death.silent_ns, (uint64_t)(TIMEOUT + 20) * VIGIL_MS + waited);
-  ASSERT_UGE(f.rec.death_ns - f.rec.open_ns, (uint64_t)TIMEOUT * VIGIL_MS);
+  /* Silence counts from the WELCOME's arrival stamp, which precedes on_open
+   * by the loop's own delay (1-2 ms seen under wine at load): the bound on
+   * the callback's clock allows that, the never-early check is above. */
+  ASSERT_UGE(f.rec.death_ns - f.rec.open_ns, (uint64_t)(TIMEOUT - 10) * VIGIL_MS);
   ASSERT_EQ(f.rec.death.cause, util_stalled_cause(&f.rec.death));
   ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_TIMEOUT);
   util_raw_close(s);
