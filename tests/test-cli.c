@@ -453,6 +453,29 @@ static int child_wait(child *c, int timeout_ms) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* Waits (bounded) until the child's stderr holds TEXT. Returns 1, or 0 on
+ * timeout or end of output. */
+static int child_stderr_has(child *c, const char *text, int timeout_ms) {
+  uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+  for (;;) {
+    struct pollfd p;
+    uint64_t now;
+    drain(c->err, c->err_buf, sizeof(c->err_buf), &c->err_len);
+    if (strstr(c->err_buf, text) != NULL)
+      return 1;
+    now = mono_ms();
+    if (now >= deadline)
+      return 0;
+    p.fd = c->err;
+    p.events = POLLIN;
+    p.revents = 0;
+    if (poll(&p, 1, (int)(deadline - now)) < 0)
+      return 0;
+    if ((p.revents & (POLLHUP | POLLERR)) && !(p.revents & POLLIN))
+      return 0;
+  }
+}
+
 static void child_kill(child *c) {
   kill(c->pid, SIGCONT);
   kill(c->pid, SIGKILL);
@@ -1507,6 +1530,14 @@ TEST_IMPL(presence_who_watch) {
   {
     char *argv[] = {NULL, "watch", "--presence", url, NULL};
     ASSERT_EQ(child_start(&watch, argv), 0);
+    /* events published before the SUBSCRIBE reach no one (Redis pub/sub) */
+    if (!child_stderr_has(&watch, "subscribed to vigil:events", 5000)) {
+      snprintf(line, sizeof line, "watch never subscribed: %.900s", watch.err_buf);
+      child_kill(&watch);
+      child_kill(&srv);
+      util_redis_cleanup(&rd);
+      TEST_FAIL_AT("%s", line);
+    }
   }
   snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
   {
