@@ -616,6 +616,7 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
     t0 = now_ns();
     run_for(start, t0 + (uint64_t)window_s * 1000000000u);
     cpu1 = proc_cpu_seconds(pid, &user1);
+    r->seconds = (double)(now_ns() - t0) / 1e9; /* the window, not the timings after it */
     if (sc.port != 0) {
       sc.stop = 1;
       pthread_join(sc.th, NULL);
@@ -625,7 +626,6 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
       r->conns_page_ms = median5(r->mport, "/connections?limit=1000", &r->page_bytes);
     }
   }
-  r->seconds = (double)(now_ns() - t0) / 1e9;
   measuring = 0;
   r->cpu_s = cpu1 - cpu0;
   r->user_s = user1 - user0;

@@ -64,6 +64,7 @@ struct vigil_cli_http {
   vigil_loop *loop;
   vigil_server *srv;
   vigil_loop_timer tick;
+  vigil_async wake; /* a /connections request is waiting for the loop */
   struct MHD_Daemon *d;
   double since;
   /* Guarded by mu. */
@@ -85,8 +86,8 @@ int vigil_cli_http_available(void) {
 
 /* ---- the loop's side ----------------------------------------------------- */
 
-static void on_tick(vigil_loop *loop, vigil_loop_timer *t) {
-  vigil_cli_http *h = vigil_container_of(t, vigil_cli_http, tick);
+/* Publishes the snapshot and answers a waiting /connections request. */
+static void publish(vigil_cli_http *h, vigil_loop *loop) {
   pthread_mutex_lock(&h->mu);
   (void)vigil_server_get_metrics(h->srv, &h->snap);
   h->snap_t = vigil_cli_unix_time();
@@ -99,7 +100,17 @@ static void on_tick(vigil_loop *loop, vigil_loop_timer *t) {
     pthread_cond_broadcast(&h->cv);
   }
   pthread_mutex_unlock(&h->mu);
+}
+
+static void on_tick(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_cli_http *h = vigil_container_of(t, vigil_cli_http, tick);
+  publish(h, loop);
   vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + TICK_MS, on_tick);
+}
+
+static void on_wake(vigil_async *a) {
+  vigil_cli_http *h = vigil_container_of(a, vigil_cli_http, wake);
+  publish(h, h->loop);
 }
 
 void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d) {
@@ -218,6 +229,7 @@ static enum MHD_Result serve_conns(vigil_cli_http *h, struct MHD_Connection *con
   h->req = q;
   h->req_pending = 1;
   mine = ++h->req_seq;
+  (void)vigil_async_send(&h->wake); /* the loop answers now, not at its next tick */
   while (h->done_seq != mine && !h->stopping && rc != ETIMEDOUT)
     rc = pthread_cond_timedwait(&h->cv, &h->mu, &until);
   if (h->done_seq != mine) {
@@ -264,6 +276,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* ---- start and stop ------------------------------------------------------ */
 
+static void on_wake_closed(vigil_async *a) {
+  vigil_cli_http *h = vigil_container_of(a, vigil_cli_http, wake);
+  vigil_cli_buf_free(&h->page);
+  pthread_cond_destroy(&h->cv);
+  pthread_mutex_destroy(&h->mu);
+  free(h);
+}
+
 static int bind_address(const char *host, uint16_t port, struct sockaddr_storage *ss, int *v6,
                         char *err, size_t errlen) {
   vigil_cli_addr a;
@@ -306,6 +326,7 @@ int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *s
   vigil_cli_buf_init(&h->page, PAGE_MAX_BYTES);
   (void)vigil_server_get_metrics(srv, &h->snap);
   h->snap_t = h->since;
+  (void)vigil_async_init(loop, &h->wake, on_wake); /* before the first request */
   errno = 0;
   h->d = MHD_start_daemon(
       MHD_USE_AUTO_INTERNAL_THREAD | (v6 ? MHD_USE_IPv6 : 0), port, NULL, NULL, on_request, h,
@@ -316,9 +337,7 @@ int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *s
     snprintf(err, errlen, "cannot serve HTTP on %s port %u: %s",
              host[0] != '\0' ? host : "127.0.0.1", (unsigned)port,
              errno != 0 ? strerror(errno) : "libmicrohttpd refused to start");
-    pthread_cond_destroy(&h->cv);
-    pthread_mutex_destroy(&h->mu);
-    free(h);
+    vigil_async_close(&h->wake, on_wake_closed); /* frees h from the loop */
     return -1;
   }
   info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -338,11 +357,8 @@ void vigil_cli_http_stop(vigil_cli_http *h) {
   h->stopping = 1;
   pthread_cond_broadcast(&h->cv);
   pthread_mutex_unlock(&h->mu);
-  MHD_stop_daemon(h->d);
-  vigil_cli_buf_free(&h->page);
-  pthread_cond_destroy(&h->cv);
-  pthread_mutex_destroy(&h->mu);
-  free(h);
+  MHD_stop_daemon(h->d); /* joins the HTTP thread: nothing sends h->wake any more */
+  vigil_async_close(&h->wake, on_wake_closed);
 }
 
 #endif

@@ -17,10 +17,10 @@
  * recent deaths into a mutex-guarded copy on a 50 ms tick, and /metrics,
  * /api/status and / are answered from that copy by the HTTP thread. A
  * /connections request is handed to the loop: the HTTP thread posts it
- * under the mutex, the next tick walks the open connections and renders
- * the page, and the HTTP thread waits (bounded, 2 s) on a condition
- * variable. So the loop's share is one lock per tick plus the walk a page
- * request asks for; the mutex is never held while writing to a socket.
+ * under the mutex and wakes the loop (a vigil_async), whose callback walks
+ * the open connections and renders the page while the HTTP thread waits
+ * (bounded, 2 s) on a condition variable. So the loop's share is one lock per tick plus the walk a
+ * page request asks for; the mutex is never held while writing to a socket.
  *
  * Limits: at most 32 HTTP connections (8 per client address), 16 KiB of
  * request per connection (larger headers get 431 / are dropped by
