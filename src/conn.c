@@ -39,11 +39,11 @@
  * queued message. The struct is freed later, from the tcp close callback:
  * a callback may therefore safely act on the connection it is told about.
  * After death, a CLOSE the session queued (our verdict, a takeover, a
- * limit) is written if the kernel takes it at once, and the socket lingers,
- * reading and discarding, until the peer closes or VIGIL__LINGER_MS pass:
- * closing with unread bytes in the receive queue would send an RST that
- * can overtake our CLOSE. A peer convicted of silence sends nothing, so
- * that socket is closed at once. */
+ * limit) is written if the kernel takes it at once, our direction ends
+ * (FIN), and the socket lingers, reading and discarding, until the peer
+ * closes or VIGIL__LINGER_MS pass: closing with unread bytes in the
+ * receive queue would send an RST that can overtake our CLOSE. A peer
+ * convicted of silence sends nothing, so that socket is closed at once. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,20 +266,22 @@ static void hand_back_queue(vigil_conn *c) {
   }
 }
 
-/* Writes a CLOSE still queued in the session, if the kernel takes it now. */
-static void write_final_close(vigil_conn *c) {
+/* Writes a CLOSE still queued in the session, if the kernel takes it now.
+ * Returns 1 when everything we will ever send is in the kernel (whole
+ * frames, nothing pending), so our direction may end with a FIN. */
+static int write_final_close(vigil_conn *c) {
   uint8_t buf[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CLOSE];
   size_t taken;
   long n;
   vigil_buf b;
   if (c->wpend != NULL || (c->flags & VIGIL__C_PEER_GONE) ||
       vigil_tcp_socket(&c->tcp) == VIGIL_INVALID_SOCKET)
-    return;
+    return 0;
   n = vigil_session_write(&c->session, loop_now(c), buf, sizeof buf, NULL, 0, &taken);
   if (n <= 0)
-    return;
+    return 1;
   b = vigil_buf_init((char *)buf, (size_t)n);
-  (void)vigil_tcp_try_write(&c->tcp, &b, 1);
+  return vigil_tcp_try_write(&c->tcp, &b, 1) == n;
 }
 
 /* Whether a dead connection's socket may close now rather than linger.
@@ -306,7 +308,7 @@ static int close_at_once(const vigil_conn *c, const vigil_death *d) {
 
 static void conn_die(vigil_conn *c, vigil_death *d) {
   vigil__owner *o = c->owner;
-  int was_open = c->phase == VIGIL__OPEN;
+  int was_open = c->phase == VIGIL__OPEN, all_sent;
   if (c->phase == VIGIL__ZOMBIE)
     return;
   set_phase(c, VIGIL__ZOMBIE);
@@ -323,12 +325,19 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   c->retain_len = 0;
   if (o->buried != NULL)
     o->buried(c, d, was_open);
-  write_final_close(c);
+  all_sent = write_final_close(c);
   vigil_loop_timer_cancel(o->loop, &c->timer);
-  if (close_at_once(c, d))
+  if (close_at_once(c, d)) {
     conn_close_socket(c);
-  else
-    conn_arm(c, vigil__after_ms(o->loop, VIGIL__LINGER_MS));
+    return;
+  }
+  /* Lingering: our FIN goes now, after our last frame, and the socket
+   * closes at the peer's. Without it, two ends whose CLOSEs crossed (a
+   * client says goodbye as the server shuts down) would each wait for the
+   * other's FIN for the whole linger. */
+  if (all_sent)
+    (void)vigil_tcp_shutdown(&c->tcp);
+  conn_arm(c, vigil__after_ms(o->loop, VIGIL__LINGER_MS));
 }
 
 static void conn_die_event(vigil_conn *c, const vigil_event *ev) {

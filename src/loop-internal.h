@@ -136,6 +136,8 @@ long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs)
 /* Stop everything, close the socket (abortively if reset), and complete
  * pending operations as described above. */
 void vigil__tcp_close(vigil_tcp *tcp, int reset);
+/* shutdown(SHUT_WR / SD_SEND); the caller checked that no write is queued. */
+int vigil__tcp_shutdown(vigil_tcp *tcp);
 int vigil__tcp_nodelay(vigil_tcp *tcp, int enable);
 int vigil__tcp_name(const vigil_tcp *tcp, int peer, struct sockaddr *name, int *len);
 

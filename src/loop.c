@@ -645,6 +645,20 @@ vigil_os_socket vigil_tcp_socket(const vigil_tcp *tcp) {
   return tcp->socket;
 }
 
+int vigil_tcp_shutdown(vigil_tcp *tcp) {
+  int err;
+  if (tcp == NULL)
+    return VIGIL_EINVAL;
+  err = stream_state(tcp);
+  if (err != 0)
+    return err;
+  if (tcp->socket == VIGIL_INVALID_SOCKET)
+    return VIGIL_EBADF;
+  if ((tcp->flags & VIGIL__TCP_CONNECTING) != 0 || !vigil__queue_empty(&tcp->write_queue))
+    return VIGIL_EAGAIN;
+  return vigil__tcp_shutdown(tcp);
+}
+
 int vigil_tcp_nodelay(vigil_tcp *tcp, int enable) {
   if (tcp == NULL || tcp->socket == VIGIL_INVALID_SOCKET)
     return VIGIL_EBADF;

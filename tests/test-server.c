@@ -1230,6 +1230,48 @@ TEST_IMPL(close_exchange_ends_at_once) {
   return 0;
 }
 
+/* The rest of defect 4: both ends send CLOSE at once (a client says goodbye
+ * while the server shuts down). Each had sent its CLOSE before the other's
+ * arrived, so each lingered for the other's FIN for the whole 1 s linger.
+ * An end whose CLOSE is in the kernel now ends its direction (FIN) and
+ * keeps reading until the peer's FIN, so crossing CLOSEs cost a round
+ * trip. */
+TEST_IMPL(simultaneous_close_ends_at_once) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_client *a;
+  util_rec ra;
+  uint64_t t0, wait0;
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  client_config(&ccfg, &ra, "both");
+  ccfg.no_reconnect = 1;
+  ASSERT_EQ(vigil_client_new(&a, &f.loop, &ccfg), 0);
+  ASSERT_EQ(vigil_client_connect(a, "127.0.0.1", f.port), 0);
+  ASSERT(util_run_until(&f.loop, &ra.opens, WAIT));
+  ASSERT(util_run_until_n(&f.loop, &f.rec.opens, 1, WAIT));
+  t0 = util_now_ns();
+  wait0 = util_cpu_wait_ns();
+  /* both CLOSEs are written in the same loop iteration, before either
+   * end has read the other's */
+  ASSERT_EQ(vigil_client_close(a, 1000), 0);
+  ASSERT_EQ(vigil_server_shutdown(f.srv, 1000), 0);
+  ASSERT_EQ(closed_within(&f, &ra.closed, t0, wait0, "client of a simultaneous close"), 0);
+  ASSERT_EQ(closed_within(&f, &f.rec.closed, t0, wait0, "server of a simultaneous close"), 0);
+  ASSERT_EQ(ra.deaths, 1);
+  ASSERT_EQ(ra.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_EQ(ra.death.close_sent, 1);
+  ASSERT_EQ(f.rec.deaths, 1);
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_LOCAL);
+  ASSERT_EQ(f.rec.death.close_sent, 1);
+  ASSERT_EQ(vigil_client_free(a), 0);
+  ASSERT_EQ(vigil_server_free(f.srv), 0);
+  util_run_for(&f.loop, 5);
+  ASSERT_EQ(vigil_loop_close(&f.loop), 0);
+  return 0;
+}
+
 TEST_IMPL(listen_ipv4_and_ipv6) {
   fixture f;
   vigil_server_config cfg;

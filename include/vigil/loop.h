@@ -589,6 +589,14 @@ VIGIL_EXTERN int vigil_tcp_is_reading(const vigil_tcp *tcp);
  * one exists. Do not close it or change its blocking mode. */
 VIGIL_EXTERN vigil_os_socket vigil_tcp_socket(const vigil_tcp *tcp);
 
+/* Ends our direction of the stream: the peer reads end of stream after
+ * the bytes already written (shutdown(SHUT_WR), a FIN), while reads here
+ * go on until the peer's own end of stream. Only with no write queued, so
+ * nothing of ours is cut off. Returns 0, VIGIL_EAGAIN (writes still queued
+ * or still connecting), VIGIL_ENOTCONN, VIGIL_EPIPE (closing), VIGIL_EBADF,
+ * or the OS error. Writing afterwards fails. */
+VIGIL_EXTERN int vigil_tcp_shutdown(vigil_tcp *tcp);
+
 /* TCP_NODELAY on (1) or off (0). Returns 0, VIGIL_EBADF (no socket) or the
  * OS error. */
 VIGIL_EXTERN int vigil_tcp_nodelay(vigil_tcp *tcp, int enable);

@@ -473,6 +473,12 @@ void vigil__tcp_close(vigil_tcp *tcp, int reset) {
   vigil__tcp_closed(tcp);
 }
 
+int vigil__tcp_shutdown(vigil_tcp *tcp) {
+  if (shutdown(tcp->socket, SHUT_WR) != 0)
+    return vigil__unix_err();
+  return 0;
+}
+
 int vigil__tcp_nodelay(vigil_tcp *tcp, int enable) {
   return setopt_int(tcp->socket, IPPROTO_TCP, TCP_NODELAY, enable);
 }

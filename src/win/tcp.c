@@ -692,6 +692,12 @@ void vigil__tcp_close(vigil_tcp *tcp, int reset) {
     finish_close(tcp);
 }
 
+int vigil__tcp_shutdown(vigil_tcp *tcp) {
+  if (shutdown(sock_of(tcp), SD_SEND) != 0)
+    return vigil__win_sock_error();
+  return 0;
+}
+
 int vigil__tcp_nodelay(vigil_tcp *tcp, int enable) {
   return setopt_int(sock_of(tcp), IPPROTO_TCP, TCP_NODELAY, enable);
 }
