@@ -191,6 +191,10 @@ def check_commands(args, line, body):
                     w = re.sub(rf"(^|:){p}$", rf"\g<1>{q}", w)
                 words[i] = w
             where = f"README.md:{line + 1 + k}: `{cmd}`"
+            if words[1] == "run" and args.sanitized:
+                print(f"{where}: skipped: an ASan build's preload library cannot be loaded "
+                      "into a program built without ASan")
+                continue
             if no_metrics and str(ports["9100"]) in " ".join(words):
                 print(f"{where}: skipped, this vigil has no metrics endpoint")
                 continue
@@ -244,6 +248,7 @@ def main():
     ap.add_argument("--vigil", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--cflag", action="append", default=[])
+    ap.add_argument("--sanitized", action="store_true", help="the build runs under ASan")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     try:
