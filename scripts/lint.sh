@@ -5,7 +5,9 @@
 # in .clang-tidy) over the library, tools and examples as the dev build
 # compiles them (compile_commands.json), then cppcheck over the same files,
 # and over the Windows sources with _WIN32 defined (cppcheck needs no system
-# headers, so the IOCP code is checked here too). Any finding fails.
+# headers, so the IOCP code is checked here too); docs/WINDOWS.md's skip
+# table against the tests' RETURN_SKIP reasons (scripts/windows-doc.py
+# check). Any finding fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sources=$(git ls-files '*.c' '*.h')
@@ -15,6 +17,7 @@ if ! clang-format --dry-run -Werror $sources; then
   exit 1
 fi
 python3 scripts/layers.py
+python3 scripts/windows-doc.py check
 cmake --preset dev >/dev/null
 cmake --build --preset dev -j "$(nproc)" >/dev/null
 # git pathspecs match across '/', so filter the Windows tree out explicitly.
