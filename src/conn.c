@@ -615,11 +615,16 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
   long r;
   while (cap - pos >= (size_t)2 * VIGIL_WIRE_MAX_CONTROL_FRAME) {
     vigil__msg *m = c->qframe;
-    uint64_t ping_ns = c->session.ping_sent_ns;
+    vigil_session_info before, after;
+    vigil_session_get_info(&c->session, &before);
     r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
     if (r < 0)
       return r == VIGIL_ECLOSED && pos > 0 ? (long)pos : r;
-    if (c->session.ping_sent_ns != ping_ns) /* the session stamps each ping it writes */
+    /* A ping written leaves one outstanding where none was (a re-probe
+     * after a stall withdraws the old one first): counted through the
+     * accessor, not the session's private fields. */
+    vigil_session_get_info(&c->session, &after);
+    if (after.ping_outstanding && !before.ping_outstanding)
       c->owner->m.pings_sent++;
     pos += (size_t)r;
     if (m == NULL || vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN) {
