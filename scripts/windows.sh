@@ -26,6 +26,12 @@ case "$mode" in
       echo "windows: creating wine prefix $WINEPREFIX"
       wineboot -i >/dev/null 2>&1 || true
     fi
+    # A persistent wineserver for the run: by default it exits a few seconds
+    # after its last client, and a test starting at that moment dies with
+    # "wine client error:0: recvmsg: Connection reset by peer" (seen on
+    # sans-I/O tests under load). Stopped at exit; it serves this prefix only.
+    wineserver -p
+    trap 'wineserver -k 2>/dev/null || true' EXIT
     # The JUnit record feeds scripts/windows-doc.py (docs/WINDOWS.md's counts and skip table).
     ctest --preset mingw -j 2 --output-junit "$PWD/build/mingw/ctest-junit.xml"
     # Interop with the Linux build (make build / make test-dev builds it):
