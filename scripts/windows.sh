@@ -30,8 +30,12 @@ case "$mode" in
     # after its last client, and a test starting at that moment dies with
     # "wine client error:0: recvmsg: Connection reset by peer" (seen on
     # sans-I/O tests under load). Stopped at exit; it serves this prefix only.
+    # wineboot starts the prefix's services (winedevice.exe ...) now, with
+    # their output discarded: started by a test, they would hold its stdout
+    # open for as long as the server lives and ctest would wait on it.
     wineserver -p
     trap 'wineserver -k 2>/dev/null || true' EXIT
+    wineboot </dev/null >/dev/null 2>&1 || true
     # The JUnit record feeds scripts/windows-doc.py (docs/WINDOWS.md's counts and skip table).
     ctest --preset mingw -j 2 --output-junit "$PWD/build/mingw/ctest-junit.xml"
     # Interop with the Linux build (make build / make test-dev builds it):
