@@ -73,7 +73,7 @@ struct vigil_conn {
   uint64_t drain_ms;          /* graceful close must finish by then */
   uint64_t opened_ns;
   uint64_t last_rtt_ns;
-  uint64_t ref; /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
+  uint64_t ref;  /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
   uint64_t pgen; /* server: presence generation, from on_open */
   union {
     uint64_t align;

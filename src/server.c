@@ -82,7 +82,7 @@ struct vigil_server {
   vigil_defer closed_defer;
   vigil_server_stats stats;
   uint64_t refused_overload, handshake_timeouts; /* metrics: refusal reasons */
-  uint64_t next_gen; /* presence generations */
+  uint64_t next_gen;                             /* presence generations */
   char old_peer[VIGIL_ADDRSTRLEN];
   char listen_failed[VIGIL_ADDRSTRLEN]; /* vigil_server_listen_failed */
 };
