@@ -122,7 +122,7 @@ put(out *o, const char *fmt, ...) {
   char *dst = o->len < o->cap ? o->buf + o->len : NULL;
   size_t room = o->len < o->cap ? o->cap - o->len : 0;
   va_start(ap, fmt);
-  n = vsnprintf(dst, room, fmt, ap);
+  n = vsnprintf(dst, room, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
   va_end(ap);
   if (n > 0)
     o->len += (size_t)n;

@@ -178,7 +178,7 @@ static int parse(const char *cmd, const char *usage, int allow_ids, int argc, ch
     } else if (s[0] == '-' || !allow_ids) {
       return vigil_cli_unknown(cmd, s);
     } else if (strlen(s) > VIGIL_WIRE_MAX_ID) {
-      fprintf(stderr, "vigil %s: id longer than %d bytes\n", cmd, VIGIL_WIRE_MAX_ID);
+      fprintf(stderr, "vigil %s: id longer than %u bytes\n", cmd, VIGIL_WIRE_MAX_ID);
       return VIGIL_CLI_USAGE;
     } else {
       a->ids[a->nids++] = argv[i];
