@@ -9,8 +9,57 @@
 #     (the "takes about N s" of the make demo section).
 #
 #   scripts/cli-doc.sh            # VIGIL=/path/to/vigil for another build
+#   scripts/cli-doc.sh --check-demo DIR
+#       writes nothing: fails when the demo run in DIR (DEMO_LOG=DIR
+#       scripts/demo.sh) disagrees with docs/CLI.md: a row of the table
+#       differs in what is not a measurement (fault, who saw it, verdict,
+#       expectation, ok), or the run took more than twice the documented
+#       time + 2 s or less than half of it - 1 s (ctest: demo.matches_doc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --check-demo ]; then
+  exec python3 - docs/CLI.md "$2" <<'EOF'
+import os, re, sys
+
+doc_path, run = sys.argv[1:3]
+doc = open(doc_path).read()
+i = doc.index("<!-- demo-table")
+start = doc.index("```\n", i) + 4
+doc_table = doc[start:doc.index("```", start)].rstrip("\n")
+run_table = open(os.path.join(run, "report.txt")).read().split("\n\nserver events:")[0]
+
+
+def rows(table):
+    """Each row without its measured columns (after fault, silent)."""
+    lines = table.split("\n\n")[0].splitlines()  # the lines after a blank one are measurements
+    out = []
+    for line in lines[1:]:  # columns are 2 or more spaces apart
+        f = re.split(r"\s{2,}", line.strip())
+        out.append(tuple(f[:3] + f[5:]) if len(f) == 7 else (line,))
+    return out
+
+
+bad = 0
+d, r = rows(doc_table), rows(run_table)
+if d != r:
+    bad = 1
+    print("cli-doc: docs/CLI.md's demo table differs from this run (measured columns aside):")
+    for k in range(max(len(d), len(r))):
+        a = d[k] if k < len(d) else "(none)"
+        b = r[k] if k < len(r) else "(none)"
+        if a != b:
+            print(f"  doc: {a}\n  run: {b}")
+said = int(re.search(r"takes about (\d+) s", doc).group(1))
+took = float(open(os.path.join(run, "elapsed_s")).read())
+print(f"cli-doc: the demo took {took:.1f} s; docs/CLI.md says about {said} s")
+if not said / 2 - 1 <= took <= 2 * said + 2:
+    bad = 1
+    print("cli-doc: that is not 'about' the documented time (make demo rewrites it)")
+if bad:
+    sys.exit(1)
+print(f"cli-doc: the demo's {len(r)} rows agree with docs/CLI.md")
+EOF
+fi
 VIGIL=${VIGIL:-$PWD/build/dev/vigil}
 [ -x "$VIGIL" ] || { echo "cli-doc: $VIGIL not built (make build)" >&2; exit 1; }
 python3 - "$VIGIL" docs/CLI.md build/demo <<'EOF'
