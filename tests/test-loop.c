@@ -319,6 +319,51 @@ TEST_IMPL(loop_echo_and_eof) {
   return util_for_each_backend(case_echo, "echo");
 }
 
+/* vigil_tcp_shutdown ends one direction: the peer reads our last bytes
+ * then EOF, and can still send to us (a lingering close depends on it). */
+static int case_shutdown(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst, idle;
+  vigil_write_req w1, w2;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(vigil_tcp_shutdown(NULL), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_tcp_init(&loop, &idle), 0);
+  ASSERT_EQ(vigil_tcp_shutdown(&idle), VIGIL_ENOTCONN);
+  vigil_tcp_close(&idle, NULL);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E1.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(send_text(&E1.tcp, &w1, "last"), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E2, 4), 0);
+  ASSERT_EQ(vigil_tcp_shutdown(&E1.tcp), 0);
+  ASSERT_EQ(run_until_status(&loop, &E2), 0);
+  ASSERT_EQ(E2.status, VIGIL_EOF); /* after our bytes, not instead of them */
+  ASSERT_MEM_EQ(E2.data, "last", 4);
+  ASSERT_EQ(E1.status, 0); /* still reading */
+  ASSERT_EQ(send_text(&E2.tcp, &w2, "after"), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E1, 5), 0);
+  ASSERT_MEM_EQ(E1.data, "after", 5);
+  vigil_tcp_close(&E2.tcp, ep_closed);
+  ASSERT_EQ(run_until_status(&loop, &E1), 0);
+  ASSERT_EQ(E1.status, VIGIL_EOF);
+  vigil_tcp_close(&E1.tcp, ep_closed);
+  ASSERT_EQ(vigil_tcp_shutdown(&E1.tcp), VIGIL_EPIPE); /* closing */
+  vigil_tcp_close(&lst, NULL);
+  ASSERT_EQ(run_to_end(&loop), 0);
+  ASSERT_EQ(E1.closed + E2.closed, 2);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  ep_free(&E1);
+  ep_free(&E2);
+  return 0;
+}
+
+TEST_IMPL(loop_shutdown_ends_one_direction) {
+  return util_for_each_backend(case_shutdown, "shutdown");
+}
+
 static int case_reset(vigil_backend b) {
   vigil_loop loop;
   vigil_tcp lst;
