@@ -55,6 +55,7 @@
 #include <sys/socket.h>
 #endif
 
+#include "budget.h"
 #include "conn.h"
 #include "metrics-internal.h"
 #include "queue.h"
@@ -190,6 +191,7 @@ static void conn_release(vigil_conn *c) {
   vigil__queue_remove(&c->link);
   o->nconns--;
   (*phase_gauge(o, c->phase))--;
+  o->budget_used -= c->charged; /* nothing should be left; never leak the account */
   if (o->freed != NULL)
     o->freed(c);
   if (c->flags & VIGIL__C_ID_OWNED)
@@ -257,6 +259,7 @@ static void hand_back_queue(vigil_conn *c) {
   vigil__msg *m = c->qhead, *next;
   c->qhead = c->qtail = c->qframe = NULL;
   o->m.queued_bytes -= c->qbytes;
+  vigil__budget_release(c, c->qbytes);
   c->qbytes = 0;
   for (; m != NULL; m = next) {
     next = m->next;
@@ -318,6 +321,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   if (was_open ? o->cb.on_death != NULL : o->cb.on_reject != NULL)
     (was_open ? o->cb.on_death : o->cb.on_reject)(c, d, o->user);
   hand_back_queue(c);
+  vigil__budget_release(c, c->rx_cap);
   free(c->rx);
   free(c->retain);
   c->rx = c->retain = NULL;
@@ -441,9 +445,13 @@ static int deliver_data(vigil_conn *c, const vigil_event *ev) {
       cap = need;
     if (cap > max_message)
       cap = need > max_message ? need : max_message;
+    if (vigil__budget_charge(c, cap - c->rx_cap) != 0)
+      return VIGIL_EPOLICY; /* closed for the memory budget */
     p = realloc(c->rx, cap);
-    if (p == NULL)
+    if (p == NULL) {
+      vigil__budget_release(c, cap - c->rx_cap);
       return VIGIL_ENOMEM;
+    }
     c->rx = p;
     c->rx_cap = (uint32_t)cap;
   }
@@ -454,6 +462,7 @@ static int deliver_data(vigil_conn *c, const vigil_event *ev) {
     uint8_t *msg = c->rx;
     size_t len = c->rx_len;
     c->rx = NULL; /* the buffer lives only while a message is in flight */
+    vigil__budget_release(c, c->rx_cap);
     c->rx_len = c->rx_cap = 0;
     if (o->cb.on_message != NULL)
       o->cb.on_message(c, msg, len, o->user);
@@ -581,6 +590,7 @@ static void release_written(vigil_conn *c) {
       c->qtail = NULL;
     c->qbytes -= m->len;
     c->owner->m.queued_bytes -= m->len;
+    vigil__budget_release(c, m->len);
     free(m);
   }
   if (c->qhead == NULL)
@@ -602,6 +612,7 @@ static void refuse_head(vigil_conn *c, vigil__msg *m) {
   c->qframe = m->next;
   c->qbytes -= m->len;
   o->m.queued_bytes -= m->len;
+  vigil__budget_release(c, m->len);
   if (o->cb.on_unsent != NULL)
     o->cb.on_unsent(c, m->data, m->len, 0, o->user);
   free(m);
@@ -659,6 +670,7 @@ static void on_write_done(vigil_write_req *req, int status) {
   c->wpend = NULL;
   if (status == 0)
     c->kernel_pos += w->len;
+  vigil__budget_release(c, w->len);
   free(w);
   if (c->phase == VIGIL__ZOMBIE)
     return;
@@ -671,11 +683,15 @@ static void on_write_done(vigil_write_req *req, int status) {
 }
 
 static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
-  struct vigil__wpend *w = malloc(sizeof *w + n);
+  struct vigil__wpend *w;
   vigil_buf b;
   int rc;
-  if (w == NULL)
+  if ((rc = vigil__budget_charge(c, n)) != 0)
+    return rc;
+  if ((w = malloc(sizeof *w + n)) == NULL) {
+    vigil__budget_release(c, n);
     return VIGIL_ENOMEM;
+  }
   memcpy(w->data, p, n);
   w->len = n;
   w->conn = c;
@@ -683,6 +699,7 @@ static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
   b = vigil_buf_init((char *)w->data, n);
   rc = vigil_tcp_write(&w->req, &c->tcp, &b, 1, on_write_done);
   if (rc != 0) {
+    vigil__budget_release(c, n);
     free(w);
     return rc;
   }
@@ -973,9 +990,12 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
                        "outbound queue kept overflowing");
     return VIGIL_EQUEUEFULL;
   }
-  m = malloc(sizeof *m + len);
-  if (m == NULL)
+  if (vigil__budget_charge(c, len) != 0)
+    return VIGIL_ECLOSED; /* closed for the memory budget */
+  if ((m = malloc(sizeof *m + len)) == NULL) {
+    vigil__budget_release(c, len);
     return VIGIL_ENOMEM;
+  }
   m->next = NULL;
   m->len = len;
   m->framed = 0;

@@ -61,6 +61,7 @@ struct vigil_conn {
   vigil__msg *qhead, *qtail; /* outbound queue */
   vigil__msg *qframe;        /* first message not completely framed */
   size_t qbytes;
+  size_t charged;             /* bytes charged to the owner's budget (budget.h) */
   uint64_t framed_pos;        /* bytes produced into the stream */
   uint64_t kernel_pos;        /* bytes handed to the kernel */
   uint8_t *rx;                /* reassembly, only while a message is in flight */
@@ -104,6 +105,9 @@ struct vigil__owner {
   vigil_server *server; /* NULL for a client */
   size_t max_queue_bytes;
   uint32_t queue_full_strikes;
+  size_t budget;          /* memory budget (budget.h); 0: none */
+  size_t budget_used;     /* bytes charged by every connection */
+  uint64_t budget_closes; /* connections closed for it */
   vigil_keepalive_mode ka_mode;
   vigil_keepalive ka;
   uint8_t *rbuf, *wbuf; /* scratch, allocated with the owner */

@@ -17,6 +17,12 @@
  * no retry-after) would send the client straight back: a reconnect storm
  * fed by the very load that caused it.
  *
+ * Memory. Reassembly buffers, outbound queues and pending writes of every
+ * connection are charged to one budget (src/budget.c): past it, the
+ * connections above their share are the ones closed. The default is a
+ * quarter of the machine's memory, or what max_connections could hold if
+ * that is less.
+ *
  * Presence. Open connections are indexed by the id their client sent, in a
  * chained hash table (FNV-1a over the id, mixed with a per-server random
  * seed; it doubles when the load passes 1). A client that comes back with
@@ -52,6 +58,7 @@
 #include "conn.h"
 #include "queue.h"
 #include "spare.h"
+#include "sysmem.h"
 
 #define MAX_LISTENERS 16
 
@@ -376,6 +383,16 @@ static void on_closed_defer(vigil_loop *loop, vigil_defer *d) {
     s->cfg.on_closed(s, s->cfg.user);
 }
 
+/* A quarter of the machine, or what max_connections could ever hold if
+ * that is less (then the budget never bites before the caps do). */
+static size_t default_budget(const vigil_server_config *c) {
+  uint64_t msg = c->session.max_message != 0 ? c->session.max_message : (uint64_t)1 << 20;
+  uint64_t worst = (uint64_t)c->max_connections * (msg + c->max_queue_bytes + VIGIL__WBUF_SIZE);
+  uint64_t quarter = vigil__phys_memory() / 4;
+  uint64_t b = quarter != 0 && quarter < worst ? quarter : worst;
+  return b > SIZE_MAX ? SIZE_MAX : (size_t)b;
+}
+
 static void apply_defaults(vigil_server_config *c) {
   if (c->max_connections == 0)
     c->max_connections = 10000;
@@ -389,6 +406,8 @@ static void apply_defaults(vigil_server_config *c) {
     c->shutdown_timeout_ms = 1000;
   if (c->backlog <= 0)
     c->backlog = 511;
+  if (c->memory_budget == 0)
+    c->memory_budget = default_budget(c);
 }
 
 int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg_in) {
@@ -427,6 +446,7 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
   s->o.server = s;
   s->o.max_queue_bytes = s->cfg.max_queue_bytes;
   s->o.queue_full_strikes = s->cfg.queue_full_strikes;
+  s->o.budget = s->cfg.memory_budget == SIZE_MAX ? 0 : s->cfg.memory_budget;
   s->o.ka_mode = cfg->keepalive_mode;
   s->o.ka = cfg->keepalive;
   s->o.opened = on_opened;
@@ -644,6 +664,9 @@ void vigil_server_get_stats(const vigil_server *s, vigil_server_stats *st) {
     return;
   *st = s->stats;
   st->connections = s->o.nconns;
+  st->budget_closes = s->o.budget_closes;
+  st->memory_used = s->o.budget_used;
+  st->memory_budget = s->o.budget != 0 ? s->o.budget : UINT64_MAX;
 }
 
 int vigil_server_get_metrics_sized(const vigil_server *s, vigil_metrics *out, size_t size) {

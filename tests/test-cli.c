@@ -106,6 +106,29 @@ TEST_IMPL(uint_parse) {
   return 0;
 }
 
+TEST_IMPL(size_parse) {
+  uint64_t v = 7;
+  const char *why;
+  ASSERT_EQ(vigil_cli_parse_size("64MiB", &v, &why), 0);
+  ASSERT_UEQ(v, (uint64_t)64 << 20);
+  ASSERT_EQ(vigil_cli_parse_size("3G", &v, &why), 0);
+  ASSERT_UEQ(v, (uint64_t)3 << 30);
+  ASSERT_EQ(vigil_cli_parse_size("512K", &v, &why), 0);
+  ASSERT_UEQ(v, (uint64_t)512 << 10);
+  ASSERT_EQ(vigil_cli_parse_size("100B", &v, &why), 0);
+  ASSERT_UEQ(v, 100);
+  v = 7;
+  ASSERT_EQ(vigil_cli_parse_size("64", &v, &why), -1); /* a unit is required */
+  ASSERT_STR_EQ(why, "missing unit (use B, KiB, MiB or GiB, e.g. 64MiB)");
+  ASSERT_EQ(vigil_cli_parse_size("64MB", &v, &why), -1);
+  ASSERT_EQ(vigil_cli_parse_size("0MiB", &v, &why), -1);
+  ASSERT_EQ(vigil_cli_parse_size("9999999999GiB", &v, &why), -1);
+  ASSERT_EQ(vigil_cli_parse_size("-1MiB", &v, &why), -1);
+  ASSERT_EQ(vigil_cli_parse_size("", &v, &why), -1);
+  ASSERT_UEQ(v, 7); /* untouched on failure */
+  return 0;
+}
+
 /* ---- addresses ---- */
 
 TEST_IMPL(addr_parse) {

@@ -8,6 +8,7 @@
  * bounded (util_run_until); timing assertions are strict on the early
  * side (a verdict before `timeout` is a bug) and allow 20 ms on the late
  * side only where the brief demands it (the raw silent peer). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -853,6 +854,105 @@ TEST_IMPL(socket_cap_while_refusing) {
   ASSERT_EQ(st.connections, CROWD);
   for (i = 0; i < CROWD; i++)
     util_raw_close(s[i]);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
+/* ---- memory budget ---------------------------------------------------------- */
+
+#define GREEDY 50
+#define HEALTHY 10
+#define GREEDY_CHUNKS 16
+#define BUDGET ((size_t)2 << 20)
+
+static void note_memory(fixture *f, uint64_t *max_used) {
+  vigil_server_stats st;
+  vigil_server_get_stats(f->srv, &st);
+  if (st.memory_used > *max_used)
+    *max_used = st.memory_used;
+}
+
+/* 50 raw peers each send 256 KiB of a message and never the end (12.5 MiB
+ * asked of a 2 MiB budget) while 10 vigil clients heartbeat: the greedy are
+ * closed with CLOSE POLICY "memory budget exceeded", cause policy; the
+ * total charged never passes the budget; no healthy client dies, and each
+ * still gets a two-chunk message through (reassembled within its share). */
+TEST_IMPL(memory_budget_closes_the_greedy) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_server_stats st;
+  static vigil_client *cli[HEALTHY];
+  static util_rec rec[HEALTHY];
+  static vigil_os_socket g[GREEDY];
+  static uint8_t chunk[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CHUNK], msg[20000];
+  static char ids[HEALTHY][16];
+  uint64_t max_used = 0;
+  int i, j, h, opened = 0;
+  server_config(&f, &cfg);
+  cfg.memory_budget = BUDGET;
+  cfg.session.message_timeout_ms = 60000; /* the budget, not the deadline, is under test */
+  f.rec.echo = 1;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  for (i = 0; i < HEALTHY; i++) {
+    snprintf(ids[i], sizeof ids[i], "healthy-%d", i);
+    client_config(&ccfg, &rec[i], ids[i]);
+    ccfg.session.timeout_ms = 2000; /* a loaded test thread must not fake a death */
+    ASSERT_EQ(vigil_client_new(&cli[i], &f.loop, &ccfg), 0);
+    ASSERT_EQ(vigil_client_connect(cli[i], "127.0.0.1", f.port), 0);
+  }
+  for (i = 0; i < HEALTHY; i++)
+    ASSERT(util_run_until(&f.loop, &rec[i].opens, WAIT));
+  for (i = 0; i < GREEDY; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "greedy-%d", i);
+    if (raw_open_quiet(&f, id, &g[i]) == VIGIL_ENOTSUP)
+      RETURN_SKIP("raw sockets need POSIX");
+    opened++;
+  }
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.memory_budget, BUDGET);
+  h = vigil_wire_encode_data_header(chunk, sizeof chunk, 1, VIGIL_WIRE_MAX_CHUNK);
+  ASSERT_GT(h, 0);
+  memset(chunk + h, 'g', VIGIL_WIRE_MAX_CHUNK);
+  for (i = 0; i < GREEDY; i++) {
+    for (j = 0; j < GREEDY_CHUNKS; j++) {
+      if (util_raw_send(g[i], chunk, (size_t)h + VIGIL_WIRE_MAX_CHUNK) != 0)
+        break; /* closed for the budget, and its linger is over */
+      util_run_for(&f.loop, 1);
+      note_memory(&f, &max_used);
+    }
+  }
+  util_run_for(&f.loop, 50);
+  note_memory(&f, &max_used);
+  memset(msg, 'm', sizeof msg);
+  for (i = 0; i < HEALTHY; i++)
+    ASSERT_EQ(vigil_client_send(cli[i], msg, sizeof msg), 0);
+  for (i = 0; i < HEALTHY; i++) {
+    ASSERT(util_run_until(&f.loop, &rec[i].messages, WAIT));
+    note_memory(&f, &max_used);
+  }
+  vigil_server_get_stats(f.srv, &st);
+  printf("budget %zu: most charged %llu, %llu greedy closed, %d healthy messages\n", BUDGET,
+         (unsigned long long)max_used, (unsigned long long)st.budget_closes, f.rec.messages);
+  ASSERT_ULE(max_used, BUDGET);
+  ASSERT_UGE(st.budget_closes, GREEDY - BUDGET / (GREEDY_CHUNKS * VIGIL_WIRE_MAX_CHUNK));
+  ASSERT_EQ(st.deaths[VIGIL_CAUSE_POLICY], st.budget_closes);
+  ASSERT_EQ(f.rec.messages, HEALTHY); /* every healthy message arrived whole */
+  for (i = 0; i < HEALTHY; i++) {
+    ASSERT_EQ(rec[i].deaths, 0);
+    ASSERT_EQ(rec[i].msg_len, sizeof msg); /* echoed whole */
+  }
+  ASSERT_EQ(expect_close(g[0], VIGIL_CLOSE_POLICY), 0); /* the first was the first evicted */
+  ASSERT_STR_EQ(f.rec.reason, "memory budget exceeded");
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  for (i = 0; i < opened; i++)
+    util_raw_close(g[i]);
+  for (i = 0; i < HEALTHY; i++) {
+    ASSERT_EQ(vigil_client_close(cli[i], 0), 0);
+    ASSERT(util_run_until(&f.loop, &rec[i].closed, WAIT));
+    ASSERT_EQ(vigil_client_free(cli[i]), 0);
+  }
   ASSERT_EQ(server_down(&f), 0);
   return 0;
 }

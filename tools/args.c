@@ -91,6 +91,38 @@ int vigil_cli_parse_duration(const char *s, uint32_t *ms, const char **why) {
   return 0;
 }
 
+static unsigned unit_shift(const char *u) {
+  static const char *const names[][2] = {{"B", ""}, {"KiB", "K"}, {"MiB", "M"}, {"GiB", "G"}};
+  for (unsigned k = 0; k < 4; k++)
+    if (strcmp(u, names[k][0]) == 0 || (k > 0 && strcmp(u, names[k][1]) == 0))
+      return 10 * k + 1; /* + 1: 0 means unknown */
+  return 0;
+}
+
+int vigil_cli_parse_size(const char *s, uint64_t *bytes, const char **why) {
+  uint64_t v;
+  unsigned shift;
+  size_t n;
+  int big;
+
+  if (s == NULL || *s == '\0')
+    return fail(why, "empty size");
+  n = read_digits(s, (uint64_t)1 << 63, &v, &big);
+  if (n == 0)
+    return fail(why, "must start with a digit (e.g. 64MiB)");
+  if (s[n] == '\0')
+    return fail(why, "missing unit (use B, KiB, MiB or GiB, e.g. 64MiB)");
+  if ((shift = unit_shift(s + n)) == 0)
+    return fail(why, "unknown unit (use B, KiB, MiB or GiB)");
+  shift--;
+  if (big || v > ((uint64_t)1 << 63) >> shift)
+    return fail(why, "too large");
+  if (v == 0)
+    return fail(why, "must be at least 1 byte");
+  *bytes = v << shift;
+  return 0;
+}
+
 int vigil_cli_parse_uint(const char *s, uint32_t min, uint32_t max, uint32_t *out,
                          const char **why) {
   uint64_t v;

@@ -44,6 +44,10 @@
  * fraction of a millisecond, and overflow are rejected. */
 int vigil_cli_parse_duration(const char *s, uint32_t *ms, const char **why);
 
+/* A size in bytes: digits and a unit B, KiB, MiB, GiB (or K, M, G: also
+ * binary), e.g. 64MiB; at least 1 byte, at most 2^63. */
+int vigil_cli_parse_size(const char *s, uint64_t *bytes, const char **why);
+
 /* A decimal integer in [min, max]; no sign, no spaces, no trailing text. */
 int vigil_cli_parse_uint(const char *s, uint32_t min, uint32_t max, uint32_t *out,
                          const char **why);

@@ -40,6 +40,12 @@ static const char usage_text[] =
     "                    when --interval is given; at least 2 x interval)\n"
     "  --max-conns N     connections beyond N get CLOSE \"server full\" (default 10000)\n"
     "  --max-per-addr N  connections per client address (default: no limit)\n"
+    "  --memory-budget S bytes all clients together may hold in reassembly and\n"
+    "                    outbound buffers, e.g. 64MiB (default: a quarter of RAM, or\n"
+    "                    max-conns x 2.1 MiB if less); past it the greediest are closed\n"
+    "  --handshake-timeout D  HELLO must arrive within D (default 5s)\n"
+    "  --message-timeout D    a message begun must be finished within D (default:\n"
+    "                    the agreed timeout + max message size at 16 KiB/s)\n"
     "  --keepalive D     kernel keepalive + TCP_USER_TIMEOUT budget D (default: derived\n"
     "                    from the agreed timeout)\n"
     "  --no-keepalive    leave kernel keepalive off\n"
@@ -67,6 +73,8 @@ static const char usage_text[] =
 typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
   uint32_t max_conns, max_per_addr, worker;
+  uint32_t handshake_ms, message_ms; /* 0: the library's default */
+  const char *memory_budget;         /* NULL: the library's default */
   int rtt, echo, print_messages;
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
   vigil_cli_addr metrics_addr;
@@ -258,6 +266,9 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
   const vigil_cli_opt own[] = {
       {"max-conns", 0, VIGIL_CLI_UINT, &o->max_conns, 1, 1000000000, 0},
       {"max-per-addr", 0, VIGIL_CLI_UINT, &o->max_per_addr, 1, 1000000000, 0},
+      {"memory-budget", 0, VIGIL_CLI_STRING, &o->memory_budget, 0, 0, 0},
+      {"handshake-timeout", 0, VIGIL_CLI_DURATION, &o->handshake_ms, 0, 0, 0},
+      {"message-timeout", 0, VIGIL_CLI_DURATION, &o->message_ms, 0, 0, 0},
       {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
       {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
       {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
@@ -305,6 +316,15 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
     return VIGIL_CLI_USAGE;
   cfg->max_connections = so->max_conns;
   cfg->max_per_address = so->max_per_addr;
+  sc->handshake_timeout_ms = so->handshake_ms != 0 ? so->handshake_ms : sc->handshake_timeout_ms;
+  sc->message_timeout_ms = so->message_ms;
+  if (so->memory_budget != NULL) {
+    uint64_t b;
+    const char *why;
+    if (vigil_cli_parse_size(so->memory_budget, &b, &why) != 0)
+      return vigil_cli_usage(CMD, "--memory-budget: bad size '%s': %s", so->memory_budget, why);
+    cfg->memory_budget = b >= SIZE_MAX ? SIZE_MAX - 1 : (size_t)b;
+  }
   /* Our own --send-every fills a stalled client's queue on purpose: the
    * verdict must come from the heartbeat or the kernel, not a queue limit. */
   if (so->c.send_every_ms != 0)

@@ -56,6 +56,14 @@ typedef struct vigil_server_config {
   /* Where openings, deaths and takeovers are reported (vigil/presence.h),
    * or NULL. Borrowed: it must outlive the server. */
   vigil_presence_store *presence;
+  /* One memory budget for every connection's reassembly buffers, outbound
+   * queues and pending writes (docs/RUNTIME.md, "Memory budget"). When a
+   * connection would take the total past it, a connection above its share
+   * (budget / connections) is closed with CLOSE POLICY "memory budget
+   * exceeded", cause policy. Default (0): a quarter of the machine's
+   * memory, or max_connections x (max_message + max_queue_bytes + 66 KiB)
+   * if that is less. SIZE_MAX: no budget. */
+  size_t memory_budget;
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
@@ -72,6 +80,9 @@ typedef struct vigil_server_stats {
   uint64_t queue_full_closes;         /* CLOSE QUEUE_FULL */
   uint64_t accept_emfile;             /* EMFILE/ENFILE survived with the spare descriptor */
   uint64_t deaths[VIGIL_CAUSE_COUNT]; /* on_death calls by cause */
+  uint64_t budget_closes;             /* closed for the memory budget */
+  uint64_t memory_used;               /* bytes charged to the budget now */
+  uint64_t memory_budget;             /* the budget in force (UINT64_MAX: none) */
 } vigil_server_stats;
 
 /* Defaults and cfg->size (a macro: the caller's sizeof; docs/ABI.md). */

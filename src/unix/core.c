@@ -2,9 +2,12 @@
  * wait. Socket operations are in tcp.c, the pollers in epoll.c and poll.c. */
 #include <errno.h>
 #include <net/if.h>
+#include <stdint.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "sysmem.h"
 
 int vigil__unix_err(void) {
 #if defined(EWOULDBLOCK) && EWOULDBLOCK != EAGAIN
@@ -91,4 +94,15 @@ const char *vigil__plat_name(const vigil_loop *loop) {
 int vigil__plat_poll(vigil_loop *loop, int timeout_ms) {
   const vigil__poller *p = loop->plat_ops;
   return p->wait(loop, timeout_ms);
+}
+
+size_t vigil__phys_memory(void) {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || size <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)size)
+    return 0;
+  return (size_t)pages * (size_t)size;
+#else
+  return 0;
+#endif
 }

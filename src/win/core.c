@@ -35,9 +35,11 @@
  * clock tick early on Windows; the loop only fires timers that are due, so
  * an early return costs an iteration, never an early verdict. */
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "internal.h"
+#include "sysmem.h"
 
 #define MAX_ENTRIES 128
 /* Extra non-blocking batches after a full one, bounded for fairness with
@@ -271,4 +273,12 @@ int vigil__plat_poll(vigil_loop *loop, int timeout_ms) {
     timeout = 0;
   }
   return 0;
+}
+
+size_t vigil__phys_memory(void) {
+  MEMORYSTATUSEX ms;
+  ms.dwLength = sizeof ms;
+  if (!GlobalMemoryStatusEx(&ms) || ms.ullTotalPhys > SIZE_MAX)
+    return 0;
+  return (size_t)ms.ullTotalPhys;
 }
