@@ -970,6 +970,109 @@ TEST_IMPL(memory_budget_closes_the_greedy) {
   return 0;
 }
 
+/* The same for the outbound side: the server's program sends 64 KiB
+ * messages to 8 raw peers that never read (their kernels' buffers fill,
+ * then their queues grow; the queue cap is far above the budget, so only
+ * the budget can stop them) while 10 vigil clients heartbeat and get the
+ * same messages. The total charged never passes the budget; every
+ * never-reader is closed for it with cause policy; no healthy client dies
+ * and each healthy one received every message sent to it. */
+#define NEVER 8
+#define NEVER_ROUNDS 200
+#define BIG (64u << 10)
+
+static vigil_conn *never_conn[NEVER];
+static vigil_conn_callbacks never_cb; /* the recorder's, which we forward to */
+
+static void never_death(vigil_conn *c, const vigil_death *d, void *user) {
+  int i;
+  for (i = 0; i < NEVER; i++)
+    if (never_conn[i] == c)
+      never_conn[i] = NULL; /* freed after this callback: never used again */
+  never_cb.on_death(c, d, user);
+}
+
+TEST_IMPL(memory_budget_closes_never_readers) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_client_config ccfg;
+  vigil_server_stats st;
+  static vigil_client *cli[HEALTHY];
+  static util_rec rec[HEALTHY];
+  static vigil_conn *healthy_conn[HEALTHY];
+  static vigil_os_socket g[NEVER];
+  static uint8_t big[BIG];
+  static char ids[HEALTHY][16];
+  uint64_t max_used = 0;
+  int i, r, sent = 0, alive;
+  server_config(&f, &cfg);
+  cfg.memory_budget = BUDGET;
+  cfg.max_queue_bytes = (size_t)64 << 20; /* the budget, not the queue cap, is under test */
+  never_cb = cfg.cb;
+  cfg.cb.on_death = never_death;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  for (i = 0; i < HEALTHY; i++) {
+    snprintf(ids[i], sizeof ids[i], "healthy-%d", i);
+    client_config(&ccfg, &rec[i], ids[i]);
+    ccfg.session.timeout_ms = 2000;
+    ASSERT_EQ(vigil_client_new(&cli[i], &f.loop, &ccfg), 0);
+    ASSERT_EQ(vigil_client_connect(cli[i], "127.0.0.1", f.port), 0);
+    ASSERT(util_run_until_n(&f.loop, &f.rec.opens, i + 1, WAIT));
+    healthy_conn[i] = f.rec.conn;
+  }
+  for (i = 0; i < HEALTHY; i++)
+    ASSERT(util_run_until(&f.loop, &rec[i].opens, WAIT));
+  for (i = 0; i < NEVER; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "never-%d", i);
+    if (raw_open_hb(&f, id, 60000, 180000, &g[i]) == VIGIL_ENOTSUP)
+      RETURN_SKIP("raw sockets need POSIX");
+    never_conn[i] = f.rec.conn;
+  }
+  memset(big, 'n', sizeof big);
+  for (r = 0; r < NEVER_ROUNDS; r++) {
+    for (i = 0, alive = 0; i < NEVER; i++)
+      if (never_conn[i] != NULL) {
+        alive++;
+        (void)vigil_conn_send(never_conn[i], big, sizeof big); /* closed for the budget: ECLOSED */
+      }
+    if (r % 20 == 0) { /* the healthy get some too, within their share */
+      for (i = 0; i < HEALTHY; i++)
+        ASSERT_EQ(vigil_conn_send(healthy_conn[i], big, 100), 0);
+      sent++;
+    }
+    util_run_for(&f.loop, 1);
+    note_memory(&f, &max_used);
+    if (alive == 0)
+      break;
+  }
+  for (i = 0; i < HEALTHY; i++) {
+    ASSERT(util_run_until_n(&f.loop, &rec[i].messages, sent, WAIT));
+    note_memory(&f, &max_used);
+  }
+  vigil_server_get_stats(f.srv, &st);
+  printf("budget %zu: most charged %llu, %llu never-readers closed after %d rounds\n", BUDGET,
+         (unsigned long long)max_used, (unsigned long long)st.budget_closes, r);
+  ASSERT_ULE(max_used, BUDGET);
+  ASSERT_EQ(st.budget_closes, NEVER);
+  ASSERT_EQ(st.deaths[VIGIL_CAUSE_POLICY], NEVER);
+  for (i = 0; i < NEVER; i++)
+    ASSERT_NULL(never_conn[i]);
+  for (i = 0; i < HEALTHY; i++) {
+    ASSERT_EQ(rec[i].deaths, 0);
+    ASSERT_EQ(rec[i].messages, sent);
+  }
+  for (i = 0; i < NEVER; i++)
+    util_raw_close(g[i]);
+  for (i = 0; i < HEALTHY; i++) {
+    ASSERT_EQ(vigil_client_close(cli[i], 0), 0);
+    ASSERT(util_run_until(&f.loop, &rec[i].closed, WAIT));
+    ASSERT_EQ(vigil_client_free(cli[i]), 0);
+  }
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 TEST_IMPL(per_address_limit) {
   fixture f;
   vigil_server_config cfg;
