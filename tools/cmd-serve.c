@@ -101,6 +101,7 @@ typedef struct serve_state {
   uint8_t *msg;
   uint64_t seq;
   int shutting_down;
+  int in_tick;          /* on_send_tick is walking peers */
   vigil_cli_http *http; /* --metrics */
   char where[sizeof(((vigil_cli_addr *)0)->host) + 16];
 } serve_state;
@@ -178,17 +179,38 @@ static void on_message(vigil_conn *c, const uint8_t *msg, size_t len, void *user
   vigil_cli_line_end(&l, stdout);
 }
 
+static void unlink_peer(serve_state *s, peer_data *pd) {
+  if (pd->prev != NULL)
+    pd->prev->next = pd->next;
+  else
+    s->peers = pd->next;
+  if (pd->next != NULL)
+    pd->next->prev = pd->prev;
+  free(pd);
+}
+
 /* One message of send_size bytes to every open client per tick; a refusal
- * is counted, and the next try is a period later. */
+ * is counted, and the next try is a period later. The queue-full close is
+ * off with --send-every, but the memory budget may close this connection
+ * or the greediest others inside vigil_conn_send (their on_death runs
+ * there): while the tick walks the list, forget_peer only marks a peer
+ * gone (conn NULL), and the walk unlinks it afterwards. */
 static void on_send_tick(vigil_loop *loop, vigil_loop_timer *t) {
   serve_state *s = vigil_container_of(t, serve_state, send_timer);
+  peer_data *pd, *next;
 
-  /* vigil_conn_send only queues (the write is deferred) and the queue-full
-   * close is off with --send-every, so no connection ends, and no pd is
-   * freed, inside this loop. */
-  for (peer_data *pd = s->peers; pd != NULL; pd = pd->next) {
+  s->in_tick = 1;
+  for (pd = s->peers; pd != NULL; pd = pd->next) {
+    if (pd->conn == NULL)
+      continue;
     vigil_cli_data_head(s->msg, s->o.c.send_size, ++s->seq);
     vigil_cli_data_count(&pd->out, vigil_conn_send(pd->conn, s->msg, s->o.c.send_size));
+  }
+  s->in_tick = 0;
+  for (pd = s->peers; pd != NULL; pd = next) {
+    next = pd->next;
+    if (pd->conn == NULL)
+      unlink_peer(s, pd);
   }
   vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + s->o.c.send_every_ms, on_send_tick);
 }
@@ -198,14 +220,11 @@ static void forget_peer(serve_state *s, vigil_conn *c) {
 
   if (pd == NULL)
     return;
-  if (pd->prev != NULL)
-    pd->prev->next = pd->next;
-  else
-    s->peers = pd->next;
-  if (pd->next != NULL)
-    pd->next->prev = pd->prev;
   vigil_conn_set_data(c, NULL);
-  free(pd);
+  if (s->in_tick)
+    pd->conn = NULL; /* on_send_tick unlinks it when its walk is over */
+  else
+    unlink_peer(s, pd);
 }
 
 static void print_end(serve_state *s, vigil_conn *c, const char *event, const vigil_death *d) {
