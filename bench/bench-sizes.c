@@ -22,6 +22,8 @@ static int print_abi(void) {
   ABI_SIZE(vigil_server_config);
   ABI_SIZE(vigil_client_config);
   ABI_SIZE(vigil_loop_options);
+  ABI_SIZE(vigil_workers_config);
+  ABI_SIZE(vigil_worker_event);
   ABI_SIZE(vigil_keepalive);
   ABI_SIZE(vigil_keepalive_report);
   ABI_SIZE(vigil_conn_callbacks);

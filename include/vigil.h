@@ -15,6 +15,7 @@
  *   vigil/metrics.h    counters and histograms, Prometheus text exposition
  *   vigil/server.h     server: accept, limits, presence table
  *   vigil/client.h     client: connect, heartbeat, reconnect with backoff
+ *   vigil/workers.h    worker processes sharing a port, under a supervisor
  */
 
 #ifdef __cplusplus
@@ -35,6 +36,7 @@ extern "C" {
 #include "vigil/presence.h"
 #include "vigil/server.h"
 #include "vigil/client.h"
+#include "vigil/workers.h"
 
 #ifdef __cplusplus
 }

@@ -496,7 +496,8 @@ static int listen_one(vigil_server *s, const struct sockaddr *sa, uint16_t *port
   vigil_tcp_init(s->o.loop, t);
   t->data = s;
   s->listeners_open++;
-  rc = vigil_tcp_bind_listen(t, (const struct sockaddr *)&ss, s->cfg.backlog, VIGIL_TCP_IPV6ONLY,
+  rc = vigil_tcp_bind_listen(t, (const struct sockaddr *)&ss, s->cfg.backlog,
+                             VIGIL_TCP_IPV6ONLY | (s->cfg.reuseport ? VIGIL_TCP_REUSEPORT : 0u),
                              on_connection);
   if (rc != 0) {
     vigil_tcp_close(t, on_listener_closed);

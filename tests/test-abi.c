@@ -98,6 +98,8 @@ TEST_IMPL(init_writes_only_the_callers_size) {
   CHECK_INIT(vigil_loop_options, vigil_loop_options_init_sized,
              OLD_SIZE(vigil_loop_options, clock));
   CHECK_INIT(vigil_keepalive, vigil_keepalive_init_sized, OLD_SIZE(vigil_keepalive, count));
+  CHECK_INIT(vigil_workers_config, vigil_workers_config_init_sized,
+             OLD_SIZE(vigil_workers_config, stop_timeout_ms));
   /* The current size writes the whole struct and nothing beyond. */
   CHECK_INIT(vigil_server_config, vigil_server_config_init_sized, sizeof(vigil_server_config));
   return 0;

@@ -1519,36 +1519,55 @@ TEST_IMPL(serve_data_pending_stopped_client) {
  * says online (exit 0) with node and worker; the client is SIGSTOPped;
  * within timeout + 1 s who says offline, cause peer_stalled (exit 1), and
  * `vigil watch` printed the open and the dead events. */
-TEST_IMPL(presence_who_watch) {
-#if defined(_WIN32)
-  RETURN_SKIP("runs the binary with posix_spawn");
-#else
+#if !defined(_WIN32)
+/* The presence round trip (issue 9's must-show) against `vigil serve` in
+ * one process (workers 0: --worker 3) or with --workers N. */
+static int who_watch_round_trip(int workers) {
   static util_redis rd;
   child srv, cl, who, watch;
-  char url[160], addr[64], line[1024], cause[64] = "";
-  int port, st = -1;
+  char url[160], addr[64], line[1024], cause[64] = "", nworkers[16], want_worker[32];
+  int port = -1, st = -1, i;
   uint64_t t0;
-  NEED_BINARY();
   memset(&rd, 0, sizeof rd);
   if (util_redis_start(&rd) != 0)
     RETURN_SKIP("redis-server not installed or did not start");
   snprintf(url, sizeof url, "unix://%s", rd.sock);
+  snprintf(nworkers, sizeof nworkers, "%d", workers > 0 ? workers : 3);
   {
-    char *argv[] = {NULL,     "serve", "127.0.0.1:0", "--json",     "-i",
-                    "100ms",  "-t",    "300ms",       "--presence", url,
-                    "--node", "n1",    "--worker",    "3",          NULL};
-    if (child_start(&srv, argv) != 0 ||
-        !child_event(&srv, "listening", NULL, line, sizeof line, 5000)) {
+    char *argv[] = {NULL,
+                    "serve",
+                    "127.0.0.1:0",
+                    "--json",
+                    "-i",
+                    "100ms",
+                    "-t",
+                    "300ms",
+                    "--presence",
+                    url,
+                    "--node",
+                    "n1",
+                    workers > 0 ? "--workers" : "--worker",
+                    nworkers,
+                    NULL};
+    if (child_start(&srv, argv) != 0) {
       util_redis_cleanup(&rd);
       TEST_FAIL_AT("serve did not start");
     }
-    port = (int)json_num(line, "port");
-    if (!child_event(&srv, "presence", NULL, line, sizeof line, 5000) ||
-        strstr(line, "\"state\":\"ok\"") == NULL) {
-      child_kill(&srv);
-      util_redis_cleanup(&rd);
-      TEST_FAIL_AT("no presence ok line: %s", line);
+    /* one listening and one presence line per worker, in any order */
+    for (i = 0; i < 2 * (workers > 0 ? workers : 1); i++) {
+      if (!child_line(&srv, line, sizeof line, 5000) ||
+          (strstr(line, "\"event\":\"presence\"") != NULL &&
+           strstr(line, "\"state\":\"ok\"") == NULL)) {
+        child_kill(&srv);
+        util_redis_cleanup(&rd);
+        TEST_FAIL_AT("no listening / presence ok line: %s", line);
+      }
+      if (strstr(line, "\"event\":\"listening\"") != NULL)
+        port = (int)json_num(line, "port");
+      else if (strstr(line, "\"event\":\"worker_start\"") != NULL)
+        i--; /* the supervisor's */
     }
+    ASSERT_GT(port, 0);
   }
   {
     char *argv[] = {NULL, "watch", "--presence", url, NULL};
@@ -1569,6 +1588,11 @@ TEST_IMPL(presence_who_watch) {
   }
   if (!child_event(&srv, "open", "gw-1", line, sizeof line, 5000))
     goto fail;
+  /* with --workers, the worker the kernel gave the client, named by its line */
+  snprintf(want_worker, sizeof want_worker, "\"worker\":%ld",
+           workers > 0 ? json_num(line, "worker") : 3);
+  if (workers > 0 && (json_num(line, "worker") < 0 || json_num(line, "worker") >= workers))
+    goto fail;
   {
     char *argv[] = {NULL, "who", "--presence", url, "gw-1", "--json", NULL};
     uint64_t end = mono_ms() + 3000;
@@ -1576,8 +1600,7 @@ TEST_IMPL(presence_who_watch) {
       st = run_vigil(&who, argv, 5000);
     while (st != 0 && mono_ms() < end);
     if (st != 0 || strstr(who.out_buf, "\"state\":\"online\"") == NULL ||
-        strstr(who.out_buf, "\"node\":\"n1\"") == NULL ||
-        strstr(who.out_buf, "\"worker\":3") == NULL)
+        strstr(who.out_buf, "\"node\":\"n1\"") == NULL || strstr(who.out_buf, want_worker) == NULL)
       goto fail;
     snprintf(line, sizeof line, "%.*s", (int)strcspn(who.out_buf, "\n"), who.out_buf);
     if (!json_valid(line))
@@ -1633,5 +1656,183 @@ fail:
   child_kill(&srv);
   util_redis_cleanup(&rd);
   return 1;
+}
+#endif
+
+TEST_IMPL(presence_who_watch) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  NEED_BINARY();
+  return who_watch_round_trip(0);
+#endif
+}
+
+/* Issue 9's presence round trip with two worker processes sharing the port. */
+TEST_IMPL(presence_who_watch_workers) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn; one process on Windows");
+#else
+  NEED_BINARY();
+  return who_watch_round_trip(2);
+#endif
+}
+
+#if !defined(_WIN32)
+/* 1 while pid exists and is not a zombie. */
+static int alive(long pid) {
+  char path[64], buf[256];
+  FILE *f;
+  const char *p;
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return kill((pid_t)pid, 0) == 0;
+  p = fgets(buf, sizeof buf, f);
+  fclose(f);
+  p = p != NULL ? strrchr(buf, ')') : NULL;
+  return p != NULL && p[1] == ' ' && p[2] != 'Z';
+}
+#endif
+
+/* `vigil serve --workers 2`: a worker killed with SIGKILL is started again
+ * by its supervisor, its clients reconnect (to either worker) and are open
+ * again, the other worker's clients never notice, and SIGTERM to the
+ * supervisor stops every worker cleanly (exit 0, no worker left). */
+TEST_IMPL(serve_workers_restart) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn; one process on Windows");
+#else
+  enum { MAXC = 16 };
+  child srv, cl[MAXC];
+  char line[1024], addr[64], ids[MAXC][16];
+  long pid[2] = {0, 0}, newpid = 0;
+  int worker_of[MAXC], n = 0, per[2] = {0, 0}, i, port = -1, listening = 0, victims = 0;
+  int reopened = 0, restarted = 0, others_dead = 0;
+  uint64_t end;
+  NEED_BINARY();
+  {
+    char *argv[] = {NULL, "serve", "127.0.0.1:0", "--json", "-i", "100ms",
+                    "-t", "300ms", "--workers",   "2",      NULL};
+    ASSERT_EQ(child_start(&srv, argv), 0);
+  }
+  end = mono_ms() + 5000;
+  while ((listening < 2 || pid[0] <= 0 || pid[1] <= 0) && mono_ms() < end &&
+         child_line(&srv, line, sizeof line, 1000)) {
+    long w = json_num(line, "worker");
+    if (strstr(line, "\"event\":\"worker_start\"") != NULL && w >= 0 && w < 2)
+      pid[w] = json_num(line, "pid");
+    if (strstr(line, "\"event\":\"listening\"") != NULL) {
+      listening++;
+      port = (int)json_num(line, "port");
+    }
+  }
+  if (listening < 2 || pid[0] <= 0 || pid[1] <= 0) {
+    child_kill(&srv);
+    TEST_FAIL_AT("workers did not start: %s", line);
+  }
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  /* clients until both workers have some (the kernel spreads them) */
+  while (n < MAXC && (n < 6 || per[0] == 0 || per[1] == 0)) {
+    char *argv[] = {NULL, "connect", addr, "--id", ids[n], "-i", "100ms", "-t", "300ms", NULL};
+    snprintf(ids[n], sizeof ids[n], "w-%d", n);
+    ASSERT_EQ(child_start(&cl[n], argv), 0);
+    if (!child_event(&srv, "open", ids[n], line, sizeof line, 5000))
+      break;
+    worker_of[n] = (int)json_num(line, "worker");
+    if (worker_of[n] == 0 || worker_of[n] == 1)
+      per[worker_of[n]]++;
+    n++;
+  }
+  if (per[0] == 0 || per[1] == 0)
+    goto fail;
+  kill((pid_t)pid[0], SIGKILL);
+  /* restart + every victim open again; no death on worker 1 */
+  victims = per[0];
+  end = mono_ms() + 8000;
+  while ((reopened < victims || !restarted) && mono_ms() < end &&
+         child_line(&srv, line, sizeof line, 1000)) {
+    if (strstr(line, "\"event\":\"worker_start\"") != NULL && json_num(line, "worker") == 0) {
+      newpid = json_num(line, "pid");
+      restarted = json_num(line, "restarts") == 1 && newpid != pid[0];
+    }
+    if (strstr(line, "\"event\":\"worker_exit\"") != NULL &&
+        (json_num(line, "worker") != 0 || json_num(line, "signal") != 9 ||
+         json_num(line, "restart_in_ms") <= 0))
+      goto fail;
+    if (strstr(line, "\"event\":\"dead\"") != NULL && json_num(line, "worker") == 1)
+      others_dead++;
+    if (strstr(line, "\"event\":\"open\"") != NULL)
+      for (i = 0; i < n; i++) {
+        char key[40];
+        snprintf(key, sizeof key, "\"id\":\"%s\"", ids[i]);
+        if (strstr(line, key) != NULL && worker_of[i] == 0) {
+          worker_of[i] = -1; /* counted once */
+          reopened++;
+        }
+      }
+  }
+  fprintf(stderr, "%d clients (%d on worker 0, %d on worker 1); killed worker 0: %d reopened\n", n,
+          per[0], per[1], reopened);
+  ASSERT(restarted);
+  ASSERT_EQ(reopened, victims);
+  ASSERT_EQ(others_dead, 0);
+  ASSERT(!alive(pid[0]));
+  for (i = 0; i < n; i++)
+    child_kill(&cl[i]);
+  kill(srv.pid, SIGTERM);
+  ASSERT_EQ(child_wait(&srv, 10000), 0);
+  ASSERT(!alive(newpid));
+  ASSERT(!alive(pid[1]));
+  return 0;
+fail:
+  fprintf(stderr, "per worker %d/%d, line: %s\n", per[0], per[1], line);
+  for (i = 0; i < n; i++)
+    child_kill(&cl[i]);
+  child_kill(&srv);
+  return 1;
+#endif
+}
+
+/* Bad --workers values are usage errors; a taken port fails at once. */
+TEST_IMPL(serve_workers_usage) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child c;
+  NEED_BINARY();
+  {
+    char *argv[] = {NULL, "serve", "0", "--workers", "0", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 2);
+  }
+  {
+    char *argv[] = {NULL, "serve", "0", "--workers", "257", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 2);
+  }
+  {
+    char *argv[] = {NULL, "serve", "0", "--workers", "2", "--worker", "1", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 2);
+    ASSERT_NOT_NULL(strstr(c.err_buf, "--worker"));
+  }
+  {
+    /* a port held without SO_REUSEPORT */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    char port[32];
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ASSERT_EQ(listen(fd, 1), 0);
+    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    snprintf(port, sizeof port, "127.0.0.1:%u", (unsigned)ntohs(sa.sin_port));
+    {
+      char *argv[] = {NULL, "serve", port, "--workers", "2", NULL};
+      ASSERT_EQ(run_vigil(&c, argv, 5000), 1);
+      ASSERT_NOT_NULL(strstr(c.err_buf, "cannot listen"));
+    }
+    close(fd);
+  }
+  return 0;
 #endif
 }

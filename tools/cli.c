@@ -25,6 +25,11 @@ int vigil_cli_run_loop(const char *cmd, vigil_loop *loop) {
 /* ---- signals ---- */
 
 static vigil_cli_sigwatch *active_watch; /* the running command's, or NULL */
+static int term_only;                    /* vigil_cli_sigwatch_term_only */
+
+void vigil_cli_sigwatch_term_only(void) {
+  term_only = 1;
+}
 
 void vigil_cli_ignore_sigpipe(void) {
 #if defined(SIGPIPE)
@@ -74,6 +79,8 @@ void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
   w->loop = loop;
   w->nsig = 0;
   for (i = 0; i < sizeof signals / sizeof signals[0]; i++) {
+    if (signals[i] == SIGINT && term_only)
+      continue; /* a worker: its supervisor turns Ctrl-C into one SIGTERM */
     if (vigil_signal_init(loop, &w->sig[w->nsig]) != 0)
       continue;
     w->sig[w->nsig].data = w;

@@ -226,6 +226,10 @@ void vigil_cli_request_stop(void);
  * reported) instead of killing the process without a word. */
 void vigil_cli_ignore_sigpipe(void);
 
+/* From then on a watch takes SIGTERM only, not SIGINT (a worker process of
+ * `vigil serve --workers`, whose supervisor handles Ctrl-C). */
+void vigil_cli_sigwatch_term_only(void);
+
 void vigil_cli_sigwatch_start(vigil_loop *loop, vigil_cli_sigwatch *w,
                               void (*fn)(void *arg, int signo), void *arg);
 void vigil_cli_sigwatch_stop(vigil_loop *loop, vigil_cli_sigwatch *w);
@@ -280,7 +284,12 @@ typedef struct vigil_cli_line {
   char buf[6144];
 } vigil_cli_line;
 
-/* Starts a line: t (now), event, peer, id (id_len bytes; NULL: null). */
+/* From then on every line carries "worker": N (a worker process of
+ * `vigil serve --workers`); before it, no line has the key. */
+void vigil_cli_set_worker(unsigned worker);
+
+/* Starts a line: t (now), event, peer, id (id_len bytes; NULL: null), and
+ * the worker number once vigil_cli_set_worker was called. */
 void vigil_cli_line_begin(vigil_cli_line *l, int json, const char *event, const char *peer,
                           const char *id, size_t id_len);
 void vigil_cli_line_str(vigil_cli_line *l, const char *key, const char *s, size_t len);

@@ -13,9 +13,15 @@
  *
  * SIGINT / SIGTERM start a graceful shutdown: CLOSE "server shutting down"
  * to every client, then exit 0 once the library reports the server closed. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if !defined(_WIN32)
+#include <netinet/in.h>
+#include <unistd.h>
+#endif
 
 #include "cli-presence.h"
 #include "cli.h"
@@ -64,6 +70,10 @@ static const char usage_text[] =
     "                    Redis is unreachable and presence is degraded)\n"
     "  --node NAME       this node's name in Redis (default: the host name)\n"
     "  --worker N        this process's worker number in Redis (default 0)\n"
+    "  --workers N       run N worker processes (1..256) that share the port\n"
+    "                    (SO_REUSEPORT), restarted when they die; every line then\n"
+    "                    carries its worker number; --metrics PORT is PORT + worker\n"
+    "                    (docs/CLI.md; one process on Windows)\n"
     "  -j, --json        one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
@@ -72,9 +82,9 @@ static const char usage_text[] =
 
 typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
-  uint32_t max_conns, max_per_addr, worker;
   uint32_t handshake_ms, message_ms; /* 0: the library's default */
   const char *memory_budget;         /* NULL: the library's default */
+  uint32_t max_conns, max_per_addr, worker, workers;
   int rtt, echo, print_messages;
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
   vigil_cli_addr metrics_addr;
@@ -295,6 +305,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
       {"presence", 0, VIGIL_CLI_STRING, &o->presence, 0, 0, 0},
       {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
       {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
+      {"workers", 0, VIGIL_CLI_UINT, &o->workers, 1, 256, 0},
       {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
@@ -313,7 +324,13 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
     if (!vigil_cli_http_available())
       return vigil_cli_usage(CMD, "--metrics: this vigil was built without libmicrohttpd, so it "
                                   "has no metrics endpoint (docs/WINDOWS.md)");
+    if (o->workers > 1 && o->metrics_addr.port_num != 0 &&
+        o->metrics_addr.port_num + (o->workers - 1) > 65535u)
+      return vigil_cli_usage(CMD, "--metrics port %u + --workers %u goes past 65535",
+                             (unsigned)o->metrics_addr.port_num, (unsigned)o->workers);
   }
+  if (o->workers > 1 && o->worker != 0)
+    return vigil_cli_usage(CMD, "--worker: with --workers each worker gets its own number");
   return 0;
 }
 
@@ -386,6 +403,7 @@ static int serve(serve_state *s) {
 
   if ((rc = configure(&s->o, &cfg)) != 0)
     return rc;
+  cfg.reuseport = s->o.workers > 1; /* the other workers listen on this port too */
   cfg.cb.on_open = on_open;
   cfg.cb.on_rtt = on_rtt;
   if (data_on(s))
@@ -452,6 +470,146 @@ static int serve(serve_state *s) {
   return VIGIL_CLI_OK;
 }
 
+/* ---- --workers N ------------------------------------------------------------ */
+
+#if defined(SO_REUSEPORT)
+/* The supervisor holds the port for its workers: a socket per address,
+ * bound with SO_REUSEPORT but never listening (so the kernel gives it no
+ * connections). It turns port 0 into one port every worker shares, keeps
+ * that port while a worker restarts, and fails at once, with the reason,
+ * when the port is taken, rather than after its workers' restarts. */
+typedef struct reservation {
+  int fd[16];
+  unsigned n;
+} reservation;
+
+static void unreserve(reservation *r) {
+  while (r->n > 0)
+    (void)close(r->fd[--r->n]);
+}
+
+static int reserve_one(reservation *r, const struct addrinfo *ai, uint16_t *port) {
+  struct sockaddr_storage ss;
+  socklen_t len = (socklen_t)ai->ai_addrlen;
+  int one = 1, fd;
+  memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+  if (ss.ss_family == AF_INET6)
+    ((struct sockaddr_in6 *)&ss)->sin6_port = htons(*port);
+  else
+    ((struct sockaddr_in *)&ss)->sin_port = htons(*port);
+  if ((fd = socket(ss.ss_family, SOCK_STREAM, 0)) < 0)
+    return -1;
+  r->fd[r->n++] = fd;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      (ss.ss_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) ||
+      bind(fd, (struct sockaddr *)&ss, len) != 0)
+    return -1;
+  if (*port == 0) {
+    len = (socklen_t)sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+      return -1;
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+  }
+  return 0;
+}
+
+static int reserve(serve_state *s, reservation *r) {
+  struct addrinfo *res, *ai;
+  const char *why = NULL;
+  uint16_t port = s->o.c.addr.port_num;
+  if (vigil_cli_resolve(&s->o.c.addr, 1, &res, &why) != 0) {
+    fprintf(stderr, "vigil serve: %s: %s\n", s->o.c.addr.host, why);
+    return VIGIL_CLI_FAIL;
+  }
+  for (ai = res; ai != NULL && r->n < 16; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+      continue;
+    if (reserve_one(r, ai, &port) != 0) {
+      char where[VIGIL_CLI_ADDRSTRLEN];
+      int err = errno;
+      vigil_cli_format_sockaddr(ai->ai_addr, ai->ai_addrlen, where, sizeof where);
+      fprintf(stderr, "vigil serve: cannot listen on %s (port %u): %s\n", where, (unsigned)port,
+              strerror(err));
+      freeaddrinfo(res);
+      unreserve(r);
+      return VIGIL_CLI_FAIL;
+    }
+  }
+  freeaddrinfo(res);
+  s->o.c.addr.port_num = port;
+  snprintf(s->o.c.addr.port, sizeof s->o.c.addr.port, "%u", (unsigned)port);
+  return 0;
+}
+
+static reservation held;
+
+static int worker_main(unsigned worker, void *user) {
+  serve_state *s = user;
+  unreserve(&held); /* the supervisor's: this process listens for real */
+  s->o.worker = worker;
+  if (s->o.metrics != NULL && s->o.metrics_addr.port_num != 0)
+    s->o.metrics_addr.port_num = (uint16_t)(s->o.metrics_addr.port_num + worker);
+  vigil_cli_set_worker(worker);
+  vigil_cli_sigwatch_term_only();
+  return vigil_cli_out_exit(serve(s));
+}
+
+/* The supervisor's own lines: a worker started, a worker ended. */
+static void on_worker(const vigil_worker_event *ev, void *user) {
+  serve_state *s = user;
+  vigil_cli_line l;
+  vigil_cli_line_begin(&l, s->o.c.json,
+                       ev->type == VIGIL_WORKER_STARTED ? "worker_start" : "worker_exit", NULL,
+                       NULL, 0);
+  vigil_cli_line_u64(&l, "worker", ev->worker);
+  vigil_cli_line_u64(&l, "pid", (uint64_t)ev->pid);
+  vigil_cli_line_u64(&l, "restarts", ev->restarts);
+  if (ev->type == VIGIL_WORKER_EXITED) {
+    if (ev->signal != 0)
+      vigil_cli_line_null(&l, "status");
+    else
+      vigil_cli_line_u64(&l, "status", (uint64_t)ev->status);
+    vigil_cli_line_u64(&l, "signal", (uint64_t)ev->signal);
+    vigil_cli_line_u64(&l, "lived_ms", ev->lived_ms);
+    if (ev->restarting)
+      vigil_cli_line_u64(&l, "restart_in_ms", ev->restart_in_ms);
+    else
+      vigil_cli_line_null(&l, "restart_in_ms");
+  }
+  vigil_cli_line_end(&l, stdout);
+}
+
+static int supervise(serve_state *s) {
+  vigil_workers_config wc;
+  int rc;
+  if ((rc = reserve(s, &held)) != 0)
+    return rc;
+  vigil_workers_config_init(&wc);
+  wc.workers = s->o.workers;
+  wc.run = worker_main;
+  wc.on_event = on_worker;
+  wc.user = s;
+  rc = vigil_workers_run(&wc);
+  unreserve(&held);
+  if (rc != 0) {
+    fprintf(stderr, "vigil serve: --workers: %s\n", vigil_strerror(rc));
+    return VIGIL_CLI_FAIL;
+  }
+  return VIGIL_CLI_OK;
+}
+#else
+static int supervise(serve_state *s) {
+  fprintf(stderr,
+          "vigil serve: --workers %u: this system cannot share a port between processes (no "
+          "SO_REUSEPORT); serving in one process (docs/WINDOWS.md)\n",
+          (unsigned)s->o.workers);
+  s->o.workers = 1;
+  return serve(s);
+}
+#endif
+
 int vigil_cmd_serve(int argc, char **argv) {
   static serve_state s;
   int rc;
@@ -460,5 +618,5 @@ int vigil_cmd_serve(int argc, char **argv) {
   rc = parse_args(argc, argv, &s.o);
   if (rc != 0)
     return rc < 0 ? VIGIL_CLI_OK : rc;
-  return serve(&s);
+  return s.o.workers > 1 ? supervise(&s) : serve(&s);
 }

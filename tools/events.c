@@ -214,6 +214,12 @@ static void put_key(vigil_cli_line *l, const char *key) {
     put(l, " %s=", key);
 }
 
+static int line_worker = -1; /* vigil_cli_set_worker */
+
+void vigil_cli_set_worker(unsigned worker) {
+  line_worker = (int)worker;
+}
+
 void vigil_cli_line_begin(vigil_cli_line *l, int json, const char *event, const char *peer,
                           const char *id, size_t id_len) {
   double t = vigil_cli_unix_time();
@@ -240,6 +246,8 @@ void vigil_cli_line_begin(vigil_cli_line *l, int json, const char *event, const 
     if (id != NULL)
       vigil_cli_line_str(l, "id", id, id_len);
   }
+  if (line_worker >= 0)
+    vigil_cli_line_u64(l, "worker", (uint64_t)line_worker);
 }
 
 void vigil_cli_line_str(vigil_cli_line *l, const char *key, const char *s, size_t len) {

@@ -76,7 +76,8 @@
   X(EPOLICY, -4014, "closed by policy")                                                            \
   X(ENOSPACE, -4015, "output buffer too small")                                                    \
   X(EDEAD, -4016, "peer declared dead")                                                            \
-  X(EUSAGE, -4017, "bad usage")
+  X(EUSAGE, -4017, "bad usage")                                                                    \
+  X(EWORKER, -4018, "a worker process kept dying; its supervisor gave up")
 
 typedef enum vigil_errno {
 #define VIGIL__ERRNO_ENUM(name, value, msg) VIGIL_##name = (value),

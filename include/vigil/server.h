@@ -64,6 +64,11 @@ typedef struct vigil_server_config {
    * memory, or max_connections x (max_message + max_queue_bytes + 66 KiB)
    * if that is less. SIZE_MAX: no budget. */
   size_t memory_budget;
+  /* 1: listeners set SO_REUSEPORT, so several processes (vigil/workers.h)
+   * can listen on the same port and the kernel spreads connections over
+   * them. VIGIL_ENOTSUP from vigil_server_listen where the system lacks it
+   * (Windows). Default 0. */
+  int reuseport;
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
