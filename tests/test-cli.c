@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "task.h"
+#include "util-proc.h"
 #include "util-redis.h"
 
 #if !defined(_WIN32)
@@ -1006,6 +1007,53 @@ TEST_IMPL(connect_reports_server_death) {
   ASSERT_EQ(json_get(line, "reason", v, sizeof(v)), J_STR);
   ASSERT_STR_EQ(v, "gave_up");
   ASSERT_EQ(child_wait(&cli, 5000), 1);
+  return 0;
+#endif
+}
+
+/* serve --send-every with a memory budget: the budget closes never-readers
+ * inside vigil_conn_send, whose on_death used to free the peer the send
+ * loop was walking (a use-after-free; the server died). The server must
+ * close them for the budget and keep serving a healthy client. */
+TEST_IMPL(serve_budget_closes_never_readers_while_sending) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv, h;
+  char addr[64], line[2048];
+  char *srv_argv[] = {NULL,     "serve",        "127.0.0.1:0", "--json",      "--memory-budget",
+                      "256KiB", "--send-every", "10ms",        "--send-size", "65536",
+                      NULL};
+  vigil_os_socket never[4];
+  int port, i, closed = 0, st;
+  NEED_BINARY();
+  ASSERT_EQ(child_start(&srv, srv_argv), 0);
+  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
+  port = (int)json_num(line, "port");
+  ASSERT_GT(port, 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "healthy", "--json", "--quiet-rtt", NULL};
+    ASSERT_EQ(child_start(&h, argv), 0);
+    ASSERT(child_event(&srv, "open", "healthy", line, sizeof(line), 5000));
+  }
+  for (i = 0; i < 4; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "never-%d", i);
+    ASSERT_EQ(util_raw_connect("127.0.0.1", (uint16_t)port, &never[i]), 0);
+    ASSERT_EQ(util_raw_hello(never[i], id, 60000, 180000), 0);
+  }
+  while (closed < 4 && child_event(&srv, "dead", NULL, line, sizeof(line), 10000))
+    if (strstr(line, "\"reason\":\"memory budget exceeded\"") != NULL)
+      closed++;
+  ASSERT_EQ(closed, 4);
+  poll(NULL, 0, 300);
+  ASSERT_EQ(waitpid(srv.pid, &st, WNOHANG), 0); /* still serving */
+  ASSERT_EQ(waitpid(h.pid, &st, WNOHANG), 0);   /* and the healthy client is still connected */
+  for (i = 0; i < 4; i++)
+    util_raw_close(never[i]);
+  child_kill(&h);
+  child_kill(&srv);
   return 0;
 #endif
 }
