@@ -615,6 +615,18 @@ static int start_server(child *srv, const char *interval, const char *timeout) {
     return -1;
   return (int)json_num(line, "port");
 }
+
+/* Starts `vigil serve` with argv (its address 127.0.0.1:0) and waits for
+ * its listening line; addr gets "127.0.0.1:PORT". Returns the port, or -1. */
+static int serve_on(child *srv, char **argv, char *addr, size_t cap) {
+  char line[1024];
+  int port;
+  if (child_start(srv, argv) != 0 || !child_event(srv, "listening", NULL, line, sizeof(line), 5000))
+    return -1;
+  port = (int)json_num(line, "port");
+  snprintf(addr, cap, "127.0.0.1:%d", port);
+  return port > 0 ? port : -1;
+}
 #endif
 
 /* ---- tests of the binary ---- */
@@ -1027,11 +1039,7 @@ TEST_IMPL(serve_budget_closes_never_readers_while_sending) {
   vigil_os_socket never[4];
   int port, i, closed = 0, st;
   NEED_BINARY();
-  ASSERT_EQ(child_start(&srv, srv_argv), 0);
-  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
-  port = (int)json_num(line, "port");
-  ASSERT_GT(port, 0);
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  ASSERT_GT(port = serve_on(&srv, srv_argv, addr, sizeof(addr)), 0);
   {
     char *argv[] = {NULL, "connect", addr, "--id", "healthy", "--json", "--quiet-rtt", NULL};
     ASSERT_EQ(child_start(&h, argv), 0);
@@ -1419,11 +1427,7 @@ TEST_IMPL(connect_sends_data) {
   long sent, received;
   int port;
   NEED_BINARY();
-  ASSERT_EQ(child_start(&srv, srv_argv), 0);
-  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
-  port = (int)json_num(line, "port");
-  ASSERT_GT(port, 0);
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  ASSERT_GT(port = serve_on(&srv, srv_argv, addr, sizeof(addr)), 0);
   {
     char *argv[] = {NULL,         "connect",     addr,     "--id",        "d1",
                     "--interval", "100ms",       "--json", "--quiet-rtt", "--send-every",
@@ -1539,11 +1543,7 @@ TEST_IMPL(serve_data_pending_stopped_client) {
                       "--send-size", "1048576",   NULL};
   int port;
   NEED_BINARY();
-  ASSERT_EQ(child_start(&srv, srv_argv), 0);
-  ASSERT(child_event(&srv, "listening", NULL, line, sizeof(line), 5000));
-  port = (int)json_num(line, "port");
-  ASSERT_GT(port, 0);
-  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  ASSERT_GT(port = serve_on(&srv, srv_argv, addr, sizeof(addr)), 0);
   {
     char *argv[] = {NULL,    "connect",   addr, "--id",   "s1",          "--interval",
                     "100ms", "--timeout", "1s", "--json", "--quiet-rtt", NULL};
