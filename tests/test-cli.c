@@ -1884,3 +1884,131 @@ TEST_IMPL(serve_workers_usage) {
   return 0;
 #endif
 }
+
+#if !defined(_WIN32)
+/* `vigil serve --presence URL --node NAME --node-timeout 1s`, waiting for
+ * its listening and presence-ok lines; returns its port or -1. */
+static int start_node(child *srv, const char *url, const char *node) {
+  char line[1024];
+  int port = -1, i;
+  char *argv[] = {NULL,     "serve",      "127.0.0.1:0",    "--json",     "-i",
+                  "100ms",  "-t",         "300ms",          "--presence", (char *)url,
+                  "--node", (char *)node, "--node-timeout", "1s",         NULL};
+  if (child_start(srv, argv) != 0)
+    return -1;
+  for (i = 0; i < 2; i++) {
+    if (!child_line(srv, line, sizeof line, 5000))
+      return -1;
+    if (strstr(line, "\"event\":\"listening\"") != NULL)
+      port = (int)json_num(line, "port");
+    else if (strstr(line, "\"state\":\"ok\"") == NULL)
+      return -1;
+  }
+  return port;
+}
+#endif
+
+/* Issue 9: a node's own death. Two nodes on one Redis with a 1 s node
+ * timeout; kill -9 of n1 makes n2 mark n1's client offline with cause
+ * node_lost (and publish it) within the node timeout, while n2's own client
+ * stays online; when n2, the last node, is killed too, `vigil who` (which
+ * runs the reaper itself) reports its client node_lost. */
+TEST_IMPL(presence_node_lost) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  static util_redis rd;
+  child n1, n2, ca, cb, who, watch;
+  char url[160], addr[64], line[1024];
+  int p1, p2, st = -1;
+  uint64_t t0, took;
+  NEED_BINARY();
+  memset(&rd, 0, sizeof rd);
+  memset(&watch, 0, sizeof watch);
+  memset(&ca, 0, sizeof ca);
+  memset(&cb, 0, sizeof cb);
+  n2.pid = 0;
+  if (util_redis_start(&rd) != 0)
+    RETURN_SKIP("redis-server not installed or did not start");
+  snprintf(url, sizeof url, "unix://%s", rd.sock);
+  p1 = start_node(&n1, url, "n1");
+  p2 = start_node(&n2, url, "n2");
+  if (p1 <= 0 || p2 <= 0)
+    goto fail;
+  {
+    char *argv[] = {NULL, "watch", "--presence", url, NULL};
+    ASSERT_EQ(child_start(&watch, argv), 0);
+    if (!child_stderr_has(&watch, "subscribed to vigil:events", 5000))
+      goto fail;
+  }
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", p1);
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "gw-a", "-i", "100ms", "-t", "300ms", NULL};
+    ASSERT_EQ(child_start(&ca, argv), 0);
+  }
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", p2);
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "gw-b", "-i", "100ms", "-t", "300ms", NULL};
+    ASSERT_EQ(child_start(&cb, argv), 0);
+  }
+  if (!child_event(&watch, "open", "gw-a", line, sizeof line, 5000) ||
+      !child_event(&watch, "open", "gw-b", line, sizeof line, 5000))
+    goto fail;
+  sleep(1); /* n1 beats a few times while serving */
+  kill(n1.pid, SIGKILL);
+  t0 = mono_ms();
+  if (!child_event(&watch, "dead", "gw-a", line, sizeof line, 5000))
+    goto fail;
+  took = mono_ms() - t0;
+  fprintf(stderr, "kill -9 of n1: gw-a node_lost on watch after %llu ms (node timeout 1000 ms)\n",
+          (unsigned long long)took);
+  if (strstr(line, "\"cause\":\"node_lost\"") == NULL || strstr(line, "\"node\":\"n1\"") == NULL)
+    goto fail;
+  ASSERT_ULE(took, 1000 + 500); /* the bound, + the loaded machine's timer and pub/sub delays */
+  {
+    char *argv[] = {NULL, "who", "--presence", url, "gw-b", "--json", NULL};
+    st = run_vigil(&who, argv, 5000);
+    if (st != 0)
+      goto fail; /* n2's own client was not touched */
+  }
+  {
+    char *argv[] = {NULL, "who", "--presence", url, "gw-a", "--json", NULL};
+    st = run_vigil(&who, argv, 5000);
+    if (st != 1 || strstr(who.out_buf, "\"cause\":\"node_lost\"") == NULL)
+      goto fail;
+  }
+  /* the last node: nobody beats, `who` reaps */
+  kill(n2.pid, SIGKILL);
+  child_wait(&n2, 2000);
+  child_wait(&n1, 2000);
+  n1.pid = n2.pid = 0;
+  poll(NULL, 0, 1000 + 200);
+  {
+    char *argv[] = {NULL, "who", "--presence", url, "gw-b", "--json", NULL};
+    st = run_vigil(&who, argv, 5000);
+    if (st != 1 || strstr(who.out_buf, "\"cause\":\"node_lost\"") == NULL ||
+        strstr(who.out_buf, "\"node\":\"n2\"") == NULL)
+      goto fail;
+  }
+  child_kill(&ca);
+  child_kill(&cb);
+  child_kill(&watch);
+  util_redis_cleanup(&rd);
+  return 0;
+fail:
+  fprintf(stderr, "who: %d %s%s\nline: %s\nwatch: %s\n", st, who.out_buf, who.err_buf, line,
+          watch.out_buf);
+  if (ca.pid > 0)
+    child_kill(&ca);
+  if (cb.pid > 0)
+    child_kill(&cb);
+  if (watch.pid > 0)
+    child_kill(&watch);
+  if (n1.pid > 0)
+    child_kill(&n1);
+  if (n2.pid > 0)
+    child_kill(&n2);
+  util_redis_cleanup(&rd);
+  return 1;
+#endif
+}

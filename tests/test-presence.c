@@ -752,3 +752,31 @@ TEST_IMPL(redis_bad_input) {
   return 0;
 #endif
 }
+
+/* The Redis store's config carries its size like every option struct
+ * (docs/ABI.md): never _init'ed is refused, an older caller's smaller
+ * struct gets the defaults for what it lacks, a newer caller's unknown
+ * field is VIGIL_ENOTSUP. */
+TEST_IMPL(redis_config_size) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  vigil_loop loop;
+  vigil_presence_redis *r = NULL;
+  struct {
+    vigil_presence_redis_config cfg;
+    unsigned char tail[16];
+  } big;
+  ASSERT_EQ(vigil_loop_init(&loop, NULL), 0);
+  memset(&big, 0, sizeof big);
+  ASSERT_EQ(vigil_presence_redis_new(&r, &loop, &big.cfg), VIGIL_EINVAL);
+  vigil_presence_redis_config_init_sized(&big.cfg, sizeof big);
+  ASSERT_UEQ(big.cfg.size, sizeof big);
+  ASSERT_EQ(big.cfg.url.port, 6379);
+  big.tail[3] = 1; /* a field this library does not have */
+  ASSERT_EQ(vigil_presence_redis_new(&r, &loop, &big.cfg), VIGIL_ENOTSUP);
+  ASSERT_PTR_EQ(r, NULL);
+  ASSERT_EQ(vigil_loop_close(&loop), 0);
+  return 0;
+#endif
+}

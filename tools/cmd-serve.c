@@ -70,6 +70,8 @@ static const char usage_text[] =
     "                    Redis is unreachable and presence is degraded)\n"
     "  --node NAME       this node's name in Redis (default: the host name)\n"
     "  --worker N        this process's worker number in Redis (default 0)\n"
+    "  --node-timeout D  with --presence: a node silent in Redis this long has its\n"
+    "                    clients marked offline, cause node_lost (default 5s)\n"
     "  --workers N       run N worker processes (1..256) that share the port\n"
     "                    (SO_REUSEPORT), restarted when they die; every line then\n"
     "                    carries its worker number; --metrics PORT is PORT + worker\n"
@@ -84,7 +86,7 @@ typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
   uint32_t handshake_ms, message_ms; /* 0: the library's default */
   const char *memory_budget;         /* NULL: the library's default */
-  uint32_t max_conns, max_per_addr, worker, workers;
+  uint32_t max_conns, max_per_addr, worker, workers, node_timeout_ms;
   int rtt, echo, print_messages;
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
   vigil_cli_addr metrics_addr;
@@ -306,6 +308,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
       {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
       {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
       {"workers", 0, VIGIL_CLI_UINT, &o->workers, 1, 256, 0},
+      {"node-timeout", 0, VIGIL_CLI_DURATION, &o->node_timeout_ms, 0, 0, 0},
       {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
@@ -329,6 +332,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
       return vigil_cli_usage(CMD, "--metrics port %u + --workers %u goes past 65535",
                              (unsigned)o->metrics_addr.port_num, (unsigned)o->workers);
   }
+  if (o->node_timeout_ms != 0 && o->node_timeout_ms < 200)
+    return vigil_cli_usage(CMD, "--node-timeout: at least 200ms");
   if (o->workers > 1 && o->worker != 0)
     return vigil_cli_usage(CMD, "--worker: with --workers each worker gets its own number");
   return 0;
@@ -417,8 +422,9 @@ static int serve(serve_state *s) {
     return VIGIL_CLI_FAIL;
   }
   if (s->o.presence != NULL &&
-      (rc = vigil_cli_presence_start(CMD, s->o.presence, s->o.node, s->o.worker, &s->loop,
-                                     s->o.c.json, &cfg.presence, &s->presence)) != 0)
+      (rc = vigil_cli_presence_start(CMD, s->o.presence, s->o.node, s->o.worker,
+                                     s->o.node_timeout_ms, &s->loop, s->o.c.json, &cfg.presence,
+                                     &s->presence)) != 0)
     return rc;
   if ((rc = vigil_server_new(&s->srv, &s->loop, &cfg)) != 0) {
     fprintf(stderr, "vigil serve: %s\n", vigil_strerror(rc));

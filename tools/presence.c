@@ -58,8 +58,8 @@ struct vigil_cli_presence {
 #endif
 
 int vigil_cli_presence_start(const char *cmd, const char *url, const char *node, uint32_t worker,
-                             vigil_loop *loop, int json, vigil_presence_store **store,
-                             vigil_cli_presence **out) {
+                             uint32_t node_timeout_ms, vigil_loop *loop, int json,
+                             vigil_presence_store **store, vigil_cli_presence **out) {
 #if defined(VIGIL_HAVE_HIREDIS)
   vigil_presence_redis_config cfg;
   vigil_cli_presence *p;
@@ -76,6 +76,7 @@ int vigil_cli_presence_start(const char *cmd, const char *url, const char *node,
   p->json = json;
   cfg.node = node;
   cfg.worker = worker;
+  cfg.node_timeout_ms = node_timeout_ms;
   cfg.on_state = on_state;
   cfg.user = p;
   if ((rc = vigil_presence_redis_new(&p->r, loop, &cfg)) != 0) {
@@ -91,6 +92,7 @@ int vigil_cli_presence_start(const char *cmd, const char *url, const char *node,
   (void)url;
   (void)node;
   (void)worker;
+  (void)node_timeout_ms;
   (void)loop;
   (void)json;
   *store = NULL;
@@ -230,6 +232,19 @@ static redisContext *connect_redis(const char *cmd, const pargs *a) {
   return c;
 }
 
+/* Marks the ids of lost nodes node_lost first (the reaper every node also
+ * runs), so `who` is true even when the last node of a fleet died. A
+ * failure here is not fatal: the records are read as they are. */
+static void reap(redisContext *c) {
+  char now[24];
+  redisReply *r;
+  snprintf(now, sizeof now, "%.0f", vigil_cli_unix_time() * 1000.0);
+  r = redisCommand(c, "EVAL %s 0 vigil: %s 86400000", vigil_presence_reap_lua, now);
+  if (r == NULL || r->type == REDIS_REPLY_ERROR)
+    fprintf(stderr, "vigil who: the node reaper failed: %s\n", r != NULL ? r->str : c->errstr);
+  freeReplyObject(r);
+}
+
 /* The value of field in an HGETALL reply, or NULL. */
 static const char *hfield(const redisReply *r, const char *field) {
   size_t i;
@@ -334,6 +349,7 @@ int vigil_cmd_who(int argc, char **argv) {
     free(a.ids);
     return VIGIL_CLI_FAIL;
   }
+  reap(c);
   if (a.nids == 0)
     rc = who_all(c, a.json);
   for (i = 0; i < a.nids; i++) {

@@ -47,12 +47,18 @@ VIGIL_REDIS_EXTERN int vigil_presence_url_parse(const char *text, vigil_presence
 typedef struct vigil_presence_redis vigil_presence_redis;
 
 typedef struct vigil_presence_redis_config {
+  size_t size; /* set by vigil_presence_redis_config_init (docs/ABI.md) */
   vigil_presence_url url;
   const char *node;  /* this process's node name (default: hostname), 1..64 bytes */
   uint32_t worker;   /* worker index within the node */
   size_t max_queue;  /* updates kept while Redis is away (default 10000) */
   uint32_t ttl_ms;   /* expiry of online records, refreshed every ttl/3 (default 15000) */
   uint32_t retry_ms; /* reconnect delay (default 250, doubling to 4 s) */
+  /* This process's heartbeat in Redis: the ids of a process that stops
+   * beating (killed, host gone) are marked offline with cause node_lost by
+   * any other process within this bound (default 5000, at least 200;
+   * docs/PRESENCE.md). Keep it well under ttl_ms. */
+  uint32_t node_timeout_ms;
   /* Redis became reachable (up 1) or not (up 0, why says how). */
   void (*on_state)(vigil_presence_redis *r, int up, const char *why, void *user);
   void *user;
@@ -68,12 +74,19 @@ typedef struct vigil_presence_redis_stats {
   uint64_t evictions; /* our connections closed because another took the id */
   uint64_t syncs;     /* full rewrites after drops */
   uint64_t reconnects;
+  uint64_t node_lost; /* ids of lost nodes this process marked offline */
 } vigil_presence_redis_stats;
 
-VIGIL_REDIS_EXTERN void vigil_presence_redis_config_init(vigil_presence_redis_config *cfg);
+/* Defaults and cfg->size (a macro: the caller's sizeof; docs/ABI.md). */
+VIGIL_REDIS_EXTERN void vigil_presence_redis_config_init_sized(vigil_presence_redis_config *cfg,
+                                                               size_t size);
+#define vigil_presence_redis_config_init(cfg)                                                      \
+  vigil_presence_redis_config_init_sized((cfg), sizeof *(cfg))
 
-/* Starts connecting (in the background) and returns. Returns 0,
- * VIGIL_EINVAL (bad config), VIGIL_ENOMEM. */
+/* Starts connecting (in the background) and returns. cfg is read as far
+ * as its size goes (docs/ABI.md). Returns 0, VIGIL_EINVAL (bad config, or
+ * never _init'ed), VIGIL_ENOTSUP (a field this library lacks is set),
+ * VIGIL_ENOMEM. */
 VIGIL_REDIS_EXTERN int vigil_presence_redis_new(vigil_presence_redis **out, vigil_loop *loop,
                                                 const vigil_presence_redis_config *cfg);
 VIGIL_REDIS_EXTERN vigil_presence_store *vigil_presence_redis_store(vigil_presence_redis *r);
@@ -87,5 +100,13 @@ VIGIL_REDIS_EXTERN void vigil_presence_redis_get_stats(const vigil_presence_redi
  * it), disconnects, then calls cb from the loop; r is freed after cb. */
 VIGIL_REDIS_EXTERN void vigil_presence_redis_close(vigil_presence_redis *r, uint32_t timeout_ms,
                                                    void (*cb)(void *user), void *user);
+
+/* The reaper (a Lua script for EVAL with 0 keys and the arguments
+ * "vigil:", the wall clock in Unix ms, and the TTL in ms of the records it
+ * marks): every process whose node key is gone has its online ids marked
+ * offline with cause node_lost and a `dead` event published; returns how
+ * many. Every store runs it with its heartbeat; `vigil who` runs it first,
+ * so a fleet whose last node died is still seen as offline. */
+VIGIL_REDIS_EXTERN extern const char vigil_presence_reap_lua[];
 
 #endif

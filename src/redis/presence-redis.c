@@ -33,6 +33,7 @@
 #include <hiredis/hiredis.h>
 #include <unistd.h>
 
+#include "abi.h"
 #include "vigil.h"
 #include "vigil/presence-redis.h"
 
@@ -40,16 +41,19 @@
 #define MAX_RETRY_MS 4000u
 #define OFFLINE_TTL_MS "86400000" /* offline records are kept a day */
 
+uint64_t vigil__wall_ms(void); /* libvigil's (src/presence.c) */
+
 /* ---- scripts (docs/PRESENCE.md) ------------------------------------------- */
 
 static const char open_lua[] =
     "local k=KEYS[1]\n"
-    "local h=redis.call('HMGET',k,'state','conn','holder','lgen','node','worker')\n"
-    "if h[2]==ARGV[1] then\n"
+    "local h=redis.call('HMGET',k,'state','conn','holder','lgen','node','worker','cause')\n"
+    "if h[2]==ARGV[1] and not (h[1]=='offline' and h[7]=='node_lost') then\n"
     "  if h[1]=='online' then redis.call('PEXPIRE',k,ARGV[7]) end\n"
     "  return 0\n"
     "end\n"
     "if h[1]=='online' and h[3] then\n"
+    "  redis.call('SREM',ARGV[10]..'held:'..h[3],ARGV[9])\n"
     "  redis.call('PUBLISH',ARGV[10]..'ctl:'..h[3],'evict '..tostring(h[4])..' '..ARGV[9])\n"
     "  redis.call('PUBLISH',ARGV[10]..'events',cjson.encode({event='takeover',id=ARGV[9],"
     "from_node=h[5],from_worker=h[6],node=ARGV[3],worker=tonumber(ARGV[4]),"
@@ -59,16 +63,18 @@ static const char open_lua[] =
     "redis.call('HSET',k,'state','online','conn',ARGV[1],'holder',ARGV[2],'lgen',ARGV[8],"
     "'node',ARGV[3],'worker',ARGV[4],'peer',ARGV[5],'since',ARGV[6])\n"
     "redis.call('PEXPIRE',k,ARGV[7])\n"
+    "redis.call('SADD',ARGV[10]..'held:'..ARGV[2],ARGV[9])\n"
     "redis.call('PUBLISH',ARGV[10]..'events',cjson.encode({event='open',id=ARGV[9],"
     "node=ARGV[3],worker=tonumber(ARGV[4]),peer=ARGV[5],gen=g,at=tonumber(ARGV[6])}))\n"
     "return g\n";
 
 static const char dead_lua[] =
     "local k=KEYS[1]\n"
-    "local h=redis.call('HMGET',k,'state','conn')\n"
-    "if h[2]==ARGV[1] and h[1]=='offline' then return 0 end\n"
+    "local h=redis.call('HMGET',k,'state','conn','cause')\n"
+    "if h[2]==ARGV[1] and h[1]=='offline' and h[3]~='node_lost' then return 0 end\n"
     "local applied=0\n"
     "if h[2]==ARGV[1] or not h[1] then\n"
+    "  redis.call('SREM',ARGV[10]..'held:'..ARGV[2],ARGV[9])\n"
     "  redis.call('HSET',k,'state','offline','conn',ARGV[1],'node',ARGV[3],'worker',ARGV[4],"
     "'peer',ARGV[5],'since',ARGV[6],'cause',ARGV[8],'silent_ms',ARGV[11],'rtt_us',ARGV[12])\n"
     "  redis.call('HDEL',k,'holder')\n"
@@ -81,16 +87,58 @@ static const char dead_lua[] =
     "applied=(applied==1),at=tonumber(ARGV[6])}))\n"
     "return applied\n";
 
+/* The node heartbeat: this process's key, alive for node_timeout_ms, and
+ * its entry in the holders hash (holder -> time of its last beat). */
+static const char beat_lua[] = "redis.call('SET',ARGV[1]..'node:'..ARGV[2],ARGV[3],'PX',ARGV[4])\n"
+                               "redis.call('HSET',ARGV[1]..'holders',ARGV[2],ARGV[5])\n"
+                               "return 1\n";
+
+/* A clean exit: no heartbeat to miss, nothing left to mark. */
+static const char bye_lua[] = "redis.call('DEL',ARGV[1]..'node:'..ARGV[2])\n"
+                              "redis.call('HDEL',ARGV[1]..'holders',ARGV[2])\n"
+                              "redis.call('DEL',ARGV[1]..'held:'..ARGV[2])\n"
+                              "return 1\n";
+
 static const char refresh_lua[] =
     "local h=redis.call('HMGET',KEYS[1],'state','conn')\n"
     "if h[1]=='online' and h[2]==ARGV[1] then redis.call('PEXPIRE',KEYS[1],ARGV[2]) return 1 end\n"
     "return 0\n";
+
+const char vigil_presence_reap_lua[] =
+    "local p=ARGV[1]\n"
+    "local now=tonumber(ARGV[2])\n"
+    "local n=0\n"
+    "local hs=redis.call('HGETALL',p..'holders')\n"
+    "for i=1,#hs,2 do\n"
+    "  local h=hs[i]\n"
+    "  if redis.call('EXISTS',p..'node:'..h)==0 then\n"
+    "    local beat=tonumber(hs[i+1]) or now\n"
+    "    for _,id in ipairs(redis.call('SMEMBERS',p..'held:'..h)) do\n"
+    "      local k=p..'p:'..id\n"
+    "      local r=redis.call('HMGET',k,'state','holder','node','worker')\n"
+    "      if r[1]=='online' and r[2]==h then\n"
+    "        redis.call('HSET',k,'state','offline','since',ARGV[2],'cause','node_lost',"
+    "'silent_ms',tostring(math.max(0,now-beat)))\n"
+    "        redis.call('HDEL',k,'holder')\n"
+    "        redis.call('PEXPIRE',k,ARGV[3])\n"
+    "        redis.call('PUBLISH',p..'events',cjson.encode({event='dead',id=id,node=r[3],"
+    "worker=tonumber(r[4]),cause='node_lost',detail='node heartbeat expired',"
+    "silent_ms=math.max(0,now-beat),takeover=false,applied=true,at=now}))\n"
+    "        n=n+1\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('DEL',p..'held:'..h)\n"
+    "    redis.call('HDEL',p..'holders',h)\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
 
 /* ---- state ------------------------------------------------------------------ */
 
 typedef struct upd {
   struct upd *next;
   vigil_presence_kind kind;
+  int bye; /* not an update: the clean exit's bye_lua, last in the queue */
   int cancelled;
   int takeover;
   vigil_cause cause;
@@ -125,7 +173,7 @@ struct vigil_presence_redis {
   size_t count;
   int need_sync;
   uint32_t retry_ms;
-  vigil_loop_timer retry_timer, connect_timer, refresh_timer, close_timer;
+  vigil_loop_timer retry_timer, connect_timer, refresh_timer, close_timer, node_timer;
   vigil_defer done_defer;
   void (*close_cb)(void *user);
   void *close_user;
@@ -247,6 +295,10 @@ static void teardown(vigil_presence_redis *r, const char *why) {
     redisAsyncFree(s);
   r->next_send = r->head; /* unacknowledged updates go again */
   r->tearing = 0;
+  /* While we were away our node key may have expired and another node
+   * marked our ids node_lost: once back, every record is written again. */
+  if (r->up)
+    r->need_sync = 1;
   set_up(r, 0, why);
   if (!r->closing)
     reconnect_later(r);
@@ -273,6 +325,7 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status) {
 }
 
 static void flush_queue(vigil_presence_redis *r);
+static void node_beat(vigil_presence_redis *r);
 static void sync_all(vigil_presence_redis *r);
 static void on_update_reply(redisAsyncContext *ac, void *reply, void *priv);
 
@@ -282,6 +335,7 @@ static void check_up(vigil_presence_redis *r) {
   vigil_loop_timer_cancel(r->loop, &r->connect_timer);
   r->retry_ms = r->cfg.retry_ms;
   set_up(r, 1, "connected");
+  node_beat(r); /* alive at once, before our first opening */
   flush_queue(r);
   if (r->need_sync)
     sync_all(r);
@@ -483,6 +537,9 @@ static void send_update(vigil_presence_redis *r, vigil_presence_kind kind, const
   redisAsyncCommandArgv(r->cmd, fn, r, n, argv, len);
 }
 
+static void send_script(vigil_presence_redis *r, const char *script, const char *const *extra,
+                        int nextra, redisCallbackFn *fn);
+
 static void pop_head(vigil_presence_redis *r) {
   upd *u;
   if (r->head == NULL || r->head == r->next_send)
@@ -517,7 +574,9 @@ static void flush_queue(vigil_presence_redis *r) {
   if (!r->up || r->cmd == NULL)
     return;
   for (u = r->next_send; u != NULL; u = u->next) {
-    if (!u->cancelled)
+    if (u->bye)
+      send_script(r, bye_lua, NULL, 0, on_update_reply);
+    else if (!u->cancelled)
       send_update(r, u->kind, u->id, u->id_len, u->gen, u->peer, u->at_ms, u->cause, u->detail,
                   u->silent_ns, u->rtt_ns, u->takeover, on_update_reply);
     else /* a no-op, so every entry still gets one reply, in order */
@@ -635,14 +694,79 @@ static void on_refresh(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + r->cfg.ttl_ms / 3, on_refresh);
 }
 
+/* ---- node heartbeat ----------------------------------------------------------- */
+
+/* EVAL script 0 "vigil:" holder [extra...]: the node scripts name their
+ * keys from the prefix and the holder. */
+static void send_script(vigil_presence_redis *r, const char *script, const char *const *extra,
+                        int nextra, redisCallbackFn *fn) {
+  const char *argv[8];
+  int i;
+  argv[0] = "EVAL";
+  argv[1] = script;
+  argv[2] = "0";
+  argv[3] = "vigil:";
+  argv[4] = r->holder;
+  for (i = 0; i < nextra && i < 3; i++)
+    argv[5 + i] = extra[i];
+  redisAsyncCommandArgv(r->cmd, fn, r, 5 + i, argv, NULL);
+}
+
+static void on_reap_reply(redisAsyncContext *ac, void *reply, void *priv) {
+  vigil_presence_redis *r = priv;
+  const redisReply *rep = reply;
+  (void)ac;
+  if (rep == NULL)
+    return;
+  if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+    r->st.node_lost += (uint64_t)rep->integer;
+  else if (rep->type != REDIS_REPLY_INTEGER)
+    r->st.errors++;
+}
+
+/* Every node_timeout/4: our heartbeat (a key that lives 3/4 of the node
+ * timeout: three beats may be missed before it is gone), then the reaper,
+ * which marks the ids of every holder whose key is gone node_lost. A node
+ * killed at t stops beating before t, its key is gone by t + 3T/4, and the
+ * next reap of any other node comes within T/4 of that: by t + T. */
+static void node_beat(vigil_presence_redis *r) {
+  char ttl[16], now[24];
+  const char *a[3], *argv[6];
+  snprintf(ttl, sizeof ttl, "%u", (unsigned)(r->cfg.node_timeout_ms / 4 * 3));
+  fmt_u64(now, sizeof now, vigil__wall_ms());
+  a[0] = r->node;
+  a[1] = ttl;
+  a[2] = now;
+  send_script(r, beat_lua, a, 3, ignore_reply);
+  argv[0] = "EVAL";
+  argv[1] = vigil_presence_reap_lua;
+  argv[2] = "0";
+  argv[3] = "vigil:";
+  argv[4] = now;
+  argv[5] = OFFLINE_TTL_MS;
+  redisAsyncCommandArgv(r->cmd, on_reap_reply, r, 6, argv, NULL);
+}
+
+static void on_node_timer(vigil_loop *loop, vigil_loop_timer *t) {
+  vigil_presence_redis *r = vigil_container_of(t, vigil_presence_redis, node_timer);
+  if (r->up && r->cmd != NULL)
+    node_beat(r);
+  vigil_loop_timer_arm(loop, t, vigil_loop_now_ms(loop) + r->cfg.node_timeout_ms / 4,
+                       on_node_timer);
+}
+
 /* ---- public ----------------------------------------------------------------- */
 
-void vigil_presence_redis_config_init(vigil_presence_redis_config *cfg) {
-  if (cfg == NULL)
-    return;
+static void config_defaults(vigil_presence_redis_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->url.port = 6379;
   snprintf(cfg->url.host, sizeof cfg->url.host, "127.0.0.1");
+}
+
+void vigil_presence_redis_config_init_sized(vigil_presence_redis_config *cfg, size_t size) {
+  vigil_presence_redis_config def;
+  config_defaults(&def);
+  vigil__opts_init(cfg, size, &def, sizeof def);
 }
 
 static void on_done_defer(vigil_loop *loop, vigil_defer *d) {
@@ -666,13 +790,18 @@ static void maybe_done(vigil_presence_redis *r) {
 }
 
 int vigil_presence_redis_new(vigil_presence_redis **out, vigil_loop *loop,
-                             const vigil_presence_redis_config *cfg) {
+                             const vigil_presence_redis_config *cfg_in) {
+  vigil_presence_redis_config copy, *cfg = &copy;
   vigil_presence_redis *r;
   char host[65];
   unsigned instance;
-  if (out == NULL || loop == NULL || cfg == NULL)
+  int rc;
+  if (out == NULL || loop == NULL || cfg_in == NULL)
     return VIGIL_EINVAL;
   *out = NULL;
+  config_defaults(&copy); /* fields an older caller lacks keep their default */
+  if ((rc = vigil__opts_read(&copy, sizeof copy, cfg_in)) != 0)
+    return rc;
   if (cfg->node != NULL && (cfg->node[0] == '\0' || strlen(cfg->node) > 64 ||
                             strchr(cfg->node, '/') != NULL || strchr(cfg->node, ' ') != NULL))
     return VIGIL_EINVAL;
@@ -691,6 +820,10 @@ int vigil_presence_redis_new(vigil_presence_redis **out, vigil_loop *loop,
     r->cfg.ttl_ms = 15000;
   if (r->cfg.retry_ms == 0)
     r->cfg.retry_ms = 250;
+  if (r->cfg.node_timeout_ms == 0)
+    r->cfg.node_timeout_ms = 5000;
+  if (r->cfg.node_timeout_ms < 200)
+    r->cfg.node_timeout_ms = 200;
   r->retry_ms = r->cfg.retry_ms;
   if (cfg->node != NULL)
     snprintf(r->node, sizeof r->node, "%s", cfg->node);
@@ -710,6 +843,9 @@ int vigil_presence_redis_new(vigil_presence_redis **out, vigil_loop *loop,
   vigil_loop_timer_init(&r->connect_timer);
   vigil_loop_timer_init(&r->refresh_timer);
   vigil_loop_timer_init(&r->close_timer);
+  vigil_loop_timer_init(&r->node_timer);
+  vigil_loop_timer_arm(loop, &r->node_timer, vigil_loop_now_ms(loop) + r->cfg.node_timeout_ms / 4,
+                       on_node_timer);
   vigil_defer_init(&r->done_defer, on_done_defer);
   vigil_loop_timer_arm(loop, &r->refresh_timer, vigil_loop_now_ms(loop) + r->cfg.ttl_ms / 3,
                        on_refresh);
@@ -748,6 +884,22 @@ void vigil_presence_redis_close(vigil_presence_redis *r, uint32_t timeout_ms,
   r->close_user = user;
   vigil_loop_timer_cancel(r->loop, &r->retry_timer);
   vigil_loop_timer_cancel(r->loop, &r->refresh_timer);
+  vigil_loop_timer_cancel(r->loop, &r->node_timer);
+  if (r->up) { /* the updates still queued go first, then bye */
+    upd *u = calloc(1, sizeof *u);
+    if (u != NULL) {
+      u->bye = 1;
+      if (r->tail != NULL)
+        r->tail->next = u;
+      else
+        r->head = u;
+      r->tail = u;
+      if (r->next_send == NULL)
+        r->next_send = u;
+      r->count++;
+      flush_queue(r);
+    }
+  }
   if (r->up && r->head != NULL) {
     vigil_loop_timer_arm(r->loop, &r->close_timer, vigil_loop_now_ms(r->loop) + timeout_ms,
                          on_close_timer);
