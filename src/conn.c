@@ -523,7 +523,10 @@ static void keep_tail(vigil_conn *c, const uint8_t *p, size_t n) {
 }
 
 static void conn_process(vigil_conn *c, const uint8_t *p, size_t n) {
-  uint64_t now = loop_now(c);
+  /* When the bytes reached this host (the kernel's stamp where there is
+   * one), not when this busy loop got round to them: a frame dated late
+   * would keep a dead peer alive for as long as the loop was behind. */
+  uint64_t now = vigil_loop_rx_time_ns(c->owner->loop);
   vigil_event ev;
   while (c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) {
     long r = vigil_session_recv(&c->session, now, p, n, &ev);

@@ -179,5 +179,23 @@ void vigil__fd_watch_ready(vigil_tcp *tcp, unsigned events);
  * vigil__tcp_read_stop), so the handle is quiet unless the callback starts
  * reading again. */
 void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf);
+/* The same for bytes that arrived at rx_ns on the loop's clock (0: unknown,
+ * the loop's now); vigil_loop_rx_time_ns() returns it during the callback. */
+void vigil__read_cb_at(vigil_tcp *tcp, long nread, const vigil_buf *buf, uint64_t rx_ns);
+
+/* ---- receive timestamps (src/rxstamp.c; reads no clock) ------------------- */
+
+/* CLOCK_REALTIME - loop clock from n samples, each three readings taken in
+ * the order monotonic, realtime, monotonic: the realtime reading minus the
+ * midpoint of the narrowest window. */
+int64_t vigil__clock_offset(const uint64_t (*s)[3], unsigned n);
+/* 1 when offset, sampled at loop time now, differs from prev (sampled at
+ * prev_at; 0: no previous sample) by at most 1 ms + 1000 ppm of the time
+ * between: a slew, not a step of the realtime clock. */
+int vigil__clock_offset_steady(int64_t prev, uint64_t prev_at, int64_t offset, uint64_t now);
+/* A realtime receive stamp on the loop's clock: real_ns - offset, never
+ * after now_ns; now_ns when real_ns is 0 or the result would be out of
+ * range. */
+uint64_t vigil__rx_mono(uint64_t real_ns, int64_t offset, uint64_t now_ns);
 
 #endif

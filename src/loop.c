@@ -539,7 +539,8 @@ int vigil_tcp_read_stop(vigil_tcp *tcp) {
   return 0;
 }
 
-void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+void vigil__read_cb_at(vigil_tcp *tcp, long nread, const vigil_buf *buf, uint64_t rx_ns) {
+  vigil_loop *loop = tcp->loop;
   vigil_buf empty;
   if (nread < 0)
     vigil_tcp_read_stop(tcp);
@@ -547,7 +548,17 @@ void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
     memset(&empty, 0, sizeof empty);
     buf = &empty;
   }
+  loop->rx_ns = rx_ns != 0 && rx_ns < loop->now_ns ? rx_ns : loop->now_ns;
   tcp->read_cb(tcp, nread, buf);
+  loop->rx_ns = 0;
+}
+
+void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
+  vigil__read_cb_at(tcp, nread, buf, 0);
+}
+
+uint64_t vigil_loop_rx_time_ns(const vigil_loop *loop) {
+  return loop->rx_ns != 0 ? loop->rx_ns : loop->now_ns;
 }
 
 static int stream_state(const vigil_tcp *tcp) {

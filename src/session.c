@@ -11,7 +11,10 @@
  * (UINT64_MAX) means "nothing to do". Every subtraction of times saturates,
  * so a caller whose clock steps back gets a late verdict, never UB; every
  * addition saturates at UINT64_MAX, which stays "never" even for a clock that
- * reaches it.
+ * reaches it. recv()'s `now` is when the bytes arrived, which may be before
+ * the `now` of an earlier call (a runtime dating bytes by the kernel's
+ * receive stamp, read after a busy spell); the time a peer was last heard
+ * never moves backwards.
  *
  * States: HANDSHAKE -> OPEN -> DEAD, or any -> CLOSING -> DEAD.
  *
@@ -470,6 +473,11 @@ static long on_close(vigil_session *s, vigil_event *ev, uint64_t now, const vigi
 /* ---- liveness -------------------------------------------------------- */
 
 static void heard(vigil_session *s, uint64_t now) {
+  /* Never backwards: a caller that dates bytes by their arrival (the
+   * kernel's stamp) may pass a time before one it passed earlier (a stall's
+   * re-probe moved last_recv forward; an earlier expire()). */
+  if (now < s->last_recv_ns)
+    now = s->last_recv_ns;
   s->last_recv_ns = now;
   if (!s->schedule)
     s->flags &= (uint8_t)~F_PING; /* not idle any more: the probe is moot */

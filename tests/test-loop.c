@@ -20,6 +20,7 @@
 #include <unistd.h>
 #endif
 
+#include "loop-internal.h" /* the receive-stamp conversion */
 #include "task.h"
 #include "util-net.h"
 #include "util-proc.h" /* util_cpu_wait_ns */
@@ -1330,5 +1331,70 @@ TEST_IMPL(random_fills_from_the_os) {
   ASSERT(odd[6] != 0);
   ASSERT_EQ(vigil_random(NULL, 0), 0);
   ASSERT_EQ(vigil_random(NULL, 1), VIGIL_EINVAL);
+  return 0;
+}
+
+/* ---- receive stamps: realtime -> loop clock (src/rxstamp.c) ---------------- */
+
+/* Made-up readings, no clock, no sleep. The offset is realtime minus the
+ * midpoint of the narrowest (mono before, mono after) window; a wider,
+ * preempted sample must not win even when it comes first. */
+TEST_IMPL(rx_clock_offset_from_samples) {
+  const uint64_t e9 = 1000000000u;
+  uint64_t s[3][3] = {
+      {1000 * e9, 1700000000 * e9 + 900000, 1000 * e9 + 900000},             /* 900 us window */
+      {1000 * e9 + 2000000, 1700000000 * e9 + 2000100, 1000 * e9 + 2000200}, /* 200 ns */
+      {1000 * e9 + 3000000, 1700000000 * e9 + 3000400, 1000 * e9 + 3000600}, /* 600 ns */
+  };
+  int64_t off = vigil__clock_offset((const uint64_t(*)[3])s, 3);
+  /* sample 1: realtime ...2000100 at mono midpoint ...2000100 */
+  ASSERT_EQ(off, (int64_t)(1700000000 * e9 - 1000 * e9));
+  /* One sample: its own midpoint. */
+  ASSERT_EQ(vigil__clock_offset((const uint64_t(*)[3])s, 1),
+            (int64_t)(1700000000 * e9 + 900000 - (1000 * e9 + 450000)));
+  /* Realtime behind monotonic (a machine up longer than the epoch is
+   * old, or a clock set to 1970): a negative offset. */
+  {
+    uint64_t t[1][3] = {{5000 * e9, 10 * e9, 5000 * e9}};
+    ASSERT_EQ(vigil__clock_offset((const uint64_t(*)[3])t, 1),
+              (int64_t)(10 * e9) - (int64_t)(5000 * e9));
+  }
+  return 0;
+}
+
+/* Converting a stamp: real - offset; never after now; 0 (no stamp) and
+ * out-of-range results give now. */
+TEST_IMPL(rx_clock_stamp_to_loop_time) {
+  const uint64_t e9 = 1000000000u;
+  int64_t off = (int64_t)(1700000000 * e9 - 1000 * e9);
+  uint64_t now = 1000 * e9 + 500 * 1000000u;
+  /* Arrived 100 ms before now. */
+  ASSERT_UEQ(vigil__rx_mono(1700000000 * e9 + 400 * 1000000u, off, now), now - 100 * 1000000u);
+  /* Exactly now, and 1 ns "in the future" (conversion error): now. */
+  ASSERT_UEQ(vigil__rx_mono(1700000000 * e9 + 500 * 1000000u, off, now), now);
+  ASSERT_UEQ(vigil__rx_mono(1700000000 * e9 + 500 * 1000000u + 1, off, now), now);
+  ASSERT_UEQ(vigil__rx_mono(0, off, now), now);
+  /* Before monotonic zero: unusable, now. */
+  ASSERT_UEQ(vigil__rx_mono(5, off, now), now);
+  /* Negative offset: real + |offset|, overflow guarded. */
+  ASSERT_UEQ(vigil__rx_mono(10 * e9, -(int64_t)(4990 * e9), 6000 * e9), 5000 * e9);
+  ASSERT_UEQ(vigil__rx_mono(UINT64_MAX - 5, -(int64_t)(10 * e9), 6000 * e9), 6000 * e9);
+  return 0;
+}
+
+/* A slew is not a step: 1 ms + 1000 ppm of the time between samples. */
+TEST_IMPL(rx_clock_step_detection) {
+  const uint64_t ms = 1000000u;
+  int64_t off = 123456789;
+  ASSERT_EQ(vigil__clock_offset_steady(0, 0, off, 10 * ms), 1); /* first sample */
+  /* 10 ms apart: 1 ms + 10 us allowed, either way. */
+  ASSERT_EQ(vigil__clock_offset_steady(off, 10 * ms, off + 1010000, 20 * ms), 1);
+  ASSERT_EQ(vigil__clock_offset_steady(off, 10 * ms, off - 1010000, 20 * ms), 1);
+  ASSERT_EQ(vigil__clock_offset_steady(off, 10 * ms, off + 1010001, 20 * ms), 0);
+  ASSERT_EQ(vigil__clock_offset_steady(off, 10 * ms, off - 1010001, 20 * ms), 0);
+  /* 500 ppm over 10 s is 5 ms: allowed (1 ms + 10 ms). */
+  ASSERT_EQ(vigil__clock_offset_steady(off, ms, off + 5 * (int64_t)ms, ms + 10000 * ms), 1);
+  /* A 1 s step 60 ms after the last sample. */
+  ASSERT_EQ(vigil__clock_offset_steady(off, ms, off + 1000 * (int64_t)ms, ms + 60 * ms), 0);
   return 0;
 }

@@ -252,6 +252,64 @@ TEST_IMPL(silent_peer_verdict_time) {
   return 0;
 }
 
+/* The verdict counts from when the peer's last frame reached this host,
+ * not from when a busy loop got round to reading it (issue 11). A raw
+ * peer sends one PING, the frame it is last heard from, while the server's
+ * loop is busy for 100 ms in a timer callback; then it falls silent. With
+ * the kernel's receive stamp the verdict comes at [timeout, timeout + 20
+ * ms] after that PING was sent (plus what the scheduler made us wait for a
+ * CPU); dated by the loop it would come 100 ms later. */
+typedef struct busy_ping {
+  vigil_loop_timer t;
+  vigil_os_socket s;
+  uint64_t sent_ns;
+  int rc;
+} busy_ping;
+
+static void send_ping_while_busy(vigil_loop *loop, vigil_loop_timer *t) {
+  busy_ping *b = vigil_container_of(t, busy_ping, t);
+  static const uint8_t ping[2] = {VIGIL_FRAME_PING, 0};
+  (void)loop;
+  b->sent_ns = util_now_ns();
+  b->rc = util_raw_send(b->s, ping, sizeof ping);
+  while (util_now_ns() - b->sent_ns < 100 * VIGIL_MS)
+    ; /* the loop is busy: nothing is read meanwhile */
+}
+
+TEST_IMPL(verdict_counts_from_kernel_arrival) {
+  fixture f;
+  vigil_server_config cfg;
+  busy_ping b;
+  uint64_t since_ping, wait0, waited;
+#if !defined(HAVE_SO_TIMESTAMPNS)
+  RETURN_SKIP("no kernel receive stamps here (SO_TIMESTAMPNS): reads are dated by the loop");
+#endif
+  server_config(&f, &cfg);
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open(&f, "busy", &b.s) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  b.sent_ns = 0;
+  b.rc = -1;
+  vigil_loop_timer_init(&b.t);
+  vigil_loop_timer_arm(&f.loop, &b.t, vigil_loop_now_ms(&f.loop) + 20, send_ping_while_busy);
+  wait0 = util_cpu_wait_ns();
+  ASSERT(util_run_until(&f.loop, &f.rec.deaths, WAIT));
+  ASSERT_EQ(b.rc, 0);
+  ASSERT(b.sent_ns != 0);
+  since_ping = f.rec.death_ns - b.sent_ns;
+  waited = f.rec.death_wait_ns - wait0;
+  fprintf(stderr, "verdict %.3f ms after the PING (bound %u..%.3f), silent_ms=%.3f, cause %s\n",
+          (double)since_ping / 1e6, TIMEOUT, TIMEOUT + 20 + (double)waited / 1e6,
+          (double)f.rec.death.silent_ns / 1e6, vigil_cause_name(f.rec.death.cause));
+  ASSERT_UGE(since_ping, (uint64_t)TIMEOUT * VIGIL_MS);
+  ASSERT_ULE(since_ping, (uint64_t)(TIMEOUT + 20) * VIGIL_MS + waited);
+  ASSERT_UGE(f.rec.death.silent_ns, (uint64_t)TIMEOUT * VIGIL_MS);
+  ASSERT_ULE(f.rec.death.silent_ns, (uint64_t)(TIMEOUT + 20) * VIGIL_MS + waited);
+  util_raw_close(b.s);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 /* ---- SIGSTOPped client process ------------------------------------------- */
 
 static uint16_t child_port;

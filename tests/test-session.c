@@ -1878,3 +1878,27 @@ TEST_IMPL(session_null_arguments) {
   vigil_session_get_info(&s, NULL);
   return 0;
 }
+
+/* Bytes dated by their arrival may carry a time before one the session has
+ * already been given (the runtime stamps reads with the kernel's receive
+ * time, which for a loop that was busy lies in the past). Here a stall at
+ * T0 + 2.5 s withdrew the pending verdict (last heard moved to T0 + 0.5 s);
+ * a PING then read but stamped T0 + 100 ms must not move last heard back
+ * and bring the withdrawn verdict back early (T0 + 3.1 s): the peer dies
+ * at T0 + 3.5 s, silent 3 s. */
+TEST_IMPL(session_arrival_stamp_never_moves_liveness_back) {
+  end *c = end_new(), *s = end_new();
+  const uint64_t dead_at = T0 + 3500 * MS;
+  ASSERT_EQ(open_default_pair(c, s), 0);
+  vigil_session_stalled(&c->s, T0 + 2500 * MS);
+  deliver(c, T0 + 100 * MS, PING, sizeof PING);
+  ASSERT_EQ(c->err, 0);
+  expire(c, T0 + 3100 * MS);
+  flush(c, s, T0 + 3100 * MS); /* its pings go unanswered */
+  expire(c, dead_at - 1);
+  ASSERT_EQ(count_events(c, VIGIL_EVENT_DEAD), 0);
+  expire(c, dead_at);
+  ASSERT_EQ(last_event(c)->type, VIGIL_EVENT_DEAD);
+  ASSERT_UEQ(last_event(c)->silent_ns, 3000 * MS);
+  return 0;
+}

@@ -218,7 +218,14 @@ struct vigil_loop {
   int wake_pending;    /* atomic: the wakeup was signalled, not yet drained */
   int wake_fd[2];      /* POSIX: the wakeup's eventfd (twice) or pipe */
   void *posts;         /* the vigil_loop_post queue and its lock */
-  vigil_wheel wheel;   /* ticks are monotonic milliseconds */
+  /* Kernel receive stamps (src/rxstamp.c): realtime - monotonic as last
+   * sampled, the loop time of that sample (0: never), whether it was no
+   * clock step, and the arrival time of the running read callback's bytes. */
+  int64_t rx_offset_ns;
+  uint64_t rx_sampled_ns;
+  int rx_offset_ok;
+  uint64_t rx_ns;
+  vigil_wheel wheel; /* ticks are monotonic milliseconds */
 };
 
 /* Defaults and opts->size (a macro: the caller's sizeof; docs/ABI.md). */
@@ -257,6 +264,15 @@ VIGIL_EXTERN int vigil_loop_alive(const vigil_loop *loop);
  * nanoseconds and in milliseconds (the wheel's ticks). */
 VIGIL_EXTERN uint64_t vigil_loop_now_ns(const vigil_loop *loop);
 VIGIL_EXTERN uint64_t vigil_loop_now_ms(const vigil_loop *loop);
+
+/* Inside a read callback: when the bytes it reports reached this host, on
+ * the loop's clock (nanoseconds, never after vigil_loop_now_ns). That is
+ * the kernel's receive stamp of the last packet read where the OS gives one
+ * (Linux: SO_TIMESTAMPNS, converted from the realtime clock), so a loop
+ * that was busy does not date a frame by the time it got round to it.
+ * Elsewhere (Windows, POSIX without the option, a loop on an injected
+ * clock, outside a read callback): vigil_loop_now_ns(). */
+VIGIL_EXTERN uint64_t vigil_loop_rx_time_ns(const vigil_loop *loop);
 
 /* Refreshes the cached time (after a long computation in a callback). */
 VIGIL_EXTERN void vigil_loop_update_time(vigil_loop *loop);

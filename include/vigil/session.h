@@ -227,7 +227,9 @@ VIGIL_EXTERN int vigil_session_init(vigil_session *s, vigil_role role,
  * While CLOSING (after vigil_session_close) received bytes are consumed and
  * ignored; once that CLOSE has been written, recv() (like expire()) reports
  * the DEAD event of cause local, consuming nothing. VIGIL_ECLOSED once the
- * session is dead; VIGIL_EINVAL for NULL s or ev, or NULL buf with len > 0. */
+ * session is dead; VIGIL_EINVAL for NULL s or ev, or NULL buf with len > 0.
+ * `now` is when the bytes arrived; it may be earlier than the time given to
+ * an earlier call (the peer's last-heard time then stays where it was). */
 VIGIL_EXTERN long vigil_session_recv(vigil_session *s, uint64_t now, const uint8_t *buf, size_t len,
                                      vigil_event *ev);
 

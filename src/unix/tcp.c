@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -331,7 +332,21 @@ int vigil__tcp_connect(vigil_connect_req *req, const struct sockaddr *addr, int 
   return 0;
 }
 
+/* Whether reads are stamped with the kernel's receive time: only where
+ * the OS has the option, and only for a loop on the OS clocks (an injected
+ * clock has no relation to the kernel's). */
+#if defined(HAVE_SO_TIMESTAMPNS)
+static int stamps_wanted(const vigil_tcp *tcp) {
+  return tcp->loop->clock == vigil__plat_clock;
+}
+#endif
+
 int vigil__tcp_read_start(vigil_tcp *tcp) {
+#if defined(HAVE_SO_TIMESTAMPNS)
+  /* Best effort: without it reads are dated by the loop's clock. */
+  if (stamps_wanted(tcp))
+    (void)setopt_int(tcp->socket, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+#endif
   return sync_interest(tcp);
 }
 
@@ -343,9 +358,86 @@ static int still_reading(const vigil_tcp *tcp) {
   return (tcp->flags & (VIGIL__TCP_READING | VIGIL__TCP_CLOSING)) == VIGIL__TCP_READING;
 }
 
+#if defined(HAVE_SO_TIMESTAMPNS)
+static uint64_t os_clock(clockid_t id) {
+  struct timespec ts;
+  if (clock_gettime(id, &ts) != 0)
+    return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* realtime - monotonic, sampled once per loop iteration that reads (the
+ * loop's now differs between iterations), three tries, narrowest window
+ * (src/rxstamp.c). */
+static void sample_offset(vigil_loop *loop) {
+  uint64_t s[3][3];
+  int64_t off;
+  unsigned i;
+  if (loop->rx_sampled_ns == loop->now_ns)
+    return;
+  for (i = 0; i < 3; i++) {
+    s[i][0] = os_clock(CLOCK_MONOTONIC);
+    s[i][1] = os_clock(CLOCK_REALTIME);
+    s[i][2] = os_clock(CLOCK_MONOTONIC);
+  }
+  off = vigil__clock_offset((const uint64_t(*)[3])s, 3);
+  loop->rx_offset_ok =
+      vigil__clock_offset_steady(loop->rx_offset_ns, loop->rx_sampled_ns, off, loop->now_ns);
+  loop->rx_offset_ns = off;
+  loop->rx_sampled_ns = loop->now_ns;
+}
+
+/* recv() that also returns the kernel's receive stamp of the last packet
+ * read, on the loop's clock (0: none). */
+static ssize_t recv_stamped(vigil_tcp *tcp, void *base, size_t len, uint64_t *rx_ns) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(struct timespec))];
+  } ctl;
+  struct iovec iov;
+  struct msghdr msg;
+  struct cmsghdr *cm;
+  ssize_t n;
+  *rx_ns = 0;
+  if (!stamps_wanted(tcp))
+    return recv(tcp->socket, base, len, 0);
+  iov.iov_base = base;
+  iov.iov_len = len;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  n = recvmsg(tcp->socket, &msg, 0);
+  if (n <= 0)
+    return n;
+  for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+    struct timespec ts;
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_TIMESTAMPNS ||
+        cm->cmsg_len < CMSG_LEN(sizeof ts))
+      continue;
+    memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+    if (ts.tv_sec <= 0 || ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000)
+      break;
+    sample_offset(tcp->loop);
+    if (tcp->loop->rx_offset_ok)
+      *rx_ns = vigil__rx_mono((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                              tcp->loop->rx_offset_ns, tcp->loop->now_ns);
+    break;
+  }
+  return n;
+}
+#else
+static ssize_t recv_stamped(vigil_tcp *tcp, void *base, size_t len, uint64_t *rx_ns) {
+  *rx_ns = 0;
+  return recv(tcp->socket, base, len, 0);
+}
+#endif
+
 static void do_read(vigil_tcp *tcp) {
   vigil_buf buf;
   ssize_t n;
+  uint64_t rx_ns;
   int count;
 
   for (count = 0; count < VIGIL__READS_PER_EVENT && still_reading(tcp); count++) {
@@ -359,10 +451,10 @@ static void do_read(vigil_tcp *tcp) {
     if (buf.len > (size_t)LONG_MAX)
       buf.len = (size_t)LONG_MAX;
     do
-      n = recv(tcp->socket, buf.base, buf.len, 0);
+      n = recv_stamped(tcp, buf.base, buf.len, &rx_ns);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
-      vigil__read_cb(tcp, (long)n, &buf);
+      vigil__read_cb_at(tcp, (long)n, &buf, rx_ns);
       if ((size_t)n < buf.len)
         return; /* drained: skip the EAGAIN round trip */
     } else if (n == 0) {
