@@ -10,6 +10,7 @@
  *   vigil/session.h    sans-I/O liveness engine: bytes + time in, events out
  *   vigil/detector.h   fixed-timeout and phi-accrual detectors
  *   vigil/wheel.h      hierarchical timer wheel
+ *   vigil/tls.h        sans-I/O TLS (OpenSSL memory BIOs) under the session
  *   vigil/loop.h       event loop (epoll, poll, IOCP)
  *   vigil/conn.h       a connection: callbacks, death record, evidence
  *   vigil/metrics.h    counters and histograms, Prometheus text exposition
@@ -29,6 +30,7 @@ extern "C" {
 #include "vigil/detector.h"
 #include "vigil/session.h"
 #include "vigil/wheel.h"
+#include "vigil/tls.h"
 #include "vigil/keepalive.h"
 #include "vigil/loop.h"
 #include "vigil/conn.h"

@@ -11,7 +11,7 @@ packages=(
   gcc-mingw-w64-x86-64 wine wine64                            # Windows build + tests (wine: /usr/bin/wine, wineboot)
   redis-server libhiredis-dev                                 # presence in Redis (tests start their own redis-server)
   libmicrohttpd-dev prometheus                                # metrics endpoint; promtool checks the exposition and rules
-  libssl-dev                                                  # HMAC tokens and TLS (OpenSSL 3)
+  libssl-dev openssl                                          # HMAC tokens and TLS (OpenSSL 3); s_client in tests
   chromium                                                    # status page checked in headless Chromium
 )
 missing=()

@@ -53,6 +53,7 @@ struct vigil_client {
   vigil_client_config cfg;
   char *id;
   char *host;
+  char *tls_name; /* copy of cfg.tls_name, or NULL */
   uint16_t port;
   vigil_conn *conn;  /* current connection (or the attempt's placeholder), or NULL */
   unsigned failures; /* consecutive failed attempts */
@@ -333,10 +334,21 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
     free(cli);
     return VIGIL_ENOMEM;
   }
+  if (cfg->tls_name != NULL && (cli->tls_name = malloc(strlen(cfg->tls_name) + 1)) != NULL)
+    memcpy(cli->tls_name, cfg->tls_name, strlen(cfg->tls_name) + 1);
+  if ((cfg->tls_name != NULL && cli->tls_name == NULL) ||
+      vigil__owner_tls(&cli->o, cfg->tls, cli->tls_name) != 0) {
+    vigil__owner_free(&cli->o);
+    free(cli->tls_name);
+    free(cli->id);
+    free(cli);
+    return VIGIL_ENOMEM;
+  }
   memcpy(cli->id, cfg->session.id, cfg->session.id_len);
   cli->id[cfg->session.id_len] = '\0';
   cli->cfg = *cfg;
   cli->cfg.session.id = cli->id;
+  cli->cfg.tls_name = cli->tls_name;
   apply_defaults(&cli->cfg);
   cli->rng = vigil__random_u32(cli, vigil_loop_now_ns(loop));
   if (cli->rng == 0)
@@ -381,6 +393,8 @@ int vigil_client_connect(vigil_client *cli, const char *host, uint16_t port) {
   cli->host[n] = '\0';
   cli->port = port;
   cli->started = 1;
+  if (cli->tls_name == NULL)
+    cli->o.tls_name = cli->host; /* TLS verifies the name we were given */
   /* connect_timeout_ms counts from this call, not from when the loop last
    * read the clock (maybe long ago, if the loop is not running yet). */
   vigil_loop_update_time(cli->o.loop);
@@ -453,6 +467,7 @@ int vigil_client_free(vigil_client *cli) {
   stop_attempt(cli);
   vigil__owner_free(&cli->o);
   free(cli->host);
+  free(cli->tls_name);
   free(cli->id);
   free(cli);
   return 0;

@@ -123,11 +123,20 @@ int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
   return 0;
 }
 
+int vigil__owner_tls(vigil__owner *o, vigil_tls *tls, const char *name) {
+  o->tls = tls;
+  o->tls_name = name;
+  if (tls != NULL && o->tbuf == NULL && (o->tbuf = malloc(VIGIL__TBUF_SIZE)) == NULL)
+    return VIGIL_ENOMEM;
+  return 0;
+}
+
 void vigil__owner_free(vigil__owner *o) {
   vigil_loop_stall_stop(o->loop, &o->stall);
   free(o->rbuf);
   free(o->wbuf);
-  o->rbuf = o->wbuf = NULL;
+  free(o->tbuf);
+  o->rbuf = o->wbuf = o->tbuf = NULL;
 }
 
 static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
@@ -199,6 +208,7 @@ static void conn_release(vigil_conn *c) {
   free(c->close_reason);
   free(c->rx);
   free(c->retain);
+  vigil_tls_conn_free(c->tls);
   free(c);
 }
 
@@ -281,9 +291,19 @@ static int write_final_close(vigil_conn *c) {
       vigil_tcp_socket(&c->tcp) == VIGIL_INVALID_SOCKET)
     return 0;
   n = vigil_session_write(&c->session, loop_now(c), buf, sizeof buf, NULL, 0, &taken);
+  if (c->tls != NULL) {
+    /* Inside TLS (once it is up), then TLS's own close_notify; a failed
+     * TLS has at most an alert to send. What the kernel does not take at
+     * once is dropped: the connection is over. */
+    if (n > 0 && vigil_tls_conn_ready(c->tls) && vigil_tls_conn_write(c->tls, buf, (size_t)n) == 0)
+      vigil_tls_conn_shutdown(c->tls);
+    n = (long)vigil_tls_conn_take(c->tls, c->owner->tbuf, VIGIL__TBUF_SIZE);
+    b = vigil_buf_init((char *)c->owner->tbuf, (size_t)n);
+  } else {
+    b = vigil_buf_init((char *)buf, n > 0 ? (size_t)n : 0);
+  }
   if (n <= 0)
     return 1;
-  b = vigil_buf_init((char *)buf, (size_t)n);
   return vigil_tcp_try_write(&c->tcp, &b, 1) == n;
 }
 
@@ -304,7 +324,10 @@ static int write_final_close(vigil_conn *c) {
  *    queue should it wake up (a probe or a client that gives up would
  *    otherwise exit a linger late). */
 static int close_at_once(const vigil_conn *c, const vigil_death *d) {
-  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || c->wpend != NULL ||
+  /* A failed TLS has sent its alert, if any; nothing it reads means
+   * anything now. */
+  int tls_failed = c->tls != NULL && vigil_tls_conn_error(c->tls)[0] != '\0';
+  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || c->wpend != NULL || tls_failed ||
          !vigil_tcp_is_reading(&c->tcp) || d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT ||
          d->cause == VIGIL_CAUSE_PEER_STALLED;
 }
@@ -314,6 +337,8 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   int was_open = c->phase == VIGIL__OPEN, all_sent;
   if (c->phase == VIGIL__ZOMBIE)
     return;
+  if (c->tls != NULL && !vigil_tls_conn_ready(c->tls))
+    d->close_sent = 0; /* a CLOSE cannot travel before TLS is up */
   set_phase(c, VIGIL__ZOMBIE);
   c->flags &= (uint8_t)~VIGIL__C_CLOSE_REQ;
   if (o->died != NULL)
@@ -353,6 +378,9 @@ static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   d.close_code = ev->close_code;
   d.retry_after_ms = ev->retry_after_ms;
   d.reason_len = 0;
+  if (c->tls != NULL && !vigil_tls_conn_ready(c->tls) && c->phase == VIGIL__HANDSHAKE &&
+      ev->cause != VIGIL_CAUSE_LOCAL)
+    detail = "TLS handshake not completed within the handshake timeout";
   if (ev->cause == VIGIL_CAUSE_LOCAL) {
     d.close_sent = 1;
     detail = c->local_detail != NULL ? c->local_detail : ev->detail;
@@ -555,10 +583,108 @@ static void conn_process(vigil_conn *c, const uint8_t *p, size_t n) {
   conn_schedule(c);
 }
 
+/* ---- TLS ----------------------------------------------------------------
+ * With TLS, reads land in the owner's ciphertext scratch (tbuf) and are
+ * decrypted into rbuf, where conn_process finds them as it would the
+ * plaintext of a read; framed output is encrypted and its ciphertext is
+ * written instead. A message leaves the queue once all the ciphertext
+ * that carries it is in the kernel (tls_credit). */
+
+static int tls_drain(vigil_conn *c);
+static int write_rest(vigil_conn *c, const uint8_t *p, size_t n);
+static void release_written(vigil_conn *c);
+
+/* TLS failed (vigil_tls_conn_read / _write returned rc): the death. */
+static void tls_failed(vigil_conn *c, long rc) {
+  const char *why = vigil_tls_conn_error(c->tls);
+  if (rc == VIGIL_EOF) {
+    vigil__conn_fail(c, VIGIL_EOF, "the peer closed TLS");
+  } else if (rc == VIGIL_ENOBUFS) {
+    vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_POLICY, "TLS output not read", 0, why);
+  } else if (rc == VIGIL_EPROTO) {
+    vigil__conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, NULL, 0, why);
+  } else {
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, NULL, 0, vigil_strerror((int)rc));
+  }
+}
+
+/* A plaintext client on a TLS server: answered in plaintext, so it reads
+ * why (a TLS alert would mean nothing to it). */
+static void tls_refuse_plaintext(vigil_conn *c) {
+  vigil_tls_conn_free(c->tls);
+  c->tls = NULL;
+  vigil__conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_POLICY, "this server requires TLS", 0,
+                   "plaintext client on a TLS server");
+}
+
+/* Ciphertext arrived in tbuf: decrypt it and give the session the
+ * plaintext, as much as there is. */
+static void tls_recv(vigil_conn *c, size_t n) {
+  uint8_t *rb = c->owner->rbuf;
+  long r;
+  if (vigil_tls_conn_feed(c->tls, c->owner->tbuf, n) != 0) {
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
+                     "out of memory buffering TLS input");
+    return;
+  }
+  if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER && !vigil_tls_conn_ready(c->tls) &&
+      vigil_tls_conn_plaintext_peer(c->tls)) {
+    tls_refuse_plaintext(c);
+    return;
+  }
+  while (c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) {
+    if (c->retain_len > 0)
+      memcpy(rb, c->retain, c->retain_len);
+    r = vigil_tls_conn_read(c->tls, rb + c->retain_len, VIGIL__RBUF_SIZE);
+    if (r < 0) {
+      tls_failed(c, r);
+      return;
+    }
+    if (r == 0)
+      break;
+    conn_process(c, rb, (size_t)c->retain_len + (size_t)r);
+  }
+  if ((c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) &&
+      (vigil_tls_conn_pending(c->tls) > 0 || vigil_session_want_write(&c->session)))
+    vigil_loop_defer(c->owner->loop, &c->flush);
+}
+
+/* Hands the ciphertext TLS produced to the kernel, until it is all there
+ * or a write is pending. Returns 0, or -1 once c died. */
+static int tls_drain(vigil_conn *c) {
+  uint8_t *tb = c->owner->tbuf;
+  while (c->wpend == NULL && vigil_tls_conn_pending(c->tls) > 0) {
+    size_t n = vigil_tls_conn_take(c->tls, tb, VIGIL__TBUF_SIZE);
+    vigil_buf b = vigil_buf_init((char *)tb, n);
+    long w = vigil_tcp_try_write(&c->tcp, &b, 1);
+    int rc;
+    if (w == VIGIL_EAGAIN)
+      w = 0;
+    if (w < 0) {
+      vigil__conn_fail(c, (int)w, NULL);
+      return -1;
+    }
+    if ((size_t)w < n && (rc = write_rest(c, tb + w, n - (size_t)w)) != 0) {
+      vigil__conn_fail(c, rc, NULL);
+      return -1;
+    }
+  }
+  if (c->wpend == NULL && c->tls_credit != 0) {
+    c->kernel_pos += c->tls_credit; /* every byte that carried it is in the kernel */
+    c->tls_credit = 0;
+    release_written(c);
+  }
+  return 0;
+}
+
 static void on_alloc(vigil_tcp *tcp, size_t suggested, vigil_buf *buf) {
   vigil_conn *c = tcp->data;
   uint8_t *base = c->owner->rbuf;
   (void)suggested;
+  if (c->tls != NULL) {
+    *buf = vigil_buf_init((char *)c->owner->tbuf, VIGIL__TBUF_SIZE);
+    return;
+  }
   if (c->retain_len > 0)
     memcpy(base, c->retain, c->retain_len);
   *buf = vigil_buf_init((char *)base + c->retain_len, VIGIL__RBUF_SIZE);
@@ -580,6 +706,17 @@ static void on_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
   }
   if (nread == 0)
     return;
+  if (c->tls != NULL) {
+    tls_recv(c, (size_t)nread);
+    return;
+  }
+  if (c->phase == VIGIL__HANDSHAKE && c->retain_len == 0 && c->owner->rbuf[0] == 0x16 &&
+      vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER) {
+    /* 0x16 starts a TLS handshake record, never a vigil frame. */
+    vigil__conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR,
+                     "this server does not speak TLS", 0, "TLS client on a plaintext server");
+    return;
+  }
   conn_process(c, c->owner->rbuf, (size_t)c->retain_len + (size_t)nread);
 }
 
@@ -671,8 +808,8 @@ static void on_write_done(vigil_write_req *req, int status) {
   struct vigil__wpend *w = req->data;
   vigil_conn *c = w->conn;
   c->wpend = NULL;
-  if (status == 0)
-    c->kernel_pos += w->len;
+  if (status == 0 && c->tls == NULL)
+    c->kernel_pos += w->len; /* with TLS, tls_drain counts plaintext */
   vigil__budget_release(c, w->len);
   free(w);
   if (c->phase == VIGIL__ZOMBIE)
@@ -726,6 +863,12 @@ static void conn_flush(vigil_conn *c) {
     vigil_buf b;
     long n, w;
     maybe_finish_drain(c);
+    if (c->tls != NULL) {
+      if (tls_drain(c) != 0)
+        return;
+      if (c->wpend != NULL || !vigil_tls_conn_ready(c->tls))
+        break; /* the session's frames wait for TLS */
+    }
     n = conn_fill(c, c->owner->wbuf, VIGIL__WBUF_SIZE);
     if (n < 0 && n != VIGIL_ECLOSED) {
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, NULL, 0, "cannot frame output");
@@ -733,6 +876,15 @@ static void conn_flush(vigil_conn *c) {
     }
     if (n <= 0)
       break;
+    if (c->tls != NULL) {
+      int rc = vigil_tls_conn_write(c->tls, c->owner->wbuf, (size_t)n);
+      if (rc != 0) {
+        tls_failed(c, rc);
+        return;
+      }
+      c->tls_credit += (uint32_t)n;
+      continue; /* drained at the top of the next round */
+    }
     b = vigil_buf_init((char *)c->owner->wbuf, (size_t)n);
     w = vigil_tcp_try_write(&c->tcp, &b, 1);
     if (w == VIGIL_EAGAIN)
@@ -796,15 +948,30 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
   char peer[VIGIL_ADDRSTRLEN];
   memset(&info, 0, sizeof info);
   if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER) {
-    c->id = malloc(ev->len + 1);
+    const uint8_t *id = ev->data;
+    size_t id_len = ev->len;
+    char cn[VIGIL_WIRE_MAX_ID + 1];
+    if (c->tls != NULL && vigil_tls_conn_id_from_cert(c->tls)) {
+      /* Mutual TLS vouches for the id: the certificate's, not the HELLO's. */
+      long n = vigil_tls_conn_peer_cn(c->tls, cn, sizeof cn);
+      if (n <= 0 || !vigil_utf8_valid((const uint8_t *)cn, (size_t)n)) {
+        vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_POLICY,
+                         "client certificate has no usable subject CN", 0,
+                         "client certificate has no usable subject CN");
+        return;
+      }
+      id = (const uint8_t *)cn;
+      id_len = (size_t)n;
+    }
+    c->id = malloc(id_len + 1);
     if (c->id == NULL) {
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
                        "out of memory storing the peer id");
       return;
     }
-    memcpy(c->id, ev->data, ev->len);
-    c->id[ev->len] = '\0';
-    c->id_len = (uint8_t)ev->len;
+    memcpy(c->id, id, id_len);
+    c->id[id_len] = '\0';
+    c->id_len = (uint8_t)id_len;
     c->flags |= VIGIL__C_ID_OWNED;
   }
   set_phase(c, VIGIL__OPEN);
@@ -868,6 +1035,20 @@ uint32_t vigil__random_u32(const void *salt, uint64_t now) {
   return (uint32_t)(uintptr_t)salt ^ (uint32_t)now ^ (uint32_t)(now >> 32);
 }
 
+/* TLS under the session: the session's handshake deadline, already
+ * running, covers the TLS handshake and the HELLO together. A client
+ * writes its ClientHello at once. */
+static int tls_start(vigil_conn *c, vigil_role role) {
+  long r;
+  int rc = vigil_tls_conn_new(&c->tls, c->owner->tls,
+                              role == VIGIL_ROLE_CLIENT ? c->owner->tls_name : NULL);
+  if (rc != 0)
+    return rc;
+  if (role == VIGIL_ROLE_CLIENT && (r = vigil_tls_conn_read(c->tls, c->owner->rbuf, 0)) < 0)
+    return (int)r;
+  return 0;
+}
+
 int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config *cfg) {
   vigil_session_config own = *cfg;
   int rc;
@@ -884,10 +1065,13 @@ int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config
   set_phase(c, VIGIL__HANDSHAKE);
   vigil__conn_peer_load(c);
   (void)vigil_tcp_nodelay(&c->tcp, 1);
+  if (c->owner->tls != NULL && (rc = tls_start(c, role)) != 0)
+    return rc;
   rc = vigil_tcp_read_start(&c->tcp, on_alloc, on_read);
   if (rc != 0)
     return rc;
-  if (vigil_session_want_write(&c->session))
+  if (vigil_session_want_write(&c->session) ||
+      (c->tls != NULL && vigil_tls_conn_pending(c->tls) > 0))
     vigil_loop_defer(c->owner->loop, &c->flush);
   conn_schedule(c);
   return 0;
@@ -1033,6 +1217,10 @@ void vigil_conn_set_data(vigil_conn *c, void *data) {
 
 void *vigil_conn_get_data(const vigil_conn *c) {
   return c != NULL ? c->data : NULL;
+}
+
+const vigil_tls_conn *vigil_conn_tls(const vigil_conn *c) {
+  return c != NULL ? c->tls : NULL;
 }
 
 vigil_server *vigil_conn_server(const vigil_conn *c) {

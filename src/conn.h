@@ -16,11 +16,15 @@
 
 #include "vigil.h"
 #include "vigil/loop.h"
+#include "vigil/tls.h"
 
 /* Scratch sizes, per owner (not per connection). */
 #define VIGIL__RBUF_SIZE 65536u
 #define VIGIL__WBUF_SIZE                                                                           \
   (4u * (VIGIL_WIRE_MAX_CHUNK + VIGIL_WIRE_MAX_HEADER) + 2u * VIGIL_WIRE_MAX_CONTROL_FRAME)
+/* TLS ciphertext scratch: one fill of wbuf encrypted (records of at most
+ * 16 KiB, each with less than 1 KiB of expansion), read in one piece. */
+#define VIGIL__TBUF_SIZE (VIGIL__WBUF_SIZE + 8192u)
 /* After our final CLOSE, how long we keep reading (and discarding) while
  * waiting for the peer to close first, so the kernel sends a FIN rather
  * than an RST that could destroy the CLOSE in flight. */
@@ -67,6 +71,7 @@ struct vigil_conn {
   uint8_t *rx;                /* reassembly, only while a message is in flight */
   uint8_t *retain;            /* incomplete control frame, only while pending */
   struct vigil__wpend *wpend; /* write the kernel has not taken yet */
+  vigil_tls_conn *tls;        /* TLS between the socket and the session, or NULL */
   vigil_connect_req *creq;    /* client: connect in flight */
   char *close_reason;         /* requested local close: reason (owned) */
   const char *local_detail;   /* static: why we close ("takeover", ...) */
@@ -82,8 +87,10 @@ struct vigil_conn {
   } peer;
   uint32_t rx_len, rx_cap;
   uint32_t close_retry_ms;
-  uint32_t qstrikes; /* EQUEUEFULL since the queue last drained (as wide
-                        as the queue_full_strikes it is compared with) */
+  uint32_t tls_credit; /* TLS: plaintext bytes encrypted whose ciphertext is not
+                          all in the kernel yet (counted into kernel_pos then) */
+  uint32_t qstrikes;   /* EQUEUEFULL since the queue last drained (as wide
+                          as the queue_full_strikes it is compared with) */
   uint16_t retain_len;
   uint16_t close_code;
   uint8_t phase;
@@ -111,6 +118,9 @@ struct vigil__owner {
   vigil_keepalive_mode ka_mode;
   vigil_keepalive ka;
   uint8_t *rbuf, *wbuf; /* scratch, allocated with the owner */
+  vigil_tls *tls;       /* TLS context of every connection, or NULL (borrowed) */
+  const char *tls_name; /* client: the server name TLS verifies */
+  uint8_t *tbuf;        /* TLS: ciphertext scratch, VIGIL__TBUF_SIZE */
   vigil__queue conns;   /* every connection, zombies included */
   unsigned nconns;
   /* Counters and gauges of src/conn.c: connections by phase, queued bytes,
@@ -129,6 +139,10 @@ struct vigil__owner {
 
 /* Sets up the owner's fields and scratch buffers. Returns 0 or VIGIL_ENOMEM. */
 int vigil__owner_init(vigil__owner *o, vigil_loop *loop);
+/* Every connection of o runs TLS with context tls (borrowed; NULL: none);
+ * name: the server name a client verifies (borrowed). Returns 0 or
+ * VIGIL_ENOMEM. */
+int vigil__owner_tls(vigil__owner *o, vigil_tls *tls, const char *name);
 /* Releases the scratch buffers and stops the stall watcher. */
 void vigil__owner_free(vigil__owner *o);
 

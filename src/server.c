@@ -434,7 +434,10 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
   s->naddr_buckets = 64;
   s->peers = calloc(s->npeer_buckets, sizeof(vigil_conn *));
   s->addrs = calloc(s->naddr_buckets, sizeof(addr_entry *));
-  if (s->peers == NULL || s->addrs == NULL || vigil__owner_init(&s->o, loop) != 0) {
+  if (s->peers == NULL || s->addrs == NULL || vigil__owner_init(&s->o, loop) != 0 ||
+      vigil__owner_tls(&s->o, cfg->tls, NULL) != 0) {
+    if (s->o.rbuf != NULL)
+      vigil__owner_free(&s->o);
     free(s->peers);
     free(s->addrs);
     free(s);

@@ -20,6 +20,7 @@
 #include "task.h"
 #include "util-proc.h"
 #include "util-redis.h"
+#include "util-tls.h"
 
 #if !defined(_WIN32)
 #include <arpa/inet.h>
@@ -1559,6 +1560,135 @@ TEST_IMPL(serve_data_pending_stopped_client) {
   ASSERT_EQ(kill(srv.pid, SIGTERM), 0);
   ASSERT(child_event(&srv, "shutdown", NULL, line, sizeof(line), 5000));
   ASSERT_EQ(child_wait(&srv, 5000), 0);
+  return 0;
+#endif
+}
+
+/* TLS from the command line (docs/TLS.md): `vigil probe --tls` against
+ * `vigil serve --tls-*` measures RTTs over TLS 1.3; a plaintext probe of
+ * that server, and a TLS probe of a plaintext server, fail at once with
+ * the reason. Certificates are made at test time (util-tls.c). */
+static int tls_serve(child *srv, const util_tls_certs *tc, int tls) {
+  char line[1024];
+  char *argv[] = {NULL,    "serve",      "127.0.0.1:0",      "--json",    "--interval",
+                  "100ms", "--tls-cert", (char *)tc->server, "--tls-key", (char *)tc->server_key,
+                  NULL};
+  if (!tls)
+    argv[6] = NULL;
+  if (child_start(srv, argv) != 0 || !child_event(srv, "listening", NULL, line, sizeof(line), 5000))
+    return -1;
+  return (int)json_num(line, "port");
+}
+
+TEST_IMPL(tls_probe_measures_rtt) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  util_tls_certs tc;
+  child srv, plain, p;
+  char addr[64], paddr[64], line[2048], v[64];
+  int port, pport, rc;
+  NEED_BINARY();
+  rc = util_tls_certs_make(&tc);
+  if (rc == VIGIL_ENOTSUP)
+    RETURN_SKIP("built without TLS (no OpenSSL)");
+  ASSERT_EQ(rc, 0);
+  ASSERT_GT(port = tls_serve(&srv, &tc, 1), 0);
+  ASSERT_GT(pport = tls_serve(&plain, &tc, 0), 0);
+  snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+  snprintf(paddr, sizeof(paddr), "127.0.0.1:%d", pport);
+  {
+    char *argv[] = {NULL,     "probe",   addr, "--tls",      "--tls-ca", tc.ca,
+                    "--json", "--count", "3",  "--interval", "100ms",    NULL};
+    ASSERT_EQ(child_start(&p, argv), 0);
+    ASSERT(child_event(&p, "open", NULL, line, sizeof(line), 5000));
+    ASSERT_EQ(json_get(line, "tls", v, sizeof(v)), J_STR);
+    ASSERT_STR_EQ(v, "TLSv1.3");
+    ASSERT(child_event(&p, "summary", NULL, line, sizeof(line), 5000));
+    ASSERT_EQ(json_num(line, "received"), 3);
+    ASSERT_EQ(json_get(line, "rtt_avg_ms", v, sizeof(v)), J_NUM);
+    ASSERT(strtod(v, NULL) > 0);
+    ASSERT_EQ(child_wait(&p, 5000), 0);
+  }
+  ASSERT(child_event(&srv, "open", NULL, line, sizeof(line), 5000));
+  ASSERT_EQ(json_get(line, "tls", v, sizeof(v)), J_STR);
+  ASSERT_STR_EQ(v, "TLSv1.3");
+  {
+    /* plaintext probe, TLS server: told so in plaintext */
+    char *argv[] = {NULL, "probe", addr, "--json", "--count", "1", "--interval", "100ms", NULL};
+    uint64_t t0 = mono_ms();
+    ASSERT_EQ(child_start(&p, argv), 0);
+    ASSERT(child_event(&p, "connect_failed", NULL, line, sizeof(line), 5000));
+    ASSERT_EQ(json_get(line, "reason", v, sizeof(v)), J_STR);
+    ASSERT_STR_EQ(v, "this server requires TLS");
+    ASSERT_EQ(child_wait(&p, 5000), 1);
+    ASSERT_LT(mono_ms() - t0, 2000); /* well within the probe's 300 ms handshake + slack */
+  }
+  {
+    /* TLS probe, plaintext server */
+    char *argv[] = {NULL,     "probe",   paddr, "--tls",      "--tls-ca", tc.ca,
+                    "--json", "--count", "1",   "--interval", "100ms",    NULL};
+    ASSERT_EQ(child_start(&p, argv), 0);
+    ASSERT(child_event(&p, "connect_failed", NULL, line, sizeof(line), 5000));
+    ASSERT_NOT_NULL(strstr(line, "does not speak TLS"));
+    ASSERT_EQ(child_wait(&p, 5000), 1);
+  }
+  ASSERT(child_event(&plain, "rejected", NULL, line, sizeof(line), 5000));
+  ASSERT_NOT_NULL(strstr(line, "TLS client on a plaintext server"));
+  kill(srv.pid, SIGTERM);
+  kill(plain.pid, SIGTERM);
+  ASSERT_EQ(child_wait(&srv, 5000), 0);
+  ASSERT_EQ(child_wait(&plain, 5000), 0);
+  util_tls_certs_remove(&tc);
+  return 0;
+#endif
+}
+
+/* openssl s_client against `vigil serve --tls-*`: TLS 1.3 by default, the
+ * expected certificate, verified; TLS 1.2 still allowed, TLS 1.1 refused. */
+static int s_client(int port, const char *ca, const char *extra, char *out, size_t cap) {
+  char cmd[1024];
+  FILE *f;
+  size_t n;
+  snprintf(cmd, sizeof(cmd),
+           "openssl s_client -connect 127.0.0.1:%d -CAfile %s -servername localhost "
+           "-verify_return_error -brief %s </dev/null 2>&1",
+           port, ca, extra);
+  if ((f = popen(cmd, "r")) == NULL)
+    return -1;
+  n = fread(out, 1, cap - 1, f);
+  out[n] = '\0';
+  return pclose(f);
+}
+
+TEST_IMPL(tls_s_client_sees_tls13) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  util_tls_certs tc;
+  child srv;
+  char out[8192];
+  int port, rc;
+  NEED_BINARY();
+  if (system("command -v openssl >/dev/null") != 0)
+    RETURN_SKIP("no openssl command (Debian: openssl)");
+  rc = util_tls_certs_make(&tc);
+  if (rc == VIGIL_ENOTSUP)
+    RETURN_SKIP("built without TLS (no OpenSSL)");
+  ASSERT_EQ(rc, 0);
+  ASSERT_GT(port = tls_serve(&srv, &tc, 1), 0);
+  ASSERT_EQ(s_client(port, tc.ca, "", out, sizeof(out)), 0);
+  if (strstr(out, "Protocol version: TLSv1.3") == NULL ||
+      strstr(out, "Peer certificate: CN = localhost") == NULL ||
+      strstr(out, "Verification: OK") == NULL)
+    TEST_FAIL_AT("openssl s_client said:\n%s", out);
+  ASSERT_EQ(s_client(port, tc.ca, "-tls1_2", out, sizeof(out)), 0);
+  ASSERT_NOT_NULL(strstr(out, "Protocol version: TLSv1.2"));
+  ASSERT_NE(s_client(port, tc.ca, "-tls1_1", out, sizeof(out)), 0);
+  ASSERT_NULL(strstr(out, "CONNECTION ESTABLISHED"));
+  kill(srv.pid, SIGTERM);
+  ASSERT_EQ(child_wait(&srv, 5000), 0);
+  util_tls_certs_remove(&tc);
   return 0;
 #endif
 }

@@ -150,7 +150,7 @@ typedef struct vigil_cli_opt {
 } vigil_cli_opt;
 
 /* Options one command may have, shared ones included. */
-#define VIGIL_CLI_MAX_OPTS 24
+#define VIGIL_CLI_MAX_OPTS 32
 
 /* The argument loop every network command runs, with getopt_long: --NAME
  * VALUE, --NAME=VALUE, and the short forms -i (--interval), -t (--timeout),

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-tls.h"
 #include "cli.h"
 #include "commands.h"
 #include "vigil.h"
@@ -56,7 +57,7 @@ static const char usage_text[] =
     "  -q, --quiet-rtt    do not print rtt lines\n"
     "  --send-every D     once open, send one message every D (data in flight)\n"
     "  --send-size N      bytes per message, 1..1048576, at most the agreed\n"
-    "                     max_message (default 64)\n"
+    "                     max_message (default 64)\n" VIGIL_CLI_TLS_CLIENT_HELP
     "  -j, --json         one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help         this text\n"
     "\n"
@@ -67,6 +68,7 @@ typedef struct connect_opts {
   vigil_cli_common c; /* address, --id, --interval, --timeout, --keepalive, --json, --send-* */
   uint32_t connect_timeout_ms, max_attempts, backoff_max_ms;
   int no_reconnect, quiet_rtt;
+  vigil_cli_tls tls; /* --tls, --tls-ca, --tls-cert, --tls-key, --tls-name, --tls-no-verify */
 } connect_opts;
 
 typedef struct connect_state {
@@ -113,7 +115,6 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   connect_state *s = user;
   vigil_cli_line l;
 
-  (void)c;
   s->open = 1;
   memset(&s->conn, 0, sizeof(s->conn));
   s->conn_received = 0;
@@ -121,6 +122,7 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
   vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
   vigil_cli_line_u64(&l, "attempt", info->attempt);
+  vigil_cli_line_tls(&l, c);
   if (s->o.c.send_every_ms != 0) {
     s->send_size = s->o.c.send_size < info->max_message ? s->o.c.send_size : info->max_message;
     vigil_cli_line_u64(&l, "send_every_ms", s->o.c.send_every_ms);
@@ -248,24 +250,26 @@ static void on_signal(void *arg, int signo) {
 
 static int parse_args(int argc, char **argv, connect_opts *o) {
   vigil_cli_common *c = &o->c;
-  const vigil_cli_opt own[] = {
+  vigil_cli_opt own[24] = {
       {"connect-timeout", 0, VIGIL_CLI_DURATION, &o->connect_timeout_ms, 0, 0, 0},
       {"backoff-max", 0, VIGIL_CLI_DURATION, &o->backoff_max_ms, 0, 0, 0},
       {"max-attempts", 0, VIGIL_CLI_UINT, &o->max_attempts, 1, 1000000, 0},
       {"quiet-rtt", 'q', VIGIL_CLI_FLAG, &o->quiet_rtt, 0, 0, 0},
       {"no-reconnect", 0, VIGIL_CLI_FLAG, &o->no_reconnect, 0, 0, 0},
       {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
-  int rc =
-      vigil_cli_parse_args(CMD, usage_text,
-                           VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
-                               VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON | VIGIL_CLI_OPT_SEND,
-                           argc, argv, c, own);
+  int rc;
+
+  vigil_cli_tls_opts(&o->tls, VIGIL_ROLE_CLIENT, own);
+  rc = vigil_cli_parse_args(CMD, usage_text,
+                            VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
+                                VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON | VIGIL_CLI_OPT_SEND,
+                            argc, argv, c, own);
 
   if (rc != 0)
     return rc;
   if (vigil_cli_client_interval(CMD, &c->interval_ms) != 0)
     return VIGIL_CLI_USAGE;
-  return 0;
+  return vigil_cli_tls_setup(CMD, VIGIL_ROLE_CLIENT, &o->tls);
 }
 
 static int configure(connect_state *s, vigil_client_config *cfg) {
@@ -280,6 +284,8 @@ static int configure(connect_state *s, vigil_client_config *cfg) {
   if (vigil_cli_check_session(CMD, &cfg->session, VIGIL_ROLE_CLIENT) != 0)
     return VIGIL_CLI_USAGE;
   cfg->connect_timeout_ms = o->connect_timeout_ms;
+  cfg->tls = o->tls.ctx;
+  cfg->tls_name = o->tls.name;
   cfg->no_reconnect = o->no_reconnect;
   cfg->max_attempts = o->max_attempts;
   cfg->backoff_cap_ms = o->backoff_max_ms;
@@ -352,6 +358,7 @@ static int run(connect_state *s) {
   vigil_client_free(s->cli);
   vigil_cli_loop_finish(&s->loop);
   free(s->msg);
+  vigil_tls_free(s->o.tls.ctx);
   return s->exit_status;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli-tls.h"
 #include "cli.h"
 #include "commands.h"
 #include "vigil.h"
@@ -45,7 +46,7 @@ static const char usage_text[] =
     "  -t, --timeout D    how long the connect, the handshake and each pong may\n"
     "                     take (default 3 x interval, at most 5s; the heartbeat\n"
     "                     timeout is at least 2 x interval)\n"
-    "  --id NAME          peer id (default probe-PID)\n"
+    "  --id NAME          peer id (default probe-PID)\n" VIGIL_CLI_TLS_CLIENT_HELP
     "  -j, --json         one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help         this text\n"
     "\n"
@@ -56,6 +57,7 @@ static const char usage_text[] =
 typedef struct probe_opts {
   vigil_cli_common c; /* address, --id, --interval, --timeout, --json */
   uint32_t count;
+  vigil_cli_tls tls; /* --tls, --tls-ca, --tls-cert, --tls-key, --tls-name, --tls-no-verify */
 } probe_opts;
 
 typedef struct probe_state {
@@ -96,16 +98,18 @@ static void finish(probe_state *s, int failed) {
 static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
   probe_state *s = user;
 
-  (void)c;
   if (s->o.c.json) {
     vigil_cli_line l;
     begin(s, &l, "open", info->peer);
     vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
     vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
+    vigil_cli_line_tls(&l, c);
     vigil_cli_line_end(&l, stdout);
   } else {
-    printf("PROBE %s: open, interval %lu ms, timeout %lu ms\n", info->peer,
-           (unsigned long)info->interval_ms, (unsigned long)info->timeout_ms);
+    const vigil_tls_conn *t = vigil_conn_tls(c);
+    printf("PROBE %s: open, interval %lu ms, timeout %lu ms%s%s\n", info->peer,
+           (unsigned long)info->interval_ms, (unsigned long)info->timeout_ms, t != NULL ? ", " : "",
+           t != NULL ? vigil_tls_conn_version(t) : "");
     vigil_cli_out_flush(stdout);
   }
   /* The server may have imposed a longer heartbeat than we asked for: from
@@ -290,12 +294,15 @@ static void print_summary(probe_state *s) {
 
 static int parse_args(int argc, char **argv, probe_opts *o) {
   vigil_cli_common *c = &o->c;
-  const vigil_cli_opt own[] = {{"count", 'c', VIGIL_CLI_UINT, &o->count, 1, 1000, 0},
-                               {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
-  int rc = vigil_cli_parse_args(CMD, usage_text,
-                                VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
-                                    VIGIL_CLI_OPT_JSON,
-                                argc, argv, c, own);
+  vigil_cli_opt own[24] = {{"count", 'c', VIGIL_CLI_UINT, &o->count, 1, 1000, 0},
+                           {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
+  int rc;
+
+  vigil_cli_tls_opts(&o->tls, VIGIL_ROLE_CLIENT, own);
+  rc = vigil_cli_parse_args(CMD, usage_text,
+                            VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
+                                VIGIL_CLI_OPT_JSON,
+                            argc, argv, c, own);
 
   if (rc != 0)
     return rc;
@@ -309,7 +316,7 @@ static int parse_args(int argc, char **argv, probe_opts *o) {
     c->timeout_ms =
         c->interval_ms <= d.handshake_timeout_ms / 3 ? 3 * c->interval_ms : d.handshake_timeout_ms;
   }
-  return 0;
+  return vigil_cli_tls_setup(CMD, VIGIL_ROLE_CLIENT, &o->tls);
 }
 
 static int run(probe_state *s) {
@@ -328,6 +335,8 @@ static int run(probe_state *s) {
   cfg.session.id = s->o.c.id;
   cfg.session.id_len = strlen(s->o.c.id);
   cfg.connect_timeout_ms = s->o.c.timeout_ms;
+  cfg.tls = s->o.tls.ctx;
+  cfg.tls_name = s->o.tls.name;
   cfg.no_reconnect = 1;
   cfg.cb.on_open = on_open;
   cfg.cb.on_rtt = on_rtt;
@@ -356,6 +365,7 @@ static int run(probe_state *s) {
   rc = probe_alive(s) ? VIGIL_CLI_OK : VIGIL_CLI_FAIL;
   vigil_client_free(s->cli);
   vigil_cli_loop_finish(&s->loop);
+  vigil_tls_free(s->o.tls.ctx);
   return rc;
 }
 

@@ -24,6 +24,7 @@
 #endif
 
 #include "cli-presence.h"
+#include "cli-tls.h"
 #include "cli.h"
 #include "commands.h"
 #include "metrics-http.h"
@@ -76,6 +77,10 @@ static const char usage_text[] =
     "                    (SO_REUSEPORT), restarted when they die; every line then\n"
     "                    carries its worker number; --metrics PORT is PORT + worker\n"
     "                    (docs/CLI.md; one process on Windows)\n"
+    "  --tls-cert FILE   serve TLS 1.2+ with this PEM certificate chain ...\n"
+    "  --tls-key FILE    ... and its private key (docs/TLS.md)\n"
+    "  --tls-client-ca FILE  require client certificates signed by these CAs\n"
+    "  --tls-id-from-cert    the peer id is the client certificate's subject CN\n"
     "  -j, --json        one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
@@ -91,6 +96,7 @@ typedef struct serve_opts {
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
   vigil_cli_addr metrics_addr;
   const char *presence, *node;
+  vigil_cli_tls tls; /* --tls-cert, --tls-key, --tls-client-ca, --tls-id-from-cert */
 } serve_opts;
 
 /* A client's data, with --print-messages, --echo or --send-every: hung on
@@ -148,6 +154,7 @@ static void on_open(vigil_conn *c, const vigil_open_info *info, void *user) {
     vigil_cli_line_cstr(&l, "old_peer", info->old_peer);
   vigil_cli_line_u64(&l, "interval_ms", info->interval_ms);
   vigil_cli_line_u64(&l, "timeout_ms", info->timeout_ms);
+  vigil_cli_line_tls(&l, c);
   vigil_cli_line_u64(&l, "conns", conns_now(s));
   vigil_cli_line_end(&l, stdout);
 }
@@ -294,31 +301,33 @@ static void on_signal(void *arg, int signo) {
 }
 
 static int parse_args(int argc, char **argv, serve_opts *o) {
-  const vigil_cli_opt own[] = {
-      {"max-conns", 0, VIGIL_CLI_UINT, &o->max_conns, 1, 1000000000, 0},
-      {"max-per-addr", 0, VIGIL_CLI_UINT, &o->max_per_addr, 1, 1000000000, 0},
-      {"memory-budget", 0, VIGIL_CLI_STRING, &o->memory_budget, 0, 0, 0},
-      {"handshake-timeout", 0, VIGIL_CLI_DURATION, &o->handshake_ms, 0, 0, 0},
-      {"message-timeout", 0, VIGIL_CLI_DURATION, &o->message_ms, 0, 0, 0},
-      {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
-      {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
-      {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
-      {"metrics", 0, VIGIL_CLI_STRING, &o->metrics, 0, 0, 0},
-      {"presence", 0, VIGIL_CLI_STRING, &o->presence, 0, 0, 0},
-      {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
-      {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
-      {"workers", 0, VIGIL_CLI_UINT, &o->workers, 1, 256, 0},
-      {"node-timeout", 0, VIGIL_CLI_DURATION, &o->node_timeout_ms, 0, 0, 0},
-      {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
+  vigil_cli_opt own[32] = {{"max-conns", 0, VIGIL_CLI_UINT, &o->max_conns, 1, 1000000000, 0},
+                           {"max-per-addr", 0, VIGIL_CLI_UINT, &o->max_per_addr, 1, 1000000000, 0},
+                           {"memory-budget", 0, VIGIL_CLI_STRING, &o->memory_budget, 0, 0, 0},
+                           {"handshake-timeout", 0, VIGIL_CLI_DURATION, &o->handshake_ms, 0, 0, 0},
+                           {"message-timeout", 0, VIGIL_CLI_DURATION, &o->message_ms, 0, 0, 0},
+                           {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
+                           {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
+                           {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
+                           {"metrics", 0, VIGIL_CLI_STRING, &o->metrics, 0, 0, 0},
+                           {"presence", 0, VIGIL_CLI_STRING, &o->presence, 0, 0, 0},
+                           {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
+                           {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
+                           {"workers", 0, VIGIL_CLI_UINT, &o->workers, 1, 256, 0},
+                           {"node-timeout", 0, VIGIL_CLI_DURATION, &o->node_timeout_ms, 0, 0, 0},
+                           {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
   memset(o, 0, sizeof(*o));
+  vigil_cli_tls_opts(&o->tls, VIGIL_ROLE_SERVER, own);
   rc = vigil_cli_parse_args(CMD, usage_text,
                             VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                 VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON |
                                 VIGIL_CLI_OPT_PORT_ONLY | VIGIL_CLI_OPT_SEND,
                             argc, argv, &o->c, own);
   if (rc != 0)
+    return rc;
+  if ((rc = vigil_cli_tls_setup(CMD, VIGIL_ROLE_SERVER, &o->tls)) != 0)
     return rc;
   if (o->metrics != NULL) {
     const char *why = NULL;
@@ -356,6 +365,7 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
   if (vigil_cli_check_session(CMD, sc, VIGIL_ROLE_SERVER) != 0)
     return VIGIL_CLI_USAGE;
   cfg->max_connections = so->max_conns;
+  cfg->tls = so->tls.ctx;
   cfg->max_per_address = so->max_per_addr;
   sc->handshake_timeout_ms = so->handshake_ms != 0 ? so->handshake_ms : sc->handshake_timeout_ms;
   sc->message_timeout_ms = so->message_ms;
@@ -398,6 +408,8 @@ static void print_listening(serve_state *s, uint16_t port, uint16_t http_port) {
   vigil_cli_line_u64(&l, "max_conns", s->o.max_conns != 0 ? s->o.max_conns : 10000);
   if (s->http != NULL)
     vigil_cli_line_u64(&l, "metrics_port", http_port);
+  if (s->o.tls.ctx != NULL)
+    vigil_cli_line_bool(&l, "tls", 1);
   vigil_cli_line_end(&l, stdout);
 }
 
@@ -473,6 +485,7 @@ static int serve(serve_state *s) {
   vigil_cli_presence_close(s->presence, &s->loop);
   vigil_cli_loop_finish(&s->loop);
   free(s->msg);
+  vigil_tls_free(s->o.tls.ctx);
   return VIGIL_CLI_OK;
 }
 

@@ -30,6 +30,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "session.h"
+#include "tls.h"
 #include "version.h"
 
 typedef struct vigil_client vigil_client;
@@ -79,6 +80,12 @@ typedef struct vigil_client_config {
    * the previous attempt started, if that one has neither connected nor
    * failed (default 250, at least 10). */
   uint32_t attempt_delay_ms;
+  /* TLS on every connection (vigil/tls.h, a client context), or NULL.
+   * Borrowed: it must outlive the client. */
+  vigil_tls *tls;
+  /* The name TLS verifies and sends as SNI (copied; NULL: the host given
+   * to vigil_client_connect). */
+  const char *tls_name;
 } vigil_client_config;
 
 typedef struct vigil_client_stats {

@@ -24,6 +24,7 @@
 #include "keepalive.h"
 #include "loop.h"
 #include "session.h"
+#include "tls.h"
 #include "version.h"
 
 typedef struct vigil_conn vigil_conn;
@@ -201,5 +202,9 @@ VIGIL_EXTERN int vigil_conn_send_threadsafe(uint64_t conn_id, const void *msg, s
 VIGIL_EXTERN void vigil_conn_set_data(vigil_conn *c, void *data);
 VIGIL_EXTERN void *vigil_conn_get_data(const vigil_conn *c);
 VIGIL_EXTERN void vigil_conn_get_info(const vigil_conn *c, vigil_conn_info *info);
+
+/* The TLS layer of c (vigil/tls.h: protocol, cipher, the peer's
+ * certificate CN), or NULL when c runs without TLS. */
+VIGIL_EXTERN const vigil_tls_conn *vigil_conn_tls(const vigil_conn *c);
 
 #endif

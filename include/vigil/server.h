@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "presence.h"
 #include "session.h"
+#include "tls.h"
 #include "version.h"
 
 typedef struct vigil_server vigil_server;
@@ -69,6 +70,11 @@ typedef struct vigil_server_config {
    * them. VIGIL_ENOTSUP from vigil_server_listen where the system lacks it
    * (Windows). Default 0. */
   int reuseport;
+  /* TLS on every connection (vigil/tls.h, a server context), or NULL.
+   * Borrowed: it must outlive the server. A client that speaks plaintext
+   * is answered CLOSE POLICY "this server requires TLS" (on_reject cause
+   * protocol_error). */
+  vigil_tls *tls;
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
