@@ -1568,6 +1568,7 @@ TEST_IMPL(serve_data_pending_stopped_client) {
  * `vigil serve --tls-*` measures RTTs over TLS 1.3; a plaintext probe of
  * that server, and a TLS probe of a plaintext server, fail at once with
  * the reason. Certificates are made at test time (util-tls.c). */
+#if !defined(_WIN32)
 static int tls_serve(child *srv, const util_tls_certs *tc, int tls) {
   char line[1024];
   char *argv[] = {NULL,    "serve",      "127.0.0.1:0",      "--json",    "--interval",
@@ -1579,6 +1580,7 @@ static int tls_serve(child *srv, const util_tls_certs *tc, int tls) {
     return -1;
   return (int)json_num(line, "port");
 }
+#endif
 
 TEST_IMPL(tls_probe_measures_rtt) {
 #if defined(_WIN32)
@@ -1646,6 +1648,7 @@ TEST_IMPL(tls_probe_measures_rtt) {
 
 /* openssl s_client against `vigil serve --tls-*`: TLS 1.3 by default, the
  * expected certificate, verified; TLS 1.2 still allowed, TLS 1.1 refused. */
+#if !defined(_WIN32)
 static int s_client(int port, const char *ca, const char *extra, char *out, size_t cap) {
   char cmd[1024];
   FILE *f;
@@ -1660,6 +1663,7 @@ static int s_client(int port, const char *ca, const char *extra, char *out, size
   out[n] = '\0';
   return pclose(f);
 }
+#endif
 
 TEST_IMPL(tls_s_client_sees_tls13) {
 #if defined(_WIN32)
