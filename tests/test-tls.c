@@ -294,6 +294,7 @@ TEST_IMPL(mutual_tls_id_from_cert) {
   /* without a client certificate: no handshake, no id */
   util_rec_init(&f.crec);
   ASSERT_EQ(make_tls(&anon, VIGIL_ROLE_CLIENT, NULL, NULL, f.certs.ca, 0), 0);
+  vigil_tls_free(f.ctls); /* its client is gone */
   f.ctls = anon;
   ASSERT_EQ(fix_client(&f, "127.0.0.1"), 0);
   ASSERT(util_run_until(&f.loop, &f.srec.rejects, WAIT));
