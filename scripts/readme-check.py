@@ -26,7 +26,8 @@ headers and static library of the build that runs the test. Every process is
 bounded in time and stopped by its pid.
 
   scripts/readme-check.py --readme README.md --cc cc --include include \
-      --lib build/dev/libvigil.a --vigil build/dev/vigil --work build/dev/readme
+      --lib build/dev/libvigil.a --ldflag=-lm --ldflag=-lpthread --ldflag=-lssl \
+      --ldflag=-lcrypto --vigil build/dev/vigil --work build/dev/readme
 """
 import argparse
 import os
@@ -127,7 +128,7 @@ def compile_c(args, line, body, port=None):
     with open(src, "w") as f:
         f.write(body)
     argv = [args.cc, "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I", args.include,
-            *args.cflag, src, args.lib, "-lm", "-pthread", "-o", exe]
+            *args.cflag, src, args.lib, *args.ldflag, "-o", exe]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise Fail(f"README.md:{line}: the C block does not compile:\n{' '.join(argv)}\n{r.stderr}")
@@ -248,6 +249,8 @@ def main():
     ap.add_argument("--vigil", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--cflag", action="append", default=[])
+    ap.add_argument("--ldflag", action="append", default=[],
+                    help="after the library: its system libraries (-lm -lpthread -lssl ...)")
     ap.add_argument("--sanitized", action="store_true", help="the build runs under ASan")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
