@@ -25,6 +25,10 @@ case "$mode" in
     if [ ! -f "$WINEPREFIX/system.reg" ]; then
       echo "windows: creating wine prefix $WINEPREFIX"
       wineboot -i >/dev/null 2>&1 || true
+      # wineboot leaves its wineserver running a few seconds; `wineserver -p`
+      # below exits 2 while another server holds the prefix (CI's fresh
+      # prefix failed there), so wait for it to go.
+      wineserver -w
     fi
     # A persistent wineserver for the run: by default it exits a few seconds
     # after its last client, and a test starting at that moment dies with
