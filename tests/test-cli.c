@@ -1946,7 +1946,7 @@ TEST_IMPL(serve_workers_restart) {
     if (strstr(line, "\"event\":\"open\"") != NULL)
       for (i = 0; i < n; i++) {
         char key[40];
-        snprintf(key, sizeof key, "\"id\":\"%s\"", ids[i]);
+        snprintf(key, sizeof key, "\"id\":\"%.16s\"", ids[i]);
         if (strstr(line, key) != NULL && worker_of[i] == 0) {
           worker_of[i] = -1; /* counted once */
           reopened++;
