@@ -57,7 +57,7 @@ set_err(char *err, size_t errlen, const char *fmt, ...) {
   if (err == NULL || errlen == 0)
     return;
   va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
+  vsnprintf(err, errlen, fmt, ap); /* NOLINT(clang-analyzer-valist.Uninitialized) */
   va_end(ap);
 }
 
@@ -289,7 +289,7 @@ static int over_pending(vigil_tls_conn *c) {
   if (BIO_ctrl_pending(c->out) <= VIGIL_TLS_MAX_PENDING)
     return 0;
   snprintf(c->err, sizeof c->err,
-           "more than %u bytes of TLS output not taken (the peer is not reading)",
+           "more than %lu bytes of TLS output not taken (the peer is not reading)",
            VIGIL_TLS_MAX_PENDING);
   return 1;
 }

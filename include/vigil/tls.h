@@ -78,7 +78,7 @@ typedef struct vigil_tls_conn vigil_tls_conn;
  * over) must not grow without bound. The runtime takes what it produced
  * after each write, so it holds at most one write's ciphertext (about
  * 66 KiB) plus what the peer provokes while a write is pending. */
-#define VIGIL_TLS_MAX_PENDING (256u * 1024u)
+#define VIGIL_TLS_MAX_PENDING (256ul * 1024ul)
 
 /* A connection of context t. server_name (client only; may be NULL): the
  * name to verify and to send as SNI; a numeric address is verified
