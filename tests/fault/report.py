@@ -44,6 +44,7 @@ MECHS = [
     ("uto", "TCP_USER_TIMEOUT alone", "2 s, no keepalive (fault-peer)", "UTO + 1.5 s (RTO granularity) = 3.5 s (stalled peer with data: zero-window probes back off, 2 x UTO + 1 s = 5 s)"),
     ("run", "`vigil run --budget 3s --lost 1`", "libvigil's keepalive (idle 1 s, interval 1 s, count 2) + user timeout 3 s derived from a 3 s budget, applied by LD_PRELOAD to an unmodified fault-peer", "budget + 1.5 s = 4.5 s (stalled peer with data: 2 x budget + 1 s = 7 s)"),
     ("hb", "vigil heartbeat", "`vigil serve` / `vigil connect`, interval 500 ms, timeout 1500 ms", "timeout + 500 ms = 2 s"),
+    ("tls", "vigil heartbeat over TLS", "the same, with `--tls-cert/--tls-key` and `connect --tls` (TLS 1.3, a certificate made for the run)", "timeout + 500 ms = 2 s"),
     ("plain", "no vigil", "socat as Debian ships it", "-"),
     ("tool", "`vigil idle-timeout`", "parallel idle holds, one ping each", "within 1 s of the configured timeout"),
 ]
