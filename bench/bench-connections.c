@@ -39,9 +39,16 @@
  * heartbeat; after each window it times /metrics and a 1000-connection
  * page of /connections (5 each, the median).
  *
+ * With --vs-tls the second server is `vigil serve --tls-cert/--tls-key`
+ * (docs/TLS.md) with a certificate this run makes with the openssl
+ * command, and its clients speak TLS through libvigil's sans-I/O layer
+ * (vigil/tls.h, verifying the certificate and its name): the ratio is what
+ * TLS costs the server per heartbeat (each PING and PONG one record each
+ * way); memory per connection includes the server's OpenSSL state.
+ *
  * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
  *                          [--only vigil|baseline] [--vigil PATH] [--baseline PATH]
- *                          [--vs-metrics]
+ *                          [--vs-metrics | --vs-tls]
  * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
@@ -74,10 +81,11 @@
 #define HIST_US 100000 /* RTT histogram: 1 us buckets up to 100 ms */
 #define MAX_ROUNDS 10
 
-enum { C_IDLE, C_CONNECTING, C_HELLO, C_OPEN, C_DEAD };
+enum { C_IDLE, C_CONNECTING, C_TLS, C_HELLO, C_OPEN, C_DEAD };
 
 typedef struct conn {
   int fd;
+  vigil_tls_conn *tls; /* --vs-tls, the TLS server's rounds: the client's TLS layer */
   uint8_t state;
   uint8_t ping_out;
   uint16_t rx_len;
@@ -109,7 +117,10 @@ static int epfd = -1;
 static uint32_t *hist;
 static int measuring;
 static uint64_t n_pongs, n_server_pings, n_skipped, n_lost, n_open;
-static unsigned n_inflight; /* connecting or waiting for WELCOME */
+static unsigned n_inflight;       /* connecting or waiting for WELCOME */
+static vigil_tls *tls_ctx;        /* set while the TLS server is measured */
+static vigil_tls *tls_client_ctx; /* --vs-tls: trusts the run's certificate */
+#define TLS_NAME "bench.test"
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -336,15 +347,39 @@ static void conn_dead(conn *c) {
     close(c->fd);
     c->fd = -1;
   }
+  vigil_tls_conn_free(c->tls);
+  c->tls = NULL;
 }
 
-static int send_all(conn *c, const uint8_t *b, size_t n) {
+static int send_raw(conn *c, const uint8_t *b, size_t n) {
   ssize_t w = send(c->fd, b, n, MSG_NOSIGNAL);
   if (w != (ssize_t)n) {
     conn_dead(c);
     return -1;
   }
   return 0;
+}
+
+/* Writes the ciphertext the TLS layer holds (a few hundred bytes at most
+ * here: the socket buffer always takes it). */
+static int flush_tls(conn *c) {
+  uint8_t buf[16384];
+  while (c->tls != NULL && vigil_tls_conn_pending(c->tls) > 0) {
+    size_t n = vigil_tls_conn_take(c->tls, buf, sizeof(buf));
+    if (send_raw(c, buf, n) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int send_all(conn *c, const uint8_t *b, size_t n) {
+  if (c->tls == NULL)
+    return send_raw(c, b, n);
+  if (vigil_tls_conn_write(c->tls, b, n) != 0) {
+    conn_dead(c);
+    return -1;
+  }
+  return flush_tls(c);
 }
 
 static int start_connect(conn *c, unsigned i, uint16_t port) {
@@ -404,6 +439,22 @@ static void send_hello(conn *c, unsigned i) {
     c->state = C_HELLO;
 }
 
+/* The ClientHello; the HELLO follows once the handshake is done
+ * (on_readable). */
+static void start_tls(conn *c, unsigned i) {
+  struct epoll_event ev;
+  ev.events = EPOLLIN;
+  ev.data.u32 = i;
+  if (vigil_tls_conn_new(&c->tls, tls_ctx, TLS_NAME) != 0 ||
+      epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0 ||
+      vigil_tls_conn_read(c->tls, c->rx, RX_CAP) < 0) {
+    conn_dead(c);
+    return;
+  }
+  if (flush_tls(c) == 0)
+    c->state = C_TLS;
+}
+
 static void on_frame(conn *c, const vigil_frame *f) {
   static const uint8_t pong[2] = {VIGIL_FRAME_PONG, 0};
 
@@ -438,16 +489,54 @@ static void on_frame(conn *c, const vigil_frame *f) {
   }
 }
 
-static void on_readable(conn *c) {
+/* Plaintext from the TLS layer into c->rx, feeding it what the socket has;
+ * sends the HELLO once the handshake is done. Returns as rx_more. */
+static long rx_more_tls(conn *c, unsigned i) {
+  uint8_t cipher[16384];
   for (;;) {
-    ssize_t r = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, 0);
-    size_t off = 0;
-    if (r <= 0) {
-      if (r < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-      conn_dead(c);
-      return;
+    long n = vigil_tls_conn_read(c->tls, c->rx + c->rx_len, RX_CAP - c->rx_len);
+    ssize_t r;
+    if (n < 0 || flush_tls(c) != 0)
+      break;
+    if (c->state == C_TLS && vigil_tls_conn_ready(c->tls)) {
+      send_hello(c, i);
+      if (c->state == C_DEAD)
+        return -1;
     }
+    if (n > 0)
+      return n;
+    r = recv(c->fd, cipher, sizeof(cipher), 0);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+      return 0;
+    if (r <= 0 || vigil_tls_conn_feed(c->tls, cipher, (size_t)r) != 0)
+      break;
+  }
+  conn_dead(c);
+  return -1;
+}
+
+/* Plaintext into c->rx: from the socket, or through the TLS layer. Returns
+ * the bytes added, 0 when nothing more is there now, -1 when c died. */
+static long rx_more(conn *c, unsigned i) {
+  ssize_t r;
+  if (c->tls != NULL)
+    return rx_more_tls(c, i);
+  r = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, 0);
+  if (r <= 0) {
+    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+      return 0;
+    conn_dead(c);
+    return -1;
+  }
+  return r;
+}
+
+static void on_readable(conn *c, unsigned i) {
+  for (;;) {
+    long r = rx_more(c, i);
+    size_t off = 0;
+    if (r <= 0)
+      return;
     c->rx_len = (uint16_t)(c->rx_len + r);
     while (off < c->rx_len && c->state != C_DEAD) {
       vigil_frame f;
@@ -481,12 +570,14 @@ static void on_event(const struct epoll_event *ev) {
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0 || (ev->events & (EPOLLERR | EPOLLHUP)))
       conn_dead(c);
+    else if (tls_ctx != NULL)
+      start_tls(c, ev->data.u32);
     else
       send_hello(c, ev->data.u32);
     return;
   }
   if (c->state != C_DEAD)
-    on_readable(c);
+    on_readable(c, ev->data.u32);
 }
 
 static void poll_once(int timeout_ms) {
@@ -694,7 +785,7 @@ static void raise_nofile(void) {
 static int usage(void) {
   fprintf(stderr, "usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]\n"
                   "                         [--only vigil|baseline] [--vigil PATH] "
-                  "[--baseline PATH] [--vs-metrics]\n");
+                  "[--baseline PATH] [--vs-metrics | --vs-tls]\n");
   return 2;
 }
 
@@ -712,6 +803,54 @@ static double user_us_per_hb(const run_result *r) {
   return r->user_s * 1e6 / (double)(r->pongs + r->server_pings);
 }
 
+/* --vs-tls: a certificate for TLS_NAME in a new directory `dir`, and the
+ * clients' context that trusts it. Returns 0, or -1 having said why. */
+static char tls_dir[64] = "";
+static char tls_cert[128], tls_key[128];
+
+static int tls_setup(void) {
+  char cmd[1024], err[256];
+  vigil_tls_config cfg;
+  if (!vigil_tls_available()) {
+    fprintf(stderr, "bench-connections: --vs-tls: libvigil was built without TLS\n");
+    return -1;
+  }
+  snprintf(tls_dir, sizeof(tls_dir), "/tmp/bench-tls.XXXXXX");
+  if (mkdtemp(tls_dir) == NULL) {
+    tls_dir[0] = '\0';
+    return -1;
+  }
+  snprintf(tls_cert, sizeof(tls_cert), "%s/cert.pem", tls_dir);
+  snprintf(tls_key, sizeof(tls_key), "%s/key.pem", tls_dir);
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+           "-subj /CN=" TLS_NAME " -addext subjectAltName=DNS:" TLS_NAME
+           " -keyout %s -out %s >/dev/null 2>&1",
+           tls_key, tls_cert);
+  if (system(cmd) != 0) {
+    fprintf(stderr, "bench-connections: --vs-tls: `openssl req` could not make a certificate "
+                    "(is the openssl command installed?)\n");
+    return -1;
+  }
+  vigil_tls_config_init(&cfg);
+  cfg.ca_file = tls_cert;
+  if (vigil_tls_new(&tls_client_ctx, VIGIL_ROLE_CLIENT, &cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "bench-connections: --vs-tls: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+static void tls_cleanup(void) {
+  vigil_tls_free(tls_client_ctx);
+  tls_client_ctx = NULL;
+  if (tls_dir[0] != '\0') {
+    unlink(tls_cert);
+    unlink(tls_key);
+    rmdir(tls_dir);
+  }
+}
+
 int main(int argc, char **argv) {
   static char dir[PATH_MAX], vigil_path[PATH_MAX + 32], base_path[PATH_MAX + 32];
   char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32];
@@ -719,7 +858,7 @@ int main(int argc, char **argv) {
   run_result rv[MAX_ROUNDS], rb[MAX_ROUNDS];
   const run_result *bv, *bb;
   unsigned rounds = 3;
-  int vs_metrics = 0;
+  int vs_metrics = 0, vs_tls = 0;
 
   memset(rv, 0, sizeof(rv));
   memset(rb, 0, sizeof(rb));
@@ -730,6 +869,10 @@ int main(int argc, char **argv) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--vs-metrics") == 0) {
       vs_metrics = 1;
+      continue;
+    }
+    if (strcmp(argv[i], "--vs-tls") == 0) {
+      vs_tls = 1;
       continue;
     }
     if (v == NULL)
@@ -753,8 +896,12 @@ int main(int argc, char **argv) {
     i++;
   }
   if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200 || rounds == 0 ||
-      rounds > MAX_ROUNDS)
+      rounds > MAX_ROUNDS || (vs_metrics && vs_tls))
     return usage();
+  if (vs_tls && tls_setup() != 0) {
+    tls_cleanup();
+    return 1;
+  }
   raise_nofile();
   signal(SIGPIPE, SIG_IGN);
   conns = calloc(n_conns, sizeof(*conns));
@@ -797,6 +944,16 @@ int main(int argc, char **argv) {
                rb[k].scrapes, rb[k].scrape_max_ms, rb[k].metrics_ms, rb[k].metrics_bytes,
                rb[k].conns_page_ms, rb[k].page_bytes);
       }
+    } else if (vs_tls) {
+      uint16_t port = free_port();
+      char *const av[] = {vigil_path,  "serve",     addr_s,        "--interval", iv_s,
+                          "--timeout", to_s,        "--max-conns", max_s,        "--tls-cert",
+                          tls_cert,    "--tls-key", tls_key,       NULL};
+      snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
+      tls_ctx = tls_client_ctx;
+      if (measure("serve --tls-*", av, port, &rb[k]) == 0)
+        print_row(k + 1, &rb[k]);
+      tls_ctx = NULL;
     } else if (only == NULL || strcmp(only, "baseline") == 0) {
       uint16_t port = free_port();
       char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
@@ -817,7 +974,14 @@ int main(int argc, char **argv) {
          "delivery of each\n       pong to the client socket, the same for both servers)\n"
          "RSS B/conn: server VmRSS after connecting minus before, per connection\n"
          "best: the round with the least CPU per heartbeat (other tenants only add CPU)\n");
-  if (vs_metrics && bv != NULL && bb != NULL) {
+  tls_cleanup();
+  if (vs_tls && bv != NULL && bb != NULL) {
+    printf("\nTLS on / off (best rounds): CPU per heartbeat %.3fx (%+.1f%%; user space alone "
+           "%.2fx), memory per connection %.2fx\n",
+           cpu_us_per_hb(bb) / cpu_us_per_hb(bv),
+           (cpu_us_per_hb(bb) / cpu_us_per_hb(bv) - 1.0) * 100.0,
+           user_us_per_hb(bb) / user_us_per_hb(bv), bytes_per_conn(bb) / bytes_per_conn(bv));
+  } else if (vs_metrics && bv != NULL && bb != NULL) {
     printf("\nmetrics on / off (best rounds): CPU per heartbeat %.3fx (%+.1f%%)\n",
            cpu_us_per_hb(bb) / cpu_us_per_hb(bv),
            (cpu_us_per_hb(bb) / cpu_us_per_hb(bv) - 1.0) * 100.0);
