@@ -69,6 +69,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util-bench.h"
 #include "vigil.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -122,142 +123,6 @@ static vigil_tls *tls_ctx;        /* set while the TLS server is measured */
 static vigil_tls *tls_client_ctx; /* --vs-tls: trusts the run's certificate */
 #define TLS_NAME "bench.test"
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
-/* ---- /proc ---- */
-
-/* utime + stime of pid in seconds; *user_s (may be NULL) gets utime. */
-static double proc_cpu_seconds(pid_t pid, double *user_s) {
-  char path[64], buf[1024];
-  unsigned long long ticks = 0, user = 0;
-  FILE *f;
-  char *p;
-
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  if ((f = fopen(path, "r")) == NULL)
-    return -1;
-  p = fgets(buf, sizeof(buf), f);
-  fclose(f);
-  if (p == NULL || (p = strrchr(buf, ')')) == NULL)
-    return -1;
-  /* after "pid (comm)" comes field 3 (state); utime and stime are 14, 15 */
-  for (int field = 3; field <= 15; field++) {
-    char *end;
-    unsigned long long v;
-    while (*p == ' ' || *p == ')')
-      p++;
-    v = strtoull(p, &end, 10);
-    if (field >= 14) {
-      if (end == p)
-        return -1;
-      ticks += v;
-      if (field == 14)
-        user = v;
-    }
-    while (*end != ' ' && *end != '\0')
-      end++;
-    p = end;
-  }
-  if (user_s != NULL)
-    *user_s = (double)user / (double)sysconf(_SC_CLK_TCK);
-  return (double)ticks / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long proc_rss_kb(pid_t pid) {
-  char path[64], line[256];
-  long kb = -1;
-  FILE *f;
-
-  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-  if ((f = fopen(path, "r")) == NULL)
-    return -1;
-  while (fgets(line, sizeof(line), f) != NULL)
-    if (strncmp(line, "VmRSS:", 6) == 0) {
-      kb = strtol(line + 6, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return kb;
-}
-
-/* ---- the server under test ---- */
-
-static uint16_t free_port(void) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  uint16_t port = 0;
-
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-    port = ntohs(a.sin_port);
-  if (fd >= 0)
-    close(fd);
-  return port;
-}
-
-static pid_t spawn(char *const argv[]) {
-  pid_t pid = fork();
-
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    if (devnull >= 0) {
-      dup2(devnull, 1);
-      close(devnull);
-    }
-    execv(argv[0], argv);
-    fprintf(stderr, "bench-connections: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  return pid;
-}
-
-static int wait_listening(pid_t pid, uint16_t port) {
-  struct sockaddr_in a;
-
-  memset(&a, 0, sizeof(a));
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  for (int k = 0; k < 100; k++) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
-    if (fd < 0)
-      return -1;
-    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    if (ok)
-      return 0;
-    if (waitpid(pid, NULL, WNOHANG) == pid)
-      return -1;
-    sleep_ms(50);
-  }
-  return -1;
-}
-
-static void stop_server(pid_t pid) {
-  kill(pid, SIGTERM);
-  for (int k = 0; k < 100; k++) {
-    if (waitpid(pid, NULL, WNOHANG) == pid)
-      return;
-    sleep_ms(50);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-}
-
 /* ---- the metrics endpoint (--vs-metrics) ---- */
 
 /* GET path from 127.0.0.1:port; the milliseconds it took, -1 on failure;
@@ -266,7 +131,7 @@ static double http_get_ms(uint16_t port, const char *path, size_t *bytes) {
   static char buf[1 << 22];
   struct sockaddr_in a;
   char req[256];
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   size_t len = 0;
   ssize_t n;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -286,7 +151,7 @@ static double http_get_ms(uint16_t port, const char *path, size_t *bytes) {
     len += (size_t)n;
   close(fd);
   *bytes = len;
-  return len > 12 && strncmp(buf + 9, "200", 3) == 0 ? (double)(now_ns() - t0) / 1e6 : -1;
+  return len > 12 && strncmp(buf + 9, "200", 3) == 0 ? (double)(bench_now_ns() - t0) / 1e6 : -1;
 }
 
 static double median5(uint16_t port, const char *path, size_t *bytes) {
@@ -323,7 +188,7 @@ static void *scrape_loop(void *arg) {
         sc->max_ms = ms;
     }
     for (int k = 0; k < 20 && !sc->stop; k++)
-      sleep_ms(50);
+      bench_sleep_ms(50);
   }
   return NULL;
 }
@@ -468,7 +333,7 @@ static void on_frame(conn *c, const vigil_frame *f) {
     break;
   case VIGIL_FRAME_PONG:
     if (c->ping_out) {
-      uint64_t us = (now_ns() - c->last_ping_ns) / 1000;
+      uint64_t us = (bench_now_ns() - c->last_ping_ns) / 1000;
       c->ping_out = 0;
       if (measuring) {
         n_pongs++;
@@ -615,9 +480,9 @@ static void send_due_pings(uint64_t start, uint64_t now) {
 
 static int connect_all(uint16_t port) {
   unsigned started = 0;
-  uint64_t give_up = now_ns() + 60ull * 1000000000u;
+  uint64_t give_up = bench_now_ns() + 60ull * 1000000000u;
 
-  while (n_open < n_conns && now_ns() < give_up) {
+  while (n_open < n_conns && bench_now_ns() < give_up) {
     while (started < n_conns && n_inflight < MAX_INFLIGHT) {
       int rc = start_connect(&conns[started], started, port);
       if (rc != 0) {
@@ -642,7 +507,7 @@ static void close_all(void) {
 static void run_for(uint64_t start, uint64_t until) {
   uint64_t t;
 
-  while ((t = now_ns()) < until) {
+  while ((t = bench_now_ns()) < until) {
     send_due_pings(start, t);
     poll_once(1);
   }
@@ -676,26 +541,26 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   n_pongs = n_server_pings = n_skipped = n_lost = n_open = 0;
   n_inflight = 0;
   ping_cursor = 0;
-  pid = spawn(argv);
-  if (pid < 0 || wait_listening(pid, port) != 0) {
+  pid = bench_spawn(argv, NULL);
+  if (pid < 0 || bench_wait_listening(pid, port) != 0) {
     fprintf(stderr, "bench-connections: %s did not start listening on port %u\n", name, port);
     if (pid > 0)
-      stop_server(pid);
+      bench_stop(pid);
     return -1;
   }
-  sleep_ms(300);
-  r->rss_before_kb = proc_rss_kb(pid);
+  bench_sleep_ms(300);
+  r->rss_before_kb = bench_proc_rss_kb(pid);
   if (connect_all(port) != 0) {
     fprintf(stderr, "bench-connections: %s: only %llu of %u connections opened\n", name,
             (unsigned long long)n_open, n_conns);
     close_all();
-    stop_server(pid);
+    bench_stop(pid);
     return -1;
   }
   r->conns = (unsigned)n_open;
-  start = now_ns();
+  start = bench_now_ns();
   run_for(start, start + 2000000000ull); /* warm-up: every client pinged twice */
-  r->rss_after_kb = proc_rss_kb(pid);
+  r->rss_after_kb = bench_proc_rss_kb(pid);
   {
     scraper sc;
     memset(&sc, 0, sizeof(sc));
@@ -703,11 +568,11 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
     if (sc.port != 0 && pthread_create(&sc.th, NULL, scrape_loop, &sc) != 0)
       sc.port = 0;
     measuring = 1;
-    cpu0 = proc_cpu_seconds(pid, &user0);
-    t0 = now_ns();
+    cpu0 = bench_proc_cpu_seconds(pid, &user0);
+    t0 = bench_now_ns();
     run_for(start, t0 + (uint64_t)window_s * 1000000000u);
-    cpu1 = proc_cpu_seconds(pid, &user1);
-    r->seconds = (double)(now_ns() - t0) / 1e9; /* the window, not the timings after it */
+    cpu1 = bench_proc_cpu_seconds(pid, &user1);
+    r->seconds = (double)(bench_now_ns() - t0) / 1e9; /* the window, not the timings after it */
     if (sc.port != 0) {
       sc.stop = 1;
       pthread_join(sc.th, NULL);
@@ -728,7 +593,7 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   r->rtt_p99_us = percentile(n_pongs, 0.99);
   r->ok = cpu0 >= 0 && cpu1 >= 0 && n_pongs > 0;
   close_all();
-  stop_server(pid);
+  bench_stop(pid);
   return r->ok ? 0 : -1;
 }
 
@@ -752,20 +617,6 @@ static void print_row(unsigned round, const run_result *r) {
          (unsigned long long)r->rtt_p50_us, (unsigned long long)r->rtt_p99_us,
          (unsigned long long)r->server_pings, (unsigned long long)r->skipped,
          (unsigned long long)r->lost);
-}
-
-static void self_dir(char *out, size_t cap) {
-  ssize_t n = readlink("/proc/self/exe", out, cap - 1);
-  char *slash;
-
-  if (n <= 0) {
-    snprintf(out, cap, ".");
-    return;
-  }
-  out[n] = '\0';
-  slash = strrchr(out, '/');
-  if (slash != NULL)
-    *slash = '\0';
 }
 
 static void raise_nofile(void) {
@@ -862,7 +713,7 @@ int main(int argc, char **argv) {
 
   memset(rv, 0, sizeof(rv));
   memset(rb, 0, sizeof(rb));
-  self_dir(dir, sizeof(dir));
+  bench_self_dir(dir, sizeof(dir));
   snprintf(vigil_path, sizeof(vigil_path), "%s/vigil", dir);
   snprintf(base_path, sizeof(base_path), "%s/baseline-uv-heartbeat", dir);
   for (int i = 1; i < argc; i++) {
@@ -922,7 +773,7 @@ int main(int argc, char **argv) {
          "lost");
   for (unsigned k = 0; k < rounds; k++) {
     if (only == NULL || strcmp(only, "vigil") == 0) {
-      uint16_t port = free_port();
+      uint16_t port = bench_free_port();
       char *const av[] = {vigil_path,  "serve", addr_s,        "--interval", iv_s,
                           "--timeout", to_s,    "--max-conns", max_s,        NULL};
       snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
@@ -930,12 +781,12 @@ int main(int argc, char **argv) {
         print_row(k + 1, &rv[k]);
     }
     if (vs_metrics) {
-      uint16_t port = free_port();
+      uint16_t port = bench_free_port();
       char mport_s[32];
       char *const av[] = {vigil_path, "serve",       addr_s, "--interval", iv_s,    "--timeout",
                           to_s,       "--max-conns", max_s,  "--metrics",  mport_s, NULL};
       snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
-      rb[k].mport = free_port();
+      rb[k].mport = bench_free_port();
       snprintf(mport_s, sizeof(mport_s), "127.0.0.1:%u", rb[k].mport);
       if (measure("serve --metrics", av, port, &rb[k]) == 0) {
         print_row(k + 1, &rb[k]);
@@ -945,7 +796,7 @@ int main(int argc, char **argv) {
                rb[k].conns_page_ms, rb[k].page_bytes);
       }
     } else if (vs_tls) {
-      uint16_t port = free_port();
+      uint16_t port = bench_free_port();
       char *const av[] = {vigil_path,  "serve",     addr_s,        "--interval", iv_s,
                           "--timeout", to_s,        "--max-conns", max_s,        "--tls-cert",
                           tls_cert,    "--tls-key", tls_key,       NULL};
@@ -955,7 +806,7 @@ int main(int argc, char **argv) {
         print_row(k + 1, &rb[k]);
       tls_ctx = NULL;
     } else if (only == NULL || strcmp(only, "baseline") == 0) {
-      uint16_t port = free_port();
+      uint16_t port = bench_free_port();
       char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
                           port_s,    "--timeout-ms", to_ms_s,     NULL};
       snprintf(port_s, sizeof(port_s), "%u", port);

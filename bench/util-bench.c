@@ -1,0 +1,170 @@
+/* The helpers of util-bench.h. */
+#include "util-bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ms(unsigned ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+uint16_t bench_free_port(void) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof(a);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  uint16_t port = 0;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+      getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0)
+    close(fd);
+  return port;
+}
+
+pid_t bench_spawn(char *const argv[], const char *out_path) {
+  pid_t pid = fork();
+
+  if (pid == 0) {
+    int out = out_path != NULL ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600)
+                               : open("/dev/null", O_WRONLY);
+    if (out >= 0) {
+      dup2(out, 1);
+      close(out);
+    }
+    execv(argv[0], argv);
+    fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  return pid;
+}
+
+int bench_wait_listening(pid_t pid, uint16_t port) {
+  struct sockaddr_in a;
+
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  for (int k = 0; k < 100; k++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+    if (fd < 0)
+      return -1;
+    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    if (ok)
+      return 0;
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return -1;
+    bench_sleep_ms(50);
+  }
+  return -1;
+}
+
+void bench_stop(pid_t pid) {
+  kill(pid, SIGTERM);
+  for (int k = 0; k < 100; k++) {
+    if (waitpid(pid, NULL, WNOHANG) == pid)
+      return;
+    bench_sleep_ms(50);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+void bench_self_dir(char *out, size_t cap) {
+  ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+  char *slash;
+  if (n <= 0) {
+    snprintf(out, cap, ".");
+    return;
+  }
+  out[n] = '\0';
+  if ((slash = strrchr(out, '/')) != NULL)
+    *slash = '\0';
+}
+
+double bench_proc_cpu_seconds(pid_t pid, double *user_s) {
+  char path[64], buf[1024];
+  unsigned long long ticks = 0, user = 0;
+  FILE *f;
+  char *p;
+
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return -1;
+  p = fgets(buf, sizeof(buf), f);
+  fclose(f);
+  if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+    return -1;
+  /* after "pid (comm)" comes field 3 (state); utime and stime are 14, 15 */
+  for (int field = 3; field <= 15; field++) {
+    char *end;
+    unsigned long long v;
+    while (*p == ' ' || *p == ')')
+      p++;
+    v = strtoull(p, &end, 10);
+    if (field >= 14) {
+      if (end == p)
+        return -1;
+      ticks += v;
+      if (field == 14)
+        user = v;
+    }
+    while (*end != ' ' && *end != '\0')
+      end++;
+    p = end;
+  }
+  if (user_s != NULL)
+    *user_s = (double)user / (double)sysconf(_SC_CLK_TCK);
+  return (double)ticks / (double)sysconf(_SC_CLK_TCK);
+}
+
+long bench_proc_rss_kb(pid_t pid) {
+  char path[64], line[256];
+  long kb = -1;
+  FILE *f;
+
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (strncmp(line, "VmRSS:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kb;
+}
+
+unsigned long bench_raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 0;
+  rl.rlim_cur = rl.rlim_max;
+  (void)setrlimit(RLIMIT_NOFILE, &rl);
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return (unsigned long)rl.rlim_cur;
+}
