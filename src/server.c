@@ -17,6 +17,12 @@
  * no retry-after) would send the client straight back: a reconnect storm
  * fed by the very load that caused it.
  *
+ * Over the connection rate of its address (rate_per_minute, a token
+ * bucket per address in a bounded table, src/ratelimit.c) a connection
+ * gets CLOSE ADDRESS_LIMIT too, its retry_after the time until the
+ * address's next token, so an obedient client comes back exactly when it
+ * would be admitted.
+ *
  * Memory. Reassembly buffers, outbound queues and pending writes of every
  * connection are charged to one budget (src/budget.c): past it, the
  * connections above their share are the ones closed. The default is a
@@ -57,6 +63,7 @@
 #include "abi.h"
 #include "conn.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "spare.h"
 #include "sysmem.h"
 
@@ -79,6 +86,7 @@ struct vigil_server {
   size_t npeer_buckets;
   addr_entry **addrs; /* live connections per source address */
   size_t naddr_buckets, naddrs;
+  vigil__rate rate; /* rate.slots NULL: no rate limit */
   uint32_t seed;
   uint32_t live; /* handshaking + open */
   vigil_os_socket spare;
@@ -321,6 +329,26 @@ static void refuse(vigil_server *s, vigil_conn *c, uint16_t code, const char *de
                    detail);
 }
 
+/* 0 when c's address may connect now; else c has been refused. */
+static int rate_check(vigil_server *s, vigil_conn *c) {
+  uint8_t key[17];
+  size_t n = vigil__conn_addr_key(c, key);
+  uint64_t wait_ns, ms;
+  const char *why;
+  int rc;
+  if (s->rate.slots == NULL)
+    return 0;
+  rc = vigil__rate_take(&s->rate, key, n, vigil_loop_now_ns(s->o.loop), &wait_ns);
+  if (rc == VIGIL__RATE_OK)
+    return 0;
+  ms = wait_ns / 1000000u + 1u; /* rounded up: coming back sooner is refused again */
+  why = rc == VIGIL__RATE_LIMITED ? "connection rate limit" : "rate limit table full";
+  s->stats.refused_address++;
+  vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_ADDRESS_LIMIT, why,
+                   ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms, why);
+  return -1;
+}
+
 static void on_connection(vigil_tcp *listener, int status) {
   vigil_server *s = listener->data;
   vigil_conn *c;
@@ -350,6 +378,8 @@ static void on_connection(vigil_tcp *listener, int status) {
   } else if (s->live >= s->cfg.max_connections) {
     s->stats.refused_full++;
     refuse(s, c, VIGIL_CLOSE_SERVER_FULL, "server full");
+  } else if (rate_check(s, c) != 0) {
+    /* refused */
   } else if (s->cfg.max_per_address != 0 && addr_count(s, c) >= s->cfg.max_per_address) {
     s->stats.refused_address++;
     refuse(s, c, VIGIL_CLOSE_ADDRESS_LIMIT, "too many connections from this address");
@@ -408,6 +438,10 @@ static void apply_defaults(vigil_server_config *c) {
     c->backlog = 511;
   if (c->memory_budget == 0)
     c->memory_budget = default_budget(c);
+  if (c->rate_burst == 0)
+    c->rate_burst = c->rate_per_minute / 60u > 0 ? c->rate_per_minute / 60u : 1u;
+  if (c->rate_sources == 0)
+    c->rate_sources = 16384;
 }
 
 int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg_in) {
@@ -444,6 +478,15 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
     return VIGIL_ENOMEM;
   }
   s->seed = vigil__random_u32(s, vigil_loop_now_ns(loop));
+  if (s->cfg.rate_per_minute != 0 &&
+      vigil__rate_init(&s->rate, s->cfg.rate_per_minute, s->cfg.rate_burst, s->cfg.rate_sources,
+                       s->seed ^ 0x9E3779B9u) != 0) {
+    vigil__owner_free(&s->o);
+    free(s->peers);
+    free(s->addrs);
+    free(s);
+    return VIGIL_ENOMEM;
+  }
   s->o.cb = cfg->cb;
   s->o.user = cfg->user;
   s->o.server = s;
@@ -721,6 +764,7 @@ static void server_release(vigil_server *s) {
   }
   vigil__spare_close(s->spare);
   vigil__owner_free(&s->o);
+  vigil__rate_free(&s->rate);
   free(s->peers);
   free(s->addrs);
   free(s);

@@ -726,6 +726,9 @@ TEST_IMPL(usage_errors) {
   ASSERT_EQ(usage_case("'10x'", "connect", "127.0.0.1:1", "--send-every", "10x"), 0);
   ASSERT_EQ(usage_case("--echo", "connect", "127.0.0.1:1", "--echo", NULL), 0);
   ASSERT_EQ(usage_case("--send-every", "serve", "7000", "--send-size", "64"), 0);
+  ASSERT_EQ(usage_case("'5'", "serve", "7000", "--rate-limit", "5"), 0);
+  ASSERT_EQ(usage_case("burst", "serve", "7000", "--rate-limit", "5/s,burst=0"), 0);
+  ASSERT_EQ(usage_case("',x'", "serve", "7000", "--rate-limit", "5/m,x"), 0);
   /* short options name their long form; an unknown one is named as typed */
   ASSERT_EQ(usage_case("--interval: bad duration '3x'", "serve", "7000", "-i", "3x"), 0);
   ASSERT_EQ(usage_case("--count: bad number '0'", "probe", "127.0.0.1:1", "-c", "0"), 0);
@@ -1062,6 +1065,38 @@ TEST_IMPL(serve_budget_closes_never_readers_while_sending) {
   for (i = 0; i < 4; i++)
     util_raw_close(never[i]);
   child_kill(&h);
+  child_kill(&srv);
+  return 0;
+#endif
+}
+
+/* vigil serve --rate-limit 1/m,burst=1: the first connection from
+ * 127.0.0.1 opens, the second gets CLOSE ADDRESS_LIMIT (12) with a
+ * retry-after of about a minute, and the server goes on serving. */
+TEST_IMPL(serve_rate_limit) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  child srv;
+  char addr[64], line[2048];
+  char *srv_argv[] = {NULL, "serve", "127.0.0.1:0", "--json", "--rate-limit", "1/m,burst=1", NULL};
+  vigil_os_socket a, b;
+  uint8_t buf[1024];
+  vigil_frame fr;
+  int port, st;
+  NEED_BINARY();
+  ASSERT_GT(port = serve_on(&srv, srv_argv, addr, sizeof(addr)), 0);
+  ASSERT_EQ(util_raw_connect("127.0.0.1", (uint16_t)port, &a), 0);
+  ASSERT_EQ(util_raw_hello(a, "first", 1000, 3000), 0);
+  ASSERT(child_event(&srv, "open", "first", line, sizeof(line), 5000));
+  ASSERT_EQ(util_raw_connect("127.0.0.1", (uint16_t)port, &b), 0);
+  ASSERT_EQ(util_raw_expect(b, VIGIL_FRAME_CLOSE, 5000, &fr, buf, sizeof buf), 0);
+  ASSERT_EQ(fr.u.close.code, VIGIL_CLOSE_ADDRESS_LIMIT);
+  ASSERT_GT(fr.u.close.retry_after_ms, 50000);
+  ASSERT_LE(fr.u.close.retry_after_ms, 60001);
+  util_raw_close(b);
+  ASSERT_EQ(waitpid(srv.pid, &st, WNOHANG), 0); /* still serving */
+  util_raw_close(a);
   child_kill(&srv);
   return 0;
 #endif

@@ -1160,6 +1160,49 @@ TEST_IMPL(per_address_limit) {
   return 0;
 }
 
+/* --rate-limit 1/m,burst=2: two connections from one address are
+ * admitted, the third is refused with CLOSE ADDRESS_LIMIT and a
+ * retry-after of about the minute until the next token; closing the first
+ * two does not help (a rate, not a count). */
+TEST_IMPL(rate_limit_per_address) {
+  fixture f;
+  vigil_server_config cfg;
+  vigil_os_socket s1, s2, s3;
+  vigil_server_stats st;
+  uint8_t buf[1024];
+  vigil_frame fr;
+  server_config(&f, &cfg);
+  cfg.rate_per_minute = 1;
+  cfg.rate_burst = 2;
+  ASSERT_EQ(server_up(&f, &cfg), 0);
+  if (raw_open_quiet(&f, "one", &s1) == VIGIL_ENOTSUP)
+    RETURN_SKIP("raw sockets need POSIX");
+  ASSERT_EQ(raw_open_quiet(&f, "two", &s2), 0);
+  ASSERT_EQ(util_raw_connect("127.0.0.1", f.port, &s3), 0);
+  ASSERT(util_run_until(&f.loop, &f.rec.rejects, WAIT));
+  ASSERT_EQ(f.rec.death.cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(f.rec.death.close_code, VIGIL_CLOSE_ADDRESS_LIMIT);
+  ASSERT_STR_EQ(f.rec.detail, "connection rate limit");
+  ASSERT_EQ(util_raw_expect(s3, VIGIL_FRAME_CLOSE, WAIT, &fr, buf, sizeof buf), 0);
+  ASSERT_EQ(fr.u.close.code, VIGIL_CLOSE_ADDRESS_LIMIT);
+  ASSERT_GT(fr.u.close.retry_after_ms, 50000); /* the next token is a minute after the first */
+  ASSERT_LE(fr.u.close.retry_after_ms, 60001);
+  util_raw_close(s3);
+  vigil_server_get_stats(f.srv, &st);
+  ASSERT_EQ(st.refused_address, 1);
+  ASSERT_EQ(f.rec.deaths, 0);
+  util_raw_close(s1);
+  util_raw_close(s2);
+  ASSERT(util_run_until_n(&f.loop, &f.rec.deaths, 2, WAIT));
+  ASSERT_EQ(util_raw_connect("127.0.0.1", f.port, &s3), 0);
+  ASSERT(util_run_until_n(&f.loop, &f.rec.rejects, 2, WAIT));
+  ASSERT_STR_EQ(f.rec.detail, "connection rate limit");
+  ASSERT_EQ(expect_close(s3, VIGIL_CLOSE_ADDRESS_LIMIT), 0);
+  util_raw_close(s3);
+  ASSERT_EQ(server_down(&f), 0);
+  return 0;
+}
+
 TEST_IMPL(takeover_same_id) {
   fixture f;
   vigil_server_config cfg;

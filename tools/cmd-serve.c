@@ -47,6 +47,10 @@ static const char usage_text[] =
     "                    when --interval is given; at least 2 x interval)\n"
     "  --max-conns N     connections beyond N get CLOSE \"server full\" (default 10000)\n"
     "  --max-per-addr N  connections per client address (default: no limit)\n"
+    "  --rate-limit R    connections per client address: R is N/s or N/m, with\n"
+    "                    ,burst=B (default burst: one second's worth, at least 1);\n"
+    "                    past it CLOSE code 12 with retry-after (default: no limit)\n"
+    "  --rate-limit-sources N  addresses the rate limit tracks (default 16384)\n"
     "  --memory-budget S bytes all clients together may hold in reassembly and\n"
     "                    outbound buffers, e.g. 64MiB (default: a quarter of RAM, or\n"
     "                    max-conns x 2.1 MiB if less); past it the greediest are closed\n"
@@ -91,6 +95,8 @@ typedef struct serve_opts {
   vigil_cli_common c; /* address, --interval, --timeout, --keepalive, --json, --send-* */
   uint32_t handshake_ms, message_ms; /* 0: the library's default */
   const char *memory_budget;         /* NULL: the library's default */
+  const char *rate_limit;            /* NULL: no rate limit */
+  uint32_t rate_sources;
   uint32_t max_conns, max_per_addr, worker, workers, node_timeout_ms;
   int rtt, echo, print_messages;
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
@@ -301,21 +307,24 @@ static void on_signal(void *arg, int signo) {
 }
 
 static int parse_args(int argc, char **argv, serve_opts *o) {
-  vigil_cli_opt own[32] = {{"max-conns", 0, VIGIL_CLI_UINT, &o->max_conns, 1, 1000000000, 0},
-                           {"max-per-addr", 0, VIGIL_CLI_UINT, &o->max_per_addr, 1, 1000000000, 0},
-                           {"memory-budget", 0, VIGIL_CLI_STRING, &o->memory_budget, 0, 0, 0},
-                           {"handshake-timeout", 0, VIGIL_CLI_DURATION, &o->handshake_ms, 0, 0, 0},
-                           {"message-timeout", 0, VIGIL_CLI_DURATION, &o->message_ms, 0, 0, 0},
-                           {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
-                           {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
-                           {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
-                           {"metrics", 0, VIGIL_CLI_STRING, &o->metrics, 0, 0, 0},
-                           {"presence", 0, VIGIL_CLI_STRING, &o->presence, 0, 0, 0},
-                           {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
-                           {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
-                           {"workers", 0, VIGIL_CLI_UINT, &o->workers, 1, 256, 0},
-                           {"node-timeout", 0, VIGIL_CLI_DURATION, &o->node_timeout_ms, 0, 0, 0},
-                           {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
+  vigil_cli_opt own[32] = {
+      {"max-conns", 0, VIGIL_CLI_UINT, &o->max_conns, 1, 1000000000, 0},
+      {"max-per-addr", 0, VIGIL_CLI_UINT, &o->max_per_addr, 1, 1000000000, 0},
+      {"memory-budget", 0, VIGIL_CLI_STRING, &o->memory_budget, 0, 0, 0},
+      {"rate-limit", 0, VIGIL_CLI_STRING, &o->rate_limit, 0, 0, 0},
+      {"rate-limit-sources", 0, VIGIL_CLI_UINT, &o->rate_sources, 1, 16777216, 0},
+      {"handshake-timeout", 0, VIGIL_CLI_DURATION, &o->handshake_ms, 0, 0, 0},
+      {"message-timeout", 0, VIGIL_CLI_DURATION, &o->message_ms, 0, 0, 0},
+      {"rtt", 0, VIGIL_CLI_FLAG, &o->rtt, 0, 0, 0},
+      {"echo", 0, VIGIL_CLI_FLAG, &o->echo, 0, 0, 0},
+      {"print-messages", 0, VIGIL_CLI_FLAG, &o->print_messages, 0, 0, 0},
+      {"metrics", 0, VIGIL_CLI_STRING, &o->metrics, 0, 0, 0},
+      {"presence", 0, VIGIL_CLI_STRING, &o->presence, 0, 0, 0},
+      {"node", 0, VIGIL_CLI_STRING, &o->node, 0, 0, 0},
+      {"worker", 0, VIGIL_CLI_UINT, &o->worker, 0, 1000000, 0},
+      {"workers", 0, VIGIL_CLI_UINT, &o->workers, 1, 256, 0},
+      {"node-timeout", 0, VIGIL_CLI_DURATION, &o->node_timeout_ms, 0, 0, 0},
+      {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   int rc;
 
   memset(o, 0, sizeof(*o));
@@ -348,6 +357,31 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
   return 0;
 }
 
+/* "N/s" or "N/m", then optionally ",burst=B", into a rate per minute and a
+ * burst (0: the library's default). Returns 0 or VIGIL_CLI_USAGE. */
+static int parse_rate(const char *text, uint32_t *per_minute, uint32_t *burst) {
+  char *end;
+  unsigned long n, b = 0;
+  errno = 0;
+  n = strtoul(text, &end, 10);
+  if (end == text || errno != 0 || n == 0 || n > 1000000 || *end != '/' ||
+      (end[1] != 's' && end[1] != 'm'))
+    return vigil_cli_usage(CMD, "--rate-limit '%s': want N/s or N/m, N in 1..1000000", text);
+  *per_minute = (uint32_t)(end[1] == 's' ? n * 60u : n);
+  end += 2;
+  if (strncmp(end, ",burst=", 7) == 0) {
+    const char *p = end + 7;
+    errno = 0;
+    b = strtoul(p, &end, 10);
+    if (end == p || errno != 0 || b == 0 || b > 1000000)
+      return vigil_cli_usage(CMD, "--rate-limit '%s': burst must be 1..1000000", text);
+  }
+  if (*end != '\0')
+    return vigil_cli_usage(CMD, "--rate-limit '%s': unexpected '%s'", text, end);
+  *burst = (uint32_t)b;
+  return 0;
+}
+
 /* Turns the options into the server's policy (see the top of the file). */
 static int configure(const serve_opts *so, vigil_server_config *cfg) {
   const vigil_cli_common *o = &so->c;
@@ -367,6 +401,10 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
   cfg->max_connections = so->max_conns;
   cfg->tls = so->tls.ctx;
   cfg->max_per_address = so->max_per_addr;
+  if (so->rate_limit != NULL &&
+      parse_rate(so->rate_limit, &cfg->rate_per_minute, &cfg->rate_burst) != 0)
+    return VIGIL_CLI_USAGE;
+  cfg->rate_sources = so->rate_sources;
   sc->handshake_timeout_ms = so->handshake_ms != 0 ? so->handshake_ms : sc->handshake_timeout_ms;
   sc->message_timeout_ms = so->message_ms;
   if (so->memory_budget != NULL) {

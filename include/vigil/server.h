@@ -75,6 +75,17 @@ typedef struct vigil_server_config {
    * is answered CLOSE POLICY "this server requires TLS" (on_reject cause
    * protocol_error). */
   vigil_tls *tls;
+  /* Connection rate limit per source address (docs/SECURITY.md): a token
+   * bucket per address that refills at rate_per_minute and holds at most
+   * rate_burst connections (default: one second's worth, at least 1).
+   * Past it a connection gets CLOSE ADDRESS_LIMIT with retry_after = the
+   * time until its next token (counted in refused_address). The table of
+   * addresses holds rate_sources of them (default 16384, 32 bytes each);
+   * a new address that finds no room is refused the same way. Default
+   * rate_per_minute 0: no rate limit. */
+  uint32_t rate_per_minute;
+  uint32_t rate_burst;
+  uint32_t rate_sources;
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
