@@ -31,6 +31,7 @@ extern "C" {
 #include "vigil/session.h"
 #include "vigil/wheel.h"
 #include "vigil/tls.h"
+#include "vigil/token.h"
 #include "vigil/keepalive.h"
 #include "vigil/loop.h"
 #include "vigil/conn.h"

@@ -727,6 +727,9 @@ TEST_IMPL(usage_errors) {
   ASSERT_EQ(usage_case("--echo", "connect", "127.0.0.1:1", "--echo", NULL), 0);
   ASSERT_EQ(usage_case("--send-every", "serve", "7000", "--send-size", "64"), 0);
   ASSERT_EQ(usage_case("'5'", "serve", "7000", "--rate-limit", "5"), 0);
+  ASSERT_EQ(usage_case("--id", "token", "--secret", "/nonexistent", NULL), 0);
+  ASSERT_EQ(usage_case("'3x'", "token", "--secret=/x", "--id=a", "--ttl=3x"), 0);
+  ASSERT_EQ(usage_case("--check", "token", "--secret=/x", "--id=a", NULL), 0);
   ASSERT_EQ(usage_case("burst", "serve", "7000", "--rate-limit", "5/s,burst=0"), 0);
   ASSERT_EQ(usage_case("',x'", "serve", "7000", "--rate-limit", "5/m,x"), 0);
   /* short options name their long form; an unknown one is named as typed */
@@ -1098,6 +1101,63 @@ TEST_IMPL(serve_rate_limit) {
   ASSERT_EQ(waitpid(srv.pid, &st, WNOHANG), 0); /* still serving */
   util_raw_close(a);
   child_kill(&srv);
+  return 0;
+#endif
+}
+
+/* vigil token: a minted token checks as valid for its id, is refused for
+ * another id and under another secret, and neither the secret nor a
+ * too-short secret's bytes ever appear in the output. */
+TEST_IMPL(token_mint_and_check) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  char path[] = "/tmp/vigil-test-secret-XXXXXXXX", path2[] = "/tmp/vigil-test-secret-XXXXXXXX";
+  static const char secret[] = "SECRET-sekrit-0123456789-abcdefgh\n";
+  char token[128];
+  child c;
+  int fd;
+  NEED_BINARY();
+  if (!vigil_token_available())
+    RETURN_SKIP("built without OpenSSL: tokens compiled out");
+  ASSERT_GE(fd = mkstemp(path), 0);
+  ASSERT_EQ(write(fd, secret, sizeof secret - 1), (ssize_t)(sizeof secret - 1));
+  close(fd);
+  {
+    char *argv[] = {NULL, "token", "--secret", path, "--id", "node-1", "--ttl", "30d", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+    ASSERT_EQ(sscanf(c.out_buf, "%127s", token), 1);
+    ASSERT_EQ(strncmp(token, "v1.", 3), 0);
+    ASSERT_NULL(strstr(c.out_buf, "sekrit"));
+  }
+  {
+    char *argv[] = {NULL, "token", "--secret", path, "--id", "node-1", "--check", token, NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+  }
+  {
+    char *argv[] = {NULL, "token", "--secret", path, "--id", "node-2", "--check", token, NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 1);
+    ASSERT_NOT_NULL(strstr(c.err_buf, "credential refused"));
+  }
+  ASSERT_GE(fd = mkstemp(path2), 0);
+  ASSERT_EQ(write(fd, "0123456789abcdefX", 17), 17);
+  close(fd);
+  {
+    char *argv[] = {NULL, "token", "--secret", path2, "--id", "node-1", "--check", token, NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 1);
+    ASSERT_NOT_NULL(strstr(c.err_buf, "credential refused"));
+  }
+  ASSERT_GE(fd = open(path2, O_WRONLY | O_TRUNC), 0);
+  ASSERT_EQ(write(fd, "short-sekrit", 12), 12);
+  close(fd);
+  {
+    char *argv[] = {NULL, "token", "--secret", path2, "--id", "node-1", "--ttl", "1d", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 1);
+    ASSERT_NOT_NULL(strstr(c.err_buf, "at least 16"));
+    ASSERT_NULL(strstr(c.err_buf, "sekrit"));
+  }
+  unlink(path);
+  unlink(path2);
   return 0;
 #endif
 }

@@ -12,5 +12,6 @@ int vigil_cmd_idle_timeout(int argc, char **argv);
 int vigil_cmd_status(int argc, char **argv);
 int vigil_cmd_who(int argc, char **argv);
 int vigil_cmd_watch(int argc, char **argv);
+int vigil_cmd_token(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@ static const struct command commands[] = {
     {"status", vigil_cmd_status, "one-screen summary of a server's metrics endpoint"},
     {"who", vigil_cmd_who, "presence of ids in Redis; exit 0 if all online"},
     {"watch", vigil_cmd_watch, "live presence events from every node (Redis)"},
+    {"token", vigil_cmd_token, "mint or check a credential binding an id to a secret"},
     {NULL, NULL, NULL}};
 
 static void usage(FILE *f) {

@@ -77,7 +77,9 @@
   X(ENOSPACE, -4015, "output buffer too small")                                                    \
   X(EDEAD, -4016, "peer declared dead")                                                            \
   X(EUSAGE, -4017, "bad usage")                                                                    \
-  X(EWORKER, -4018, "a worker process kept dying; its supervisor gave up")
+  X(EWORKER, -4018, "a worker process kept dying; its supervisor gave up")                         \
+  X(EAUTH, -4019, "credential refused")                                                            \
+  X(EEXPIRED, -4020, "credential expired")
 
 typedef enum vigil_errno {
 #define VIGIL__ERRNO_ENUM(name, value, msg) VIGIL_##name = (value),
