@@ -258,6 +258,13 @@ void vigil_cli_loop_finish(vigil_loop *loop);
  * 0, or -1 once stdout has failed. */
 int vigil_cli_out_flush(FILE *f);
 
+/* From now on, event lines for stdout are collected and written together
+ * at the end of the loop iteration that produced them (whole lines, one
+ * fwrite + fflush, before the loop waits again); NULL writes what is
+ * collected and ends batching. For a command that prints nothing to stdout
+ * but event lines (vigil_cli_out_flush(stdout) writes the batch first). */
+void vigil_cli_out_batch(vigil_loop *loop);
+
 /* 1 once a write to stdout has failed. */
 int vigil_cli_out_failed(void);
 

@@ -517,10 +517,16 @@ static int serve(serve_state *s) {
     }
   }
   print_listening(s, port, http_port);
-  if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0)
+  /* Many peers may die in one iteration: their sockets close first, their
+   * lines follow in one write (events.c). */
+  vigil_cli_out_batch(&s->loop);
+  if (vigil_cli_loop_main(CMD, &s->loop, &s->sig, on_signal, s) != 0) {
+    vigil_cli_out_batch(NULL);
     return VIGIL_CLI_FAIL;
+  }
   vigil_server_free(s->srv);
   vigil_cli_presence_close(s->presence, &s->loop);
+  vigil_cli_out_batch(NULL);
   vigil_cli_loop_finish(&s->loop);
   free(s->msg);
   vigil_tls_free(s->o.tls.ctx);

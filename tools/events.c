@@ -8,7 +8,13 @@
  *
  * Event lines are built in one buffer and written with one fwrite + fflush:
  * the fault suite and the demo read our stdout through pipes while things
- * die around them, and a line must arrive whole and at once.
+ * die around them, and a line must arrive whole and at once. `vigil serve`
+ * batches instead (vigil_cli_out_batch): its lines are collected, whole, and
+ * written with one fwrite + fflush at the end of the loop iteration that
+ * produced them (a vigil_defer). When thousands of peers die together, a
+ * write(2) per dead line, made before the next verdict's socket is closed,
+ * was part of what made later verdicts late (issue 11); now every socket of
+ * the iteration is closed first and its lines follow in one write.
  *
  * stdout is our product: when it goes away (a reader that closed the pipe,
  * `| head -3`; a full disk, `> /dev/full`) the command has no reason to go
@@ -48,7 +54,60 @@ int vigil_cli_out_failed(void) {
   return out_errno != 0;
 }
 
+/* The batch of stdout lines of vigil_cli_out_batch: whole lines only. */
+static vigil_loop *batch_loop; /* NULL: no batching */
+static vigil_defer batch_defer;
+static char batch[65536];
+static size_t batch_len;
+
+static void batch_write(void) {
+  size_t n = batch_len;
+  batch_len = 0;
+  if (n == 0 || out_errno != 0)
+    return;
+  errno = 0;
+  if (fwrite(batch, 1, n, stdout) != n) {
+    out_failed(errno);
+    return;
+  }
+  errno = 0;
+  if (fflush(stdout) != 0 || ferror(stdout))
+    out_failed(errno);
+}
+
+static void on_batch(vigil_loop *loop, vigil_defer *d) {
+  (void)loop;
+  (void)d;
+  batch_write();
+}
+
+void vigil_cli_out_batch(vigil_loop *loop) {
+  if (loop == NULL) {
+    batch_write();
+    if (batch_loop != NULL)
+      vigil_loop_defer_cancel(batch_loop, &batch_defer);
+  } else {
+    vigil_defer_init(&batch_defer, on_batch);
+  }
+  batch_loop = loop;
+}
+
+/* Whether the line was taken into the batch (it is then written at the
+ * end of this loop iteration). */
+static int batch_line(const char *line, size_t len, FILE *f) {
+  if (batch_loop == NULL || f != stdout || len > sizeof batch)
+    return 0;
+  if (batch_len + len > sizeof batch)
+    batch_write();
+  memcpy(batch + batch_len, line, len);
+  batch_len += len;
+  vigil_loop_defer(batch_loop, &batch_defer);
+  return 1;
+}
+
 int vigil_cli_out_flush(FILE *f) {
+  if (f == stdout)
+    batch_write(); /* what was batched goes first */
   errno = 0;
   if (out_errno != 0)
     return -1;
@@ -295,6 +354,8 @@ void vigil_cli_line_end(vigil_cli_line *l, FILE *f) {
   put(l, "%s\n", l->json ? "}" : "");
   if (out_errno != 0)
     return; /* stdout is gone: the command is already stopping */
+  if (batch_line(l->buf, l->len, f))
+    return;
   errno = 0;
   if (fwrite(l->buf, 1, l->len, f) != l->len) {
     out_failed(errno);
