@@ -606,19 +606,31 @@ static int dom_count(const char *path, const char *needle) {
 }
 
 /* Headless Chromium on the page, bounded by timeout(1), with its own
- * profile directory; what = "--dump-dom > FILE" or "--screenshot=FILE". */
+ * profile directory; what = "--dump-dom > FILE" or "--screenshot=FILE".
+ * Chromium itself (not the page) fails now and then on a loaded machine
+ * (a crash, or timeout's 120 s): one more try then, saying so; what the
+ * page shows is checked by the caller either way. */
 static int chromium(uint16_t port, const char *profile, const char *what) {
   char cmd[2400];
+  int rc, tries;
   snprintf(cmd, sizeof(cmd),
            "timeout -k 5 120 chromium --headless --no-sandbox --disable-gpu --no-first-run "
            "--user-data-dir=%s --window-size=1400,1300 --virtual-time-budget=3000 %s "
            "http://127.0.0.1:%u/ 2>/dev/null",
            profile, what, (unsigned)port);
-  return util_sh(cmd);
+  for (tries = 0; tries < 2; tries++) {
+    rc = util_sh(cmd);
+    if (rc == 0)
+      return 0;
+    fprintf(stderr, "chromium exited %d (try %d of 2)\n", rc, tries + 1);
+  }
+  return rc;
 }
 
 #define PAGE_GROUPS 10
 #define PAGE_PER_GROUP 10
+/* The bound: deaths by cause show the 10 within 2 s of the kill. */
+#define PAGE_DEATHS_MS 2000
 
 static uint64_t wall_ms(void) {
   return util_now_ns() / 1000000u;
@@ -680,10 +692,19 @@ static int page_run(void) {
     }
     usleep(20000);
   }
+  if (t1 == 0) {
+    fprintf(stderr,
+            "no 10 closed deaths in /api/status within 5 s of the kill; last body: %.400s\n",
+            body_of(buf));
+    goto out;
+  }
   fprintf(stderr, "10 deaths in /api/status %llu ms after the kill; the page polls every 500 ms\n",
           (unsigned long long)(t1 - t0));
-  if (t1 == 0 || t1 - t0 > 1500)
+  if (t1 - t0 > PAGE_DEATHS_MS) {
+    fprintf(stderr, "deaths reported after %llu ms, bound %d ms\n", (unsigned long long)(t1 - t0),
+            PAGE_DEATHS_MS);
     goto out;
+  }
   snprintf(what, sizeof(what), "--screenshot=%s --dump-dom > %s", shot, dom2);
   if (chromium(s.mport, profile, what) != 0 || !file_has(dom2, "id=\"open\">90<") ||
       !file_has(dom2, "data-cause=\"closed\" data-count=\"10\"") ||
