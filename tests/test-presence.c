@@ -152,13 +152,18 @@ static int down(fixture *f) {
   return vigil_loop_close(&f->loop);
 }
 
+/* The heartbeat of the test clients and of the Redis fixture's servers;
+ * the big outage test slows it down, so that its own blocking Redis calls
+ * (the comparison) stalling the one loop of 2,000 sockets are no death. */
+static uint32_t rfix_interval_ms = 100, rfix_timeout_ms = 300;
+
 static int client(vigil_loop *loop, uint16_t port, util_rec *r, const char *id,
                   vigil_client **out) {
   vigil_client_config c;
   util_rec_init(r);
   vigil_client_config_init(&c);
-  c.session.interval_ms = 100;
-  c.session.timeout_ms = 300;
+  c.session.interval_ms = rfix_interval_ms;
+  c.session.timeout_ms = rfix_timeout_ms;
   c.session.id = id;
   c.session.id_len = strlen(id);
   c.cb = util_rec_callbacks();
@@ -359,8 +364,8 @@ static int rfix_up(rfix *f, int nservers, size_t max_queue) {
       return -1;
     util_rec_init(&f->rec[i]);
     vigil_server_config_init(&cfg);
-    cfg.session.interval_ms = 100;
-    cfg.session.timeout_ms = 300;
+    cfg.session.interval_ms = rfix_interval_ms;
+    cfg.session.timeout_ms = rfix_timeout_ms;
     cfg.cb = util_rec_callbacks();
     cfg.user = &f->rec[i];
     cfg.on_closed = util_rec_on_server_closed;
@@ -675,6 +680,272 @@ TEST_IMPL(redis_outage_reconciles) {
   for (i = 0; i < 2 * OUTAGE_CLIENTS; i++) {
     ASSERT(util_run_until(&f.loop, &rr[i].closed, WAIT));
     ASSERT_EQ(vigil_client_free(cl[i]), 0);
+  }
+  ASSERT_EQ(rfix_down(&f, 1), 0);
+  redis_cleanup(&f.rp);
+  return 0;
+#endif
+}
+
+/* ---- Redis stopped for 10 s under 1,000 clients with churn ----------------
+ *
+ * One server, its Redis store with a 2,000-update queue, 1,000 client slots
+ * on the same loop. Every 50 ms, 25 open clients leave and their slots
+ * connect again (ids repeat every third round, so one id dies and opens
+ * many times). Redis is killed for OUTAGE_MS while this goes on (far more
+ * updates than the queue holds: they are dropped and counted), then started
+ * again empty; the churn goes on for another second, stops, and then Redis
+ * must agree with the node exactly, both ways: every record of the node's
+ * table has the same state (and cause, and connection token) in Redis, every
+ * id Redis says is online is online in the table, and the table's online ids
+ * are exactly the server's connections and the clients that are open. */
+#define BIG_SLOTS 1000
+#define OUTAGE_MS 10000u
+
+#if defined(VIGIL_HAVE_HIREDIS)
+typedef struct slot {
+  vigil_client *c;
+  util_rec r;
+  int round, closing;
+} slot;
+
+static slot slots[BIG_SLOTS];
+
+static void slot_id(int i, int round, char *buf, size_t cap) {
+  snprintf(buf, cap, "o-%d-%d", i, round % 3);
+}
+
+static int slot_open(rfix *f, int i) {
+  char id[32];
+  slot_id(i, slots[i].round, id, sizeof id);
+  slots[i].closing = 0;
+  return client(&f->loop, f->port[0], &slots[i].r, id, &slots[i].c);
+}
+
+/* Frees the slots whose client closed and connects them again (next
+ * round); with churn, closes n random open ones. */
+static int churn(rfix *f, int n, unsigned *seed) {
+  int i;
+  for (i = 0; i < BIG_SLOTS; i++) {
+    slot *s = &slots[i];
+    if (s->c != NULL && s->r.closed) {
+      if (vigil_client_free(s->c) != 0)
+        return -1;
+      s->c = NULL;
+      s->round++;
+      if (slot_open(f, i) != 0)
+        return -1;
+    }
+  }
+  while (n-- > 0) {
+    slot *s;
+    *seed = *seed * 1103515245u + 12345u;
+    s = &slots[(*seed >> 8) % BIG_SLOTS];
+    if (s->c != NULL && !s->closing && s->r.opens > 0 && s->r.deaths == 0) {
+      s->closing = 1;
+      if (vigil_client_close(s->c, 0) != 0)
+        return -1;
+    }
+  }
+  return 0;
+}
+
+/* Every slot open (or settled after churn): open and not dead. */
+static int all_open(void) {
+  int i;
+  for (i = 0; i < BIG_SLOTS; i++)
+    if (slots[i].c == NULL || slots[i].closing || slots[i].r.opens == 0 || slots[i].r.deaths != 0)
+      return 0;
+  return 1;
+}
+
+typedef struct agree {
+  redisContext *rc;
+  vigil_server *srv;
+  const char *holder_prefix;
+  int online, offline, mismatches;
+  char first[300];
+} agree;
+
+static void disagree(agree *a, const char *fmt, const char *id, const char *got) {
+  if (a->mismatches++ == 0)
+    snprintf(a->first, sizeof a->first, fmt, id, got);
+}
+
+/* One record of the node's table against Redis and the server. */
+static int agree_one(const char *id, size_t id_len, const vigil_presence_record *rec, void *arg) {
+  agree *a = arg;
+  char buf[64], want[64];
+  redisReply *r;
+  const vigil_conn *c;
+  snprintf(buf, sizeof buf, "%.*s", (int)id_len, id);
+  r = redisCommand(a->rc, "HMGET vigil:p:%s state cause conn", buf);
+  if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+      r->element[0]->type != REDIS_REPLY_STRING) {
+    disagree(a, "%s: no record in Redis%s", buf, "");
+    freeReplyObject(r);
+    return 0;
+  }
+  if (strcmp(r->element[0]->str, vigil_presence_state_name(rec->state)) != 0)
+    disagree(a, "%s: Redis says %s", buf, r->element[0]->str);
+  snprintf(want, sizeof want, "/%llu", (unsigned long long)rec->gen);
+  if (r->element[2]->type != REDIS_REPLY_STRING ||
+      strncmp(r->element[2]->str, a->holder_prefix, strlen(a->holder_prefix)) != 0 ||
+      strcmp(r->element[2]->str + strlen(r->element[2]->str) - strlen(want), want) != 0)
+    disagree(a, "%s: Redis names connection %s", buf,
+             r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "(none)");
+  c = vigil_server_find(a->srv, id, id_len);
+  if (rec->state == VIGIL_PRESENCE_ONLINE) {
+    a->online++;
+    if (c == NULL || vigil_conn_generation(c) != rec->gen)
+      disagree(a, "%s: online in the table, %s in the server", buf,
+               c == NULL ? "absent" : "another generation");
+  } else {
+    a->offline++;
+    if (c != NULL)
+      disagree(a, "%s: offline in the table, %s", buf, "connected to the server");
+    if (r->element[1]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[1]->str, vigil_cause_name(rec->last_cause)) != 0)
+      disagree(a, "%s: Redis gives cause %s", buf,
+               r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "(none)");
+  }
+  freeReplyObject(r);
+  return 0;
+}
+
+/* Ids Redis says are online (SCAN); each must be online in the table. */
+static int redis_online_not_in_table(agree *a, const vigil_presence_local *t, int *redis_online) {
+  char cursor[32] = "0";
+  int extra = 0;
+  *redis_online = 0;
+  do {
+    redisReply *r = redisCommand(a->rc, "SCAN %s MATCH vigil:p:* COUNT 1000", cursor);
+    size_t i;
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+      freeReplyObject(r);
+      return -1;
+    }
+    snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+    for (i = 0; i < r->element[1]->elements; i++) {
+      const redisReply *k = r->element[1]->element[i];
+      vigil_presence_record rec;
+      redisReply *st = redisCommand(a->rc, "HGET %b state", k->str, k->len);
+      if (st != NULL && st->type == REDIS_REPLY_STRING && strcmp(st->str, "online") == 0) {
+        (*redis_online)++;
+        if (vigil_presence_local_get(t, k->str + 8, k->len - 8, &rec) != 0 ||
+            rec.state != VIGIL_PRESENCE_ONLINE) {
+          if (extra++ == 0)
+            fprintf(stderr, "%.*s: online in Redis, not in the table\n", (int)k->len, k->str);
+        }
+      }
+      freeReplyObject(st);
+    }
+    freeReplyObject(r);
+  } while (strcmp(cursor, "0") != 0);
+  return extra;
+}
+#endif
+
+TEST_IMPL(redis_outage_1000_clients) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static rfix f;
+  vigil_presence_redis_stats st, during;
+  const vigil_presence_local *t;
+  agree a;
+  char prefix[80];
+  unsigned seed = 12345;
+  int i, extra = -1, redis_online = 0, open_clients = 0;
+  uint64_t end, t0;
+  rfix_interval_ms = 1000;
+  rfix_timeout_ms = 5000;
+  i = rfix_up(&f, 1, 2000);
+  if (i != 0) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("redis fixture did not come up");
+  }
+  memset(slots, 0, sizeof slots);
+  for (i = 0; i < BIG_SLOTS; i++)
+    ASSERT_EQ(slot_open(&f, i), 0);
+  end = util_now_ns() + 20000ull * VIGIL_MS;
+  while (!all_open() && util_now_ns() < end)
+    util_run_for(&f.loop, 20);
+  ASSERT(all_open());
+  ASSERT(run_until_settled1(&f, 10000));
+  /* Redis goes away for OUTAGE_MS; the clients churn meanwhile. */
+  redis_stop(&f.rp);
+  redisFree(f.rc);
+  f.rc = NULL;
+  t0 = util_now_ns();
+  while (util_now_ns() < t0 + (uint64_t)OUTAGE_MS * VIGIL_MS) {
+    util_run_for(&f.loop, 50);
+    ASSERT_EQ(churn(&f, 25, &seed), 0);
+  }
+  vigil_presence_redis_get_stats(f.pr[0], &during);
+  ASSERT_EQ(f.downs, 1);
+  ASSERT_EQ(during.up, 0);
+  ASSERT_UEQ(during.queued, 2000); /* the bound */
+  ASSERT_UGE(during.dropped, 1);
+  /* Redis returns, empty; one more second of churn, then it stops. */
+  ASSERT_EQ(redis_start(&f.rp), 0);
+  f.rc = redisConnectUnix(f.rp.sock);
+  ASSERT(f.rc != NULL && f.rc->err == 0);
+  t0 = util_now_ns();
+  while (util_now_ns() < t0 + 1000ull * VIGIL_MS) {
+    util_run_for(&f.loop, 50);
+    ASSERT_EQ(churn(&f, 25, &seed), 0);
+  }
+  end = util_now_ns() + 20000ull * VIGIL_MS;
+  while (!all_open() && util_now_ns() < end) {
+    util_run_for(&f.loop, 20);
+    ASSERT_EQ(churn(&f, 0, &seed), 0);
+  }
+  ASSERT(all_open());
+  ASSERT_EQ(f.ups, 2);
+  ASSERT(run_until_settled1(&f, 10000));
+  /* The sync's replies: Redis agrees once they are in; wait (bounded) for
+   * that, then compare once more. */
+  t = vigil_presence_redis_table(f.pr[0]);
+  snprintf(prefix, sizeof prefix, "test-node/1/");
+  end = util_now_ns() + 10000ull * VIGIL_MS;
+  do {
+    util_run_for(&f.loop, 50);
+    memset(&a, 0, sizeof a);
+    a.rc = f.rc;
+    a.srv = f.srv[0];
+    a.holder_prefix = prefix;
+    vigil_presence_local_each(t, agree_one, &a);
+    extra = redis_online_not_in_table(&a, t, &redis_online);
+  } while ((a.mismatches != 0 || extra != 0) && util_now_ns() < end);
+  for (i = 0; i < BIG_SLOTS; i++)
+    open_clients += slots[i].r.opens > 0 && slots[i].r.deaths == 0;
+  vigil_presence_redis_get_stats(f.pr[0], &st);
+  fprintf(stderr,
+          "Redis away %u ms under %d clients: %llu updates queued (the bound), %llu dropped; "
+          "after it returned: %llu syncs, %llu updates sent in all; table %d online + %d "
+          "offline, Redis %d online, %d clients open; %d mismatches%s%s\n",
+          OUTAGE_MS, BIG_SLOTS, (unsigned long long)during.queued,
+          (unsigned long long)st.dropped, (unsigned long long)st.syncs,
+          (unsigned long long)st.sent, a.online, a.offline, redis_online, open_clients,
+          a.mismatches, a.mismatches != 0 ? ", first: " : "", a.first);
+  ASSERT_EQ(a.mismatches, 0);
+  ASSERT_EQ(extra, 0);
+  ASSERT_EQ(a.online, BIG_SLOTS);
+  ASSERT_EQ(redis_online, BIG_SLOTS);
+  ASSERT_EQ(open_clients, BIG_SLOTS);
+  {
+    vigil_server_stats ss;
+    vigil_server_get_stats(f.srv[0], &ss);
+    ASSERT_UEQ(ss.peers, BIG_SLOTS); /* with a.online: the server's ids are the table's */
+  }
+  ASSERT_UGE(st.syncs, 1);
+  ASSERT_UEQ(st.errors, 0);
+  for (i = 0; i < BIG_SLOTS; i++)
+    ASSERT_EQ(vigil_client_close(slots[i].c, 0), 0);
+  for (i = 0; i < BIG_SLOTS; i++) {
+    ASSERT(util_run_until(&f.loop, &slots[i].r.closed, WAIT));
+    ASSERT_EQ(vigil_client_free(slots[i].c), 0);
   }
   ASSERT_EQ(rfix_down(&f, 1), 0);
   redis_cleanup(&f.rp);

@@ -68,12 +68,20 @@ static const char open_lua[] =
     "node=ARGV[3],worker=tonumber(ARGV[4]),peer=ARGV[5],gen=g,at=tonumber(ARGV[6])}))\n"
     "return g\n";
 
+/* A death applies to the record of its own connection, to no record, and
+ * to a record of an older connection of this same process: our updates
+ * reach Redis in our order, so an older one of ours still there means its
+ * death (or the newer opening) was dropped from a full queue, and ours is
+ * the newer truth (the sync after an outage relies on it). */
 static const char dead_lua[] =
     "local k=KEYS[1]\n"
     "local h=redis.call('HMGET',k,'state','conn','cause')\n"
     "if h[2]==ARGV[1] and h[1]=='offline' and h[3]~='node_lost' then return 0 end\n"
+    "local n=#ARGV[2]+2\n"
+    "local older=h[2] and string.sub(h[2],1,n-1)==ARGV[2]..'/' and\n"
+    "  (tonumber(string.sub(h[2],n)) or 0)<(tonumber(string.sub(ARGV[1],n)) or 0)\n"
     "local applied=0\n"
-    "if h[2]==ARGV[1] or not h[1] then\n"
+    "if h[2]==ARGV[1] or not h[1] or older then\n"
     "  redis.call('SREM',ARGV[10]..'held:'..ARGV[2],ARGV[9])\n"
     "  redis.call('HSET',k,'state','offline','conn',ARGV[1],'node',ARGV[3],'worker',ARGV[4],"
     "'peer',ARGV[5],'since',ARGV[6],'cause',ARGV[8],'silent_ms',ARGV[11],'rtt_us',ARGV[12])\n"
