@@ -2254,3 +2254,354 @@ fail:
   return 1;
 #endif
 }
+
+/* ---- takeover races between processes (issue 9) ----------------------------
+ *
+ * The same id connects to two `vigil serve` processes at once, RACES times
+ * (VIGIL_RACES, default 100 in the suite; docs/PRESENCE.md gives the 1,000
+ * run). The clients are this test's own (vigil_client on its loop); the
+ * servers are real processes on one Redis, and `vigil watch` reports what
+ * they published. Each race must end with exactly one holder: one client
+ * closed with CLOSE TAKEOVER, the other still open, Redis `online` naming
+ * the survivor's node and worker with both openings applied (gen + 2), and
+ * the loser's death published with takeover true and, when it came from
+ * another process, applied false (it did not overwrite the record). Then
+ * the survivor closes and Redis must say offline: no stale online. */
+#if !defined(_WIN32) && defined(VIGIL_HAVE_HIREDIS)
+#include <hiredis/hiredis.h>
+
+typedef struct race_ev {
+  int opens, deads, takeover_deads, applied_deads;
+  char open_at[2][80];  /* node/worker of each opening */
+  char loser_at[80];    /* node/worker of the takeover death */
+  int loser_applied;
+  long gen[2];
+} race_ev;
+
+/* The servers' own lines are not needed here, but must be read: serve
+ * ends when its stdout is full. */
+static child *race_servers[2];
+
+static void race_discard(void) {
+  int i;
+  for (i = 0; i < 2; i++)
+    if (race_servers[i] != NULL && race_servers[i]->pid > 0) {
+      child *c = race_servers[i];
+      drain(c->out, c->out_buf, sizeof c->out_buf, &c->out_len);
+      c->out_len = 0;
+      c->out_buf[0] = '\0';
+    }
+}
+
+/* Reads the watch lines that have arrived (no wait) into e. */
+static int race_read_events(child *watch, race_ev *e) {
+  char line[1024], node[64], v[16];
+  race_discard();
+  drain(watch->out, watch->out_buf, sizeof watch->out_buf, &watch->out_len);
+  while (child_line(watch, line, sizeof line, 0)) {
+    char at[80];
+    if (!json_valid(line) || strstr(line, "\"id\":\"race\"") == NULL)
+      continue;
+    if (json_get(line, "node", node, sizeof node) != J_STR)
+      node[0] = '\0';
+    snprintf(at, sizeof at, "%s/%ld", node, json_num(line, "worker"));
+    if (strstr(line, "\"event\":\"open\"") != NULL) {
+      if (e->opens < 2) {
+        snprintf(e->open_at[e->opens], sizeof e->open_at[0], "%s", at);
+        e->gen[e->opens] = json_num(line, "gen");
+      }
+      e->opens++;
+    } else if (strstr(line, "\"event\":\"dead\"") != NULL) {
+      int applied = json_get(line, "applied", v, sizeof v) == J_BOOL && strcmp(v, "true") == 0;
+      e->deads++;
+      e->applied_deads += applied;
+      if (json_get(line, "takeover", v, sizeof v) == J_BOOL && strcmp(v, "true") == 0) {
+        e->takeover_deads++;
+        snprintf(e->loser_at, sizeof e->loser_at, "%s", at);
+        e->loser_applied = applied;
+      }
+    }
+  }
+  return 0;
+}
+
+static long race_hnum(redisContext *rc, const char *field) {
+  redisReply *r = redisCommand(rc, "HGET vigil:p:race %s", field);
+  long v = r != NULL && r->type == REDIS_REPLY_STRING ? strtol(r->str, NULL, 10) : 0;
+  freeReplyObject(r);
+  return v;
+}
+
+static int race_hstr(redisContext *rc, const char *field, char *out, size_t cap) {
+  redisReply *r = redisCommand(rc, "HGET vigil:p:race %s", field);
+  int ok = r != NULL && r->type == REDIS_REPLY_STRING;
+  snprintf(out, cap, "%s", ok ? r->str : "");
+  freeReplyObject(r);
+  return ok;
+}
+
+static int race_client(vigil_loop *loop, int port, util_rec *r, vigil_client **out) {
+  vigil_client_config c;
+  util_rec_init(r);
+  vigil_client_config_init(&c);
+  c.session.interval_ms = 500;
+  c.session.timeout_ms = 5000;
+  c.session.id = "race";
+  c.session.id_len = 4;
+  c.cb = util_rec_callbacks();
+  c.user = r;
+  c.on_closed = util_rec_on_client_closed;
+  c.no_reconnect = 1;
+  if (vigil_client_new(out, loop, &c) != 0)
+    return -1;
+  return vigil_client_connect(*out, "127.0.0.1", (uint16_t)port);
+}
+
+/* vigil serve on url with extra arguments; waits for nlisten listening and
+ * presence-ok lines. Returns the port or -1. */
+static int race_serve(child *srv, const char *url, const char *node, const char *workers,
+                      int nlisten) {
+  char line[1024];
+  int port = -1, seen = 0, ok = 0;
+  uint64_t end = mono_ms() + 10000;
+  char *argv[] = {NULL,    "serve",      "127.0.0.1:0", "--json", "-i",         "500ms", "-t",
+                  "5s",    "--presence", (char *)url,   "--node", (char *)node, NULL,    NULL,
+                  NULL};
+  if (workers != NULL) {
+    argv[12] = "--workers";
+    argv[13] = (char *)workers;
+  }
+  if (child_start(srv, argv) != 0)
+    return -1;
+  while ((seen < nlisten || ok < nlisten) && mono_ms() < end &&
+         child_line(srv, line, sizeof line, 2000)) {
+    if (strstr(line, "\"event\":\"listening\"") != NULL) {
+      port = (int)json_num(line, "port");
+      seen++;
+    } else if (strstr(line, "\"event\":\"presence\"") != NULL &&
+               strstr(line, "\"state\":\"ok\"") != NULL) {
+      ok++;
+    }
+  }
+  return seen == nlisten && ok == nlisten ? port : -1;
+}
+
+/* One race; returns 0, or 1 with why filled. *cross: the two openings came
+ * from different processes. */
+static int race_once(vigil_loop *loop, redisContext *rc, child *watch, int pa, int pb, int *cross,
+                     char *why, size_t cap) {
+  vigil_client *ca = NULL, *cb = NULL;
+  util_rec ra, rb;
+  race_ev e;
+  long g0 = race_hnum(rc, "gen");
+  util_rec *surv = NULL, *loser = NULL;
+  vigil_client *sc = NULL;
+  char state[16] = "", where[80] = "", node[64] = "", worker[16] = "";
+  const char *want_at;
+  uint64_t end;
+  int rc_ = 1;
+  memset(&e, 0, sizeof e);
+  if (race_client(loop, pa, &ra, &ca) != 0 || race_client(loop, pb, &rb, &cb) != 0) {
+    snprintf(why, cap, "client setup failed");
+    goto out;
+  }
+  /* Settled: one client closed by TAKEOVER, both openings and the loser's
+   * death published, Redis online at gen + 2. */
+  end = mono_ms() + 8000;
+  for (;;) {
+    util_run_for(loop, 2);
+    race_read_events(watch, &e);
+    if (ra.deaths + ra.rejects + rb.deaths + rb.rejects == 1 &&
+        (ra.deaths + ra.rejects == 1 ? rb.opens : ra.opens) == 1 && e.opens == 2 &&
+        e.takeover_deads == 1 && race_hnum(rc, "gen") == g0 + 2)
+      break;
+    if (mono_ms() >= end || ra.deaths + ra.rejects + rb.deaths + rb.rejects > 1) {
+      snprintf(why, cap,
+               "not settled: client deaths %d+%d, opens %d/%d, rejects %d/%d, closed %d/%d, "
+               "watch opens %d deads %d (takeover %d), gen %ld (was %ld)",
+               ra.deaths, rb.deaths, ra.opens, rb.opens, ra.rejects, rb.rejects, ra.closed,
+               rb.closed, e.opens, e.deads, e.takeover_deads,
+               race_hnum(rc, "gen"), g0);
+      goto out;
+    }
+  }
+  /* The loser heard CLOSE TAKEOVER: a death, or a reject when the server
+   * had opened it and taken it over before its WELCOME was written. */
+  loser = ra.deaths + ra.rejects == 1 ? &ra : &rb;
+  surv = loser == &ra ? &rb : &ra;
+  sc = loser == &ra ? cb : ca;
+  if (loser->death.close_code != VIGIL_CLOSE_TAKEOVER || surv->opens != 1) {
+    snprintf(why, cap, "loser closed with %u, survivor opens %d", loser->death.close_code,
+             surv->opens);
+    goto out;
+  }
+  util_run_for(loop, 20); /* a wrong eviction would come now */
+  race_read_events(watch, &e);
+  race_hstr(rc, "state", state, sizeof state);
+  race_hstr(rc, "node", node, sizeof node);
+  race_hstr(rc, "worker", worker, sizeof worker);
+  snprintf(where, sizeof where, "%s/%s", node, worker);
+  *cross = strcmp(e.open_at[0], e.open_at[1]) != 0;
+  /* the survivor's process: the opening that is not the loser's */
+  want_at = strcmp(e.open_at[0], e.loser_at) == 0 ? e.open_at[1] : e.open_at[0];
+  if (surv->deaths + surv->rejects != 0 || strcmp(state, "online") != 0 || strcmp(where, want_at) != 0 ||
+      e.gen[0] != g0 + 1 || e.gen[1] != g0 + 2 || (*cross && e.loser_applied)) {
+    snprintf(why, cap,
+             "survivor deaths %d; Redis %s at %s, survivor at %s (openings at %s, %s, gens "
+             "%ld %ld, from %ld); loser applied %d",
+             surv->deaths, state, where, want_at, e.open_at[0], e.open_at[1], e.gen[0], e.gen[1],
+             g0, e.loser_applied);
+    goto out;
+  }
+  /* no stale online: the survivor leaves, Redis says offline */
+  (void)vigil_client_close(sc, 0);
+  end = mono_ms() + 8000;
+  for (;;) {
+    util_run_for(loop, 2);
+    race_read_events(watch, &e);
+    race_hstr(rc, "state", state, sizeof state);
+    if (e.deads == 2 && e.applied_deads >= 1 && strcmp(state, "offline") == 0)
+      break;
+    if (mono_ms() >= end) {
+      snprintf(why, cap, "after the survivor left: Redis %s, deaths published %d (applied %d)",
+               state, e.deads, e.applied_deads);
+      goto out;
+    }
+  }
+  rc_ = 0;
+out:
+  if (ca != NULL)
+    (void)vigil_client_close(ca, 0);
+  if (cb != NULL)
+    (void)vigil_client_close(cb, 0);
+  if (ca != NULL && !util_run_until(loop, &ra.closed, 5000))
+    rc_ = 1;
+  if (cb != NULL && !util_run_until(loop, &rb.closed, 5000))
+    rc_ = 1;
+  if (ca != NULL)
+    (void)vigil_client_free(ca);
+  if (cb != NULL)
+    (void)vigil_client_free(cb);
+  return rc_;
+}
+
+static int race_count(void) {
+  const char *s = getenv("VIGIL_RACES");
+  long n = s != NULL ? strtol(s, NULL, 10) : 0;
+  return n > 0 && n <= 100000 ? (int)n : 100;
+}
+
+/* workers: one `serve --workers 2`, both clients to its port (the kernel
+ * picks the worker); else two nodes on two ports. */
+static int takeover_race(int workers) {
+  static util_redis rd;
+  child s1, s2, watch;
+  vigil_loop loop;
+  redisContext *rc = NULL;
+  char url[160], why[512] = "";
+  int p1, p2, i, cross = 0, races = race_count(), failed = 0, loop_up = 0;
+  uint64_t t0;
+  memset(&rd, 0, sizeof rd);
+  memset(&s1, 0, sizeof s1);
+  memset(&s2, 0, sizeof s2);
+  memset(&watch, 0, sizeof watch);
+  if (util_redis_start(&rd) != 0)
+    RETURN_SKIP("redis-server not installed or did not start");
+  snprintf(url, sizeof url, "unix://%s", rd.sock);
+  if (workers) {
+    p1 = p2 = race_serve(&s1, url, "w", "2", 2);
+  } else {
+    p1 = race_serve(&s1, url, "n1", NULL, 1);
+    p2 = race_serve(&s2, url, "n2", NULL, 1);
+  }
+  if (p1 <= 0 || p2 <= 0) {
+    snprintf(why, sizeof why, "serve did not start");
+    goto fail;
+  }
+  {
+    char *argv[] = {NULL, "watch", "--presence", url, NULL};
+    if (child_start(&watch, argv) != 0 ||
+        !child_stderr_has(&watch, "subscribed to vigil:events", 5000)) {
+      snprintf(why, sizeof why, "watch did not subscribe");
+      goto fail;
+    }
+  }
+  race_servers[0] = &s1;
+  race_servers[1] = &s2;
+  rc = redisConnectUnix(rd.sock);
+  if (rc == NULL || rc->err != 0 || vigil_loop_init(&loop, NULL) != 0) {
+    snprintf(why, sizeof why, "no Redis context or loop");
+    goto fail;
+  }
+  loop_up = 1;
+  t0 = mono_ms();
+  for (i = 0; i < races; i++) {
+    int c = 0;
+    char detail[400] = "";
+    if (race_once(&loop, rc, &watch, p1, p2, &c, detail, sizeof detail) != 0) {
+      snprintf(why, sizeof why, "race %d: %s", i, detail);
+      goto fail;
+    }
+    cross += c;
+  }
+  fprintf(stderr,
+          "%d races of one id (%s): exactly one holder each time, %d between two processes; "
+          "%llu ms\n",
+          races, workers ? "serve --workers 2" : "two serve nodes", cross,
+          (unsigned long long)(mono_ms() - t0));
+  if (cross == 0) {
+    snprintf(why, sizeof why, "no race was between two processes");
+    goto fail;
+  }
+  goto done;
+fail:
+  failed = 1;
+  fprintf(stderr, "%s\nserve: %.2000s\nwatch: %.2000s\n", why, s1.err_buf, watch.err_buf);
+done:
+  if (loop_up) {
+    util_run_for(&loop, 10);
+    (void)vigil_loop_close(&loop);
+  }
+  if (rc != NULL)
+    redisFree(rc);
+  race_servers[0] = race_servers[1] = NULL;
+  if (watch.pid > 0)
+    child_kill(&watch);
+  if (s1.pid > 0) {
+    kill(s1.pid, SIGTERM);
+    if (child_wait(&s1, 10000) != 0)
+      failed = 1;
+  }
+  if (s2.pid > 0) {
+    kill(s2.pid, SIGTERM);
+    if (child_wait(&s2, 10000) != 0)
+      failed = 1;
+  }
+  util_redis_cleanup(&rd);
+  return failed;
+}
+#endif
+
+/* Issue 9: two `vigil serve` nodes on two ports, one Redis. */
+TEST_IMPL(presence_takeover_race_nodes) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#elif !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  NEED_BINARY();
+  return takeover_race(0);
+#endif
+}
+
+/* Issue 9: two worker processes of one `vigil serve --workers 2`. */
+TEST_IMPL(presence_takeover_race_workers) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn; one process on Windows");
+#elif !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  NEED_BINARY();
+  return takeover_race(1);
+#endif
+}
