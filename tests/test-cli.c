@@ -2272,8 +2272,8 @@ fail:
 
 typedef struct race_ev {
   int opens, deads, takeover_deads, applied_deads;
-  char open_at[2][80];  /* node/worker of each opening */
-  char loser_at[80];    /* node/worker of the takeover death */
+  char open_at[2][80]; /* node/worker of each opening */
+  char loser_at[80];   /* node/worker of the takeover death */
   int loser_applied;
   long gen[2];
 } race_ev;
@@ -2364,9 +2364,8 @@ static int race_serve(child *srv, const char *url, const char *node, const char 
   char line[1024];
   int port = -1, seen = 0, ok = 0;
   uint64_t end = mono_ms() + 10000;
-  char *argv[] = {NULL,    "serve",      "127.0.0.1:0", "--json", "-i",         "500ms", "-t",
-                  "5s",    "--presence", (char *)url,   "--node", (char *)node, NULL,    NULL,
-                  NULL};
+  char *argv[] = {NULL,         "serve",     "127.0.0.1:0", "--json",     "-i", "500ms", "-t", "5s",
+                  "--presence", (char *)url, "--node",      (char *)node, NULL, NULL,    NULL};
   if (workers != NULL) {
     argv[12] = "--workers";
     argv[13] = (char *)workers;
@@ -2420,8 +2419,7 @@ static int race_once(vigil_loop *loop, redisContext *rc, child *watch, int pa, i
                "not settled: client deaths %d+%d, opens %d/%d, rejects %d/%d, closed %d/%d, "
                "watch opens %d deads %d (takeover %d), gen %ld (was %ld)",
                ra.deaths, rb.deaths, ra.opens, rb.opens, ra.rejects, rb.rejects, ra.closed,
-               rb.closed, e.opens, e.deads, e.takeover_deads,
-               race_hnum(rc, "gen"), g0);
+               rb.closed, e.opens, e.deads, e.takeover_deads, race_hnum(rc, "gen"), g0);
       goto out;
     }
   }
@@ -2444,8 +2442,9 @@ static int race_once(vigil_loop *loop, redisContext *rc, child *watch, int pa, i
   *cross = strcmp(e.open_at[0], e.open_at[1]) != 0;
   /* the survivor's process: the opening that is not the loser's */
   want_at = strcmp(e.open_at[0], e.loser_at) == 0 ? e.open_at[1] : e.open_at[0];
-  if (surv->deaths + surv->rejects != 0 || strcmp(state, "online") != 0 || strcmp(where, want_at) != 0 ||
-      e.gen[0] != g0 + 1 || e.gen[1] != g0 + 2 || (*cross && e.loser_applied)) {
+  if (surv->deaths + surv->rejects != 0 || strcmp(state, "online") != 0 ||
+      strcmp(where, want_at) != 0 || e.gen[0] != g0 + 1 || e.gen[1] != g0 + 2 ||
+      (*cross && e.loser_applied)) {
     snprintf(why, cap,
              "survivor deaths %d; Redis %s at %s, survivor at %s (openings at %s, %s, gens "
              "%ld %ld, from %ld); loser applied %d",

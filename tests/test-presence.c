@@ -925,10 +925,9 @@ TEST_IMPL(redis_outage_1000_clients) {
           "Redis away %u ms under %d clients: %llu updates queued (the bound), %llu dropped; "
           "after it returned: %llu syncs, %llu updates sent in all; table %d online + %d "
           "offline, Redis %d online, %d clients open; %d mismatches%s%s\n",
-          OUTAGE_MS, BIG_SLOTS, (unsigned long long)during.queued,
-          (unsigned long long)st.dropped, (unsigned long long)st.syncs,
-          (unsigned long long)st.sent, a.online, a.offline, redis_online, open_clients,
-          a.mismatches, a.mismatches != 0 ? ", first: " : "", a.first);
+          OUTAGE_MS, BIG_SLOTS, (unsigned long long)during.queued, (unsigned long long)st.dropped,
+          (unsigned long long)st.syncs, (unsigned long long)st.sent, a.online, a.offline,
+          redis_online, open_clients, a.mismatches, a.mismatches != 0 ? ", first: " : "", a.first);
   ASSERT_EQ(a.mismatches, 0);
   ASSERT_EQ(extra, 0);
   ASSERT_EQ(a.online, BIG_SLOTS);
