@@ -767,6 +767,13 @@ TEST_IMPL(status_page_in_chromium) {
 TEST_IMPL(alert_rules_check) {
   const char *src = getenv("VIGIL_SOURCE_DIR");
   char cmd[1024];
+#if defined(_WIN32)
+  /* The rules file is the same on every platform; promtool is a Linux
+   * binary the Linux run uses. */
+  (void)src;
+  (void)cmd;
+  RETURN_SKIP("promtool checks the rules on the Linux run");
+#endif
   if (src == NULL)
     src = VIGIL_SOURCE_DIR;
   if (util_sh("command -v promtool >/dev/null 2>&1") != 0) {
