@@ -12,6 +12,17 @@
 #   server restart (SIGTERM, then a new one)    clients must see the goodbye (code 1)
 #                                                and reconnect to the new server
 #
+# Then, when redis-server is installed and vigil has Redis support, the fleet
+# view (docs/PRESENCE.md): `vigil serve --workers 2 --presence unix://...` on a
+# redis-server of the demo's own (a temp dir, no persistence, stopped by pid),
+# clients f1..f4, and what `vigil who` (asking Redis only) says:
+#   f1..f4 connect                               who: all online, node demo
+#   SIGSTOP of f2                                who: offline, peer_stalled, within
+#                                                timeout + 1 s
+#   kill -9 of f3's worker                       who: f3 online again (a new
+#                                                connection, on whichever worker)
+# Without them the fleet rows are left out and the report says why.
+#
 # No root; docs/CLI.md gives the last run's time (measured into build/demo/elapsed_s); every process it starts is stopped on exit (trap);
 # exits 1 if an expectation failed. Logs (JSON lines, docs/CLI.md) are kept
 # in build/demo/ for a closer look.
@@ -50,6 +61,7 @@ cleanup() {
     kill -KILL "$p" 2>/dev/null || true
     wait "$p" 2>/dev/null || true
   done
+  if [ -n "${REDIS_DIR:-}" ]; then rm -rf "$REDIS_DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -85,8 +97,8 @@ start_server() {
 }
 
 declare -A cpid
-start_client() {
-  "$VIGIL" connect "$ADDR" --id "$1" "${HB[@]}" --backoff-max 1s --json --quiet-rtt >"$LOG/$1.log" 2>"$LOG/$1.err" &
+start_client() {   # ID [ADDR]
+  "$VIGIL" connect "${2:-$ADDR}" --id "$1" "${HB[@]}" --backoff-max 1s --json --quiet-rtt >"$LOG/$1.log" 2>"$LOG/$1.err" &
   cpid[$1]=$!
   pids+=("${cpid[$1]}")
 }
@@ -134,6 +146,89 @@ sleep 1
 mark restart_up
 start_server server2 || ok=0
 for c in c3 c4; do wait_for "$LOG/server2.log" "$(open_re $c)" 15 || ok=0; done
+
+# ---- the fleet view ----
+# wait_who NAME SECONDS TEST: polls `vigil who f1..f4 --json` (Redis only)
+# until TEST (a shell function given the output file) holds; the output is
+# kept as who-NAME.json, the time it first held marked as NAME.
+PURL=
+who_json() { "$VIGIL" who --presence "$PURL" f1 f2 f3 f4 --json >"$1" 2>>"$LOG/who.err" || true; }
+wait_who() {
+  local name=$1 test=$3 deadline
+  deadline=$(( $(date +%s%N) + ${2}000000000 ))
+  while [ "$(date +%s%N)" -lt "$deadline" ]; do
+    who_json "$LOG/who-$name.json"
+    if "$test" "$LOG/who-$name.json"; then mark "$name"; return 0; fi
+    sleep 0.05
+  done
+  echo "demo: vigil who never showed $name" >&2
+  return 1
+}
+id_line() { grep -E "\"id\":\"$2\"" "$1" || true; }
+all_online() { [ "$(grep -c '"state":"online","node":"demo"' "$1")" = 4 ]; }
+f2_offline() { id_line "$1" f2 | grep -q '"state":"offline".*"cause":"peer_stalled"'; }
+gen_of() { id_line "$1" "$2" | grep -Eo '"gen":[0-9]+' | cut -d: -f2 || true; }
+f3_back() { id_line "$1" f3 | grep -q '"state":"online"' && [ "$(gen_of "$1" f3)" -gt "$F3_GEN" ] 2>/dev/null; }
+
+FLEET_SKIP=
+if ! command -v redis-server >/dev/null; then
+  FLEET_SKIP="redis-server not installed (scripts/install-deps.sh)"
+else
+  REDIS_DIR=$(mktemp -d /tmp/vigil-demo-redis.XXXXXX)
+  PURL=unix://$REDIS_DIR/redis.sock
+  redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --save "" --appendonly no \
+    --dir "$REDIS_DIR" --loglevel warning >"$LOG/redis.log" 2>&1 &
+  pids+=("$!")
+  for _ in $(seq 1 60); do
+    "$VIGIL" who --presence "$PURL" >/dev/null 2>"$LOG/who.err" && break
+    sleep 0.05
+  done
+  if grep -q 'no Redis support' "$LOG/who.err"; then
+    FLEET_SKIP="this vigil was built without hiredis (libhiredis-dev)"
+  elif ! "$VIGIL" who --presence "$PURL" >/dev/null 2>&1; then
+    FLEET_SKIP="the demo's redis-server did not answer"
+    ok=0
+  fi
+fi
+if [ -n "$FLEET_SKIP" ]; then
+  echo "demo: fleet view skipped: $FLEET_SKIP"
+  echo "$FLEET_SKIP" >"$LOG/fleet-skipped"
+else
+  FPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  echo "demo: the fleet: vigil serve 127.0.0.1:$FPORT --workers 2 --presence $PURL and clients f1..f4"
+  "$VIGIL" serve "127.0.0.1:$FPORT" "${HB[@]}" --workers 2 --presence "$PURL" --node demo \
+    --node-timeout 1s --json >"$LOG/fleet.log" 2>"$LOG/fleet.err" &
+  pids+=("$!")
+  for _ in $(seq 1 100); do
+    [ "$(count_of "$LOG/fleet.log" '"event":"listening"')" -ge 2 ] && break
+    sleep 0.05
+  done
+  mark fleet_join
+  for c in f1 f2 f3 f4; do start_client $c "127.0.0.1:$FPORT"; done
+  wait_who fleet_online 5 all_online || ok=0
+
+  echo "demo: SIGSTOP of f2 (vigil who must say offline within timeout + 1 s)"
+  mark fleet_stop_f2
+  kill -STOP "${cpid[f2]}"
+  wait_who fleet_f2_offline 4 f2_offline || ok=0
+
+  # (|| true: a missing line is reported below, not a silent exit under set -e)
+  F3_GEN=$(gen_of "$LOG/who-fleet_online.json" f3)
+  F3_WORKER=$(grep -E "$(open_re f3)" "$LOG/fleet.log" | grep -Eo '"worker":[0-9]+' | head -1 |
+              cut -d: -f2 || true)
+  F3_PID=$(grep '"event":"worker_start"' "$LOG/fleet.log" | grep "\"worker\":${F3_WORKER:-x}," |
+           tail -1 | grep -Eo '"pid":[0-9]+' | cut -d: -f2 || true)
+  echo "demo: kill -9 of worker ${F3_WORKER:-?} (pid ${F3_PID:-?}), f3's"
+  mark fleet_kill_worker
+  if [ -n "$F3_PID" ] && [ -n "$F3_GEN" ]; then
+    kill -KILL "$F3_PID"
+    wait_who fleet_f3_back 6 f3_back || ok=0
+  else
+    echo "demo: f3's worker not found in fleet.log" >&2
+    ok=0
+  fi
+  "$VIGIL" who --presence "$PURL" f1 f2 f3 f4 >"$LOG/who-final.txt" 2>&1 || true
+fi
 
 echo
 python3 - "$LOG" "$INTERVAL_MS" "$TIMEOUT_MS" "$SLACK_MS" <<'EOF' >"$LOG/report.txt" || ok=0
@@ -226,6 +321,51 @@ for name in ("c3", "c4"):
     row(f"server back: {name} reconnects", "server", first(s2, "open", name, faults["restart_up"]),
         faults["restart_up"], lambda e: True, 3000, "< 3 s (backoff max 1 s)")
 
+# The fleet: what `vigil who` (Redis only) said, timed from the fault to the
+# who line that first showed it.
+def who(name):
+    out = {}
+    try:
+        with open(os.path.join(log, f"who-{name}.json")) as f:
+            for line in f:
+                if line.strip():
+                    e = json.loads(line)
+                    out[e.get("id")] = e
+    except FileNotFoundError:
+        pass
+    return out
+
+def fleet_row(fault, start, name, verdict, good, bound_ms, bound_text):
+    global failures
+    w = who(name)
+    t = faults.get(name)
+    if t is None or not w:
+        rows.append((fault, "vigil who", "not seen" if not w else "; ".join(
+            f"{i} {e.get('state')}" for i, e in sorted(w.items())), "-", "-", bound_text, "FAIL"))
+        failures += 1
+        return
+    at = min(e["t"] for e in w.values())
+    ms = (at - faults[start]) * 1000.0
+    ok_ = good(w) and ms <= bound_ms
+    if not ok_:
+        failures += 1
+    rows.append((fault, "vigil who", verdict(w), f"{ms:.0f} ms", "-", bound_text,
+                 "ok" if ok_ else "FAIL"))
+
+fleet_skipped = os.path.exists(os.path.join(log, "fleet-skipped"))
+if not fleet_skipped:
+    online = lambda w: [i for i, e in w.items() if e.get("state") == "online" and e.get("node") == "demo"]
+    fleet_row("fleet: f1..f4 join 2 workers", "fleet_join", "fleet_online",
+              lambda w: f"online, node demo ({len(online(w))} of 4)",
+              lambda w: len(online(w)) == 4, 3000, "< 3000 ms")
+    fleet_row("fleet: SIGSTOP of f2", "fleet_stop_f2", "fleet_f2_offline",
+              lambda w: f"f2 {w.get('f2', {}).get('state')}, {w.get('f2', {}).get('cause')}",
+              lambda w: w.get("f2", {}).get("cause") == "peer_stalled", timeout + 1000,
+              f"< {timeout} + 1000 ms")
+    fleet_row("fleet: kill -9 of f3's worker", "fleet_kill_worker", "fleet_f3_back",
+              lambda w: f"f3 {w.get('f3', {}).get('state')} again (new connection)",
+              lambda w: w.get("f3", {}).get("state") == "online", 5000, "< 5000 ms")
+
 head = ("fault", "seen by", "verdict", "after fault", "silent", "expected", "")
 widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
 for r in [head] + rows:
@@ -234,6 +374,15 @@ if e is not None:
     print(f"\nSIGSTOP client c3: {e['cause']} after {(e['t'] - faults['stop_c3']) * 1000:.0f} ms "
           f"from the stop, {e['silent_ms']} ms after its last frame "
           f"(bound: timeout {timeout} ms + {slack} ms)")
+if fleet_skipped:
+    print(f"\nfleet view: skipped, {open(os.path.join(log, 'fleet-skipped')).read().strip()}")
+else:
+    print("\nfleet: vigil serve --workers 2 --presence unix://... --node demo; at the end, "
+          "vigil who f1 f2 f3 f4:")
+    try:
+        print(open(os.path.join(log, "who-final.txt")).read().rstrip("\n"))
+    except FileNotFoundError:
+        print("(no output)")
 print()
 deaths = [x for x in s1 + s2 if x["event"] == "dead"]
 print(f"server events: {len(s1) + len(s2)} lines, {len(deaths)} deaths; logs in {log}/")
