@@ -39,11 +39,17 @@ static int peer_kernel_alive(const vigil_tcp_evidence *ev, const vigil_verdict *
     *why = "peer's kernel ACKs with a zero window: its application is not reading";
     return 1;
   }
-  if (ev->unacked == 0) {
+  /* Everything we wrote must have been ACKed, our ping after the peer's
+   * last frame included. An ACK after that frame alone proves less: it may
+   * be the delayed ACK (40-200 ms) of our answer to it, sent before the
+   * path died. A ping the kernel could not even send (the route went down
+   * with the link: it waits in the send queue, the probe timer counting)
+   * shows in notsent_bytes, not in unacked. */
+  if (ev->unacked == 0 && ev->notsent_bytes == 0) {
     *why = "peer's kernel ACKed our probes but its application sent no valid frame";
     return 1;
   }
-  return 0; /* our data sits unacknowledged: silence, not a stall */
+  return 0; /* our data sits unacknowledged or unsent: silence, not a stall */
 }
 
 static vigil_cause classify_timedout(const vigil_verdict *v, const vigil_tcp_evidence *ev,

@@ -1781,6 +1781,12 @@ TEST_IMPL(evidence_rules) {
   ev.unacked = 0;
   ev.last_ack_recv_ms = 200;
   ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, &ev), VIGIL_CAUSE_PEER_STALLED);
+  /* An ACK after the last frame (the delayed ACK of our pong), but our
+   * ping never left the send queue (the route went with the link): the
+   * fault suite's vanish case, tcp_last_ack_ms 1444 of silent 1500. */
+  ev.notsent_bytes = 2;
+  ASSERT_EQ(classify(VIGIL_CAUSE_HEARTBEAT_TIMEOUT, 0, 300, &ev), VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  ev.notsent_bytes = 0;
   /* ... data stuck behind a zero window: stalled as well. */
   ev.unacked = 2;
   ev.snd_wnd = 0;

@@ -395,6 +395,7 @@ void vigil_cli_line_death(vigil_cli_line *l, const vigil_death *d, int establish
     vigil_cli_line_u64(l, "tcp_last_ack_ms", d->tcp.last_ack_recv_ms);
     if (d->tcp.snd_wnd != UINT32_MAX)
       vigil_cli_line_u64(l, "tcp_snd_wnd", d->tcp.snd_wnd);
+    vigil_cli_line_u64(l, "tcp_notsent", d->tcp.notsent_bytes);
   }
 }
 

@@ -226,8 +226,9 @@ def main():
         p("| %s | " % name + " | ".join(cell([r for r in rs if r["mech"] == m[0]]) or "n/a"
                                         for m in present) + " |")
     p()
-    p("Times are from the fault to the verdict (NAT rows: from the handshake, when the"
-      " flow goes idle). \"not detected in T\": watched for T after the fault with no"
+    p("Times are from the fault to the verdict (pulled cable, vanished host, one-way"
+      " loss: from when the `ip` or `nft` command returned, since a loaded machine can take hundreds of ms"
+      " to run it; NAT rows: from the handshake, when the flow goes idle). \"not detected in T\": watched for T after the fault with no"
       " verdict, which is the expected outcome where the mechanism cannot see that fault."
       " n/a: not run for that mechanism. In the heartbeat's data rows the observer"
       " (`vigil connect` or `vigil serve`, `--send-every`) was sending when the fault"
