@@ -8,12 +8,17 @@
  * the heartbeats handled in the window; memory per connection is the
  * server's VmRSS after connecting minus before, divided by N.
  *
- * The same run measures two servers one after the other, under the same
- * load, on the same (shared, noisy) machine, and prints the ratio:
- *   vigil     `vigil serve` (the CLI on libvigil's server)
+ * The same run measures three servers one after the other, under the same
+ * load, on the same (shared, noisy) machine, and prints the ratios:
+ *   vigil     `vigil serve` (the CLI on libvigil's server); --vigil
+ *             LABEL=PATH, repeated, measures several builds side by side
  *   baseline  bench/baseline-uv-heartbeat.c: the same protocol answered the
  *             way people write it on libuv (uv_tcp_t + a uv_timer_t read
  *             timeout restarted on every read)
+ *   floor     bench/baseline-floor.c: bare epoll, no timers, no
+ *             per-connection object: what any server pays. Each server's
+ *             user-space CPU per heartbeat and RSS per connection are
+ *             printed against it (issue 11's targets are ratios to it).
  *
  * The load generator speaks protocol v1 with libvigil's wire codec over its
  * own epoll. The proposed heartbeat interval is 1.5 x the ping period, so a
@@ -32,7 +37,7 @@
  * are measured alternately for several rounds and the least disturbed
  * round of each (least CPU per heartbeat) is compared.
  *
- * With --vs-metrics the second server is not the baseline but `vigil serve
+ * With --vs-metrics the baseline and the floor make way for `vigil serve
  * --metrics` (the HTTP endpoint of docs/OPERATIONS.md), scraped on /metrics
  * once a second by a thread of this process during the window (a busy
  * Prometheus; 15 s is usual), so the ratio is the endpoint's cost per
@@ -47,8 +52,8 @@
  * way); memory per connection includes the server's OpenSSL state.
  *
  * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
- *                          [--only vigil|baseline] [--vigil PATH] [--baseline PATH]
- *                          [--vs-metrics | --vs-tls]
+ *                          [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...
+ *                          [--baseline PATH] [--floor PATH] [--vs-metrics | --vs-tls]
  * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
@@ -634,9 +639,11 @@ static void raise_nofile(void) {
 }
 
 static int usage(void) {
-  fprintf(stderr, "usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]\n"
-                  "                         [--only vigil|baseline] [--vigil PATH] "
-                  "[--baseline PATH] [--vs-metrics | --vs-tls]\n");
+  fprintf(stderr,
+          "usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]\n"
+          "                         [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...\n"
+          "                         [--baseline PATH] [--floor PATH] "
+          "[--vs-metrics | --vs-tls]\n");
   return 2;
 }
 
@@ -702,20 +709,136 @@ static void tls_cleanup(void) {
   }
 }
 
-int main(int argc, char **argv) {
-  static char dir[PATH_MAX], vigil_path[PATH_MAX + 32], base_path[PATH_MAX + 32];
-  char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32];
-  const char *only = NULL;
-  run_result rv[MAX_ROUNDS], rb[MAX_ROUNDS];
-  const run_result *bv, *bb;
-  unsigned rounds = 3;
-  int vs_metrics = 0, vs_tls = 0;
+/* The servers one run measures, in the order they run each round. */
+enum { S_VIGIL, S_METRICS, S_TLS, S_UV, S_FLOOR };
+#define MAX_SERVERS 8
 
-  memset(rv, 0, sizeof(rv));
-  memset(rb, 0, sizeof(rb));
+typedef struct server {
+  int kind;
+  char label[24];
+  char path[PATH_MAX + 32];
+  run_result r[MAX_ROUNDS];
+  const run_result *best;
+} server;
+
+static server servers[MAX_SERVERS];
+static int nservers;
+
+static server *add_server(int kind, const char *label, const char *path) {
+  server *s;
+  if (nservers == MAX_SERVERS)
+    return NULL;
+  s = &servers[nservers++];
+  memset(s, 0, sizeof(*s));
+  s->kind = kind;
+  snprintf(s->label, sizeof(s->label), "%s", label);
+  snprintf(s->path, sizeof(s->path), "%s", path);
+  return s;
+}
+
+/* One round of server s. */
+static void run_server(server *s, unsigned k) {
+  char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32], mport_s[32];
+  uint16_t port = bench_free_port();
+  run_result *r = &s->r[k];
+  char *av[16];
+  int n = 0;
+
+  snprintf(port_s, sizeof(port_s), "%u", port);
+  snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
+  snprintf(iv_s, sizeof(iv_s), "%ums", ping_ms * 3 / 2);
+  snprintf(to_s, sizeof(to_s), "%ums", ping_ms * 9 / 2);
+  snprintf(to_ms_s, sizeof(to_ms_s), "%u", ping_ms * 9 / 2);
+  snprintf(max_s, sizeof(max_s), "%u", n_conns + 100);
+  av[n++] = s->path;
+  if (s->kind == S_UV || s->kind == S_FLOOR) {
+    av[n++] = "--host";
+    av[n++] = "127.0.0.1";
+    av[n++] = "--port";
+    av[n++] = port_s;
+    if (s->kind == S_UV) {
+      av[n++] = "--timeout-ms";
+      av[n++] = to_ms_s;
+    }
+  } else {
+    char *const common[] = {"serve",     addr_s, "--interval",  iv_s,
+                            "--timeout", to_s,   "--max-conns", max_s};
+    for (size_t j = 0; j < sizeof(common) / sizeof(common[0]); j++)
+      av[n++] = common[j];
+    if (s->kind == S_METRICS) {
+      r->mport = bench_free_port();
+      snprintf(mport_s, sizeof(mport_s), "127.0.0.1:%u", r->mport);
+      av[n++] = "--metrics";
+      av[n++] = mport_s;
+    } else if (s->kind == S_TLS) {
+      av[n++] = "--tls-cert";
+      av[n++] = tls_cert;
+      av[n++] = "--tls-key";
+      av[n++] = tls_key;
+    }
+  }
+  av[n] = NULL;
+  tls_ctx = s->kind == S_TLS ? tls_client_ctx : NULL;
+  if (measure(s->label, av, port, r) == 0) {
+    print_row(k + 1, r);
+    if (s->kind == S_METRICS)
+      printf("      scrapes in the window %u (slowest %.1f ms); after it: /metrics %.2f ms "
+             "(%zu B), /connections?limit=1000 %.1f ms (%zu B)\n",
+             r->scrapes, r->scrape_max_ms, r->metrics_ms, r->metrics_bytes, r->conns_page_ms,
+             r->page_bytes);
+  }
+  tls_ctx = NULL;
+}
+
+static const server *find_kind(int kind) {
+  for (int i = 0; i < nservers; i++)
+    if (servers[i].kind == kind && servers[i].best != NULL)
+      return &servers[i];
+  return NULL;
+}
+
+/* Each server's best round against the floor's: user-space CPU per
+ * heartbeat (the kernel's share is the same loopback path for all) and
+ * RSS per connection. */
+static void print_floor_ratios(void) {
+  const server *f = find_kind(S_FLOOR);
+  if (f == NULL)
+    return;
+  printf("\nagainst the bare-epoll floor (best rounds): floor %.2f us/hb in user space, "
+         "%.0f B/conn\n",
+         user_us_per_hb(f->best), bytes_per_conn(f->best));
+  for (int i = 0; i < nservers; i++) {
+    const server *s = &servers[i];
+    if (s == f || s->best == NULL)
+      continue;
+    printf("  %-16s user us/hb %.2f = %.2fx floor, RSS %.0f B/conn = %+.0f B over floor", s->label,
+           user_us_per_hb(s->best), user_us_per_hb(s->best) / user_us_per_hb(f->best),
+           bytes_per_conn(s->best), bytes_per_conn(s->best) - bytes_per_conn(f->best));
+    if (bytes_per_conn(f->best) >= 16) /* a ratio to (nearly) nothing says nothing */
+      printf(" (%.1fx)", bytes_per_conn(s->best) / bytes_per_conn(f->best));
+    printf("\n");
+  }
+}
+
+static int have_kind(int kind) {
+  for (int i = 0; i < nservers; i++)
+    if (servers[i].kind == kind)
+      return 1;
+  return 0;
+}
+
+static int runnable(const char *path) {
+  return access(path, X_OK) == 0;
+}
+
+int main(int argc, char **argv) {
+  static char dir[PATH_MAX], path[PATH_MAX + 32];
+  const char *only = NULL;
+  unsigned rounds = 3;
+  int vs_metrics = 0, vs_tls = 0, vigils = 0, ok = 1;
+  const server *v0, *b;
+
   bench_self_dir(dir, sizeof(dir));
-  snprintf(vigil_path, sizeof(vigil_path), "%s/vigil", dir);
-  snprintf(base_path, sizeof(base_path), "%s/baseline-uv-heartbeat", dir);
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(argv[i], "--vs-metrics") == 0) {
@@ -728,27 +851,57 @@ int main(int argc, char **argv) {
     }
     if (v == NULL)
       return usage();
-    if (strcmp(argv[i], "-n") == 0)
+    if (strcmp(argv[i], "-n") == 0) {
       n_conns = (unsigned)strtoul(v, NULL, 10);
-    else if (strcmp(argv[i], "-w") == 0)
+    } else if (strcmp(argv[i], "-w") == 0) {
       window_s = (unsigned)strtoul(v, NULL, 10);
-    else if (strcmp(argv[i], "-r") == 0)
+    } else if (strcmp(argv[i], "-r") == 0) {
       rounds = (unsigned)strtoul(v, NULL, 10);
-    else if (strcmp(argv[i], "-i") == 0)
+    } else if (strcmp(argv[i], "-i") == 0) {
       ping_ms = (unsigned)strtoul(v, NULL, 10);
-    else if (strcmp(argv[i], "--only") == 0)
+    } else if (strcmp(argv[i], "--only") == 0) {
       only = v;
-    else if (strcmp(argv[i], "--vigil") == 0)
-      snprintf(vigil_path, sizeof(vigil_path), "%s", v);
-    else if (strcmp(argv[i], "--baseline") == 0)
-      snprintf(base_path, sizeof(base_path), "%s", v);
-    else
+    } else if (strcmp(argv[i], "--vigil") == 0) {
+      /* PATH (labelled "vigil serve") or LABEL=PATH, repeatable */
+      const char *eq = strchr(v, '=');
+      char label[24];
+      snprintf(label, sizeof(label), "%.*s", eq != NULL ? (int)(eq - v) : 11,
+               eq != NULL ? v : "vigil serve");
+      if (add_server(S_VIGIL, label, eq != NULL ? eq + 1 : v) == NULL)
+        return usage();
+      vigils++;
+    } else if (strcmp(argv[i], "--baseline") == 0) {
+      if (add_server(S_UV, "libuv baseline", v) == NULL)
+        return usage();
+    } else if (strcmp(argv[i], "--floor") == 0) {
+      if (add_server(S_FLOOR, "epoll floor", v) == NULL)
+        return usage();
+    } else {
       return usage();
+    }
     i++;
   }
   if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200 || rounds == 0 ||
-      rounds > MAX_ROUNDS || (vs_metrics && vs_tls))
+      rounds > MAX_ROUNDS || (vs_metrics && vs_tls) || (vigils > 1 && (vs_metrics || vs_tls)))
     return usage();
+  if (vigils == 0) {
+    snprintf(path, sizeof(path), "%s/vigil", dir);
+    add_server(S_VIGIL, "vigil serve", path);
+  }
+  if (vs_metrics) {
+    add_server(S_METRICS, "serve --metrics", servers[0].path);
+  } else if (vs_tls) {
+    add_server(S_TLS, "serve --tls-*", servers[0].path);
+  } else {
+    snprintf(path, sizeof(path), "%s/baseline-uv-heartbeat", dir);
+    if (!have_kind(S_UV) && runnable(path))
+      add_server(S_UV, "libuv baseline", path);
+    else if (!have_kind(S_UV))
+      printf("bench-connections: no %s (libuv not installed?): no libuv column\n", path);
+    snprintf(path, sizeof(path), "%s/baseline-floor", dir);
+    if (!have_kind(S_FLOOR) && runnable(path))
+      add_server(S_FLOOR, "epoll floor", path);
+  }
   if (vs_tls && tls_setup() != 0) {
     tls_cleanup();
     return 1;
@@ -764,85 +917,55 @@ int main(int argc, char **argv) {
   printf("bench-connections: %u connections, each client pings every %u ms; %u rounds of a "
          "%u s window per server, alternating\n",
          n_conns, ping_ms, rounds, window_s);
-  snprintf(iv_s, sizeof(iv_s), "%ums", ping_ms * 3 / 2);
-  snprintf(to_s, sizeof(to_s), "%ums", ping_ms * 9 / 2);
-  snprintf(to_ms_s, sizeof(to_ms_s), "%u", ping_ms * 9 / 2);
-  snprintf(max_s, sizeof(max_s), "%u", n_conns + 100);
   printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server", "conns",
          "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip",
          "lost");
-  for (unsigned k = 0; k < rounds; k++) {
-    if (only == NULL || strcmp(only, "vigil") == 0) {
-      uint16_t port = bench_free_port();
-      char *const av[] = {vigil_path,  "serve", addr_s,        "--interval", iv_s,
-                          "--timeout", to_s,    "--max-conns", max_s,        NULL};
-      snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
-      if (measure("vigil serve", av, port, &rv[k]) == 0)
-        print_row(k + 1, &rv[k]);
+  for (unsigned k = 0; k < rounds; k++)
+    for (int i = 0; i < nservers; i++) {
+      const char *kind = servers[i].kind == S_UV      ? "baseline"
+                         : servers[i].kind == S_FLOOR ? "floor"
+                                                      : "vigil";
+      if (only == NULL || strcmp(only, kind) == 0)
+        run_server(&servers[i], k);
     }
-    if (vs_metrics) {
-      uint16_t port = bench_free_port();
-      char mport_s[32];
-      char *const av[] = {vigil_path, "serve",       addr_s, "--interval", iv_s,    "--timeout",
-                          to_s,       "--max-conns", max_s,  "--metrics",  mport_s, NULL};
-      snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
-      rb[k].mport = bench_free_port();
-      snprintf(mport_s, sizeof(mport_s), "127.0.0.1:%u", rb[k].mport);
-      if (measure("serve --metrics", av, port, &rb[k]) == 0) {
-        print_row(k + 1, &rb[k]);
-        printf("      scrapes in the window %u (slowest %.1f ms); after it: /metrics %.2f ms "
-               "(%zu B), /connections?limit=1000 %.1f ms (%zu B)\n",
-               rb[k].scrapes, rb[k].scrape_max_ms, rb[k].metrics_ms, rb[k].metrics_bytes,
-               rb[k].conns_page_ms, rb[k].page_bytes);
-      }
-    } else if (vs_tls) {
-      uint16_t port = bench_free_port();
-      char *const av[] = {vigil_path,  "serve",     addr_s,        "--interval", iv_s,
-                          "--timeout", to_s,        "--max-conns", max_s,        "--tls-cert",
-                          tls_cert,    "--tls-key", tls_key,       NULL};
-      snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
-      tls_ctx = tls_client_ctx;
-      if (measure("serve --tls-*", av, port, &rb[k]) == 0)
-        print_row(k + 1, &rb[k]);
-      tls_ctx = NULL;
-    } else if (only == NULL || strcmp(only, "baseline") == 0) {
-      uint16_t port = bench_free_port();
-      char *const av[] = {base_path, "--host",       "127.0.0.1", "--port",
-                          port_s,    "--timeout-ms", to_ms_s,     NULL};
-      snprintf(port_s, sizeof(port_s), "%u", port);
-      if (measure("libuv baseline", av, port, &rb[k]) == 0)
-        print_row(k + 1, &rb[k]);
-    }
+  for (int i = 0; i < nservers; i++) {
+    servers[i].best = best(servers[i].r, (int)rounds);
+    if (servers[i].best != NULL)
+      print_row(0, servers[i].best);
+    else if (only == NULL || servers[i].kind == S_VIGIL)
+      ok = 0;
   }
-  bv = best(rv, (int)rounds);
-  bb = best(rb, (int)rounds);
-  if (bv != NULL)
-    print_row(0, bv);
-  if (bb != NULL)
-    print_row(0, bb);
   printf("\nus/hb: server CPU time (utime+stime, /proc/PID/stat) per heartbeat answered in "
          "the window,\n       split into user/sys (on loopback, sys includes the kernel's "
-         "delivery of each\n       pong to the client socket, the same for both servers)\n"
+         "delivery of each\n       pong to the client socket, the same for every server)\n"
          "RSS B/conn: server VmRSS after connecting minus before, per connection\n"
          "best: the round with the least CPU per heartbeat (other tenants only add CPU)\n");
   tls_cleanup();
-  if (vs_tls && bv != NULL && bb != NULL) {
+  v0 = find_kind(S_VIGIL);
+  b = vs_tls ? find_kind(S_TLS) : vs_metrics ? find_kind(S_METRICS) : find_kind(S_UV);
+  if (vs_tls && v0 != NULL && b != NULL) {
     printf("\nTLS on / off (best rounds): CPU per heartbeat %.3fx (%+.1f%%; user space alone "
            "%.2fx), memory per connection %.2fx\n",
-           cpu_us_per_hb(bb) / cpu_us_per_hb(bv),
-           (cpu_us_per_hb(bb) / cpu_us_per_hb(bv) - 1.0) * 100.0,
-           user_us_per_hb(bb) / user_us_per_hb(bv), bytes_per_conn(bb) / bytes_per_conn(bv));
-  } else if (vs_metrics && bv != NULL && bb != NULL) {
+           cpu_us_per_hb(b->best) / cpu_us_per_hb(v0->best),
+           (cpu_us_per_hb(b->best) / cpu_us_per_hb(v0->best) - 1.0) * 100.0,
+           user_us_per_hb(b->best) / user_us_per_hb(v0->best),
+           bytes_per_conn(b->best) / bytes_per_conn(v0->best));
+  } else if (vs_metrics && v0 != NULL && b != NULL) {
     printf("\nmetrics on / off (best rounds): CPU per heartbeat %.3fx (%+.1f%%)\n",
-           cpu_us_per_hb(bb) / cpu_us_per_hb(bv),
-           (cpu_us_per_hb(bb) / cpu_us_per_hb(bv) - 1.0) * 100.0);
-  } else if (bv != NULL && bb != NULL) {
-    printf("\nratio baseline / vigil (best rounds): CPU per heartbeat %.2fx (user space alone "
-           "%.2fx), memory per connection %.2fx\n",
-           cpu_us_per_hb(bb) / cpu_us_per_hb(bv), user_us_per_hb(bb) / user_us_per_hb(bv),
-           bytes_per_conn(bb) / bytes_per_conn(bv));
-  } else {
-    printf("\nno ratio: %s did not complete\n", bv != NULL ? "the baseline" : "vigil");
+           cpu_us_per_hb(b->best) / cpu_us_per_hb(v0->best),
+           (cpu_us_per_hb(b->best) / cpu_us_per_hb(v0->best) - 1.0) * 100.0);
+  } else if (v0 != NULL && b != NULL) {
+    for (int i = 0; i < nservers; i++)
+      if (servers[i].kind == S_VIGIL && servers[i].best != NULL)
+        printf("\nratio baseline / %s (best rounds): CPU per heartbeat %.2fx (user space alone "
+               "%.2fx), memory per connection %.2fx",
+               servers[i].label, cpu_us_per_hb(b->best) / cpu_us_per_hb(servers[i].best),
+               user_us_per_hb(b->best) / user_us_per_hb(servers[i].best),
+               bytes_per_conn(b->best) / bytes_per_conn(servers[i].best));
+    printf("\n");
+  } else if (only == NULL) {
+    printf("\nno ratio: %s did not complete\n", v0 != NULL ? "the second server" : "vigil");
   }
-  return bv != NULL && (bb != NULL || (only != NULL && strcmp(only, "vigil") == 0)) ? 0 : 1;
+  print_floor_ratios();
+  return ok ? 0 : 1;
 }
