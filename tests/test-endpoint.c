@@ -12,6 +12,7 @@
 #include "../tools/args.c"
 #include "../tools/cli.c"
 #include "../tools/events.c"
+#include "../tools/metrics-shared.c"
 #include "../tools/status-json.c"
 
 #include <stdlib.h>
@@ -148,6 +149,116 @@ TEST_IMPL(scrape_parse_round_trip) {
   return 0;
 }
 
+/* The workers' shared figures (tools/metrics-shared.h) in one process: the
+ * sum of two slots; a worker that ends keeps its counts in the sum (its
+ * gauges go), and its successor counts on top; a worker killed in the
+ * middle of a write leaves its last whole copy readable; deaths merge by
+ * time. */
+TEST_IMPL(workers_shared_sum) {
+#if defined(VIGIL_HAVE_MICROHTTPD) && defined(MAP_ANONYMOUS)
+  static vigil_cli_deaths d0, d1, out;
+  vigil_cli_shared *sh;
+  vigil_metrics a, b, sum;
+  vigil_death d;
+  shared_slot *s0;
+  memset(&a, 0, sizeof(a));
+  a.size = sizeof(a);
+  b = a;
+  memset(&d, 0, sizeof(d));
+  d.cause = VIGIL_CAUSE_CLOSED;
+  a.open = 7;
+  a.opened = 10;
+  a.deaths[VIGIL_CAUSE_CLOSED] = 3;
+  a.rtt.count = 5;
+  a.rtt.buckets[2] = 5;
+  b.open = 4;
+  b.opened = 6;
+  b.rtt.count = 1;
+  b.rtt.buckets[0] = 1;
+  vigil_cli_deaths_add(&d0, 1.0, "w0-a", 4, "p", &d);
+  vigil_cli_deaths_add(&d0, 3.0, "w0-b", 4, "p", &d);
+  vigil_cli_deaths_add(&d1, 2.0, "w1-a", 4, "p", &d);
+  ASSERT_EQ(vigil_cli_shared_new(&sh, 0), -1);
+  ASSERT_EQ(vigil_cli_shared_new(&sh, 257), -1);
+  ASSERT_EQ(vigil_cli_shared_new(&sh, 2), 0);
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0); /* nothing published: zeros */
+  ASSERT_EQ(sum.opened, 0);
+  ASSERT_EQ(out.total, 0);
+  vigil_cli_shared_publish(sh, 0, &a, &d0);
+  vigil_cli_shared_publish(sh, 1, &b, &d1);
+  vigil_cli_shared_publish(sh, 2, &b, &d1); /* no such worker: ignored */
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  ASSERT_EQ(sum.open, 11);
+  ASSERT_EQ(sum.opened, 16);
+  ASSERT_EQ(sum.rtt.count, 6);
+  ASSERT_EQ(sum.rtt.buckets[0], 1);
+  ASSERT_EQ(sum.rtt.buckets[2], 5);
+  ASSERT_EQ(out.total, 3);
+  ASSERT_STR_EQ(out.rec[2].id, "w0-b"); /* newest at (total - 1) % N */
+  ASSERT_STR_EQ(out.rec[1].id, "w1-a");
+  ASSERT_STR_EQ(out.rec[0].id, "w0-a");
+  /* Worker 0 dies in the middle of a write: the copy readers are pointed
+   * at stays whole. */
+  s0 = &sh->slots[0];
+  s0->c[s0->current ^ 1u].seq |= 1u;
+  memset(&s0->c[s0->current ^ 1u].u, 0xee, sizeof(shared_snap));
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  ASSERT_EQ(sum.opened, 16);
+  /* ... and is retired: its counts stay, its 7 open go. */
+  vigil_cli_shared_retire(sh, 0);
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  ASSERT_EQ(sum.open, 4);
+  ASSERT_EQ(sum.opened, 16);
+  ASSERT_EQ(sum.deaths[VIGIL_CAUSE_CLOSED], 3);
+  ASSERT_EQ(sum.rtt.count, 6);
+  ASSERT_EQ(out.total, 3);
+  /* Its successor starts from 0 and adds on top. */
+  memset(&a, 0, sizeof(a));
+  a.size = sizeof(a);
+  a.open = 2;
+  a.opened = 2;
+  memset(&d0, 0, sizeof(d0));
+  vigil_cli_deaths_add(&d0, 4.0, "w0-c", 4, "p", &d);
+  vigil_cli_shared_publish(sh, 0, &a, &d0);
+  vigil_cli_shared_publish(sh, 0, &a, &d0); /* both copies written once */
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  ASSERT_EQ(sum.open, 6);
+  ASSERT_EQ(sum.opened, 18);
+  ASSERT_EQ(sum.deaths[VIGIL_CAUSE_CLOSED], 3);
+  ASSERT_EQ(out.total, 4);
+  ASSERT_STR_EQ(out.rec[3].id, "w0-c");
+  ASSERT_STR_EQ(out.rec[2].id, "w0-b"); /* the retired worker's deaths are kept */
+  /* A slot that never settles (a writer always mid-copy) makes the read
+   * give up after its bounded tries instead of spinning. */
+  s0->c[0].seq |= 1u;
+  s0->c[1].seq |= 1u;
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), -1);
+  vigil_cli_shared_free(sh);
+  return 0;
+#else
+  RETURN_SKIP("this vigil was built without libmicrohttpd (no --metrics)");
+#endif
+}
+
+/* 100 deaths merged from two rings keep the newest 64, in time order. */
+TEST_IMPL(deaths_merge_keeps_newest) {
+  static vigil_cli_deaths a, b;
+  vigil_death d;
+  int i;
+  memset(&d, 0, sizeof(d));
+  d.cause = VIGIL_CAUSE_RESET;
+  for (i = 0; i < 100; i++) { /* a: even seconds, b: odd */
+    char id[8];
+    snprintf(id, sizeof(id), "%d", i);
+    vigil_cli_deaths_add(i % 2 == 0 ? &a : &b, (double)i, id, strlen(id), "p", &d);
+  }
+  vigil_cli_deaths_merge(&a, &b);
+  ASSERT_EQ(a.total, 100);
+  for (i = 0; i < VIGIL_CLI_RECENT_DEATHS; i++) /* oldest kept: 36 */
+    ASSERT_EQ((int)a.rec[(100 - 64 + i) % VIGIL_CLI_RECENT_DEATHS].t, 36 + i);
+  return 0;
+}
+
 #if !defined(_WIN32)
 
 #define SERVE_WAIT_MS 10000
@@ -168,11 +279,12 @@ static int on_ci(void) {
   return ci != NULL && strcmp(ci, "true") == 0;
 }
 
-/* A `vigil serve` process with --metrics; its stdout goes to a file. */
+/* A `vigil serve` process with --metrics; its stdout goes to a file. With
+ * --workers, mport is the whole server's endpoint and wport[K] worker K's. */
 typedef struct served {
   pid_t pid;
   char out[200];
-  uint16_t port, mport;
+  uint16_t port, mport, wport[2];
 } served;
 
 static long json_num(const char *line, const char *key) {
@@ -183,7 +295,32 @@ static long json_num(const char *line, const char *key) {
   return p != NULL ? strtol(p + strlen(k), NULL, 10) : -1;
 }
 
-static int serve_start(served *s, const char *const *extra) {
+/* Reads the lines serve printed so far: 1 once the ports are known (the
+ * listening line, or with `workers` the metrics_listening line and one
+ * listening line per worker). */
+static int serve_ready(served *s, int workers) {
+  char line[1024];
+  int listening = 0;
+  FILE *f = fopen(s->out, "r");
+  if (f == NULL)
+    return 0;
+  while (fgets(line, sizeof(line), f) != NULL && strchr(line, '\n') != NULL) {
+    if (strstr(line, "\"event\":\"metrics_listening\"") != NULL)
+      s->mport = (uint16_t)json_num(line, "metrics_port");
+    if (strstr(line, "\"event\":\"listening\"") == NULL)
+      continue;
+    listening++;
+    s->port = (uint16_t)json_num(line, "port");
+    if (workers == 0)
+      s->mport = (uint16_t)json_num(line, "metrics_port");
+    else if (json_num(line, "worker") >= 0 && json_num(line, "worker") < 2)
+      s->wport[json_num(line, "worker")] = (uint16_t)json_num(line, "metrics_port");
+  }
+  fclose(f);
+  return s->port > 0 && s->mport > 0 && listening >= (workers > 0 ? workers : 1);
+}
+
+static int serve_start_n(served *s, const char *const *extra, int workers) {
   const char *bin = vigil_bin();
   char *argv[32];
   int n = 0, i;
@@ -199,6 +336,10 @@ static int serve_start(served *s, const char *const *extra) {
   argv[n++] = "--metrics";
   argv[n++] = "127.0.0.1:0";
   argv[n++] = "--json";
+  if (workers > 0) {
+    argv[n++] = "--workers";
+    argv[n++] = workers == 2 ? "2" : "1";
+  }
   for (i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
     argv[n++] = (char *)(uintptr_t)extra[i];
   argv[n] = NULL;
@@ -209,22 +350,16 @@ static int serve_start(served *s, const char *const *extra) {
   posix_spawn_file_actions_destroy(&fa);
   if (i != 0)
     return -1;
-  while (util_now_ns() < end) { /* the listening line names both ports */
-    char line[1024] = "";
-    FILE *f = fopen(s->out, "r");
-    if (f != NULL) {
-      if (fgets(line, sizeof(line), f) == NULL)
-        line[0] = '\0';
-      fclose(f);
-    }
-    if (strchr(line, '\n') != NULL) {
-      s->port = (uint16_t)json_num(line, "port");
-      s->mport = (uint16_t)json_num(line, "metrics_port");
-      return s->mport > 0 ? 0 : -1;
-    }
+  while (util_now_ns() < end) {
+    if (serve_ready(s, workers))
+      return 0;
     usleep(10000);
   }
   return -1;
+}
+
+static int serve_start(served *s, const char *const *extra) {
+  return serve_start_n(s, extra, 0);
 }
 
 static void serve_stop(served *s) {
@@ -376,6 +511,29 @@ static int vigil_cli_http_built(void) {
 #endif
 }
 
+/* promtool check metrics on a scrape body (when promtool is there: the
+ * caller failed already under CI without it). 0 when it passes. */
+static int promtool_check(int promtool, const char *base, const char *body) {
+  char cmd[600], path[300];
+  FILE *f;
+  int rc;
+  if (!promtool) {
+    fprintf(stderr, "promtool not installed: exposition not checked by it\n");
+    return 0;
+  }
+  snprintf(path, sizeof(path), "%s.prom", base);
+  if ((f = fopen(path, "w")) == NULL)
+    return -1;
+  fputs(body, f);
+  fclose(f);
+  snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+  rc = util_sh(cmd);
+  unlink(path);
+  if (rc != 0)
+    fprintf(stderr, "promtool check metrics failed on:\n%s\n", body);
+  return rc != 0 ? -1 : 0;
+}
+
 /* A scripted run, each step checked on /metrics by exactly what it did:
  * 4 clients open; a flood of 10 sockets over --max-conns is refused; one
  * client is SIGSTOPped and dies (peer_stalled, or heartbeat_timeout without TCP_INFO), its verdict
@@ -390,7 +548,6 @@ static int scrape_run(void) {
   vigil_os_socket flood[10];
   int i, promtool;
   char cmd[1600], path[300];
-  FILE *f;
   SKIP_WITHOUT_ENDPOINT();
   promtool = util_sh("command -v promtool >/dev/null") == 0;
   if (!promtool && on_ci())
@@ -441,22 +598,8 @@ static int scrape_run(void) {
       sample(body_of(buf), "vigil_rtt_seconds_count") !=
           sample(body_of(buf), "vigil_pongs_received_total"))
     goto fail;
-  if (promtool) {
-    snprintf(path, sizeof(path), "%s.prom", s.out);
-    if ((f = fopen(path, "w")) == NULL)
-      goto fail;
-    fputs(body_of(buf), f);
-    fclose(f);
-    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
-    i = util_sh(cmd);
-    unlink(path);
-    if (i != 0) {
-      fprintf(stderr, "promtool check metrics failed on:\n%s\n", body_of(buf));
-      goto fail;
-    }
-  } else {
-    fprintf(stderr, "promtool not installed: exposition not checked by it\n");
-  }
+  if (promtool_check(promtool, s.out, body_of(buf)) != 0)
+    goto fail;
   /* `vigil status` says the same. */
   snprintf(path, sizeof(path), "%s.status", s.out);
   snprintf(cmd, sizeof(cmd), "'%s' status 127.0.0.1:%u --json > %s", vigil_bin(), (unsigned)s.mport,
@@ -736,7 +879,182 @@ out:
   return ok ? 0 : 1;
 }
 
+/* ---- --workers 2: one scrape for the whole server ---- */
+
+/* The pid of worker w's latest start, and *starts how many it had. */
+static long worker_pid(const served *s, int w, int *starts) {
+  char line[1024];
+  long pid = -1;
+  FILE *f = fopen(s->out, "r");
+  *starts = 0;
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL)
+    if (strstr(line, "\"event\":\"worker_start\"") != NULL && json_num(line, "worker") == w) {
+      pid = json_num(line, "pid");
+      ++*starts;
+    }
+  fclose(f);
+  return pid;
+}
+
+/* The counters that must never go back in the whole server's scrape. */
+static const char *const monotonic_names[] = {
+    "vigil_accepted_total",
+    "vigil_opens_total",
+    "vigil_pings_sent_total",
+    "vigil_pongs_received_total",
+    "vigil_rtt_seconds_count",
+    "vigil_verdict_lateness_seconds_count",
+    "vigil_deaths_total{cause=\"closed\"}",
+    "vigil_deaths_total{cause=\"reset\"}",
+    "vigil_deaths_total{cause=\"heartbeat_timeout\"}",
+    "vigil_refused_total{reason=\"handshake_timeout\"}",
+};
+#define NMONO (sizeof(monotonic_names) / sizeof(monotonic_names[0]))
+
+/* Scrapes the whole server once; every counter at least what it was.
+ * Returns 1 (and the scrape in buf) when it read and nothing went back,
+ * 0 when the scrape failed, -1 when a counter decreased. */
+static int scrape_monotonic(uint16_t port, long long *prev, char *buf, size_t cap) {
+  size_t i;
+  if (http_get(port, "/metrics", buf, cap) != 200)
+    return 0;
+  for (i = 0; i < NMONO; i++) {
+    long long v = sample(body_of(buf), monotonic_names[i]);
+    if (v < prev[i]) {
+      fprintf(stderr, "%s went from %lld to %lld\n", monotonic_names[i], prev[i], v);
+      return -1;
+    }
+    prev[i] = v;
+  }
+  return 1;
+}
+
+/* Open connections on worker w's own endpoint, or -1. */
+static long long worker_open(const served *s, int w, char *buf, size_t cap) {
+  if (http_get(s->wport[w], "/metrics", buf, cap) != 200)
+    return -1;
+  return sample(body_of(buf), "vigil_connections{state=\"open\"}");
+}
+
+#define WORKERS_GROUPS 4
+#define WORKERS_PER_GROUP 5
+#define WORKERS_CLIENTS (WORKERS_GROUPS * WORKERS_PER_GROUP)
+#define WORKERS_LATE 6
+
+/* serve --workers 2 --metrics: 20 clients land on both workers (each
+ * worker's own endpoint shows some) and one scrape of the whole server's
+ * endpoint counts all 20; worker 0 is killed with SIGKILL and restarted,
+ * and no counter of the whole server's scrape ever goes back (scraped
+ * every 20 ms from before the kill until the restarted worker listens);
+ * its clients' connections are gone from the gauge, and 6 clients that
+ * come after are counted on top. promtool accepts the scrapes. */
+static int workers_run(void) {
+  static char buf[65536], wbuf[65536];
+  const char *extra[] = {"--interval", "100ms", "--timeout", "1s", NULL};
+  served s;
+  long pids[WORKERS_GROUPS + 1], pid0;
+  long long prev[NMONO], w0 = -1, w1 = -1;
+  char prefix[WORKERS_GROUPS][8];
+  uint64_t end;
+  int i, starts = 0, promtool, ok = 0, scrapes = 0, r;
+  memset(pids, 0, sizeof(pids));
+  memset(prev, 0, sizeof(prev));
+  SKIP_WITHOUT_ENDPOINT();
+  promtool = util_sh("command -v promtool >/dev/null") == 0;
+  if (!promtool && on_ci())
+    TEST_FAIL_AT("promtool missing under CI (scripts/install-deps.sh installs prometheus)");
+  ASSERT_EQ(serve_start_n(&s, extra, 2), 0);
+#define EXPECT(cond)                                                                               \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: %s\nlast scrape:\n%.3000s\n", __FILE__, __LINE__, #cond,             \
+              body_of(buf));                                                                       \
+      goto out;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  for (i = 0; i < WORKERS_GROUPS; i++) {
+    snprintf(prefix[i], sizeof(prefix[i]), "w%d", i);
+    EXPECT(clients_spawn(s.port, WORKERS_PER_GROUP, prefix[i], &pids[i]) == 0);
+  }
+  EXPECT(scrape_until(s.mport, "vigil_opens_total", WORKERS_CLIENTS, buf, sizeof(buf), 10000) ==
+         WORKERS_CLIENTS);
+  EXPECT(scrape_until(s.mport, "vigil_connections{state=\"open\"}", WORKERS_CLIENTS, buf,
+                      sizeof(buf), 5000) == WORKERS_CLIENTS);
+  EXPECT(sample(body_of(buf), "vigil_accepted_total") == WORKERS_CLIENTS);
+  EXPECT(sample(body_of(buf), "vigil_peers") == WORKERS_CLIENTS);
+  EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);
+  EXPECT(scrape_monotonic(s.mport, prev, buf, sizeof(buf)) == 1);
+  /* Both workers have clients, and their own endpoints add up to the sum. */
+  end = util_now_ns() + 5000000000ull;
+  do {
+    w0 = worker_open(&s, 0, wbuf, sizeof(wbuf));
+    w1 = worker_open(&s, 1, wbuf, sizeof(wbuf));
+  } while (w0 + w1 != WORKERS_CLIENTS && util_now_ns() < end && usleep(20000) == 0);
+  fprintf(stderr, "worker 0 holds %lld clients, worker 1 %lld\n", w0, w1);
+  EXPECT(w0 > 0 && w1 > 0 && w0 + w1 == WORKERS_CLIENTS);
+  /* kill -9 worker 0; scrape until it is back, nothing may go back. */
+  pid0 = worker_pid(&s, 0, &starts);
+  EXPECT(pid0 > 0 && starts == 1);
+  EXPECT(kill((pid_t)pid0, SIGKILL) == 0);
+  end = util_now_ns() + 10000000000ull;
+  while (util_now_ns() < end) {
+    EXPECT((r = scrape_monotonic(s.mport, prev, buf, sizeof(buf))) >= 0);
+    scrapes += r;
+    (void)worker_pid(&s, 0, &starts);
+    if (starts == 2 && serve_ready(&s, 3))
+      break;
+    usleep(20000);
+  }
+  EXPECT(starts == 2);
+  fprintf(stderr, "%d scrapes from the kill to the restart, no counter went back\n", scrapes);
+  /* The killed worker's clients are gone from the gauge, not the counts. */
+  end = util_now_ns() + 5000000000ull;
+  do {
+    EXPECT(scrape_monotonic(s.mport, prev, buf, sizeof(buf)) >= 0);
+  } while (sample(body_of(buf), "vigil_connections{state=\"open\"}") != WORKERS_CLIENTS - w0 &&
+           util_now_ns() < end && usleep(20000) == 0);
+  EXPECT(sample(body_of(buf), "vigil_connections{state=\"open\"}") == WORKERS_CLIENTS - w0);
+  EXPECT(sample(body_of(buf), "vigil_opens_total") == WORKERS_CLIENTS);
+  /* Clients that come after are counted on top of the retired worker's. */
+  EXPECT(clients_spawn(s.port, WORKERS_LATE, "late", &pids[WORKERS_GROUPS]) == 0);
+  end = util_now_ns() + 10000000000ull;
+  do {
+    EXPECT(scrape_monotonic(s.mport, prev, buf, sizeof(buf)) >= 0);
+  } while (sample(body_of(buf), "vigil_opens_total") != WORKERS_CLIENTS + WORKERS_LATE &&
+           util_now_ns() < end && usleep(20000) == 0);
+  EXPECT(sample(body_of(buf), "vigil_opens_total") == WORKERS_CLIENTS + WORKERS_LATE);
+  EXPECT(sample(body_of(buf), "vigil_accepted_total") == WORKERS_CLIENTS + WORKERS_LATE);
+  EXPECT(scrape_until(s.mport, "vigil_connections{state=\"open\"}",
+                      WORKERS_CLIENTS - w0 + WORKERS_LATE, buf, sizeof(buf),
+                      5000) == WORKERS_CLIENTS - w0 + WORKERS_LATE);
+  EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);
+  /* /connections is each worker's; the whole server's endpoint says so. */
+  EXPECT(http_get(s.mport, "/connections", buf, sizeof(buf)) == 404 &&
+         strstr(buf, "per worker") != NULL);
+  EXPECT(http_get(s.wport[1], "/connections", buf, sizeof(buf)) == 200);
+  EXPECT(http_get(s.mport, "/api/status", buf, sizeof(buf)) == 200 &&
+         strstr(buf, "\"opens\":26,") != NULL);
+#undef EXPECT
+  ok = 1;
+out:
+  for (i = 0; i <= WORKERS_GROUPS; i++)
+    if (pids[i] > 0)
+      util_proc_kill(pids[i]);
+  serve_stop(&s);
+  return ok ? 0 : 1;
+}
+
 #endif
+
+TEST_IMPL(workers_one_scrape) {
+#if defined(_WIN32)
+  RETURN_SKIP("needs POSIX (fork, posix_spawn)");
+#else
+  return workers_run();
+#endif
+}
 
 TEST_IMPL(scrape_counts_exactly) {
 #if defined(_WIN32)

@@ -20,6 +20,7 @@
 
 #if !defined(_WIN32)
 #include <netinet/in.h>
+#include <signal.h>
 #include <unistd.h>
 #endif
 
@@ -28,6 +29,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "metrics-http.h"
+#include "metrics-shared.h"
 #include "vigil.h"
 
 #define CMD "serve"
@@ -79,7 +81,8 @@ static const char usage_text[] =
     "                    clients marked offline, cause node_lost (default 5s)\n"
     "  --workers N       run N worker processes (1..256) that share the port\n"
     "                    (SO_REUSEPORT), restarted when they die; every line then\n"
-    "                    carries its worker number; --metrics PORT is PORT + worker\n"
+    "                    carries its worker number; --metrics PORT serves the\n"
+    "                    whole server, worker K its own on PORT + 1 + K\n"
     "                    (docs/CLI.md; one process on Windows)\n"
     "  --tls-cert FILE   serve TLS 1.2+ with this PEM certificate chain ...\n"
     "  --tls-key FILE    ... and its private key (docs/TLS.md)\n"
@@ -125,8 +128,9 @@ typedef struct serve_state {
   uint8_t *msg;
   uint64_t seq;
   int shutting_down;
-  int in_tick;          /* on_send_tick is walking peers */
-  vigil_cli_http *http; /* --metrics */
+  int in_tick;             /* on_send_tick is walking peers */
+  vigil_cli_http *http;    /* --metrics */
+  vigil_cli_shared *share; /* --workers with --metrics: the whole server's figures */
   char where[sizeof(((vigil_cli_addr *)0)->host) + 16];
 } serve_state;
 
@@ -346,7 +350,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
       return vigil_cli_usage(CMD, "--metrics: this vigil was built without libmicrohttpd, so it "
                                   "has no metrics endpoint (docs/WINDOWS.md)");
     if (o->workers > 1 && o->metrics_addr.port_num != 0 &&
-        o->metrics_addr.port_num + (o->workers - 1) > 65535u)
+        o->metrics_addr.port_num + o->workers > 65535u)
       return vigil_cli_usage(CMD, "--metrics port %u + --workers %u goes past 65535",
                              (unsigned)o->metrics_addr.port_num, (unsigned)o->workers);
   }
@@ -515,6 +519,7 @@ static int serve(serve_state *s) {
       vigil_server_free(s->srv);
       return VIGIL_CLI_FAIL;
     }
+    vigil_cli_http_share(s->http, s->share, s->o.worker);
   }
   print_listening(s, port, http_port);
   /* Many peers may die in one iteration: their sockets close first, their
@@ -608,25 +613,99 @@ static int reserve(serve_state *s, reservation *r) {
 
 static reservation held;
 
+/* --workers N --metrics: the whole server's endpoint. The supervisor binds
+ * its socket and maps the workers' shared figures before the first fork;
+ * the endpoint is served by one more child of the supervisor (number N in
+ * vigil_workers_run, restarted like a worker), not by the supervisor
+ * itself: a process that forks must not hold HTTP connections, or every
+ * worker it restarts would inherit them (a scraper's keep-alive socket
+ * held open by a worker that never answers). */
+static int whole_fd = -1;
+
+static int whole_listen(serve_state *s, uint16_t *port) {
+  vigil_cli_addr a = s->o.metrics_addr;
+  struct addrinfo *res;
+  struct sockaddr_storage ss;
+  socklen_t len = (socklen_t)sizeof ss;
+  const char *why = NULL;
+  int one = 1;
+  memset(&ss, 0, sizeof ss);
+  if (a.host[0] == '\0')
+    snprintf(a.host, sizeof a.host, "127.0.0.1");
+  if (vigil_cli_resolve(&a, 1, &res, &why) != 0) {
+    fprintf(stderr, "vigil serve: --metrics %s: %s\n", a.host, why != NULL ? why : "no address");
+    return VIGIL_CLI_FAIL;
+  }
+  whole_fd = socket(res->ai_family, SOCK_STREAM, 0);
+  if (whole_fd < 0 || setsockopt(whole_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      bind(whole_fd, res->ai_addr, res->ai_addrlen) != 0 || listen(whole_fd, 64) != 0 ||
+      getsockname(whole_fd, (struct sockaddr *)&ss, &len) != 0) {
+    fprintf(stderr, "vigil serve: --metrics: cannot serve HTTP on %s port %u: %s\n", a.host,
+            (unsigned)a.port_num, strerror(errno));
+    freeaddrinfo(res);
+    if (whole_fd >= 0)
+      (void)close(whole_fd);
+    whole_fd = -1;
+    return VIGIL_CLI_FAIL;
+  }
+  freeaddrinfo(res);
+  *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                         : ((struct sockaddr_in *)&ss)->sin_port);
+  return 0;
+}
+
+/* Child N: serves the sum until SIGTERM (its supervisor's stop, or the
+ * kernel's when the supervisor dies). */
+static int whole_main(serve_state *s) {
+  vigil_cli_http *h;
+  sigset_t term;
+  char err[256];
+  int sig = 0;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  (void)sigprocmask(SIG_BLOCK, &term, NULL); /* before the HTTP thread: it inherits the mask */
+  if (vigil_cli_http_start_whole(&h, s->share, whole_fd, err, sizeof err) != 0) {
+    fprintf(stderr, "vigil serve: --metrics: %s\n", err);
+    return VIGIL_CLI_FAIL;
+  }
+  while (sigwait(&term, &sig) != 0 || sig != SIGTERM)
+    ;
+  vigil_cli_http_stop(h);
+  return VIGIL_CLI_OK;
+}
+
 static int worker_main(unsigned worker, void *user) {
   serve_state *s = user;
   unreserve(&held); /* the supervisor's: this process listens for real */
+  if (worker == s->o.workers)
+    return whole_main(s);
+  if (whole_fd >= 0) /* the whole server's endpoint is child N's */
+    (void)close(whole_fd);
   s->o.worker = worker;
   if (s->o.metrics != NULL && s->o.metrics_addr.port_num != 0)
-    s->o.metrics_addr.port_num = (uint16_t)(s->o.metrics_addr.port_num + worker);
+    s->o.metrics_addr.port_num = (uint16_t)(s->o.metrics_addr.port_num + 1 + worker);
   vigil_cli_set_worker(worker);
   vigil_cli_sigwatch_term_only();
   return vigil_cli_out_exit(serve(s));
 }
 
-/* The supervisor's own lines: a worker started, a worker ended. */
+/* The supervisor's own lines: a worker (or the endpoint) started, ended. */
 static void on_worker(const vigil_worker_event *ev, void *user) {
   serve_state *s = user;
   vigil_cli_line l;
-  vigil_cli_line_begin(&l, s->o.c.json,
-                       ev->type == VIGIL_WORKER_STARTED ? "worker_start" : "worker_exit", NULL,
-                       NULL, 0);
-  vigil_cli_line_u64(&l, "worker", ev->worker);
+  int endpoint = ev->worker == s->o.workers;
+  if (ev->type == VIGIL_WORKER_EXITED && !endpoint) /* reaped: its counts stay in the sum */
+    vigil_cli_shared_retire(s->share, ev->worker);
+  if (endpoint)
+    vigil_cli_line_begin(&l, s->o.c.json,
+                         ev->type == VIGIL_WORKER_STARTED ? "metrics_start" : "metrics_exit", NULL,
+                         NULL, 0);
+  else
+    vigil_cli_line_begin(&l, s->o.c.json,
+                         ev->type == VIGIL_WORKER_STARTED ? "worker_start" : "worker_exit", NULL,
+                         NULL, 0);
+  if (!endpoint)
+    vigil_cli_line_u64(&l, "worker", ev->worker);
   vigil_cli_line_u64(&l, "pid", (uint64_t)ev->pid);
   vigil_cli_line_u64(&l, "restarts", ev->restarts);
   if (ev->type == VIGIL_WORKER_EXITED) {
@@ -644,18 +723,52 @@ static void on_worker(const vigil_worker_event *ev, void *user) {
   vigil_cli_line_end(&l, stdout);
 }
 
+/* --metrics with --workers: the socket and the shared figures, and a line
+ * naming the whole server's port. */
+static int whole_setup(serve_state *s) {
+  vigil_cli_line l;
+  char where[sizeof(((vigil_cli_addr *)0)->host) + 16];
+  uint16_t port = 0;
+  int rc;
+  if (vigil_cli_shared_new(&s->share, s->o.workers) != 0) {
+    fprintf(stderr, "vigil serve: --metrics: cannot share the workers' figures: %s\n",
+            strerror(errno));
+    return VIGIL_CLI_FAIL;
+  }
+  if ((rc = whole_listen(s, &port)) != 0)
+    return rc;
+  snprintf(where, sizeof where, "%s:%u",
+           s->o.metrics_addr.host[0] != '\0' ? s->o.metrics_addr.host : "127.0.0.1",
+           (unsigned)port);
+  vigil_cli_line_begin(&l, s->o.c.json, "metrics_listening", where, NULL, 0);
+  vigil_cli_line_u64(&l, "metrics_port", port);
+  vigil_cli_line_u64(&l, "workers", s->o.workers);
+  vigil_cli_line_end(&l, stdout);
+  return 0;
+}
+
 static int supervise(serve_state *s) {
   vigil_workers_config wc;
   int rc;
   if ((rc = reserve(s, &held)) != 0)
     return rc;
+  if (s->o.metrics != NULL && (rc = whole_setup(s)) != 0) {
+    unreserve(&held);
+    vigil_cli_shared_free(s->share);
+    return rc;
+  }
   vigil_workers_config_init(&wc);
-  wc.workers = s->o.workers;
+  wc.workers = s->o.workers + (s->share != NULL ? 1u : 0u); /* + the endpoint */
   wc.run = worker_main;
   wc.on_event = on_worker;
   wc.user = s;
   rc = vigil_workers_run(&wc);
   unreserve(&held);
+  if (whole_fd >= 0)
+    (void)close(whole_fd);
+  whole_fd = -1;
+  vigil_cli_shared_free(s->share);
+  s->share = NULL;
   if (rc != 0) {
     fprintf(stderr, "vigil serve: --workers: %s\n", vigil_strerror(rc));
     return VIGIL_CLI_FAIL;

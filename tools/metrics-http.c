@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "metrics-http.h"
+#include "metrics-shared.h"
 
 #if !defined(VIGIL_HAVE_MICROHTTPD)
 
@@ -31,6 +32,21 @@ int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *s
            "this vigil was built without libmicrohttpd, so it has no metrics endpoint "
            "(Linux: install libmicrohttpd-dev and rebuild; see docs/WINDOWS.md)");
   return -1;
+}
+
+int vigil_cli_http_start_whole(vigil_cli_http **out, const vigil_cli_shared *sh, int listen_fd,
+                               char *err, size_t errlen) {
+  (void)sh;
+  (void)listen_fd;
+  *out = NULL;
+  snprintf(err, errlen, "this vigil was built without libmicrohttpd");
+  return -1;
+}
+
+void vigil_cli_http_share(vigil_cli_http *h, vigil_cli_shared *sh, unsigned worker) {
+  (void)h;
+  (void)sh;
+  (void)worker;
 }
 
 void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d) {
@@ -61,8 +77,11 @@ extern const unsigned char vigil_status_page[];
 extern const size_t vigil_status_page_len;
 
 struct vigil_cli_http {
-  vigil_loop *loop;
-  vigil_server *srv;
+  vigil_loop *loop;  /* NULL for the whole server's endpoint ... */
+  vigil_server *srv; /* ... which reads `whole` instead */
+  const vigil_cli_shared *whole;
+  vigil_cli_shared *share; /* a worker: where it publishes, as worker `worker` */
+  unsigned worker;
   vigil_loop_timer tick;
   vigil_async wake; /* a /connections request is waiting for the loop */
   struct MHD_Daemon *d;
@@ -91,6 +110,7 @@ static void publish(vigil_cli_http *h, vigil_loop *loop) {
   pthread_mutex_lock(&h->mu);
   (void)vigil_server_get_metrics(h->srv, &h->snap);
   h->snap_t = vigil_cli_unix_time();
+  vigil_cli_shared_publish(h->share, h->worker, &h->snap, &h->deaths);
   if (h->req_pending) {
     vigil_cli_buf_free(&h->page);
     vigil_cli_buf_init(&h->page, PAGE_MAX_BYTES);
@@ -168,13 +188,34 @@ static enum MHD_Result respond_buf(struct MHD_Connection *conn, vigil_cli_buf *b
   return respond(conn, MHD_HTTP_OK, type, b->p, b->len, MHD_RESPMEM_MUST_FREE);
 }
 
+/* The figures to answer with: this server's copy from its loop's last
+ * tick, or for the whole server the sum of the workers, read now. */
+static int snapshot(vigil_cli_http *h, vigil_metrics *m, vigil_cli_deaths *d, double *t) {
+  if (h->whole != NULL) {
+    *t = vigil_cli_unix_time();
+    return vigil_cli_shared_read(h->whole, m, d);
+  }
+  pthread_mutex_lock(&h->mu);
+  *m = h->snap;
+  *t = h->snap_t;
+  *d = h->deaths;
+  pthread_mutex_unlock(&h->mu);
+  return 0;
+}
+
 static enum MHD_Result serve_metrics(vigil_cli_http *h, struct MHD_Connection *conn) {
   vigil_metrics m;
+  vigil_cli_deaths *deaths = malloc(sizeof(*deaths));
+  double t;
   long n;
   char *text;
-  pthread_mutex_lock(&h->mu);
-  m = h->snap;
-  pthread_mutex_unlock(&h->mu);
+  int rc;
+  if (deaths == NULL)
+    return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
+  rc = snapshot(h, &m, deaths, &t);
+  free(deaths);
+  if (rc != 0)
+    return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the workers' figures kept moving\n");
   n = vigil_metrics_format(&m, NULL, 0);
   if (n < 0 || (text = malloc((size_t)n + 1)) == NULL)
     return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot format the metrics\n");
@@ -190,11 +231,10 @@ static enum MHD_Result serve_status(vigil_cli_http *h, struct MHD_Connection *co
   double t;
   if (deaths == NULL)
     return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
-  pthread_mutex_lock(&h->mu);
-  m = h->snap;
-  t = h->snap_t;
-  *deaths = h->deaths;
-  pthread_mutex_unlock(&h->mu);
+  if (snapshot(h, &m, deaths, &t) != 0) {
+    free(deaths);
+    return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the workers' figures kept moving\n");
+  }
   vigil_cli_buf_init(&b, STATUS_MAX_BYTES);
   vigil_cli_status_json(&b, &m, t, h->since, deaths);
   free(deaths);
@@ -219,6 +259,10 @@ static enum MHD_Result serve_conns(vigil_cli_http *h, struct MHD_Connection *con
   struct timespec until;
   uint64_t mine;
   int rc = 0;
+  if (h->whole != NULL)
+    return respond_text(conn, MHD_HTTP_NOT_FOUND,
+                        "with --workers, /connections is per worker: each worker's own endpoint "
+                        "(its listening line's metrics_port) lists its connections\n");
   if (vigil_cli_page_parse(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset"),
                            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"),
                            MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id"), &q,
@@ -349,9 +393,55 @@ int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *s
   return 0;
 }
 
+void vigil_cli_http_share(vigil_cli_http *h, vigil_cli_shared *sh, unsigned worker) {
+  if (h == NULL)
+    return;
+  pthread_mutex_lock(&h->mu);
+  h->share = sh;
+  h->worker = worker;
+  pthread_mutex_unlock(&h->mu);
+}
+
+int vigil_cli_http_start_whole(vigil_cli_http **out, const vigil_cli_shared *sh, int listen_fd,
+                               char *err, size_t errlen) {
+  vigil_cli_http *h;
+  *out = NULL;
+  if ((h = calloc(1, sizeof(*h))) == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  h->whole = sh;
+  h->since = vigil_cli_unix_time();
+  pthread_mutex_init(&h->mu, NULL);
+  pthread_cond_init(&h->cv, NULL);
+  errno = 0;
+  h->d = MHD_start_daemon(
+      MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+      (MHD_socket)listen_fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)8, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+  if (h->d == NULL) {
+    snprintf(err, errlen, "cannot serve HTTP: %s",
+             errno != 0 ? strerror(errno) : "libmicrohttpd refused to start");
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    return -1;
+  }
+  *out = h;
+  return 0;
+}
+
 void vigil_cli_http_stop(vigil_cli_http *h) {
   if (h == NULL)
     return;
+  if (h->whole != NULL) { /* no loop: nothing but the daemon to stop */
+    MHD_stop_daemon(h->d);
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    return;
+  }
   vigil_loop_timer_cancel(h->loop, &h->tick);
   pthread_mutex_lock(&h->mu);
   h->stopping = 1;

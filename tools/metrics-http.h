@@ -26,11 +26,13 @@
  * request per connection (larger headers get 431 / are dropped by
  * libmicrohttpd), 10 s of idleness per connection; only GET and HEAD.
  *
- * With --workers N (several servers, one per worker loop) one scrape
- * shows the whole server: the snapshots are added (vigil_metrics_add),
- * not labelled per worker; a worker label would multiply the series of
- * every dashboard and alert by N for a split that balancing makes
- * uninteresting. (Not wired yet: serve runs one loop today.) */
+ * With --workers N one scrape shows the whole server: the workers'
+ * snapshots are added (vigil_metrics_add), not labelled per worker; a
+ * worker label would multiply the series of every dashboard and alert by N
+ * for a split that balancing makes uninteresting. The workers publish into
+ * shared memory and a process of its own serves the sum
+ * (tools/metrics-shared.h); each worker keeps its own endpoint too, for
+ * its /connections. */
 #ifndef VIGIL_TOOLS_METRICS_HTTP_H
 #define VIGIL_TOOLS_METRICS_HTTP_H
 
@@ -46,13 +48,13 @@
 
 typedef struct vigil_cli_death_rec {
   double t; /* Unix time */
-  uint8_t id_len;
-  char id[255];
-  char peer[48];
-  vigil_cause cause;
   uint64_t silent_ns;
-  uint32_t timeout_ms;
   const char *detail; /* static text (vigil_death.detail), or NULL */
+  vigil_cause cause;
+  uint32_t timeout_ms;
+  uint8_t id_len;
+  char peer[48];
+  char id[255];
 } vigil_cli_death_rec;
 
 typedef struct vigil_cli_deaths {
@@ -63,6 +65,11 @@ typedef struct vigil_cli_deaths {
 /* Records a death into the ring (id, peer copied). */
 void vigil_cli_deaths_add(vigil_cli_deaths *r, double t, const char *id, size_t id_len,
                           const char *peer, const vigil_death *d);
+
+/* Merges b's records into a: a keeps the newest VIGIL_CLI_RECENT_DEATHS
+ * of both by time, and a->total becomes a->total + b->total (the deaths
+ * of several workers shown as one server's). */
+void vigil_cli_deaths_merge(vigil_cli_deaths *a, const vigil_cli_deaths *b);
 
 /* A growing text buffer with a hard cap: appends past `max` set `failed`
  * instead of growing (and so does running out of memory). */
@@ -125,6 +132,20 @@ int vigil_cli_http_available(void);
 int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *srv,
                          const char *host, uint16_t port, uint16_t *bound, char *err,
                          size_t errlen);
+
+/* One endpoint for the whole of `vigil serve --workers N`: serves the sum
+ * of the workers' figures in sh (tools/metrics-shared.h) on listen_fd, a
+ * socket bound and listening already (the supervisor's, so the port
+ * outlives a restart of this process). /connections answers 404 saying
+ * that each worker's own endpoint lists its connections. Returns 0, or -1
+ * with a message in err. */
+typedef struct vigil_cli_shared vigil_cli_shared;
+int vigil_cli_http_start_whole(vigil_cli_http **out, const vigil_cli_shared *sh, int listen_fd,
+                               char *err, size_t errlen);
+
+/* A worker's endpoint also publishes each tick's snapshot and recent
+ * deaths into sh as worker `worker`. */
+void vigil_cli_http_share(vigil_cli_http *h, vigil_cli_shared *sh, unsigned worker);
 
 /* From on_death: the status page lists it. */
 void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d);

@@ -96,6 +96,33 @@ void vigil_cli_deaths_add(vigil_cli_deaths *r, double t, const char *id, size_t 
   r->total++;
 }
 
+/* The records a ring holds, oldest first, into out; returns how many. */
+static unsigned deaths_held(const vigil_cli_deaths *r, const vigil_cli_death_rec **out) {
+  uint64_t n = r->total < VIGIL_CLI_RECENT_DEATHS ? r->total : VIGIL_CLI_RECENT_DEATHS, i;
+  for (i = 0; i < n; i++)
+    out[i] = &r->rec[(r->total - n + i) % VIGIL_CLI_RECENT_DEATHS];
+  return (unsigned)n;
+}
+
+/* Both rings are in time order, so the merge walks them from the newest
+ * end and keeps what fits; the result is laid out as a ring of total
+ * a->total + b->total (newest at (total - 1) % N), as deaths_json reads. */
+void vigil_cli_deaths_merge(vigil_cli_deaths *a, const vigil_cli_deaths *b) {
+  vigil_cli_death_rec keep[VIGIL_CLI_RECENT_DEATHS]; /* 22 KB: a's slots are read as they go */
+  const vigil_cli_death_rec *ra[VIGIL_CLI_RECENT_DEATHS], *rb[VIGIL_CLI_RECENT_DEATHS];
+  unsigned na = deaths_held(a, ra), nb = deaths_held(b, rb), k = 0, i;
+  uint64_t total = a->total + b->total;
+  while (k < VIGIL_CLI_RECENT_DEATHS && (na > 0 || nb > 0)) { /* newest first */
+    if (nb == 0 || (na > 0 && ra[na - 1]->t >= rb[nb - 1]->t))
+      keep[k++] = *ra[--na];
+    else
+      keep[k++] = *rb[--nb];
+  }
+  for (i = 0; i < k; i++)
+    a->rec[(total - 1 - i) % VIGIL_CLI_RECENT_DEATHS] = keep[i];
+  a->total = total;
+}
+
 /* ---- /api/status -------------------------------------------------------- */
 
 static double ms_of(uint64_t ns) {
