@@ -894,6 +894,7 @@ static int case_ipv6(vigil_backend b) {
   vigil_write_req w;
   struct sockaddr_storage any, bound, v4;
   vigil_connect_req req;
+  vigil_os_socket hold4;
   int err;
 
   memset(&E1, 0, sizeof E1);
@@ -938,14 +939,29 @@ static int case_ipv6(vigil_backend b) {
   ASSERT_EQ(run_until(&loop, &E1.closed), 0);
   ASSERT_EQ(run_until(&loop, &E2.closed), 0);
 
-  ASSERT_EQ(listen_on(&loop, &lst2, &any, VIGIL_TCP_IPV6ONLY, &bound), 0);
-  loopback4(&v4, port_of(&bound));
+  /* 127.0.0.1 at that port must have no listener for the refusal, but the
+   * port is free for IPv4 and other tests run alongside: hold it with a
+   * bound, never listening IPv4 socket (a connect to it is refused too),
+   * choosing another port while one of theirs has it. */
+  for (int tries = 0;; tries++) {
+    ASSERT_EQ(listen_on(&loop, &lst2, &any, VIGIL_TCP_IPV6ONLY, &bound), 0);
+    loopback4(&v4, port_of(&bound));
+    hold4 = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(hold4 != VIGIL_INVALID_SOCKET);
+    if (bind(hold4, (struct sockaddr *)&v4, (int)sizeof(struct sockaddr_in)) == 0)
+      break;
+    util_net_close(hold4);
+    vigil_tcp_close(&lst2, NULL);
+    ASSERT_EQ(run_to_end(&loop), 0);
+    ASSERT(tries < 20);
+  }
   memset(&E1, 0, sizeof E1);
   ASSERT_EQ(vigil_tcp_init(&loop, &E1.tcp), 0);
   req.data = &E1;
   ASSERT_EQ(vigil_tcp_connect(&req, &E1.tcp, (struct sockaddr *)&v4, on_connect), 0);
   ASSERT_EQ(run_until(&loop, &E1.connected), 0);
   ASSERT_EQ(E1.connect_status, VIGIL_ECONNREFUSED);
+  util_net_close(hold4);
   vigil_tcp_close(&E1.tcp, NULL);
   vigil_tcp_close(&lst2, NULL);
   vigil_tcp_close(&lst, NULL);
