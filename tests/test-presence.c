@@ -1023,6 +1023,84 @@ TEST_IMPL(redis_bad_input) {
 #endif
 }
 
+/* The reaper reads keys anyone can write. Junk planted before a dead
+ * process's entries (the holders hash keeps insertion order here, so the
+ * reaper meets the junk first) must not stop it: a held set of the wrong
+ * type, a record of the wrong type among a dead holder's ids, a beat time
+ * that is not a number. The dead holder's real ids still become offline
+ * with cause node_lost, each junk key is skipped and counted (bad_input),
+ * and the lost holders are forgotten, so the next beats skip nothing.
+ * Before redis.pcall in the script, the first junk key aborted every reap:
+ * gw-lost1 stayed online. */
+TEST_IMPL(redis_reaper_skips_junk) {
+#if !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static rfix f;
+  static const char *const plant[] = {
+      /* junk first */
+      "HSET vigil:holders junk/0/1 1000",
+      "SET vigil:held:junk/0/1 not-a-set",
+      "HSET vigil:holders junk/0/2 not-a-number",
+      "SADD vigil:held:junk/0/2 gw-list gw-lost2 gw-none",
+      "RPUSH vigil:p:gw-list a b",
+      "HSET vigil:p:gw-lost2 state online holder junk/0/2 node gone worker 2 conn junk/0/2/7",
+      /* then a process that died the ordinary way: ids online, no node key */
+      "HSET vigil:holders gone/1/0000dead 1000",
+      "SADD vigil:held:gone/1/0000dead gw-lost1",
+      "HSET vigil:p:gw-lost1 state online holder gone/1/0000dead node gone worker 1 "
+      "conn gone/1/0000dead/3 gen 1",
+  };
+  vigil_presence_redis_stats st;
+  redisReply *rep;
+  uint64_t end;
+  size_t i;
+  if (rfix_up(&f, 1, 0) != 0) {
+    redis_cleanup(&f.rp);
+    TEST_FAIL_AT("redis fixture did not come up");
+  }
+  /* Our own live holder went in first at connect; start the hash afresh
+   * with the junk ahead of it, then let it beat itself back in. */
+  freeReplyObject(redisCommand(f.rc, "DEL vigil:holders"));
+  for (i = 0; i < sizeof plant / sizeof plant[0]; i++) {
+    rep = redisCommand(f.rc, plant[i]);
+    ASSERT(rep != NULL && rep->type != REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+  }
+  /* The store reaps with each beat (every node_timeout / 4 = 1.25 s). */
+  ASSERT(until_field(&f, "gw-lost1", "cause", "node_lost", WAIT));
+  ASSERT_STR_EQ(rfield(f.rc, "gw-lost1", "state"), "offline");
+  ASSERT(until_field(&f, "gw-lost2", "cause", "node_lost", WAIT));
+  ASSERT_STR_EQ(rfield(f.rc, "gw-lost2", "state"), "offline");
+  end = util_now_ns() + (uint64_t)WAIT * VIGIL_MS;
+  do {
+    util_run_for(&f.loop, 10);
+    vigil_presence_redis_get_stats(f.pr[0], &st);
+  } while (st.node_lost < 2 && util_now_ns() < end);
+  ASSERT_UEQ(st.node_lost, 2);
+  ASSERT_UEQ(st.bad_input, 2); /* the string held set, the list record */
+  ASSERT_UEQ(st.errors, 0);
+  rep = redisCommand(f.rc, "HLEN vigil:holders"); /* only our own is left */
+  ASSERT(rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+  freeReplyObject(rep);
+  rep = redisCommand(f.rc, "EXISTS vigil:held:junk/0/1 vigil:held:junk/0/2");
+  ASSERT(rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
+  freeReplyObject(rep);
+  /* vigil:holders itself of the wrong type: the reap is one skip, not an
+   * error, and nothing else breaks. */
+  freeReplyObject(redisCommand(f.rc, "DEL vigil:holders"));
+  freeReplyObject(redisCommand(f.rc, "SET vigil:holders junk"));
+  rep = redisCommand(f.rc, "EVAL %s 0 vigil: 2000 86400000", vigil_presence_reap_lua);
+  ASSERT(rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2);
+  ASSERT(rep->element[0]->integer == 0 && rep->element[1]->integer == 1);
+  freeReplyObject(rep);
+  freeReplyObject(redisCommand(f.rc, "DEL vigil:holders"));
+  ASSERT_EQ(rfix_down(&f, 1), 0);
+  redis_cleanup(&f.rp);
+  return 0;
+#endif
+}
+
 /* The Redis store's config carries its size like every option struct
  * (docs/ABI.md): never _init'ed is refused, an older caller's smaller
  * struct gets the defaults for what it lacks, a newer caller's unknown

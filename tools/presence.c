@@ -242,6 +242,10 @@ static void reap(redisContext *c) {
   r = redisCommand(c, "EVAL %s 0 vigil: %s 86400000", vigil_presence_reap_lua, now);
   if (r == NULL || r->type == REDIS_REPLY_ERROR)
     fprintf(stderr, "vigil who: the node reaper failed: %s\n", r != NULL ? r->str : c->errstr);
+  else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+           r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0)
+    fprintf(stderr, "vigil who: the node reaper skipped %lld keys that are not vigil's\n",
+            r->element[1]->integer);
   freeReplyObject(r);
 }
 

@@ -70,7 +70,7 @@ typedef struct vigil_presence_redis_stats {
   uint64_t queued;    /* waiting now (unsent or unacknowledged) */
   uint64_t dropped;   /* did not fit the queue */
   uint64_t errors;    /* updates Redis refused (a key of the wrong type...) */
-  uint64_t bad_input; /* control messages from Redis that were not ours */
+  uint64_t bad_input; /* not ours: control messages, keys the reaper skipped */
   uint64_t evictions; /* our connections closed because another took the id */
   uint64_t syncs;     /* full rewrites after drops */
   uint64_t reconnects;
@@ -104,9 +104,12 @@ VIGIL_REDIS_EXTERN void vigil_presence_redis_close(vigil_presence_redis *r, uint
 /* The reaper (a Lua script for EVAL with 0 keys and the arguments
  * "vigil:", the wall clock in Unix ms, and the TTL in ms of the records it
  * marks): every process whose node key is gone has its online ids marked
- * offline with cause node_lost and a `dead` event published; returns how
- * many. Every store runs it with its heartbeat; `vigil who` runs it first,
- * so a fleet whose last node died is still seen as offline. */
+ * offline with cause node_lost and a `dead` event published. Returns an
+ * array of two integers: the ids marked, and the entries skipped because a
+ * key held something not ours (a wrong type), which never stops the rest.
+ * Every store runs it with its heartbeat (skips count in bad_input); `vigil
+ * who` runs it first, so a fleet whose last node died is still seen as
+ * offline. */
 VIGIL_REDIS_EXTERN extern const char vigil_presence_reap_lua[];
 
 #endif

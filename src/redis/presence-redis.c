@@ -112,19 +112,30 @@ static const char refresh_lua[] =
     "if h[1]=='online' and h[2]==ARGV[1] then redis.call('PEXPIRE',KEYS[1],ARGV[2]) return 1 end\n"
     "return 0\n";
 
+/* Keys of ours may hold what another client wrote: each read the reaper
+ * depends on goes through redis.pcall, and an entry that is not ours (a
+ * key of the wrong type) is skipped and counted instead of aborting the
+ * script, which would leave every holder after it unreaped, on every beat
+ * of every node. Returns {marked, skipped}. */
 const char vigil_presence_reap_lua[] =
     "local p=ARGV[1]\n"
     "local now=tonumber(ARGV[2])\n"
-    "local n=0\n"
-    "local hs=redis.call('HGETALL',p..'holders')\n"
+    "local n,bad=0,0\n"
+    "local function ok(r) return type(r)~='table' or r.err==nil end\n"
+    "local hs=redis.pcall('HGETALL',p..'holders')\n"
+    "if not ok(hs) then return {0,1} end\n"
     "for i=1,#hs,2 do\n"
     "  local h=hs[i]\n"
     "  if redis.call('EXISTS',p..'node:'..h)==0 then\n"
     "    local beat=tonumber(hs[i+1]) or now\n"
-    "    for _,id in ipairs(redis.call('SMEMBERS',p..'held:'..h)) do\n"
+    "    local ids=redis.pcall('SMEMBERS',p..'held:'..h)\n"
+    "    if not ok(ids) then bad=bad+1 ids={} end\n"
+    "    for _,id in ipairs(ids) do\n"
     "      local k=p..'p:'..id\n"
-    "      local r=redis.call('HMGET',k,'state','holder','node','worker')\n"
-    "      if r[1]=='online' and r[2]==h then\n"
+    "      local r=redis.pcall('HMGET',k,'state','holder','node','worker')\n"
+    "      if not ok(r) then\n"
+    "        bad=bad+1\n"
+    "      elseif r[1]=='online' and r[2]==h then\n"
     "        redis.call('HSET',k,'state','offline','since',ARGV[2],'cause','node_lost',"
     "'silent_ms',tostring(math.max(0,now-beat)))\n"
     "        redis.call('HDEL',k,'holder')\n"
@@ -139,7 +150,7 @@ const char vigil_presence_reap_lua[] =
     "    redis.call('HDEL',p..'holders',h)\n"
     "  end\n"
     "end\n"
-    "return n\n";
+    "return {n,bad}\n";
 
 /* ---- state ------------------------------------------------------------------ */
 
@@ -726,10 +737,16 @@ static void on_reap_reply(redisAsyncContext *ac, void *reply, void *priv) {
   (void)ac;
   if (rep == NULL)
     return;
-  if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
-    r->st.node_lost += (uint64_t)rep->integer;
-  else if (rep->type != REDIS_REPLY_INTEGER)
+  if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+      rep->element[0]->type != REDIS_REPLY_INTEGER ||
+      rep->element[1]->type != REDIS_REPLY_INTEGER) {
     r->st.errors++;
+    return;
+  }
+  if (rep->element[0]->integer > 0)
+    r->st.node_lost += (uint64_t)rep->element[0]->integer;
+  if (rep->element[1]->integer > 0)
+    r->st.bad_input += (uint64_t)rep->element[1]->integer;
 }
 
 /* Every node_timeout/4: our heartbeat (a key that lives 3/4 of the node
