@@ -2604,3 +2604,88 @@ TEST_IMPL(presence_takeover_race_workers) {
   return takeover_race(1);
 #endif
 }
+
+/* `vigil watch` prints what Redis carries on vigil:events, and anyone who
+ * can PUBLISH there can send anything: text with a terminal escape and a
+ * newline, bytes that are not UTF-8, a control byte or bad UTF-8 inside
+ * something JSON-shaped, JSON naming no event, an empty message, 100 KB.
+ * Each must become one not_vigil line (valid JSON, UTF-8, no control byte:
+ * the message's start escaped, its size, cut when longer than 256 bytes,
+ * the count so far); an event of ours after them is printed as it came. */
+TEST_IMPL(presence_watch_not_ours) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#elif !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  static util_redis rd;
+  static char huge[100000];
+  static const struct {
+    const char *s;
+    size_t len; /* 0: strlen */
+  } junk[] = {
+      {"hello \x1b[31mred\x1b[0m\nsecond line", 0},
+      {"\xff\xfe{\"event\":\"open\"}", 0},
+      {"{\"event\":\"dead\",\"id\":\"a\x1b[2J\"}", 0},
+      {"{\"event\":\"open\",\"id\":\"\xc3\x28\"}", 0},
+      {"{\"x\":1}", 0},
+      {"", 0},
+      {huge, sizeof huge},
+  };
+  static const char ours[] = "{\"event\":\"open\",\"id\":\"gw-ok\",\"node\":\"n1\",\"worker\":0}";
+  child watch;
+  redisContext *rc = NULL;
+  char url[160], line[4096], want[64];
+  size_t i, k, n = sizeof junk / sizeof junk[0];
+  int failed = 0;
+  NEED_BINARY();
+  memset(&rd, 0, sizeof rd);
+  if (util_redis_start(&rd) != 0)
+    RETURN_SKIP("redis-server not installed or did not start");
+  memset(huge, 'h', sizeof huge);
+  snprintf(url, sizeof url, "unix://%s", rd.sock);
+  {
+    char *argv[] = {NULL, "watch", "--presence", url, NULL};
+    if (child_start(&watch, argv) != 0) {
+      util_redis_cleanup(&rd);
+      TEST_FAIL_AT("watch did not start");
+    }
+  }
+  rc = redisConnectUnix(rd.sock);
+  if (rc == NULL || rc->err != 0 || !child_stderr_has(&watch, "subscribed to vigil:events", 5000))
+    failed = __LINE__;
+  for (i = 0; i < n && !failed; i++)
+    freeReplyObject(redisCommand(rc, "PUBLISH vigil:events %b", junk[i].s,
+                                 junk[i].len != 0 ? junk[i].len : strlen(junk[i].s)));
+  if (!failed)
+    freeReplyObject(redisCommand(rc, "PUBLISH vigil:events %s", ours));
+  for (i = 0; i < n && !failed; i++) {
+    size_t len = junk[i].len != 0 ? junk[i].len : strlen(junk[i].s);
+    if (!child_line(&watch, line, sizeof line, 5000) || !json_valid(line) ||
+        strstr(line, "\"event\":\"not_vigil\"") == NULL ||
+        !vigil_utf8_valid((const uint8_t *)line, strlen(line))) {
+      failed = __LINE__;
+      break;
+    }
+    for (k = 0; line[k] != '\0'; k++)
+      if ((unsigned char)line[k] < 0x20 || line[k] == 0x7f)
+        failed = __LINE__;
+    snprintf(want, sizeof want, "\"bytes\":%zu", len);
+    if (strstr(line, want) == NULL ||
+        strstr(line, len > 256 ? "\"cut\":true" : "\"cut\":false") == NULL)
+      failed = __LINE__;
+    snprintf(want, sizeof want, "\"not_vigil\":%zu}", i + 1);
+    if (strstr(line, want) == NULL)
+      failed = __LINE__;
+  }
+  if (!failed && (!child_line(&watch, line, sizeof line, 5000) || strcmp(line, ours) != 0))
+    failed = __LINE__;
+  child_kill(&watch);
+  if (rc != NULL)
+    redisFree(rc);
+  util_redis_cleanup(&rd);
+  if (failed)
+    TEST_FAIL_AT("line %d of the test: %.1000s", failed, line);
+  return 0;
+#endif
+}

@@ -143,7 +143,9 @@ static const char watch_usage[] =
     "\n"
     "A live stream of presence events from every node: open, dead (with its\n"
     "cause), takeover, one JSON object per line as Redis carries it (-j is\n"
-    "accepted and changes nothing). Talks to Redis only. Runs until interrupted.\n"
+    "accepted and changes nothing). A message on the channel that is not one\n"
+    "of vigil's becomes a not_vigil line, escaped and cut to 256 bytes. Talks\n"
+    "to Redis only. Runs until interrupted.\n"
     "\n"
     "  --presence URL  as for vigil who\n";
 
@@ -375,12 +377,56 @@ int vigil_cmd_who(int argc, char **argv) {
 #endif
 }
 
+#if defined(VIGIL_HAVE_HIREDIS)
+#define WATCH_MAX_EVENT 65536u /* ours are a few hundred bytes */
+#define WATCH_RAW_SHOWN 256u
+
+/* Whether a message can be one of our events, to be printed as it came: a
+ * JSON object on one line of UTF-8 text naming its event. Anyone who can
+ * PUBLISH to vigil:events can send anything else. */
+static int looks_ours(const char *s, size_t len) {
+  size_t i;
+  if (len < 2 || len > WATCH_MAX_EVENT || s[0] != '{' || s[len - 1] != '}')
+    return 0;
+  for (i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f)
+      return 0;
+  for (i = 0; i + 9 <= len; i++)
+    if (memcmp(s + i, "\"event\":\"", 9) == 0)
+      return vigil_utf8_valid((const uint8_t *)s, len);
+  return 0;
+}
+
+/* Anything else is one not_vigil line instead, JSON like the rest of the
+ * stream: its size, its first WATCH_RAW_SHOWN bytes escaped (no control
+ * byte or invalid UTF-8 reaches the terminal or a JSON reader), and how
+ * many such messages came so far. */
+static int print_message(const char *s, size_t len, uint64_t *not_ours) {
+  vigil_cli_line l;
+  if (looks_ours(s, len)) {
+    fwrite(s, 1, len, stdout);
+    fputc('\n', stdout);
+    return vigil_cli_out_flush(stdout);
+  }
+  (*not_ours)++;
+  vigil_cli_line_begin(&l, 1, "not_vigil", NULL, NULL, 0);
+  vigil_cli_line_cstr(&l, "channel", "vigil:events");
+  vigil_cli_line_u64(&l, "bytes", len);
+  vigil_cli_line_str(&l, "raw", s, len < WATCH_RAW_SHOWN ? len : WATCH_RAW_SHOWN);
+  vigil_cli_line_bool(&l, "cut", len > WATCH_RAW_SHOWN);
+  vigil_cli_line_u64(&l, "not_vigil", *not_ours);
+  vigil_cli_line_end(&l, stdout);
+  return vigil_cli_out_failed() ? -1 : 0;
+}
+#endif
+
 int vigil_cmd_watch(int argc, char **argv) {
   pargs a;
   int rc = parse("watch", watch_usage, 0, argc, argv, &a);
 #if defined(VIGIL_HAVE_HIREDIS)
   redisContext *c;
   redisReply *r;
+  uint64_t not_ours = 0;
 #endif
   free(a.ids);
   if (rc != 0)
@@ -405,18 +451,16 @@ int vigil_cmd_watch(int argc, char **argv) {
   fflush(stderr);
   while (redisGetReply(c, (void **)&r) == REDIS_OK) {
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[2]->type == REDIS_REPLY_STRING) {
-      fwrite(r->element[2]->str, 1, r->element[2]->len, stdout);
-      fputc('\n', stdout);
-      if (vigil_cli_out_flush(stdout) != 0) {
-        freeReplyObject(r);
-        redisFree(c);
-        return VIGIL_CLI_FAIL;
-      }
+        r->element[2]->type == REDIS_REPLY_STRING &&
+        print_message(r->element[2]->str, r->element[2]->len, &not_ours) != 0) {
+      freeReplyObject(r);
+      redisFree(c);
+      return VIGIL_CLI_FAIL;
     }
     freeReplyObject(r);
   }
-  fprintf(stderr, "vigil watch: lost Redis: %s\n", c->errstr);
+  fprintf(stderr, "vigil watch: lost Redis: %s (%llu messages were not vigil's)\n", c->errstr,
+          (unsigned long long)not_ours);
   redisFree(c);
   return VIGIL_CLI_FAIL;
 #else
