@@ -1036,6 +1036,7 @@ static int workers_run(void) {
   EXPECT(http_get(s.wport[1], "/connections", buf, sizeof(buf)) == 200);
   EXPECT(http_get(s.mport, "/api/status", buf, sizeof(buf)) == 200 &&
          strstr(buf, "\"opens\":26,") != NULL);
+  EXPECT(http_get(s.mport, "/", buf, sizeof(buf)) == 200 && strstr(buf, "<html") != NULL);
 #undef EXPECT
   ok = 1;
 out:

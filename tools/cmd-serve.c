@@ -737,9 +737,12 @@ static int whole_setup(serve_state *s) {
   }
   if ((rc = whole_listen(s, &port)) != 0)
     return rc;
-  snprintf(where, sizeof where, "%s:%u",
-           s->o.metrics_addr.host[0] != '\0' ? s->o.metrics_addr.host : "127.0.0.1",
-           (unsigned)port);
+  if (strchr(s->o.metrics_addr.host, ':') != NULL) /* IPv6, as print_listening writes it */
+    snprintf(where, sizeof where, "[%s]:%u", s->o.metrics_addr.host, (unsigned)port);
+  else
+    snprintf(where, sizeof where, "%s:%u",
+             s->o.metrics_addr.host[0] != '\0' ? s->o.metrics_addr.host : "127.0.0.1",
+             (unsigned)port);
   vigil_cli_line_begin(&l, s->o.c.json, "metrics_listening", where, NULL, 0);
   vigil_cli_line_u64(&l, "metrics_port", port);
   vigil_cli_line_u64(&l, "workers", s->o.workers);
