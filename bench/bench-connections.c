@@ -44,6 +44,12 @@
  * heartbeat; after each window it times /metrics and a 1000-connection
  * page of /connections (5 each, the median).
  *
+ * With --workers N every `vigil serve` runs as N worker processes under
+ * its supervisor (SO_REUSEPORT spreads the clients); CPU and memory are
+ * then the supervisor's and its children's, and with --vs-metrics the
+ * scrapes go to the whole server's endpoint (the workers' figures summed
+ * in shared memory, docs/OPERATIONS.md), /connections to worker 0's own.
+ *
  * With --vs-tls the second server is `vigil serve --tls-cert/--tls-key`
  * (docs/TLS.md) with a certificate this run makes with the openssl
  * command, and its clients speak TLS through libvigil's sans-I/O layer
@@ -54,6 +60,7 @@
  * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
  *                          [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...
  *                          [--baseline PATH] [--floor PATH] [--vs-metrics | --vs-tls]
+ *                          [--workers N]
  * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
@@ -118,6 +125,7 @@ typedef struct run_result {
 static unsigned n_conns = 10000;
 static unsigned window_s = 10;
 static unsigned ping_ms = 1000;
+static unsigned workers = 1; /* --workers: vigil serve as N processes */
 static conn *conns;
 static int epfd = -1;
 static uint32_t *hist;
@@ -554,7 +562,7 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
     return -1;
   }
   bench_sleep_ms(300);
-  r->rss_before_kb = bench_proc_rss_kb(pid);
+  r->rss_before_kb = bench_tree_rss_kb(pid);
   if (connect_all(port) != 0) {
     fprintf(stderr, "bench-connections: %s: only %llu of %u connections opened\n", name,
             (unsigned long long)n_open, n_conns);
@@ -565,7 +573,7 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   r->conns = (unsigned)n_open;
   start = bench_now_ns();
   run_for(start, start + 2000000000ull); /* warm-up: every client pinged twice */
-  r->rss_after_kb = bench_proc_rss_kb(pid);
+  r->rss_after_kb = bench_tree_rss_kb(pid);
   {
     scraper sc;
     memset(&sc, 0, sizeof(sc));
@@ -573,10 +581,10 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
     if (sc.port != 0 && pthread_create(&sc.th, NULL, scrape_loop, &sc) != 0)
       sc.port = 0;
     measuring = 1;
-    cpu0 = bench_proc_cpu_seconds(pid, &user0);
+    cpu0 = bench_tree_cpu_seconds(pid, &user0);
     t0 = bench_now_ns();
     run_for(start, t0 + (uint64_t)window_s * 1000000000u);
-    cpu1 = bench_proc_cpu_seconds(pid, &user1);
+    cpu1 = bench_tree_cpu_seconds(pid, &user1);
     r->seconds = (double)(bench_now_ns() - t0) / 1e9; /* the window, not the timings after it */
     if (sc.port != 0) {
       sc.stop = 1;
@@ -584,7 +592,10 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
       r->scrapes = sc.n;
       r->scrape_max_ms = sc.max_ms;
       r->metrics_ms = median5(r->mport, "/metrics", &r->metrics_bytes);
-      r->conns_page_ms = median5(r->mport, "/connections?limit=1000", &r->page_bytes);
+      /* With --workers the whole server's endpoint has no /connections:
+       * worker 0's own, on the next port, has. */
+      r->conns_page_ms = median5(workers > 1 ? (uint16_t)(r->mport + 1) : r->mport,
+                                 "/connections?limit=1000", &r->page_bytes);
     }
   }
   measuring = 0;
@@ -643,7 +654,8 @@ static int usage(void) {
           "usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]\n"
           "                         [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...\n"
           "                         [--baseline PATH] [--floor PATH] "
-          "[--vs-metrics | --vs-tls]\n");
+          "[--vs-metrics | --vs-tls]\n"
+          "                         [--workers N]\n");
   return 2;
 }
 
@@ -738,10 +750,10 @@ static server *add_server(int kind, const char *label, const char *path) {
 
 /* One round of server s. */
 static void run_server(server *s, unsigned k) {
-  char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32], mport_s[32];
+  char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32], mport_s[32], w_s[16];
   uint16_t port = bench_free_port();
   run_result *r = &s->r[k];
-  char *av[16];
+  char *av[20];
   int n = 0;
 
   snprintf(port_s, sizeof(port_s), "%u", port);
@@ -765,6 +777,11 @@ static void run_server(server *s, unsigned k) {
                             "--timeout", to_s,   "--max-conns", max_s};
     for (size_t j = 0; j < sizeof(common) / sizeof(common[0]); j++)
       av[n++] = common[j];
+    if (workers > 1) {
+      snprintf(w_s, sizeof(w_s), "%u", workers);
+      av[n++] = "--workers";
+      av[n++] = w_s;
+    }
     if (s->kind == S_METRICS) {
       r->mport = bench_free_port();
       snprintf(mport_s, sizeof(mport_s), "127.0.0.1:%u", r->mport);
@@ -859,6 +876,8 @@ int main(int argc, char **argv) {
       rounds = (unsigned)strtoul(v, NULL, 10);
     } else if (strcmp(argv[i], "-i") == 0) {
       ping_ms = (unsigned)strtoul(v, NULL, 10);
+    } else if (strcmp(argv[i], "--workers") == 0) {
+      workers = (unsigned)strtoul(v, NULL, 10);
     } else if (strcmp(argv[i], "--only") == 0) {
       only = v;
     } else if (strcmp(argv[i], "--vigil") == 0) {
@@ -882,7 +901,8 @@ int main(int argc, char **argv) {
     i++;
   }
   if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200 || rounds == 0 ||
-      rounds > MAX_ROUNDS || (vs_metrics && vs_tls) || (vigils > 1 && (vs_metrics || vs_tls)))
+      rounds > MAX_ROUNDS || (vs_metrics && vs_tls) || (vigils > 1 && (vs_metrics || vs_tls)) ||
+      workers == 0 || workers > 256)
     return usage();
   if (vigils == 0) {
     snprintf(path, sizeof(path), "%s/vigil", dir);

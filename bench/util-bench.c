@@ -159,6 +159,52 @@ long bench_proc_rss_kb(pid_t pid) {
   return kb;
 }
 
+/* pid's children, at most cap of them; how many. */
+static unsigned children(pid_t pid, pid_t *out, unsigned cap) {
+  char path[64];
+  unsigned n = 0;
+  long v;
+  FILE *f;
+  snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+  if ((f = fopen(path, "r")) == NULL)
+    return 0;
+  while (n < cap && fscanf(f, "%ld", &v) == 1)
+    out[n++] = (pid_t)v;
+  fclose(f);
+  return n;
+}
+
+double bench_tree_cpu_seconds(pid_t pid, double *user_s) {
+  pid_t kids[1024];
+  unsigned n = children(pid, kids, 1024), i;
+  double total = bench_proc_cpu_seconds(pid, user_s);
+  if (total < 0)
+    return -1;
+  for (i = 0; i < n; i++) {
+    double u = 0, c = bench_proc_cpu_seconds(kids[i], &u);
+    if (c >= 0) {
+      total += c;
+      if (user_s != NULL)
+        *user_s += u;
+    }
+  }
+  return total;
+}
+
+long bench_tree_rss_kb(pid_t pid) {
+  pid_t kids[1024];
+  unsigned n = children(pid, kids, 1024), i;
+  long total = bench_proc_rss_kb(pid);
+  if (total < 0)
+    return -1;
+  for (i = 0; i < n; i++) {
+    long kb = bench_proc_rss_kb(kids[i]);
+    if (kb > 0)
+      total += kb;
+  }
+  return total;
+}
+
 unsigned long bench_raise_nofile(void) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0)

@@ -27,6 +27,11 @@ void bench_self_dir(char *out, size_t cap);
 double bench_proc_cpu_seconds(pid_t pid, double *user_s);
 /* VmRSS of pid in KiB, -1 on failure. */
 long bench_proc_rss_kb(pid_t pid);
+/* The same over pid and its children (a supervisor and its workers:
+ * /proc/PID/task/PID/children), -1 when pid itself cannot be read. A
+ * child that ends between the listing and its reading is left out. */
+double bench_tree_cpu_seconds(pid_t pid, double *user_s);
+long bench_tree_rss_kb(pid_t pid);
 /* Raises RLIMIT_NOFILE to its hard limit; returns the limit now in force. */
 unsigned long bench_raise_nofile(void);
 
