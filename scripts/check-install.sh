@@ -3,7 +3,9 @@
 # builds tests/install/consumer.c as a separate program three ways -- CMake
 # package (shared and static) and pkg-config -- and runs each. Where
 # libvigil-uv was installed (libuv present), tests/install/consumer-uv.c is
-# built and run the same three ways (component uv, vigil-uv.pc).
+# built and run the same three ways (component uv, vigil-uv.pc); where
+# libvigil-redis was (hiredis present), tests/install/consumer-redis.c
+# (component redis, vigil-redis.pc).
 # Then the installed tree is moved elsewhere (as a package manager or a
 # vendored copy would) and the consumer is built again from the moved copy
 # with pkg-config and the CMake package: neither may name the old prefix.
@@ -34,6 +36,17 @@ if [ -f "$libdir/pkgconfig/vigil-uv.pc" ]; then
 else
   echo "check-install: libvigil-uv not installed (no libuv at build time); its consumer skipped"
 fi
+if [ -f "$libdir/pkgconfig/vigil-redis.pc" ]; then
+  test -f "$prefix/include/vigil/presence-redis.h"
+  LD_LIBRARY_PATH="$libdir" "$work/cmake/consumer_redis"
+  "$work/cmake/consumer_redis_static"
+  cc -std=c11 -Wall -Werror tests/install/consumer-redis.c \
+    $(pkg-config --cflags --libs vigil-redis) -o "$work/consumer_redis_pc"
+  LD_LIBRARY_PATH="$libdir" "$work/consumer_redis_pc"
+else
+  test ! -f "$prefix/include/vigil/presence-redis.h"
+  echo "check-install: libvigil-redis not installed (no hiredis at build time); its consumer skipped"
+fi
 
 # Relocation: move the tree, leave nothing at the old prefix.
 mv "$prefix" "$moved/tree"
@@ -53,5 +66,11 @@ if [ -f "$mlib/pkgconfig/vigil-uv.pc" ]; then
   cc -std=c11 -D_GNU_SOURCE -Wall -Werror tests/install/consumer-uv.c \
     $(pkg-config --cflags --libs vigil-uv) -o "$work/consumer_uv_moved"
   LD_LIBRARY_PATH="$mlib" "$work/consumer_uv_moved"
+fi
+if [ -f "$mlib/pkgconfig/vigil-redis.pc" ]; then
+  cc -std=c11 -Wall -Werror tests/install/consumer-redis.c \
+    $(pkg-config --cflags --libs vigil-redis) -o "$work/consumer_redis_moved"
+  LD_LIBRARY_PATH="$mlib" "$work/consumer_redis_moved"
+  LD_LIBRARY_PATH="$mlib" "$work/cmake-moved/consumer_redis"
 fi
 echo "check-install: ok (prefix $prefix, then moved to $moved/tree)"

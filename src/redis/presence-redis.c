@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -41,7 +42,15 @@
 #define MAX_RETRY_MS 4000u
 #define OFFLINE_TTL_MS "86400000" /* offline records are kept a day */
 
-uint64_t vigil__wall_ms(void); /* libvigil's (src/presence.c) */
+/* Unix time in ms (the `since` of records, the node beats). Our own, not
+ * libvigil's internal one: the shared libvigil-redis links against
+ * libvigil's public symbols only. */
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  return (uint64_t)time(NULL) * 1000u;
+}
 
 /* ---- scripts (docs/PRESENCE.md) ------------------------------------------- */
 
@@ -758,7 +767,7 @@ static void node_beat(vigil_presence_redis *r) {
   char ttl[16], now[24];
   const char *a[3], *argv[6];
   snprintf(ttl, sizeof ttl, "%u", (unsigned)(r->cfg.node_timeout_ms / 4 * 3));
-  fmt_u64(now, sizeof now, vigil__wall_ms());
+  fmt_u64(now, sizeof now, wall_ms());
   a[0] = r->node;
   a[1] = ttl;
   a[2] = now;
