@@ -84,7 +84,11 @@ wait_for() {
 # count_of FILE REGEX: matching lines.
 count_of() { grep -Ec "$2" "$1" 2>/dev/null || true; }
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# Two free ports: the demo's server, and the fleet's (one python3 start).
+read -r PORT FPORT < <(python3 -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
 ADDR=127.0.0.1:$PORT
 HB=(--interval "${INTERVAL_MS}ms" --timeout "${TIMEOUT_MS}ms")
 ok=1
@@ -105,6 +109,18 @@ start_client() {   # ID [ADDR]
 
 open_re() { echo "\"event\":\"open\",\"peer\":\"[^\"]*\",\"id\":\"$1\""; }
 dead_re() { echo "\"event\":\"dead\",\"peer\":\"[^\"]*\",\"id\":\"$1\""; }
+
+# The fleet view's redis-server starts now, so that it is up by then.
+FLEET_SKIP=
+if ! command -v redis-server >/dev/null; then
+  FLEET_SKIP="redis-server not installed (scripts/install-deps.sh)"
+else
+  REDIS_DIR=$(mktemp -d /tmp/vigil-demo-redis.XXXXXX)
+  PURL=unix://$REDIS_DIR/redis.sock
+  redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --save "" --appendonly no \
+    --dir "$REDIS_DIR" --loglevel warning >"$LOG/redis.log" 2>&1 &
+  pids+=("$!")
+fi
 
 echo "demo: vigil serve $ADDR (interval ${INTERVAL_MS} ms, timeout ${TIMEOUT_MS} ms) and clients c1..c4"
 start_server server1 || ok=0
@@ -151,7 +167,6 @@ for c in c3 c4; do wait_for "$LOG/server2.log" "$(open_re $c)" 15 || ok=0; done
 # wait_who NAME SECONDS TEST: polls `vigil who f1..f4 --json` (Redis only)
 # until TEST (a shell function given the output file) holds; the output is
 # kept as who-NAME.json, the time it first held marked as NAME.
-PURL=
 who_json() { "$VIGIL" who --presence "$PURL" f1 f2 f3 f4 --json >"$1" 2>>"$LOG/who.err" || true; }
 wait_who() {
   local name=$1 test=$3 deadline
@@ -170,22 +185,16 @@ f2_offline() { id_line "$1" f2 | grep -q '"state":"offline".*"cause":"peer_stall
 gen_of() { id_line "$1" "$2" | grep -Eo '"gen":[0-9]+' | cut -d: -f2 || true; }
 f3_back() { id_line "$1" f3 | grep -q '"state":"online"' && [ "$(gen_of "$1" f3)" -gt "$F3_GEN" ] 2>/dev/null; }
 
-FLEET_SKIP=
-if ! command -v redis-server >/dev/null; then
-  FLEET_SKIP="redis-server not installed (scripts/install-deps.sh)"
-else
-  REDIS_DIR=$(mktemp -d /tmp/vigil-demo-redis.XXXXXX)
-  PURL=unix://$REDIS_DIR/redis.sock
-  redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --save "" --appendonly no \
-    --dir "$REDIS_DIR" --loglevel warning >"$LOG/redis.log" 2>&1 &
-  pids+=("$!")
+if [ -z "$FLEET_SKIP" ]; then
+  answered=0
   for _ in $(seq 1 60); do
-    "$VIGIL" who --presence "$PURL" >/dev/null 2>"$LOG/who.err" && break
+    if "$VIGIL" who --presence "$PURL" >/dev/null 2>"$LOG/who.err"; then answered=1; break; fi
+    grep -q 'no Redis support' "$LOG/who.err" && break
     sleep 0.05
   done
   if grep -q 'no Redis support' "$LOG/who.err"; then
     FLEET_SKIP="this vigil was built without hiredis (libhiredis-dev)"
-  elif ! "$VIGIL" who --presence "$PURL" >/dev/null 2>&1; then
+  elif [ "$answered" = 0 ]; then
     FLEET_SKIP="the demo's redis-server did not answer"
     ok=0
   fi
@@ -194,7 +203,6 @@ if [ -n "$FLEET_SKIP" ]; then
   echo "demo: fleet view skipped: $FLEET_SKIP"
   echo "$FLEET_SKIP" >"$LOG/fleet-skipped"
 else
-  FPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   echo "demo: the fleet: vigil serve 127.0.0.1:$FPORT --workers 2 --presence $PURL and clients f1..f4"
   "$VIGIL" serve "127.0.0.1:$FPORT" "${HB[@]}" --workers 2 --presence "$PURL" --node demo \
     --node-timeout 1s --json >"$LOG/fleet.log" 2>"$LOG/fleet.err" &
