@@ -20,6 +20,7 @@
 #include "task.h"
 #include "util-net.h"
 #include "util-proc.h"
+#include "util-redis.h"
 
 #if !defined(_WIN32)
 #include <arpa/inet.h>
@@ -158,6 +159,7 @@ TEST_IMPL(workers_shared_sum) {
 #if defined(VIGIL_HAVE_MICROHTTPD) && defined(MAP_ANONYMOUS)
   static vigil_cli_deaths d0, d1, out;
   vigil_cli_shared *sh;
+  vigil_cli_presence_figures pf, pfs;
   vigil_metrics a, b, sum;
   vigil_death d;
   shared_slot *s0;
@@ -165,6 +167,11 @@ TEST_IMPL(workers_shared_sum) {
   a.size = sizeof(a);
   b = a;
   memset(&d, 0, sizeof(d));
+  memset(&pf, 0, sizeof(pf));
+  pf.present = 1;
+  pf.processes = 1;
+  pf.up = 1;
+  pf.sent = 40;
   d.cause = VIGIL_CAUSE_CLOSED;
   a.open = 7;
   a.opened = 10;
@@ -181,19 +188,22 @@ TEST_IMPL(workers_shared_sum) {
   ASSERT_EQ(vigil_cli_shared_new(&sh, 0), -1);
   ASSERT_EQ(vigil_cli_shared_new(&sh, 257), -1);
   ASSERT_EQ(vigil_cli_shared_new(&sh, 2), 0);
-  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0); /* nothing published: zeros */
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out, &pfs), 0); /* nothing published: zeros */
   ASSERT_EQ(sum.opened, 0);
   ASSERT_EQ(out.total, 0);
-  vigil_cli_shared_publish(sh, 0, &a, &d0);
-  vigil_cli_shared_publish(sh, 1, &b, &d1);
-  vigil_cli_shared_publish(sh, 2, &b, &d1); /* no such worker: ignored */
-  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  vigil_cli_shared_publish(sh, 0, &a, &d0, &pf);
+  vigil_cli_shared_publish(sh, 1, &b, &d1, &pf);
+  vigil_cli_shared_publish(sh, 2, &b, &d1, &pf); /* no such worker: ignored */
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out, &pfs), 0);
   ASSERT_EQ(sum.open, 11);
   ASSERT_EQ(sum.opened, 16);
   ASSERT_EQ(sum.rtt.count, 6);
   ASSERT_EQ(sum.rtt.buckets[0], 1);
   ASSERT_EQ(sum.rtt.buckets[2], 5);
   ASSERT_EQ(out.total, 3);
+  ASSERT_EQ(pfs.present, 1);
+  ASSERT_EQ(pfs.up, 2); /* both workers connected to the store */
+  ASSERT_EQ(pfs.sent, 80);
   ASSERT_STR_EQ(out.rec[2].id, "w0-b"); /* newest at (total - 1) % N */
   ASSERT_STR_EQ(out.rec[1].id, "w1-a");
   ASSERT_STR_EQ(out.rec[0].id, "w0-a");
@@ -202,16 +212,20 @@ TEST_IMPL(workers_shared_sum) {
   s0 = &sh->slots[0];
   s0->c[s0->current ^ 1u].seq |= 1u;
   memset(&s0->c[s0->current ^ 1u].u, 0xee, sizeof(shared_snap));
-  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out, &pfs), 0);
   ASSERT_EQ(sum.opened, 16);
   /* ... and is retired: its counts stay, its 7 open go. */
   vigil_cli_shared_retire(sh, 0);
-  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out, &pfs), 0);
   ASSERT_EQ(sum.open, 4);
   ASSERT_EQ(sum.opened, 16);
   ASSERT_EQ(sum.deaths[VIGIL_CAUSE_CLOSED], 3);
   ASSERT_EQ(sum.rtt.count, 6);
   ASSERT_EQ(out.total, 3);
+  ASSERT_EQ(pfs.up, 1); /* a gauge: gone with the worker */
+  ASSERT_EQ(pfs.processes, 1);
+  ASSERT_EQ(pfs.present, 1);
+  ASSERT_EQ(pfs.sent, 80); /* a counter: kept */
   /* Its successor starts from 0 and adds on top. */
   memset(&a, 0, sizeof(a));
   a.size = sizeof(a);
@@ -219,9 +233,9 @@ TEST_IMPL(workers_shared_sum) {
   a.opened = 2;
   memset(&d0, 0, sizeof(d0));
   vigil_cli_deaths_add(&d0, 4.0, "w0-c", 4, "p", &d);
-  vigil_cli_shared_publish(sh, 0, &a, &d0);
-  vigil_cli_shared_publish(sh, 0, &a, &d0); /* both copies written once */
-  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), 0);
+  vigil_cli_shared_publish(sh, 0, &a, &d0, &pf);
+  vigil_cli_shared_publish(sh, 0, &a, &d0, &pf); /* both copies written once */
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out, &pfs), 0);
   ASSERT_EQ(sum.open, 6);
   ASSERT_EQ(sum.opened, 18);
   ASSERT_EQ(sum.deaths[VIGIL_CAUSE_CLOSED], 3);
@@ -232,7 +246,7 @@ TEST_IMPL(workers_shared_sum) {
    * give up after its bounded tries instead of spinning. */
   s0->c[0].seq |= 1u;
   s0->c[1].seq |= 1u;
-  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out), -1);
+  ASSERT_EQ(vigil_cli_shared_read(sh, &sum, &out, &pfs), -1);
   vigil_cli_shared_free(sh);
   return 0;
 #else
@@ -1047,7 +1061,87 @@ out:
   return ok ? 0 : 1;
 }
 
+/* ---- the presence store's health ---- */
+
+#if defined(VIGIL_HAVE_HIREDIS)
+/* Scrapes until sample `name` equals want (bounded); its value. */
+static long long scrape_until_eq(uint16_t port, const char *name, long long want, char *buf,
+                                 size_t cap, uint32_t ms) {
+  uint64_t end = util_now_ns() + (uint64_t)ms * 1000000u;
+  long long v = -1;
+  do {
+    if (http_get(port, "/metrics", buf, cap) == 200 && (v = sample(body_of(buf), name)) == want)
+      return v;
+    usleep(20000);
+  } while (util_now_ns() < end);
+  return v;
+}
+
+/* serve --presence --metrics: the scrape shows the Redis store connected
+ * and updates acknowledged (3 opens at least); Redis killed, the store
+ * shows down within 5 s while the 3 heartbeats go on; promtool accepts
+ * both scrapes. */
+static int presence_run(void) {
+  static char buf[65536];
+  static util_redis rd;
+  char url[160];
+  const char *extra[] = {"--interval", "100ms", "--timeout", "1s", "--presence", url, NULL};
+  served s;
+  long pids = 0;
+  int promtool, ok = 0;
+  SKIP_WITHOUT_ENDPOINT();
+  promtool = util_sh("command -v promtool >/dev/null") == 0;
+  if (!promtool && on_ci())
+    TEST_FAIL_AT("promtool missing under CI (scripts/install-deps.sh installs prometheus)");
+  memset(&rd, 0, sizeof(rd));
+  if (util_redis_start(&rd) != 0)
+    RETURN_SKIP("redis-server not installed or did not start");
+  snprintf(url, sizeof(url), "unix://%s", rd.sock);
+  memset(&s, 0, sizeof(s));
+#define EXPECT(cond)                                                                               \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: %s\nlast scrape:\n%.3000s\n", __FILE__, __LINE__, #cond,             \
+              body_of(buf));                                                                       \
+      goto out;                                                                                    \
+    }                                                                                              \
+  } while (0)
+  EXPECT(serve_start(&s, extra) == 0);
+  EXPECT(clients_spawn(s.port, 3, "pres", &pids) == 0);
+  EXPECT(scrape_until(s.mport, "vigil_opens_total", 3, buf, sizeof(buf), 10000) == 3);
+  EXPECT(scrape_until(s.mport, "vigil_presence_sent_total", 3, buf, sizeof(buf), 5000) >= 3);
+  EXPECT(sample(body_of(buf), "vigil_presence_store_up") == 1);
+  EXPECT(sample(body_of(buf), "vigil_presence_store_processes") == 1);
+  EXPECT(sample(body_of(buf), "vigil_presence_dropped_total") == 0);
+  EXPECT(sample(body_of(buf), "vigil_presence_errors_total") == 0);
+  EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);
+  util_redis_stop(&rd);
+  EXPECT(scrape_until_eq(s.mport, "vigil_presence_store_up", 0, buf, sizeof(buf), 5000) == 0);
+  EXPECT(sample(body_of(buf), "vigil_connections{state=\"open\"}") == 3);
+  EXPECT(sample(body_of(buf), "vigil_deaths_total{cause=\"heartbeat_timeout\"}") == 0);
+  EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);
+#undef EXPECT
+  ok = 1;
+out:
+  if (pids > 0)
+    util_proc_kill(pids);
+  serve_stop(&s);
+  util_redis_cleanup(&rd);
+  return ok ? 0 : 1;
+}
 #endif
+
+#endif
+
+TEST_IMPL(presence_store_health) {
+#if defined(_WIN32)
+  RETURN_SKIP("needs POSIX (fork, posix_spawn)");
+#elif !defined(VIGIL_HAVE_HIREDIS)
+  RETURN_SKIP("built without hiredis: the Redis store is compiled out");
+#else
+  return presence_run();
+#endif
+}
 
 TEST_IMPL(workers_one_scrape) {
 #if defined(_WIN32)

@@ -520,6 +520,7 @@ static int serve(serve_state *s) {
       return VIGIL_CLI_FAIL;
     }
     vigil_cli_http_share(s->http, s->share, s->o.worker);
+    vigil_cli_http_presence(s->http, s->presence);
   }
   print_listening(s, port, http_port);
   /* Many peers may die in one iteration: their sockets close first, their

@@ -49,6 +49,11 @@ void vigil_cli_http_share(vigil_cli_http *h, vigil_cli_shared *sh, unsigned work
   (void)worker;
 }
 
+void vigil_cli_http_presence(vigil_cli_http *h, const vigil_cli_presence *p) {
+  (void)h;
+  (void)p;
+}
+
 void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d) {
   (void)h;
   (void)c;
@@ -82,6 +87,7 @@ struct vigil_cli_http {
   const vigil_cli_shared *whole;
   vigil_cli_shared *share; /* a worker: where it publishes, as worker `worker` */
   unsigned worker;
+  const vigil_cli_presence *presence; /* --presence, read on the tick */
   vigil_loop_timer tick;
   vigil_async wake; /* a /connections request is waiting for the loop */
   struct MHD_Daemon *d;
@@ -90,6 +96,7 @@ struct vigil_cli_http {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   vigil_metrics snap;
+  vigil_cli_presence_figures pf;
   double snap_t;
   vigil_cli_deaths deaths;
   vigil_cli_page req; /* /connections: the request ... */
@@ -110,7 +117,8 @@ static void publish(vigil_cli_http *h, vigil_loop *loop) {
   pthread_mutex_lock(&h->mu);
   (void)vigil_server_get_metrics(h->srv, &h->snap);
   h->snap_t = vigil_cli_unix_time();
-  vigil_cli_shared_publish(h->share, h->worker, &h->snap, &h->deaths);
+  vigil_cli_presence_get(h->presence, &h->pf);
+  vigil_cli_shared_publish(h->share, h->worker, &h->snap, &h->deaths, &h->pf);
   if (h->req_pending) {
     vigil_cli_buf_free(&h->page);
     vigil_cli_buf_init(&h->page, PAGE_MAX_BYTES);
@@ -190,48 +198,54 @@ static enum MHD_Result respond_buf(struct MHD_Connection *conn, vigil_cli_buf *b
 
 /* The figures to answer with: this server's copy from its loop's last
  * tick, or for the whole server the sum of the workers, read now. */
-static int snapshot(vigil_cli_http *h, vigil_metrics *m, vigil_cli_deaths *d, double *t) {
+static int snapshot(vigil_cli_http *h, vigil_metrics *m, vigil_cli_deaths *d,
+                    vigil_cli_presence_figures *pf, double *t) {
   if (h->whole != NULL) {
     *t = vigil_cli_unix_time();
-    return vigil_cli_shared_read(h->whole, m, d);
+    return vigil_cli_shared_read(h->whole, m, d, pf);
   }
   pthread_mutex_lock(&h->mu);
   *m = h->snap;
   *t = h->snap_t;
   *d = h->deaths;
+  *pf = h->pf;
   pthread_mutex_unlock(&h->mu);
   return 0;
 }
 
 static enum MHD_Result serve_metrics(vigil_cli_http *h, struct MHD_Connection *conn) {
   vigil_metrics m;
+  vigil_cli_presence_figures pf;
   vigil_cli_deaths *deaths = malloc(sizeof(*deaths));
   double t;
-  long n;
+  long n, np;
   char *text;
   int rc;
   if (deaths == NULL)
     return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
-  rc = snapshot(h, &m, deaths, &t);
+  rc = snapshot(h, &m, deaths, &pf, &t);
   free(deaths);
   if (rc != 0)
     return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the workers' figures kept moving\n");
   n = vigil_metrics_format(&m, NULL, 0);
-  if (n < 0 || (text = malloc((size_t)n + 1)) == NULL)
+  np = vigil_cli_presence_format(&pf, NULL, 0);
+  if (n < 0 || (text = malloc((size_t)n + (size_t)np + 1)) == NULL)
     return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot format the metrics\n");
   (void)vigil_metrics_format(&m, text, (size_t)n + 1);
-  return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, (size_t)n,
-                 MHD_RESPMEM_MUST_FREE);
+  (void)vigil_cli_presence_format(&pf, text + n, (size_t)np + 1);
+  return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
+                 (size_t)(n + np), MHD_RESPMEM_MUST_FREE);
 }
 
 static enum MHD_Result serve_status(vigil_cli_http *h, struct MHD_Connection *conn) {
   vigil_metrics m;
   vigil_cli_deaths *deaths = malloc(sizeof(*deaths));
   vigil_cli_buf b;
+  vigil_cli_presence_figures pf;
   double t;
   if (deaths == NULL)
     return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
-  if (snapshot(h, &m, deaths, &t) != 0) {
+  if (snapshot(h, &m, deaths, &pf, &t) != 0) {
     free(deaths);
     return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the workers' figures kept moving\n");
   }
@@ -391,6 +405,14 @@ int vigil_cli_http_start(vigil_cli_http **out, vigil_loop *loop, vigil_server *s
   vigil_loop_timer_arm(loop, &h->tick, vigil_loop_now_ms(loop) + TICK_MS, on_tick);
   *out = h;
   return 0;
+}
+
+void vigil_cli_http_presence(vigil_cli_http *h, const vigil_cli_presence *p) {
+  if (h == NULL)
+    return;
+  pthread_mutex_lock(&h->mu);
+  h->presence = p;
+  pthread_mutex_unlock(&h->mu);
 }
 
 void vigil_cli_http_share(vigil_cli_http *h, vigil_cli_shared *sh, unsigned worker) {

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli-presence.h"
 #include "vigil.h"
 
 /* ---- status-json.c: JSON without HTTP -------------------------------- */
@@ -70,6 +71,15 @@ void vigil_cli_deaths_add(vigil_cli_deaths *r, double t, const char *id, size_t 
  * of both by time, and a->total becomes a->total + b->total (the deaths
  * of several workers shown as one server's). */
 void vigil_cli_deaths_merge(vigil_cli_deaths *a, const vigil_cli_deaths *b);
+
+/* The presence store's health (--presence) as Prometheus text, the
+ * vigil_presence_* families of docs/OPERATIONS.md; nothing when
+ * f->present is 0. snprintf-style: returns the length the whole text
+ * needs (a result >= cap was cut), NUL-terminated when cap > 0. */
+long vigil_cli_presence_format(const vigil_cli_presence_figures *f, char *buf, size_t cap);
+
+/* Adds src into dst: counters and gauges summed (several workers). */
+void vigil_cli_presence_add(vigil_cli_presence_figures *dst, const vigil_cli_presence_figures *src);
 
 /* A growing text buffer with a hard cap: appends past `max` set `failed`
  * instead of growing (and so does running out of memory). */
@@ -146,6 +156,10 @@ int vigil_cli_http_start_whole(vigil_cli_http **out, const vigil_cli_shared *sh,
 /* A worker's endpoint also publishes each tick's snapshot and recent
  * deaths into sh as worker `worker`. */
 void vigil_cli_http_share(vigil_cli_http *h, vigil_cli_shared *sh, unsigned worker);
+
+/* With --presence: the endpoint also shows the store's health (read on
+ * the loop's tick). */
+void vigil_cli_http_presence(vigil_cli_http *h, const vigil_cli_presence *p);
 
 /* From on_death: the status page lists it. */
 void vigil_cli_http_death(vigil_cli_http *h, vigil_conn *c, const vigil_death *d);

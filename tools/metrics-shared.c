@@ -22,6 +22,7 @@
 typedef struct shared_snap {
   vigil_metrics m;
   vigil_cli_deaths d;
+  vigil_cli_presence_figures pf;
 } shared_snap;
 
 #define WORDS (sizeof(shared_snap) / sizeof(uint64_t))
@@ -83,7 +84,7 @@ void vigil_cli_shared_free(vigil_cli_shared *sh) {
 }
 
 void vigil_cli_shared_publish(vigil_cli_shared *sh, unsigned worker, const vigil_metrics *m,
-                              const vigil_cli_deaths *d) {
+                              const vigil_cli_deaths *d, const vigil_cli_presence_figures *pf) {
   static shared_snap p; /* the worker's loop thread is the only writer */
   shared_slot *s;
   shared_copy *c;
@@ -97,6 +98,7 @@ void vigil_cli_shared_publish(vigil_cli_shared *sh, unsigned worker, const vigil
   memcpy(&p.m, m, m->size < sizeof(p.m) ? m->size : sizeof(p.m));
   p.m.size = sizeof(p.m);
   p.d = *d;
+  p.pf = *pf;
   seq = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
   __atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE); /* the odd seq is seen before any word */
@@ -128,6 +130,10 @@ static void drop_gauges(vigil_metrics *m) {
   m->queued_bytes = 0;
 }
 
+static void drop_presence_gauges(vigil_cli_presence_figures *pf) {
+  pf->processes = pf->up = pf->queued = 0;
+}
+
 void vigil_cli_shared_retire(vigil_cli_shared *sh, unsigned worker) {
   static shared_snap last, sum;
   shared_slot *s;
@@ -144,10 +150,12 @@ void vigil_cli_shared_retire(vigil_cli_shared *sh, unsigned worker) {
   load_words((uint64_t *)(void *)&last,
              s->c[__atomic_load_n(&s->current, __ATOMIC_ACQUIRE) & 1u].u.w);
   drop_gauges(&last.m);
+  drop_presence_gauges(&last.pf);
   load_words((uint64_t *)(void *)&sum, sh->retired.u.w);
   sum.m.size = sizeof(sum.m);
   vigil_metrics_add(&sum.m, &last.m);
   vigil_cli_deaths_merge(&sum.d, &last.d);
+  vigil_cli_presence_add(&sum.pf, &last.pf);
   epoch = __atomic_load_n(&sh->epoch, __ATOMIC_RELAXED);
   __atomic_store_n(&sh->epoch, epoch + 1, __ATOMIC_RELAXED);
   __atomic_thread_fence(__ATOMIC_RELEASE);
@@ -160,7 +168,8 @@ void vigil_cli_shared_retire(vigil_cli_shared *sh, unsigned worker) {
   __atomic_store_n(&sh->epoch, epoch + 2, __ATOMIC_RELEASE);
 }
 
-int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cli_deaths *d) {
+int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cli_deaths *d,
+                          vigil_cli_presence_figures *pf) {
   shared_snap *one;
   unsigned tries, i;
   int rc = -1;
@@ -174,6 +183,7 @@ int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cl
     *m = one->m;
     m->size = sizeof(*m);
     *d = one->d;
+    *pf = one->pf;
     for (i = 0; i < sh->workers; i++) {
       if (read_slot(&sh->slots[i], one) != 0)
         break;
@@ -181,6 +191,7 @@ int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cl
       vigil_metrics_add(m, &one->m);
       if (one->d.total > 0) /* a merge moves 22 KB: not for a worker with none */
         vigil_cli_deaths_merge(d, &one->d);
+      vigil_cli_presence_add(pf, &one->pf);
     }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     if (i == sh->workers && __atomic_load_n(&sh->epoch, __ATOMIC_RELAXED) == before)
@@ -204,11 +215,12 @@ void vigil_cli_shared_free(vigil_cli_shared *sh) {
 }
 
 void vigil_cli_shared_publish(vigil_cli_shared *sh, unsigned worker, const vigil_metrics *m,
-                              const vigil_cli_deaths *d) {
+                              const vigil_cli_deaths *d, const vigil_cli_presence_figures *pf) {
   (void)sh;
   (void)worker;
   (void)m;
   (void)d;
+  (void)pf;
 }
 
 void vigil_cli_shared_retire(vigil_cli_shared *sh, unsigned worker) {
@@ -216,10 +228,12 @@ void vigil_cli_shared_retire(vigil_cli_shared *sh, unsigned worker) {
   (void)worker;
 }
 
-int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cli_deaths *d) {
+int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cli_deaths *d,
+                          vigil_cli_presence_figures *pf) {
   (void)sh;
   (void)m;
   (void)d;
+  (void)pf;
   return -1;
 }
 

@@ -5,7 +5,8 @@
  * every worker and the endpoint process (below) see the same pages:
  *
  *   - one slot per worker, written only by that worker: its metrics
- *     snapshot and its 64 most recent deaths, published on the endpoint's
+ *     snapshot, its 64 most recent deaths and its presence store's
+ *     figures (--presence), published on the endpoint's
  *     50 ms tick (tools/metrics-http.c). Each slot holds two copies; the
  *     worker writes the one readers are not pointed at, under that copy's
  *     sequence number (odd while writing), then points readers at it. A
@@ -47,17 +48,20 @@ int vigil_cli_shared_new(vigil_cli_shared **out, unsigned workers);
 /* Unmaps it (in the process that calls; the others keep their mapping). */
 void vigil_cli_shared_free(vigil_cli_shared *sh);
 
-/* Worker `worker`: publishes its snapshot and recent deaths. Never waits. */
+/* Worker `worker`: publishes its snapshot, recent deaths and presence
+ * store figures. Never waits. */
 void vigil_cli_shared_publish(vigil_cli_shared *sh, unsigned worker, const vigil_metrics *m,
-                              const vigil_cli_deaths *d);
+                              const vigil_cli_deaths *d, const vigil_cli_presence_figures *pf);
 
 /* Supervisor: worker `worker` ended (it is reaped, so it writes no more);
  * its counters join the retired ones and its slot is cleared. */
 void vigil_cli_shared_retire(vigil_cli_shared *sh, unsigned worker);
 
 /* The whole server: *m the sum (m->size set), *d the newest deaths of all
- * workers, deaths_recorded the sum. Returns 0, or -1 when the writers kept
- * moving for every try (a retry later will do). */
-int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cli_deaths *d);
+ * workers, deaths_recorded the sum, *pf the presence figures summed.
+ * Returns 0, or -1 when the writers kept moving for every try (a retry
+ * later will do). */
+int vigil_cli_shared_read(const vigil_cli_shared *sh, vigil_metrics *m, vigil_cli_deaths *d,
+                          vigil_cli_presence_figures *pf);
 
 #endif

@@ -122,6 +122,30 @@ void vigil_cli_presence_close(vigil_cli_presence *p, vigil_loop *loop) {
 #endif
 }
 
+void vigil_cli_presence_get(const vigil_cli_presence *p, vigil_cli_presence_figures *f) {
+#if defined(VIGIL_HAVE_HIREDIS)
+  vigil_presence_redis_stats st;
+#endif
+  memset(f, 0, sizeof *f);
+  if (p == NULL)
+    return;
+#if defined(VIGIL_HAVE_HIREDIS)
+  vigil_presence_redis_get_stats(p->r, &st);
+  f->present = 1;
+  f->processes = 1;
+  f->up = st.up != 0;
+  f->queued = st.queued;
+  f->sent = st.sent;
+  f->dropped = st.dropped;
+  f->errors = st.errors;
+  f->bad_input = st.bad_input;
+  f->evictions = st.evictions;
+  f->syncs = st.syncs;
+  f->reconnects = st.reconnects;
+  f->node_lost = st.node_lost;
+#endif
+}
+
 /* ---- who / watch -------------------------------------------------------------- */
 
 static const char who_usage[] =

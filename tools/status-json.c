@@ -123,6 +123,63 @@ void vigil_cli_deaths_merge(vigil_cli_deaths *a, const vigil_cli_deaths *b) {
   a->total = total;
 }
 
+/* ---- the presence store in Prometheus text ------------------------------ */
+
+void vigil_cli_presence_add(vigil_cli_presence_figures *d, const vigil_cli_presence_figures *s) {
+  d->present |= s->present;
+  d->processes += s->processes;
+  d->up += s->up;
+  d->queued += s->queued;
+  d->sent += s->sent;
+  d->dropped += s->dropped;
+  d->errors += s->errors;
+  d->bad_input += s->bad_input;
+  d->evictions += s->evictions;
+  d->syncs += s->syncs;
+  d->reconnects += s->reconnects;
+  d->node_lost += s->node_lost;
+}
+
+long vigil_cli_presence_format(const vigil_cli_presence_figures *f, char *buf, size_t cap) {
+  const struct {
+    const char *name, *type, *help;
+    uint64_t v;
+  } rows[] = {
+      {"vigil_presence_store_processes", "gauge",
+       "Processes (workers) that keep presence in a store (Redis).", f->processes},
+      {"vigil_presence_store_up", "gauge", "Of them, the processes connected to the store now.",
+       f->up},
+      {"vigil_presence_queued", "gauge", "Presence updates waiting for the store now.", f->queued},
+      {"vigil_presence_sent_total", "counter", "Presence updates the store acknowledged.", f->sent},
+      {"vigil_presence_dropped_total", "counter",
+       "Presence updates that did not fit the queue (a full rewrite follows).", f->dropped},
+      {"vigil_presence_errors_total", "counter", "Presence updates the store refused.", f->errors},
+      {"vigil_presence_bad_input_total", "counter",
+       "Messages and keys in the store that were not vigil's, skipped.", f->bad_input},
+      {"vigil_presence_evictions_total", "counter",
+       "Connections closed because another process took their id.", f->evictions},
+      {"vigil_presence_syncs_total", "counter", "Full rewrites of this process's records.",
+       f->syncs},
+      {"vigil_presence_reconnects_total", "counter", "Connections to the store made again.",
+       f->reconnects},
+      {"vigil_presence_node_lost_total", "counter",
+       "Ids of lost nodes this process marked offline.", f->node_lost},
+  };
+  size_t len = 0, i;
+  if (cap > 0)
+    buf[0] = '\0';
+  if (!f->present)
+    return 0;
+  for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+    int n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
+                     "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].help,
+                     rows[i].name, rows[i].type, rows[i].name, (unsigned long long)rows[i].v);
+    if (n > 0)
+      len += (size_t)n;
+  }
+  return (long)len;
+}
+
 /* ---- /api/status -------------------------------------------------------- */
 
 static double ms_of(uint64_t ns) {
