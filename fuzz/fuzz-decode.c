@@ -13,7 +13,8 @@
  *  - decode_header agrees with decode: same type and length, a header error
  *    is the frame's error, "need more" only when the frame is incomplete;
  *  - the error is one the header documents for that stage;
- *  - pointers in the result point inside the input;
+ *  - pointers in the result point inside the input; a HELLO has a
+ *    credential exactly when its version is 2 or more;
  *  - a decoded frame re-encodes to exactly the bytes it came from, and the
  *    encoder refuses a buffer one byte short;
  *  - every proper prefix of a decoded frame is "need more";
@@ -78,7 +79,8 @@ static int is_header_error(int rc) {
 
 static int is_payload_error(int rc) {
   return rc == VIGIL_EBADMAGIC || rc == VIGIL_EVERSION || rc == VIGIL_EBADVARINT ||
-         rc == VIGIL_EBADID || rc == VIGIL_ETRAILING || rc == VIGIL_EBADFIELD;
+         rc == VIGIL_EBADID || rc == VIGIL_EBADCRED || rc == VIGIL_ETRAILING ||
+         rc == VIGIL_EBADFIELD;
 }
 
 static void check_accepted(const uint8_t *buf, size_t len, uint32_t max_chunk, int rc,
@@ -89,8 +91,14 @@ static void check_accepted(const uint8_t *buf, size_t len, uint32_t max_chunk, i
   require((size_t)rc <= len, "consumed more than the buffer");
   require(hn > 0 && rc == hn + (int)length && f->length == length, "header disagrees with frame");
   require(f->payload == buf + hn, "payload does not follow the header");
-  if (f->type == VIGIL_FRAME_HELLO)
+  if (f->type == VIGIL_FRAME_HELLO) {
     require(inside(f->u.hello.id, f->u.hello.id_len, buf, (size_t)rc), "id outside the frame");
+    require(inside(f->u.hello.cred, f->u.hello.cred_len, buf, (size_t)rc),
+            "credential outside the frame");
+    /* Version 2 and up carry a credential of 1..255 bytes, version 1 none. */
+    require((f->u.hello.version >= VIGIL_WIRE_VERSION_CRED) == (f->u.hello.cred_len != 0),
+            "credential present in the wrong HELLO version");
+  }
   if (f->type == VIGIL_FRAME_CLOSE)
     require(inside(f->u.close.reason, f->u.close.reason_len, buf, (size_t)rc),
             "reason outside the frame");
@@ -167,14 +175,25 @@ static void encode_hello_fields(const uint8_t *data, size_t size) {
   h.max_message = le32(data + 13);
   h.id_len = (uint8_t)(size - 17 > 255 ? 255 : size - 17);
   h.id = (const char *)data + 17;
+  if (h.version >= VIGIL_WIRE_VERSION_CRED || (data[1] & 1)) {
+    /* The rest split into id and credential where the 18th byte says
+     * (also offered to version 0 and 1, which must refuse it). */
+    size_t rest = size - 17, id_len = rest > 1 ? 1 + data[17] % (rest - 1) : rest;
+    h.id_len = (uint8_t)(id_len > 255 ? 255 : id_len);
+    h.cred = data + 17 + h.id_len;
+    h.cred_len = (uint8_t)(rest - h.id_len > 255 ? 255 : rest - h.id_len);
+  }
   n = vigil_wire_encode_hello(scratch, sizeof scratch, &h);
   if (n > 0) {
     require(vigil_wire_decode(scratch, (size_t)n, 0, &f) == n, "encoded HELLO does not decode");
     require(f.u.hello.version == h.version && f.u.hello.interval_ms == h.interval_ms &&
                 f.u.hello.timeout_ms == h.timeout_ms && f.u.hello.max_frame == h.max_frame &&
                 f.u.hello.max_message == h.max_message && f.u.hello.id_len == h.id_len &&
-                memcmp(f.u.hello.id, h.id, h.id_len) == 0,
+                memcmp(f.u.hello.id, h.id, h.id_len) == 0 && f.u.hello.cred_len == h.cred_len &&
+                (h.cred_len == 0 || memcmp(f.u.hello.cred, h.cred, h.cred_len) == 0),
             "HELLO fields changed in a round trip");
+    require((h.version >= VIGIL_WIRE_VERSION_CRED) == (h.cred_len != 0),
+            "HELLO encoded with a credential in the wrong version");
   } else {
     require(n == VIGIL_EINVAL || n == VIGIL_EBADID, "undocumented HELLO encoder error");
   }

@@ -33,10 +33,15 @@
  *                 a compliant peer pings no sooner than 3/4 interval after
  *                 its last receipt, and a server must not convict it for
  *                 following the rules it was given.
- * It queues WELCOME with those values and reports OPEN (data = peer id).
- * A HELLO whose version is not 1 is refused with CLOSE VERSION; when the
- * codec cannot parse a HELLO at all we still peek at magic + version byte so
- * a v2 client learns "wrong version" rather than "protocol error". (Only the
+ * It queues WELCOME with those values and reports OPEN (data = peer id,
+ * credential = the credential of a version 2 HELLO, unjudged: verifying it
+ * is the server's, which refuses with CLOSE AUTH_FAILED by calling
+ * vigil_session_close before the WELCOME is written, and a queued CLOSE
+ * drops the WELCOME). A HELLO whose version is above 2 is refused with
+ * CLOSE VERSION; when the codec cannot parse a HELLO at all we still peek
+ * at magic + version byte so a v3 client learns "wrong version" rather than
+ * "protocol error". A client sends version 1, or version 2 when it was given
+ * a credential (vigil_session_set_credential). (Only the
  * awaited frame, in the handshake: a HELLO or WELCOME out of place is a
  * protocol error whatever its version byte says.) The
  * client adopts WELCOME's values after checking them: version 1, interval
@@ -395,6 +400,15 @@ int vigil_session_init(vigil_session *s, vigil_role role, const vigil_session_co
   return role == VIGIL_ROLE_CLIENT ? init_client(s, cfg) : init_server(s, cfg);
 }
 
+int vigil_session_set_credential(vigil_session *s, const void *cred, size_t len) {
+  if (s == NULL || s->role != VIGIL_ROLE_CLIENT || s->state != VIGIL_SESSION_HANDSHAKE ||
+      !(s->flags & F_HELLO) || len > VIGIL_WIRE_MAX_CRED || (cred == NULL && len != 0))
+    return VIGIL_EINVAL;
+  s->u.hello.cred = len != 0 ? (const uint8_t *)cred : NULL;
+  s->u.hello.cred_len = (uint8_t)len;
+  return 0;
+}
+
 /* ---- endings --------------------------------------------------------- */
 
 static void queue_close(vigil_session *s, uint16_t code, const char *reason, uint32_t retry_ms) {
@@ -562,9 +576,9 @@ static void agree(vigil_session *s, const vigil_hello *h) {
 }
 
 static long on_hello(vigil_session *s, vigil_event *ev, uint64_t now, const vigil_hello *h) {
-  if (h->version != VIGIL_WIRE_VERSION)
+  if (h->version > VIGIL_WIRE_VERSION_CRED)
     return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION, 0,
-                   "HELLO asks for a protocol version other than 1");
+                   "HELLO asks for a protocol version other than 1 or 2");
   if (h->max_frame < VIGIL_WIRE_MIN_CHUNK || h->max_frame > VIGIL_WIRE_MAX_CHUNK)
     return protocol_error(s, ev, now, VIGIL_EBADFIELD, "HELLO max_frame outside 64..16384");
   if (h->max_message == 0)
@@ -575,6 +589,8 @@ static long on_hello(vigil_session *s, vigil_event *ev, uint64_t now, const vigi
   ev->type = VIGIL_EVENT_OPEN;
   ev->data = (const uint8_t *)h->id;
   ev->len = h->id_len;
+  ev->credential = h->cred;
+  ev->credential_len = h->cred_len;
   return 0;
 }
 
@@ -713,7 +729,7 @@ static long bad_control(vigil_session *s, vigil_event *ev, uint64_t now, const u
     return protocol_error(s, ev, now, err, vigil_strerror(err));
   if (err == VIGIL_EVERSION ||
       (server && h > 0 && length >= 5 && len >= (size_t)h + 5 &&
-       memcmp(buf + h, VIGIL_WIRE_MAGIC, 4) == 0 && buf[h + 4] != VIGIL_WIRE_VERSION))
+       memcmp(buf + h, VIGIL_WIRE_MAGIC, 4) == 0 && buf[h + 4] > VIGIL_WIRE_VERSION_CRED))
     return convict(s, ev, now, VIGIL_EVERSION, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_VERSION, 0,
                    "unsupported protocol version");
   return protocol_error(s, ev, now, err, vigil_strerror(err));
@@ -896,7 +912,10 @@ static int encode_close(const vigil_session *s, uint8_t *out, size_t cap) {
 
 static int encode_hello(const vigil_session *s, uint8_t *out, size_t cap) {
   vigil_hello h;
-  h.version = VIGIL_WIRE_VERSION;
+  memset(&h, 0, sizeof h);
+  h.version = s->u.hello.cred_len != 0 ? VIGIL_WIRE_VERSION_CRED : VIGIL_WIRE_VERSION;
+  h.cred_len = s->u.hello.cred_len;
+  h.cred = s->u.hello.cred;
   h.interval_ms = s->interval_ms;
   h.timeout_ms = (s->flags & F_TIMEOUT_0) ? 0 : s->timeout_ms;
   h.max_frame = s->max_frame;

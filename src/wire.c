@@ -1,4 +1,7 @@
-/* Wire protocol v1 codec (docs/PROTOCOL.md is the normative spec).
+/* Wire protocol codec, version 1 and HELLO version 2 (docs/PROTOCOL.md is
+ * the normative spec). HELLO v2 is v1 with a credential after the id: an
+ * opaque cred_len:u8 (1..255) + bytes, checked for length only here (what
+ * it proves is the server's business, src/server.c).
  *
  * Design. Every frame is `type:u8 length:varint payload[length]`. The codec
  * is split the way a receiver needs it:
@@ -18,7 +21,8 @@
  * A control payload is checked in two passes with a fixed order, so every
  * implementation reports the same error for the same bytes: first its
  * structure (magic, version, each varint well formed and inside the payload,
- * id length, no trailing bytes), then the values, field by field in wire
+ * id length, from HELLO version 2 on the credential length, no trailing
+ * bytes), then the values, field by field in wire
  * order. The value rules live in one place per frame (check_hello(),
  * check_welcome(), check_close()) and the encoders use the same functions, so
  * an encoder can only produce bytes its own decoder accepts, and a decoded
@@ -342,7 +346,16 @@ static int decode_hello(const uint8_t *p, uint32_t len, vigil_hello *h) {
     return VIGIL_EBADID; /* id_len missing, zero, or past the payload */
   h->id_len = c.p[0];
   h->id = (const char *)(c.p + 1);
-  if (c.left - 1 > h->id_len)
+  c.p += 1u + h->id_len;
+  c.left -= 1u + h->id_len;
+  if (h->version >= VIGIL_WIRE_VERSION_CRED) {
+    if (c.left < 2 || c.p[0] == 0 || c.p[0] > c.left - 1)
+      return VIGIL_EBADCRED; /* cred_len missing, zero, or past the payload */
+    h->cred_len = c.p[0];
+    h->cred = c.p + 1;
+    c.left -= 1u + h->cred_len;
+  }
+  if (c.left > 0)
     return VIGIL_ETRAILING;
   return check_hello(h);
 }
@@ -409,7 +422,7 @@ int vigil_wire_decode(const uint8_t *buf, size_t len, uint32_t max_chunk, vigil_
     rc = decode_close(p, length, &frame->u.close);
   if (rc < 0)
     return rc;
-  /* At most 6 + 16384 bytes (DATA) or 6 + 281 (HELLO): fits an int. */
+  /* At most 6 + 16384 bytes (DATA) or 6 + 537 (HELLO): fits an int. */
   return hn + (int)length;
 }
 
@@ -438,14 +451,19 @@ int vigil_wire_encode_hello(uint8_t *out, size_t cap, const vigil_hello *h) {
   uint8_t *p;
   int rc, total;
 
-  if (h == NULL || h->version == 0 || (h->id == NULL && h->id_len != 0))
+  if (h == NULL || h->version == 0 || (h->id == NULL && h->id_len != 0) ||
+      (h->cred == NULL && h->cred_len != 0))
+    return VIGIL_EINVAL;
+  /* One encoding per meaning: version 1 is "no credential". */
+  if ((h->version >= VIGIL_WIRE_VERSION_CRED) != (h->cred_len != 0))
     return VIGIL_EINVAL;
   if (h->id_len == 0)
     return VIGIL_EBADID;
   if ((rc = check_hello(h)) < 0)
     return as_encode_error(rc);
   payload_len = (uint32_t)(4 + 1 + varint_size(h->interval_ms) + varint_size(h->timeout_ms) +
-                           varint_size(h->max_frame) + varint_size(h->max_message) + 1 + h->id_len);
+                           varint_size(h->max_frame) + varint_size(h->max_message) + 1 + h->id_len +
+                           (h->cred_len != 0 ? 1 + h->cred_len : 0));
   total = frame_begin(out, cap, VIGIL_FRAME_HELLO, payload_len, &p);
   if (total < 0)
     return total;
@@ -457,6 +475,11 @@ int vigil_wire_encode_hello(uint8_t *out, size_t cap, const vigil_hello *h) {
   p = varint_put(p, h->max_message);
   *p++ = h->id_len;
   memcpy(p, h->id, h->id_len);
+  if (h->cred_len != 0) {
+    p += h->id_len;
+    *p++ = h->cred_len;
+    memcpy(p, h->cred, h->cred_len);
+  }
   return total;
 }
 

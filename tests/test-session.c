@@ -24,8 +24,11 @@ typedef struct end {
   long err;        /* first negative recv() result */
   uint8_t id[256]; /* copy of the OPEN event's id */
   size_t id_len;
-  char reason[128]; /* copy of the DEAD event's reason */
-  uint8_t *msg;     /* reassembly of DATA events (when non-NULL) */
+  char reason[128];  /* copy of the DEAD event's reason */
+  uint8_t cred[256]; /* copy of the OPEN event's credential */
+  size_t cred_len;
+  int cred_null; /* the OPEN event's credential pointer was NULL */
+  uint8_t *msg;  /* reassembly of DATA events (when non-NULL) */
   size_t msg_len, msg_cap;
   int messages;      /* end_of_message seen */
   int nev;           /* events in ev[] */
@@ -38,6 +41,12 @@ static void record(end *e, const vigil_event *ev) {
   if (ev->type == VIGIL_EVENT_OPEN && ev->len > 0 && ev->len <= sizeof e->id) {
     memcpy(e->id, ev->data, ev->len);
     e->id_len = ev->len;
+  }
+  if (ev->type == VIGIL_EVENT_OPEN && ev->credential_len <= sizeof e->cred) {
+    if (ev->credential_len > 0)
+      memcpy(e->cred, ev->credential, ev->credential_len);
+    e->cred_len = ev->credential_len;
+    e->cred_null = ev->credential == NULL;
   }
   if (ev->type == VIGIL_EVENT_DEAD && ev->reason != NULL && ev->reason_len < sizeof e->reason) {
     memcpy(e->reason, ev->reason, ev->reason_len);
@@ -164,7 +173,12 @@ static size_t make_hello(uint8_t *out, uint8_t version, uint32_t interval, uint3
                          uint32_t max_frame, uint32_t max_message) {
   vigil_hello h;
   int n;
+  memset(&h, 0, sizeof h);
   h.version = version;
+  if (version >= VIGIL_WIRE_VERSION_CRED) { /* from version 2 on a credential is required */
+    h.cred = (const uint8_t *)"k";
+    h.cred_len = 1;
+  }
   h.interval_ms = interval;
   h.timeout_ms = timeout;
   h.max_frame = max_frame;
@@ -289,6 +303,82 @@ TEST_IMPL(session_handshake_accepted) {
   return 0;
 }
 
+/* A credential set on the client travels in a version 2 HELLO and reaches
+ * the server's OPEN event as given; without one the HELLO stays version 1
+ * (byte for byte what an older client sends) and OPEN has no credential. */
+TEST_IMPL(session_hello_carries_credential) {
+  static const char tok[] = "v1.1767225600.tVjTPeRBtGCCgQvMyXEPWCxkEDZ36HsaDhM-wYGJ7xw";
+  end *c = end_new(), *s = end_new();
+  vigil_session_config ccfg, scfg;
+  uint8_t buf[VIGIL_WIRE_MAX_CONTROL_FRAME], big[256];
+  vigil_frame f;
+  size_t taken;
+  long n;
+  client_cfg(&ccfg, 1000, 0);
+  vigil_session_config_init(&scfg);
+  ASSERT_EQ(vigil_session_init(&c->s, VIGIL_ROLE_CLIENT, &ccfg, T0), 0);
+  ASSERT_EQ(vigil_session_init(&s->s, VIGIL_ROLE_SERVER, &scfg, T0), 0);
+  ASSERT_EQ(vigil_session_set_credential(&c->s, tok, sizeof tok - 1), 0);
+  n = vigil_session_write(&c->s, T0, buf, sizeof buf, NULL, 0, &taken);
+  ASSERT_GT(n, 0);
+  ASSERT_EQ(vigil_wire_decode(buf, (size_t)n, 0, &f), n);
+  ASSERT_EQ(f.u.hello.version, VIGIL_WIRE_VERSION_CRED);
+  ASSERT_EQ(f.u.hello.cred_len, sizeof tok - 1);
+  deliver(s, T0, buf, (size_t)n);
+  ASSERT_EQ(s->err, 0);
+  ASSERT_EQ(last_event(s)->type, VIGIL_EVENT_OPEN);
+  ASSERT_EQ(s->cred_len, sizeof tok - 1);
+  ASSERT_MEM_EQ(s->cred, tok, sizeof tok - 1);
+  ASSERT_MEM_EQ(s->id, "dev-1", 5);
+  /* Too late once the HELLO is out; never on a server; at most 255 bytes. */
+  ASSERT_EQ(vigil_session_set_credential(&c->s, tok, 3), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_set_credential(&s->s, tok, 3), VIGIL_EINVAL);
+  c = end_new();
+  ASSERT_EQ(vigil_session_init(&c->s, VIGIL_ROLE_CLIENT, &ccfg, T0), 0);
+  memset(big, 'k', sizeof big);
+  ASSERT_EQ(vigil_session_set_credential(&c->s, big, 256), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_set_credential(&c->s, NULL, 1), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_session_set_credential(&c->s, big, 255), 0);
+  ASSERT_EQ(vigil_session_set_credential(&c->s, NULL, 0), 0); /* back to version 1 */
+  n = vigil_session_write(&c->s, T0, buf, sizeof buf, NULL, 0, &taken);
+  ASSERT_EQ(vigil_wire_decode(buf, (size_t)n, 0, &f), n);
+  ASSERT_EQ(f.u.hello.version, VIGIL_WIRE_VERSION);
+  ASSERT_EQ(f.u.hello.cred_len, 0);
+  s = end_new();
+  ASSERT_EQ(vigil_session_init(&s->s, VIGIL_ROLE_SERVER, &scfg, T0), 0);
+  deliver(s, T0, buf, (size_t)n);
+  ASSERT_EQ(last_event(s)->type, VIGIL_EVENT_OPEN);
+  ASSERT_EQ(s->cred_len, 0);
+  ASSERT(s->cred_null);
+  return 0;
+}
+
+/* A server that refuses the credential closes before the WELCOME is
+ * written: the CLOSE goes out alone, so the client never sees the
+ * connection open, and learns AUTH_FAILED with its retry-after. */
+TEST_IMPL(session_auth_close_replaces_welcome) {
+  end *c = end_new(), *s = end_new();
+  vigil_session_config ccfg, scfg;
+  client_cfg(&ccfg, 1000, 0);
+  vigil_session_config_init(&scfg);
+  ASSERT_EQ(vigil_session_init(&c->s, VIGIL_ROLE_CLIENT, &ccfg, T0), 0);
+  ASSERT_EQ(vigil_session_init(&s->s, VIGIL_ROLE_SERVER, &scfg, T0), 0);
+  ASSERT_EQ(vigil_session_set_credential(&c->s, "bad", 3), 0);
+  flush(c, s, T0);
+  ASSERT_EQ(last_event(s)->type, VIGIL_EVENT_OPEN);
+  ASSERT_EQ(vigil_session_close(&s->s, VIGIL_CLOSE_AUTH_FAILED, "authentication failed", 10000), 0);
+  flush(s, c, T0);
+  ASSERT_EQ(s->frames_out[VIGIL_FRAME_WELCOME], 0);
+  ASSERT_EQ(s->frames_out[VIGIL_FRAME_CLOSE], 1);
+  ASSERT_EQ(count_events(c, VIGIL_EVENT_OPEN), 0);
+  ASSERT_EQ(last_event(c)->type, VIGIL_EVENT_DEAD);
+  ASSERT_EQ(last_event(c)->cause, VIGIL_CAUSE_POLICY);
+  ASSERT_EQ(last_event(c)->close_code, VIGIL_CLOSE_AUTH_FAILED);
+  ASSERT_UEQ(last_event(c)->retry_after_ms, 10000);
+  ASSERT_STR_EQ(c->reason, "authentication failed");
+  return 0;
+}
+
 static int clamp_case(uint32_t interval, uint32_t timeout, uint32_t max_frame, uint32_t max_message,
                       const vigil_session_config *scfg, vigil_session_info *out) {
   end *c = end_new(), *s = end_new();
@@ -390,7 +480,7 @@ TEST_IMPL(session_handshake_refused_version) {
   size_t n;
   vigil_session_config_init(&cfg);
   ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
-  n = make_hello(hello, 2, 1000, 3000, 16384, 1u << 20);
+  n = make_hello(hello, 3, 1000, 3000, 16384, 1u << 20);
   deliver(e, T0, hello, n);
   ASSERT_EQ(e->err, VIGIL_EVERSION);
   ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DEAD);
@@ -399,13 +489,13 @@ TEST_IMPL(session_handshake_refused_version) {
   cf = written_close(e, T0);
   ASSERT_EQ(cf.code, VIGIL_CLOSE_VERSION);
 
-  /* A v2 HELLO laid out differently (v1's codec cannot parse it) still gets
+  /* A v3 HELLO laid out differently (our codec cannot parse it) still gets
    * VERSION, not PROTOCOL_ERROR: magic and version byte are enough. */
   memset(e, 0, sizeof *e);
   ASSERT_EQ(vigil_session_init(&e->s, VIGIL_ROLE_SERVER, &cfg, T0), 0);
   {
     static const uint8_t v2[] = {
-        VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+        VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     deliver(e, T0, v2, sizeof v2);
   }
   ASSERT_EQ(e->err, VIGIL_EVERSION);
@@ -1706,18 +1796,18 @@ TEST_IMPL(session_recv_error_paths) {
 TEST_IMPL(session_version_close_only_in_the_handshake) {
   static const uint8_t hello_v0[] = {
       VIGIL_FRAME_HELLO, 11, 'V', 'I', 'G', 'L', 0, 100, 0, 64, 1, 1, 'a'};
-  static const uint8_t hello_v2[] = {
-      VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  static const uint8_t hello_v3[] = {
+      VIGIL_FRAME_HELLO, 12, 'V', 'I', 'G', 'L', 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   static const uint8_t welcome_v2[] = {VIGIL_FRAME_WELCOME, 6, 2, 10, 30, 5, 64, 1};
   const vigil_role S = VIGIL_ROLE_SERVER, C = VIGIL_ROLE_CLIENT;
   const uint16_t VC = VIGIL_CLOSE_VERSION;
   /* In the handshake, to the side that expects it: VERSION. */
   ASSERT_EQ(error_case(S, 0, hello_v0, sizeof hello_v0, VIGIL_EVERSION, PE, VC), 0);
-  ASSERT_EQ(error_case(S, 0, hello_v2, sizeof hello_v2, VIGIL_EVERSION, PE, VC), 0);
+  ASSERT_EQ(error_case(S, 0, hello_v3, sizeof hello_v3, VIGIL_EVERSION, PE, VC), 0);
   ASSERT_EQ(error_case(C, 0, welcome_v2, sizeof welcome_v2, VIGIL_EVERSION, PE, VC), 0);
   /* Out of place: PROTOCOL_ERROR, with the codec's error. */
   ASSERT_EQ(error_case(S, 1, hello_v0, sizeof hello_v0, VIGIL_EVERSION, PE, PEC), 0);
-  ASSERT_EQ(error_case(S, 1, hello_v2, sizeof hello_v2, VIGIL_EBADVARINT, PE, PEC), 0);
+  ASSERT_EQ(error_case(S, 1, hello_v3, sizeof hello_v3, VIGIL_EBADVARINT, PE, PEC), 0);
   ASSERT_EQ(error_case(S, 0, welcome_v2, sizeof welcome_v2, VIGIL_EVERSION, PE, PEC), 0);
   ASSERT_EQ(error_case(C, 0, hello_v0, sizeof hello_v0, VIGIL_EVERSION, PE, PEC), 0);
   ASSERT_EQ(error_case(C, 1, welcome_v2, sizeof welcome_v2, VIGIL_EVERSION, PE, PEC), 0);

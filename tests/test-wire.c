@@ -188,17 +188,26 @@ TEST_IMPL(hello_round_trip) {
   static const char *const ids[] = {"a", "sensor-42", "caf\xC3\xA9 \xF0\x9F\x98\x80"};
   uint8_t buf[VIGIL_WIRE_MAX_CONTROL_FRAME + 8], again[sizeof buf];
   char long_id[256];
+  uint8_t cred[255];
   vigil_hello h;
   vigil_frame f;
   size_t i;
 
   memset(long_id, 'x', 255);
   long_id[255] = '\0';
-  for (i = 0; i < 4; i++) {
+  memset(cred, 'c', sizeof cred);
+  for (i = 0; i < 5; i++) {
     h = sample_hello(i < 3 ? ids[i] : long_id);
-    if (i == 3) { /* the largest HELLO there is */
+    if (i == 3) { /* the largest HELLO there is: a v2 one with a credential */
       h.interval_ms = h.timeout_ms = h.max_message = 0xFFFFFFFFu;
       h.version = 255;
+      h.cred = cred;
+      h.cred_len = 255;
+    }
+    if (i == 4) { /* a version 2 HELLO carrying a token */
+      h.version = VIGIL_WIRE_VERSION_CRED;
+      h.cred = (const uint8_t *)"v1.1767225600.tVjTPeRBtGCCgQvMyXEPWCxkEDZ36HsaDhM-wYGJ7xw";
+      h.cred_len = 57;
     }
     int n = vigil_wire_encode_hello(buf, sizeof buf, &h);
     ASSERT_GT(n, 0);
@@ -215,8 +224,12 @@ TEST_IMPL(hello_round_trip) {
     ASSERT_UEQ(f.u.hello.max_message, h.max_message);
     ASSERT_EQ(f.u.hello.id_len, h.id_len);
     ASSERT_MEM_EQ(f.u.hello.id, h.id, h.id_len);
-    /* The id points into the buffer, right at its end. */
-    ASSERT_PTR_EQ(f.u.hello.id, buf + n - h.id_len);
+    ASSERT_EQ(f.u.hello.cred_len, h.cred_len);
+    if (h.cred_len != 0)
+      ASSERT_MEM_EQ(f.u.hello.cred, h.cred, h.cred_len);
+    /* The id points into the buffer, right at its end or before the
+     * credential. */
+    ASSERT_PTR_EQ(f.u.hello.id, buf + n - h.id_len - (h.cred_len != 0 ? 1 + h.cred_len : 0));
     ASSERT_EQ(vigil_wire_encode_frame(again, sizeof again, &f), n);
     ASSERT_MEM_EQ(again, buf, (size_t)n);
     if (check_prefixes(buf, (size_t)n, 0))
@@ -488,6 +501,19 @@ TEST_IMPL(encode_refuses_unencodable_values) {
   h.id = NULL;
   ASSERT_EQ(vigil_wire_encode_hello(buf, sizeof buf, &h), VIGIL_EINVAL);
   ASSERT_EQ(vigil_wire_encode_hello(buf, sizeof buf, NULL), VIGIL_EINVAL);
+  /* A credential only in version 2 and up, and never empty there: one
+   * encoding per meaning (version 1 is "no credential"). */
+  h = sample_hello("x");
+  h.cred = (const uint8_t *)"t";
+  h.cred_len = 1;
+  ASSERT_EQ(vigil_wire_encode_hello(buf, sizeof buf, &h), VIGIL_EINVAL);
+  h.version = VIGIL_WIRE_VERSION_CRED;
+  ASSERT_GT(vigil_wire_encode_hello(buf, sizeof buf, &h), 0);
+  h.cred_len = 0;
+  ASSERT_EQ(vigil_wire_encode_hello(buf, sizeof buf, &h), VIGIL_EINVAL);
+  h.cred = NULL;
+  h.cred_len = 1;
+  ASSERT_EQ(vigil_wire_encode_hello(buf, sizeof buf, &h), VIGIL_EINVAL);
   /* Values are checked before room. */
   h = sample_hello("x");
   h.interval_ms = 0;
@@ -567,7 +593,8 @@ TEST_IMPL(close_code_names) {
                 "pinging faster than the agreed minimum");
   ASSERT_STR_EQ(vigil_close_code_text(VIGIL_CLOSE_ADDRESS_LIMIT),
                 "too many connections from this address");
-  ASSERT_STR_EQ(vigil_close_code_text(13), "unknown close code");
+  ASSERT_STR_EQ(vigil_close_code_text(VIGIL_CLOSE_AUTH_FAILED), "authentication failed");
+  ASSERT_STR_EQ(vigil_close_code_text(14), "unknown close code");
   ASSERT_STR_EQ(vigil_close_code_text(0xFFFF), "unknown close code");
   ASSERT_STR_EQ(vigil_close_code_name(VIGIL_CLOSE_TAKEOVER), "TAKEOVER");
   ASSERT_STR_EQ(vigil_close_code_name(999), "UNKNOWN");
@@ -701,6 +728,11 @@ static void describe(char *out, size_t cap, int rc, const vigil_frame *f) {
              (unsigned long)f->u.hello.timeout_ms, (unsigned long)f->u.hello.max_frame,
              (unsigned long)f->u.hello.max_message);
     append_hex(out, cap, (const uint8_t *)f->u.hello.id, f->u.hello.id_len);
+    if (f->u.hello.version >= VIGIL_WIRE_VERSION_CRED) {
+      used = strlen(out);
+      snprintf(out + used, cap - used, " cred=");
+      append_hex(out, cap, f->u.hello.cred, f->u.hello.cred_len);
+    }
     break;
   case VIGIL_FRAME_WELCOME:
     snprintf(out + used, cap - used,

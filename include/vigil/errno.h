@@ -79,7 +79,8 @@
   X(EUSAGE, -4017, "bad usage")                                                                    \
   X(EWORKER, -4018, "a worker process kept dying; its supervisor gave up")                         \
   X(EAUTH, -4019, "credential refused")                                                            \
-  X(EEXPIRED, -4020, "credential expired")
+  X(EEXPIRED, -4020, "credential expired")                                                         \
+  X(EBADCRED, -4021, "HELLO credential length is 0 or does not fit")
 
 typedef enum vigil_errno {
 #define VIGIL__ERRNO_ENUM(name, value, msg) VIGIL_##name = (value),

@@ -135,6 +135,11 @@ typedef struct vigil_event {
   uint32_t retry_after_ms; /* DEAD by a CLOSE frame */
   const char *reason;      /* DEAD by a received CLOSE: borrowed */
   size_t reason_len;
+  /* OPEN (server): the credential of a version 2 HELLO, borrowed like data
+   * (NULL and 0 for a version 1 HELLO). The session does not judge it: the
+   * server verifies it before the id counts (vigil/server.h). */
+  const uint8_t *credential;
+  size_t credential_len;
 } vigil_event;
 
 /* Read-only snapshot of a session's agreed values and measurements. */
@@ -167,6 +172,8 @@ typedef struct vigil_session {
     struct {               /* client, HANDSHAKE */
       const char *id;      /* borrowed until written */
       uint32_t message_ms; /* cfg.message_timeout_ms (0: derived at OPEN) */
+      uint8_t cred_len;    /* 0: HELLO version 1 */
+      const uint8_t *cred; /* borrowed until written */
     } hello;
     struct {                    /* OPEN: message state both ways */
       uint32_t rx_msg_bytes;    /* bytes of the message being received */
@@ -214,6 +221,16 @@ VIGIL_EXTERN int vigil_session_config_check(const vigil_session_config *cfg, vig
  * the expected interval. */
 VIGIL_EXTERN int vigil_session_init(vigil_session *s, vigil_role role,
                                     const vigil_session_config *cfg, uint64_t now);
+
+/* Client: the credential to send in HELLO (cred[0..len), 1..255 opaque
+ * bytes, for example a token of vigil/token.h), which makes it a HELLO of
+ * version 2 (PROTOCOL.md section 4.1); NULL and 0 go back to version 1.
+ * Call it after vigil_session_init and before the first write(); cred is
+ * borrowed until that write. Not a config field because vigil_session_config
+ * is embedded in the server's and client's configs (docs/ABI.md); the
+ * client's config carries it instead. Returns 0, or VIGIL_EINVAL (a server
+ * session, a HELLO already written, len above 255, NULL cred with len > 0). */
+VIGIL_EXTERN int vigil_session_set_credential(vigil_session *s, const void *cred, size_t len);
 
 /* Feeds received bytes. Returns the number of bytes of buf consumed (maybe 0)
  * and fills *ev (type NONE if nothing to report). An incomplete control frame

@@ -1,8 +1,8 @@
 #ifndef VIGIL_WIRE_H
 #define VIGIL_WIRE_H
 
-/* Wire protocol v1 codec. The normative spec, with byte layouts and test
- * vectors, is docs/PROTOCOL.md; this is its C face.
+/* Wire protocol v1 codec (with v2's HELLO, which adds a credential). The normative spec, with byte
+ * layouts and test vectors, is docs/PROTOCOL.md; this is its C face.
  *
  * Every frame is   type:u8  length:varint  payload[length]
  * where varint is unsigned LEB128, minimally encoded, at most 5 bytes and at
@@ -11,7 +11,8 @@
  *   0x01 HELLO      client -> server, first frame of a connection:
  *                   magic "VIGL", version:u8, interval_ms:varint,
  *                   timeout_ms:varint, max_frame:varint, max_message:varint,
- *                   id_len:u8 (1..255), id[id_len] (UTF-8)
+ *                   id_len:u8 (1..255), id[id_len] (UTF-8); from version 2
+ *                   on also cred_len:u8 (1..255), cred[cred_len] (opaque)
  *   0x02 WELCOME    server -> client, answer to HELLO: version:u8,
  *                   interval_ms, timeout_ms, min_ping_ms, max_frame,
  *                   max_message (varints) -- the agreed values
@@ -40,6 +41,9 @@
 #include "version.h"
 
 #define VIGIL_WIRE_VERSION 1
+/* HELLO version 2 = version 1 + a credential after the id (PROTOCOL.md
+ * section 4.1). Everything else, WELCOME's version included, is as in 1. */
+#define VIGIL_WIRE_VERSION_CRED 2
 #define VIGIL_WIRE_MAGIC "VIGL"
 #define VIGIL_WIRE_MAX_VARINT 5
 #define VIGIL_WIRE_MAX_HEADER (1 + VIGIL_WIRE_MAX_VARINT)
@@ -47,8 +51,10 @@
 #define VIGIL_WIRE_MIN_CHUNK 64u    /* smallest max_frame a peer may ask */
 #define VIGIL_WIRE_MAX_ID 255u
 #define VIGIL_WIRE_MAX_REASON 123u
-/* Largest control payload (HELLO with a 255-byte id). */
-#define VIGIL_WIRE_MAX_HELLO (4 + 1 + 4 * VIGIL_WIRE_MAX_VARINT + 1 + VIGIL_WIRE_MAX_ID)
+#define VIGIL_WIRE_MAX_CRED 255u
+/* Largest control payload (HELLO v2 with a 255-byte id and credential). */
+#define VIGIL_WIRE_MAX_HELLO                                                                       \
+  (4 + 1 + 4 * VIGIL_WIRE_MAX_VARINT + 1 + VIGIL_WIRE_MAX_ID + 1 + VIGIL_WIRE_MAX_CRED)
 #define VIGIL_WIRE_MAX_WELCOME (1 + 5 * VIGIL_WIRE_MAX_VARINT)
 #define VIGIL_WIRE_MAX_CLOSE (2 + VIGIL_WIRE_MAX_VARINT + VIGIL_WIRE_MAX_REASON)
 /* Bytes a receiver may need to hold back to complete one control frame. */
@@ -78,7 +84,8 @@ typedef enum vigil_frame_type {
   X(HANDSHAKE_TIMEOUT, 9, "handshake too slow")                                                    \
   X(QUEUE_FULL, 10, "outbound queue full")                                                         \
   X(TIMEOUT, 11, "peer declared dead")                                                             \
-  X(ADDRESS_LIMIT, 12, "too many connections from this address")
+  X(ADDRESS_LIMIT, 12, "too many connections from this address")                                   \
+  X(AUTH_FAILED, 13, "authentication failed")
 
 typedef enum vigil_close_code {
 #define VIGIL__CLOSE_ENUM(name, value, text) VIGIL_CLOSE_##name = (value),
@@ -94,7 +101,9 @@ typedef struct vigil_hello {
   uint32_t max_frame;
   uint32_t max_message;
   uint8_t id_len;
-  const char *id; /* not NUL-terminated */
+  uint8_t cred_len;    /* version 1: 0; version >= 2: 1..255 */
+  const char *id;      /* not NUL-terminated */
+  const uint8_t *cred; /* the credential (version >= 2), opaque bytes */
 } vigil_hello;
 
 typedef struct vigil_welcome {
@@ -148,9 +157,11 @@ VIGIL_EXTERN int vigil_wire_decode_header(const uint8_t *buf, size_t len, uint32
  * the errors of decode_header; VIGIL_EBADMAGIC; VIGIL_EVERSION (HELLO version
  * 0, WELCOME version other than 1); VIGIL_EBADVARINT (a field varint that is
  * malformed or runs past the payload); VIGIL_EBADID (id_len 0, past the
- * payload, or id not UTF-8); VIGIL_ETRAILING; VIGIL_EBADFIELD (a value out of
- * range, a CLOSE reason over 123 bytes or not UTF-8); VIGIL_EINVAL (frame
- * NULL). On error *frame is unspecified. HELLO with version > 1 decodes:
+ * payload, or id not UTF-8); VIGIL_EBADCRED (HELLO version >= 2: cred_len
+ * missing, 0 or past the payload); VIGIL_ETRAILING; VIGIL_EBADFIELD (a value
+ * out of range, a CLOSE reason over 123 bytes or not UTF-8); VIGIL_EINVAL
+ * (frame NULL). On error *frame is unspecified. A HELLO of version 2 or more
+ * decodes with a credential after the id; a version above 2 decodes too:
  * refusing it is the server's policy. */
 VIGIL_EXTERN int vigil_wire_decode(const uint8_t *buf, size_t len, uint32_t max_chunk,
                                    vigil_frame *frame);
@@ -158,10 +169,11 @@ VIGIL_EXTERN int vigil_wire_decode(const uint8_t *buf, size_t len, uint32_t max_
 /* Encoders return bytes written, VIGIL_ENOSPACE if cap is too small (nothing
  * is written then), or VIGIL_EINVAL / VIGIL_EBADID for values the protocol
  * cannot carry (the same rules the decoder applies: a HELLO with version 0,
- * an out-of-range field, a WELCOME version other than 1, a CLOSE reason over
- * 123 bytes or not UTF-8, a NULL pointer with a non-zero length -> EINVAL;
- * an id of length 0 or not UTF-8 -> EBADID). Values are checked before room,
- * so a bad value is EINVAL / EBADID whatever cap is. */
+ * a HELLO of version 1 with a credential or of version >= 2 without one
+ * (cred NULL with a non-zero cred_len too), an out-of-range field, a WELCOME version other than 1,
+ * a CLOSE reason over 123 bytes or not UTF-8, a NULL pointer with a non-zero length -> EINVAL; an
+ * id of length 0 or not UTF-8 -> EBADID). Values are checked before room, so a bad value is EINVAL
+ * / EBADID whatever cap is. */
 VIGIL_EXTERN int vigil_wire_encode_hello(uint8_t *out, size_t cap, const vigil_hello *h);
 VIGIL_EXTERN int vigil_wire_encode_welcome(uint8_t *out, size_t cap, const vigil_welcome *w);
 VIGIL_EXTERN int vigil_wire_encode_ping(uint8_t *out, size_t cap);
