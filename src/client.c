@@ -54,6 +54,10 @@ struct vigil_client {
   char *id;
   char *host;
   char *tls_name; /* copy of cfg.tls_name, or NULL */
+  /* The credential: a copy, or NULL (o.cred points into it). Copies it
+   * replaced wait in `stale` until the next attempt starts, since a
+   * session still handshaking borrows its copy until its HELLO is out. */
+  struct cred_copy *cred, *stale;
   uint16_t port;
   vigil_conn *conn;  /* current connection (or the attempt's placeholder), or NULL */
   unsigned failures; /* consecutive failed attempts */
@@ -70,6 +74,19 @@ struct vigil_client {
 
 static void start_attempt(vigil_client *cli);
 static void stop_attempt(vigil_client *cli);
+
+struct cred_copy {
+  struct cred_copy *next;
+  uint8_t bytes[];
+};
+
+static void creds_free(struct cred_copy *p) {
+  while (p != NULL) {
+    struct cred_copy *next = p->next;
+    free(p);
+    p = next;
+  }
+}
 
 /* ---- backoff ------------------------------------------------------------ */
 
@@ -240,6 +257,8 @@ static void start_attempt(vigil_client *cli) {
   struct sockaddr_storage ss;
   vigil_conn *c;
   int rc;
+  creds_free(cli->stale); /* every earlier session has written its HELLO or died */
+  cli->stale = NULL;
   c = vigil__conn_new(&cli->o);
   if (c == NULL) {
     cli->stopped = 1; /* nothing to report it on: stop rather than spin */
@@ -323,14 +342,21 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
   config_defaults(&c); /* fields an older caller lacks keep their default */
   if ((rc = vigil__opts_read(&c, sizeof c, cfg_in)) != 0)
     return rc;
-  if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_CLIENT, NULL, 0) != 0)
+  if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_CLIENT, NULL, 0) != 0 ||
+      cfg->credential_len > VIGIL_WIRE_MAX_CRED ||
+      (cfg->credential == NULL && cfg->credential_len != 0))
     return VIGIL_EINVAL;
   cli = calloc(1, sizeof *cli);
   if (cli == NULL)
     return VIGIL_ENOMEM;
+  if (vigil_client_set_credential(cli, cfg->credential, cfg->credential_len) != 0) {
+    free(cli);
+    return VIGIL_ENOMEM;
+  }
   cli->id = malloc(cfg->session.id_len + 1);
   if (cli->id == NULL || vigil__owner_init(&cli->o, loop) != 0) {
     free(cli->id);
+    creds_free(cli->cred);
     free(cli);
     return VIGIL_ENOMEM;
   }
@@ -341,6 +367,7 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
     vigil__owner_free(&cli->o);
     free(cli->tls_name);
     free(cli->id);
+    creds_free(cli->cred);
     free(cli);
     return VIGIL_ENOMEM;
   }
@@ -361,6 +388,7 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
   cli->o.ka_mode = cfg->keepalive_mode;
   cli->o.ka = cfg->keepalive;
   cli->o.session_cfg = &cli->cfg.session;
+  cli->cfg.credential = cli->o.cred;
   cli->o.opened = on_opened;
   cli->o.died = on_died;
   cli->o.buried = on_buried;
@@ -370,6 +398,28 @@ int vigil_client_new(vigil_client **out, vigil_loop *loop, const vigil_client_co
   vigil_defer_init(&cli->closed_defer, on_closed_defer);
   vigil__owner_stall_start(&cli->o);
   *out = cli;
+  return 0;
+}
+
+int vigil_client_set_credential(vigil_client *cli, const void *cred, size_t len) {
+  struct cred_copy *copy = NULL;
+  if (cli == NULL || len > VIGIL_WIRE_MAX_CRED || (cred == NULL && len != 0))
+    return VIGIL_EINVAL;
+  if (len != 0) {
+    if ((copy = malloc(sizeof *copy + len)) == NULL)
+      return VIGIL_ENOMEM;
+    copy->next = NULL;
+    memcpy(copy->bytes, cred, len);
+  }
+  if (cli->cred != NULL) {
+    cli->cred->next = cli->stale;
+    cli->stale = cli->cred;
+  }
+  cli->cred = copy;
+  cli->o.cred = copy != NULL ? copy->bytes : NULL;
+  cli->o.cred_len = len;
+  cli->cfg.credential = cli->o.cred;
+  cli->cfg.credential_len = len;
   return 0;
 }
 
@@ -469,6 +519,8 @@ int vigil_client_free(vigil_client *cli) {
   free(cli->host);
   free(cli->tls_name);
   free(cli->id);
+  creds_free(cli->cred);
+  creds_free(cli->stale);
   free(cli);
   return 0;
 }

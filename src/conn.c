@@ -963,6 +963,10 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
       id = (const uint8_t *)cn;
       id_len = (size_t)n;
     }
+    /* The credential is judged before the id goes anywhere: a refused
+     * HELLO never reaches the presence table, on_open or a takeover. */
+    if (o->admit != NULL && o->admit(c, id, id_len, ev->credential, ev->credential_len) != 0)
+      return;
     c->id = malloc(id_len + 1);
     if (c->id == NULL) {
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
@@ -1060,6 +1064,8 @@ int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config
   if (own.seed == 0)
     own.seed = vigil__random_u32(c, loop_now(c));
   rc = vigil_session_init(&c->session, role, &own, loop_now(c));
+  if (rc == 0 && role == VIGIL_ROLE_CLIENT && c->owner->cred_len != 0)
+    rc = vigil_session_set_credential(&c->session, c->owner->cred, c->owner->cred_len);
   if (rc != 0)
     return rc;
   set_phase(c, VIGIL__HANDSHAKE);

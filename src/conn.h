@@ -128,10 +128,17 @@ struct vigil__owner {
   vigil_metrics m;
   vigil_stall_watch stall;
   const vigil_session_config *session_cfg; /* client: used when a connect succeeds */
+  const uint8_t *cred;                     /* client: sent in each HELLO (owned by it) */
+  size_t cred_len;
   /* Hooks (may be NULL). opened: before on_open, may fill rejoin/old_peer.
    * died: before the user's on_death / on_reject. buried: after them and
    * the on_unsent calls. freed: the socket is closed, memory goes next. */
   void (*opened)(vigil_conn *c, vigil_open_info *info);
+  /* admit (server): the HELLO of c names id and carries cred (NULL, 0:
+   * none); before the id is stored or counts anywhere. Returns 0 to go on,
+   * else it has killed c (refused). */
+  int (*admit)(vigil_conn *c, const uint8_t *id, size_t id_len, const uint8_t *cred,
+               size_t cred_len);
   void (*died)(vigil_conn *c, const vigil_death *d, int was_open);
   void (*buried)(vigil_conn *c, const vigil_death *d, int was_open);
   void (*freed)(vigil_conn *c);

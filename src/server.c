@@ -23,6 +23,14 @@
  * address's next token, so an obedient client comes back exactly when it
  * would be admitted.
  *
+ * Credentials. With a verifier (cfg.verify, or cfg.auth_secret for the
+ * built-in tokens) a HELLO is judged by on_admit before conn.c stores its
+ * id: a HELLO without a credential, or with one that fails, is answered
+ * CLOSE AUTH_FAILED with a fixed reason and auth_retry_after_ms, and goes
+ * to on_reject. It never reaches the presence table, on_open or the
+ * presence store, so it can neither appear online nor take over the id:
+ * a takeover (below) happens only from a HELLO that passed for that id.
+ *
  * Memory. Reassembly buffers, outbound queues and pending writes of every
  * connection are charged to one budget (src/budget.c): past it, the
  * connections above their share are the ones closed. The default is a
@@ -100,6 +108,7 @@ struct vigil_server {
   uint64_t next_gen;                             /* presence generations */
   char old_peer[VIGIL_ADDRSTRLEN];
   char listen_failed[VIGIL_ADDRSTRLEN]; /* vigil_server_listen_failed */
+  uint8_t *secret;                      /* copy of cfg.auth_secret, or NULL */
 };
 
 /* ---- hashing ------------------------------------------------------------ */
@@ -280,6 +289,30 @@ static void on_opened(vigil_conn *c, vigil_open_info *info) {
   presence_report(s, c, NULL);
 }
 
+/* Before the id counts: with auth configured, the HELLO's credential must
+ * pass. The reason sent is one of three fixed texts, so neither the
+ * credential nor anything about the secret can reach the peer or a log;
+ * "expired" is said only of a genuine credential (the verifier's answer). */
+static int on_admit(vigil_conn *c, const uint8_t *id, size_t id_len, const uint8_t *cred,
+                    size_t cred_len) {
+  vigil_server *s = server_of(c);
+  const char *why = "credential required";
+  int rc = VIGIL_EAUTH;
+  if (cred_len != 0 && s->cfg.verify != NULL)
+    rc = s->cfg.verify(c, (const char *)id, id_len, cred, cred_len, s->cfg.user);
+  else if (cred_len != 0)
+    rc = vigil_token_verify(s->secret, s->cfg.auth_secret_len, (const char *)id, id_len,
+                            (const char *)cred, cred_len, vigil__wall_ms() / 1000u);
+  if (rc == 0)
+    return 0;
+  if (cred_len != 0)
+    why = rc == VIGIL_EEXPIRED ? "credential expired" : "authentication failed";
+  s->stats.refused_auth++;
+  vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_AUTH_FAILED, why, s->cfg.auth_retry_after_ms,
+                   why);
+  return -1;
+}
+
 static void on_died(vigil_conn *c, const vigil_death *d, int was_open) {
   vigil_server *s = server_of(c);
   if (c->flags & VIGIL__C_PRESENT)
@@ -442,6 +475,28 @@ static void apply_defaults(vigil_server_config *c) {
     c->rate_burst = c->rate_per_minute / 60u > 0 ? c->rate_per_minute / 60u : 1u;
   if (c->rate_sources == 0)
     c->rate_sources = 16384;
+  if (c->auth_retry_after_ms == 0)
+    c->auth_retry_after_ms = 10000;
+}
+
+/* The secret's copy is wiped before it goes back to the allocator (through
+ * a volatile pointer, so the stores are not optimised away). */
+static void secret_free(vigil_server *s) {
+  volatile uint8_t *p = s->secret;
+  size_t i;
+  for (i = 0; p != NULL && i < s->cfg.auth_secret_len; i++)
+    p[i] = 0;
+  free(s->secret);
+  s->secret = NULL;
+}
+
+/* The auth settings: one judge, and a secret the token scheme accepts. */
+static int auth_config(const vigil_server_config *c) {
+  if (c->auth_secret == NULL)
+    return c->auth_secret_len == 0 ? 0 : VIGIL_EINVAL;
+  if (c->verify != NULL || c->auth_secret_len < VIGIL_TOKEN_SECRET_MIN)
+    return VIGIL_EINVAL;
+  return vigil_token_available() ? 0 : VIGIL_ENOTSUP;
 }
 
 int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_config *cfg_in) {
@@ -457,9 +512,18 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
     return rc;
   if (vigil_session_config_check(&cfg->session, VIGIL_ROLE_SERVER, NULL, 0) != 0)
     return VIGIL_EINVAL;
+  if ((rc = auth_config(cfg)) != 0)
+    return rc;
   s = calloc(1, sizeof *s);
   if (s == NULL)
     return VIGIL_ENOMEM;
+  if (cfg->auth_secret != NULL) {
+    if ((s->secret = malloc(cfg->auth_secret_len)) == NULL) {
+      free(s);
+      return VIGIL_ENOMEM;
+    }
+    memcpy(s->secret, cfg->auth_secret, cfg->auth_secret_len);
+  }
   s->cfg = *cfg;
   s->cfg.session.id = NULL;
   s->cfg.session.id_len = 0;
@@ -474,6 +538,7 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
       vigil__owner_free(&s->o);
     free(s->peers);
     free(s->addrs);
+    secret_free(s);
     free(s);
     return VIGIL_ENOMEM;
   }
@@ -484,6 +549,7 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
     vigil__owner_free(&s->o);
     free(s->peers);
     free(s->addrs);
+    secret_free(s);
     free(s);
     return VIGIL_ENOMEM;
   }
@@ -496,6 +562,9 @@ int vigil_server_new(vigil_server **out, vigil_loop *loop, const vigil_server_co
   s->o.ka_mode = cfg->keepalive_mode;
   s->o.ka = cfg->keepalive;
   s->o.opened = on_opened;
+  if (s->cfg.verify != NULL || s->secret != NULL)
+    s->o.admit = on_admit;
+  s->cfg.auth_secret = s->secret;
   s->o.died = on_died;
   s->o.freed = on_freed;
   s->spare = vigil__spare_open();
@@ -767,6 +836,7 @@ static void server_release(vigil_server *s) {
   vigil__rate_free(&s->rate);
   free(s->peers);
   free(s->addrs);
+  secret_free(s);
   free(s);
 }
 

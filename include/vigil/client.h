@@ -86,6 +86,17 @@ typedef struct vigil_client_config {
   /* The name TLS verifies and sends as SNI (copied; NULL: the host given
    * to vigil_client_connect). */
   const char *tls_name;
+  /* A credential sent in every HELLO, on every reconnect (1..255 bytes,
+   * copied; NULL: none): a token of vigil/token.h for a server with an
+   * auth secret, or whatever the server's verify callback expects. With
+   * it the HELLO is protocol version 2 (PROTOCOL.md section 4.1), which a
+   * server older than this library refuses with CLOSE VERSION. A server
+   * that refuses it answers CLOSE AUTH_FAILED (13) with a retry-after,
+   * which the reconnect delay obeys (the client keeps trying: the server's
+   * secret or the credential may change; stop it from on_reject if it
+   * should not). */
+  const void *credential;
+  size_t credential_len;
 } vigil_client_config;
 
 typedef struct vigil_client_stats {
@@ -136,6 +147,12 @@ VIGIL_EXTERN vigil_conn *vigil_client_conn(vigil_client *cli);
  * (cause local, detail "client closed") and on_closed. Returns 0 or
  * VIGIL_EALREADY. */
 VIGIL_EXTERN int vigil_client_close(vigil_client *cli, uint32_t timeout_ms);
+
+/* Replaces the credential (cred[0..len), 1..255 bytes, copied; NULL and 0:
+ * none) for the HELLOs of the attempts that start after this call, for a
+ * program that renews a token before it expires. Returns 0, VIGIL_EINVAL
+ * (len above 255, NULL cred with len > 0), VIGIL_ENOMEM. */
+VIGIL_EXTERN int vigil_client_set_credential(vigil_client *cli, const void *cred, size_t len);
 
 VIGIL_EXTERN void vigil_client_get_stats(const vigil_client *cli, vigil_client_stats *st);
 

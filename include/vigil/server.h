@@ -86,6 +86,33 @@ typedef struct vigil_server_config {
   uint32_t rate_per_minute;
   uint32_t rate_burst;
   uint32_t rate_sources;
+  /* Ids bound to credentials (docs/SECURITY.md). With verify or
+   * auth_secret set, a HELLO's id counts (on_open, the presence table, a
+   * takeover of a connection holding the id) only if the HELLO carries a
+   * credential (protocol version 2, PROTOCOL.md section 4.1) that passes;
+   * else the connection is refused with CLOSE AUTH_FAILED (13), retry-after
+   * auth_retry_after_ms, reason "credential required", "authentication
+   * failed" or "credential expired" (never the credential), and reported
+   * through on_reject (cause policy, that reason as detail). Without
+   * either, credentials are ignored and any id is taken on its word.
+   *
+   * verify: the program's own check. id is the HELLO's id (or the client
+   * certificate's with vigil_tls_server's id_from_cert), cred the bytes the
+   * client sent; c is the handshaking connection (vigil_conn_get_info gives
+   * its peer; it has no id yet). Return 0 to admit, VIGIL_EEXPIRED for a
+   * genuine but expired credential, anything else (VIGIL_EAUTH) to refuse.
+   * It runs on the loop's thread, inside the read: keep it quick.
+   *
+   * auth_secret: the built-in check, tokens of vigil/token.h minted under
+   * this secret (auth_secret_len >= VIGIL_TOKEN_SECRET_MIN bytes, copied),
+   * against the wall clock. VIGIL_ENOTSUP from vigil_server_new where the
+   * library has no OpenSSL (vigil_token_available() is 0); VIGIL_EINVAL
+   * with verify set too (one judge) or a short secret. */
+  int (*verify)(vigil_conn *c, const char *id, size_t id_len, const uint8_t *cred, size_t cred_len,
+                void *user);
+  const void *auth_secret;
+  size_t auth_secret_len;
+  uint32_t auth_retry_after_ms; /* with AUTH_FAILED (default 10000) */
 } vigil_server_config;
 
 #define VIGIL_NO_LIMIT UINT32_MAX
@@ -105,6 +132,7 @@ typedef struct vigil_server_stats {
   uint64_t budget_closes;             /* closed for the memory budget */
   uint64_t memory_used;               /* bytes charged to the budget now */
   uint64_t memory_budget;             /* the budget in force (UINT64_MAX: none) */
+  uint64_t refused_auth;              /* CLOSE AUTH_FAILED (also in handshake_failed) */
 } vigil_server_stats;
 
 /* Defaults and cfg->size (a macro: the caller's sizeof; docs/ABI.md). */
