@@ -1162,6 +1162,82 @@ TEST_IMPL(token_mint_and_check) {
 #endif
 }
 
+/* serve --auth-secret: probe --token-file with a token for its id is
+ * alive; a token for another id, or none, gets connect_failed with close
+ * code 13 (AUTH_FAILED) and exit 1; connect exits 1 at once (exit reason
+ * auth_failed) instead of retrying; the serve lines of the refusals name
+ * neither the refused id nor the token, and the server never says open
+ * for them. */
+TEST_IMPL(serve_auth_secret) {
+#if defined(_WIN32)
+  RETURN_SKIP("runs the binary with posix_spawn");
+#else
+  char sec[] = "/tmp/vigil-test-secret-XXXXXXXX", tok[] = "/tmp/vigil-test-token-XXXXXXXX";
+  static const char secret[] = "0123456789abcdef0123456789abcdef\n";
+  char addr[64], line[2048], token[128], other[128];
+  char *srv_argv[] = {NULL, "serve", "127.0.0.1:0", "--json", "--auth-secret", sec, NULL};
+  child srv, c;
+  int fd;
+  NEED_BINARY();
+  if (!vigil_token_available())
+    RETURN_SKIP("built without OpenSSL: tokens compiled out");
+  ASSERT_GE(fd = mkstemp(sec), 0);
+  ASSERT_EQ(write(fd, secret, sizeof secret - 1), (ssize_t)(sizeof secret - 1));
+  close(fd);
+  {
+    char *argv[] = {NULL, "token", "--secret", sec, "--id", "dev-1", "--ttl", "1h", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+    ASSERT_EQ(sscanf(c.out_buf, "%127s", token), 1);
+  }
+  {
+    char *argv[] = {NULL, "token", "--secret", sec, "--id", "dev-2", "--ttl", "1h", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 0);
+    ASSERT_EQ(sscanf(c.out_buf, "%127s", other), 1);
+  }
+  ASSERT_GE(fd = mkstemp(tok), 0);
+  ASSERT_EQ(write(fd, token, strlen(token)), (ssize_t)strlen(token));
+  ASSERT_EQ(write(fd, "\n", 1), 1);
+  close(fd);
+  ASSERT_GT(serve_on(&srv, srv_argv, addr, sizeof(addr)), 0);
+  {
+    char *argv[] = {NULL, "probe", addr, "--id",   "dev-1", "--token-file",
+                    tok,  "-c",    "1",  "--json", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 10000), 0);
+    ASSERT(child_event(&srv, "open", "dev-1", line, sizeof(line), 5000));
+  }
+  {
+    char *argv[] = {NULL,  "probe", addr, "--id",   "dev-1", "--token",
+                    other, "-c",    "1",  "--json", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 10000), 1);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "\"event\":\"connect_failed\""));
+    ASSERT_NOT_NULL(strstr(c.out_buf, "\"close_code\":13"));
+    ASSERT(child_event(&srv, "rejected", NULL, line, sizeof(line), 5000));
+    ASSERT_EQ(json_num(line, "close_code"), 13);
+    ASSERT_NULL(strstr(line, "dev-1"));
+    ASSERT_NULL(strstr(line, other + 14)); /* no part of the MAC */
+  }
+  {
+    char *argv[] = {NULL, "connect", addr, "--id", "dev-1", "--json", "--quiet-rtt", NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 10000), 1);
+    ASSERT_NOT_NULL(strstr(c.out_buf, "\"reason\":\"auth_failed\""));
+    ASSERT_NOT_NULL(strstr(c.out_buf, "\"reason\":\"credential required\""));
+    ASSERT_NULL(strstr(c.out_buf, "\"event\":\"reconnect\""));
+    ASSERT_NOT_NULL(strstr(c.err_buf, "refused the credential"));
+    ASSERT(child_event(&srv, "rejected", NULL, line, sizeof(line), 5000));
+    ASSERT_NULL(strstr(line, "dev-1"));
+  }
+  {
+    char *argv[] = {NULL, "connect", addr, "--token", token, "--token-file", tok, NULL};
+    ASSERT_EQ(run_vigil(&c, argv, 5000), 2);
+  }
+  child_kill(&srv);
+  ASSERT_NULL(strstr(srv.out_buf, token + 14));
+  unlink(sec);
+  unlink(tok);
+  return 0;
+#endif
+}
+
 TEST_IMPL(serve_rejoin_and_full) {
 #if defined(_WIN32)
   RETURN_SKIP("runs the binary with posix_spawn");

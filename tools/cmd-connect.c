@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli-auth.h"
 #include "cli-tls.h"
 #include "cli.h"
 #include "commands.h"
@@ -58,17 +59,21 @@ static const char usage_text[] =
     "  --send-every D     once open, send one message every D (data in flight)\n"
     "  --send-size N      bytes per message, 1..1048576, at most the agreed\n"
     "                     max_message (default 64)\n" VIGIL_CLI_TLS_CLIENT_HELP
+        VIGIL_CLI_AUTH_CLIENT_HELP
     "  -j, --json         one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help         this text\n"
     "\n"
     "Durations: 250ms, 3s, 1.5s, 2m, 1h. Exit status: 0 after SIGINT/SIGTERM,\n"
-    "1 when it gave up (--no-reconnect, --max-attempts), 2 for bad usage.\n";
+    "1 when it gave up (--no-reconnect, --max-attempts) or the server refused the\n"
+    "credential (CLOSE AUTH_FAILED: retrying the same one cannot help), 2 for bad\n"
+    "usage.\n";
 
 typedef struct connect_opts {
   vigil_cli_common c; /* address, --id, --interval, --timeout, --keepalive, --json, --send-* */
   uint32_t connect_timeout_ms, max_attempts, backoff_max_ms;
   int no_reconnect, quiet_rtt;
-  vigil_cli_tls tls; /* --tls, --tls-ca, --tls-cert, --tls-key, --tls-name, --tls-no-verify */
+  vigil_cli_tls tls;   /* --tls, --tls-ca, --tls-cert, --tls-key, --tls-name, --tls-no-verify */
+  vigil_cli_auth auth; /* --token, --token-file */
 } connect_opts;
 
 typedef struct connect_state {
@@ -78,6 +83,7 @@ typedef struct connect_state {
   vigil_cli_sigwatch sig;
   vigil_loop_timer send_timer;
   int signalled, exit_status, open;
+  int auth_refused;   /* the server answered CLOSE AUTH_FAILED */
   uint32_t send_size; /* --send-size, clamped to the agreed max_message */
   uint64_t seq;
   vigil_cli_data conn, total;       /* --send-every: this connection's, every one's */
@@ -204,8 +210,20 @@ static void on_death(vigil_conn *c, const vigil_death *d, void *user) {
   s->received += s->conn_received;
 }
 
+/* A server that refuses our credential (CLOSE AUTH_FAILED) would refuse
+ * it again: the same token cannot become valid by retrying. So the
+ * connect ends there, exit 1, rather than knocking every retry-after. */
 static void on_reject(vigil_conn *c, const vigil_death *d, void *user) {
-  print_end(user, c, "connect_failed", d);
+  connect_state *s = user;
+  print_end(s, c, "connect_failed", d);
+  if (d->close_received && d->close_code == VIGIL_CLOSE_AUTH_FAILED && !s->auth_refused) {
+    s->auth_refused = 1;
+    fprintf(stderr, "vigil connect: the server refused the credential (%.*s): %s; not retrying\n",
+            (int)d->reason_len, d->reason != NULL ? d->reason : "",
+            s->o.auth.cred_len != 0 ? "mint a new token (vigil token) for this --id"
+                                    : "it requires one: give --token-file FILE");
+    (void)vigil_client_close(s->cli, 0);
+  }
 }
 
 static void on_reconnect(vigil_client *cli, unsigned attempt, uint32_t delay_ms, void *user) {
@@ -225,7 +243,10 @@ static void on_closed(vigil_client *cli, void *user) {
 
   (void)cli;
   begin(s, &l, "exit", NULL);
-  vigil_cli_line_cstr(&l, "reason", s->signalled ? "signal" : "gave_up");
+  vigil_cli_line_cstr(&l, "reason",
+                      s->signalled      ? "signal"
+                      : s->auth_refused ? "auth_failed"
+                                        : "gave_up");
   if (s->o.c.send_every_ms != 0) {
     vigil_cli_line_data(&l, &s->total, NULL);
     vigil_cli_line_u64(&l, "received", s->received);
@@ -260,6 +281,7 @@ static int parse_args(int argc, char **argv, connect_opts *o) {
   int rc;
 
   vigil_cli_tls_opts(&o->tls, VIGIL_ROLE_CLIENT, own);
+  vigil_cli_auth_opts(&o->auth, VIGIL_ROLE_CLIENT, own);
   rc = vigil_cli_parse_args(CMD, usage_text,
                             VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                 VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON | VIGIL_CLI_OPT_SEND,
@@ -269,6 +291,8 @@ static int parse_args(int argc, char **argv, connect_opts *o) {
     return rc;
   if (vigil_cli_client_interval(CMD, &c->interval_ms) != 0)
     return VIGIL_CLI_USAGE;
+  if ((rc = vigil_cli_auth_setup(CMD, VIGIL_ROLE_CLIENT, &o->auth)) != 0)
+    return rc;
   return vigil_cli_tls_setup(CMD, VIGIL_ROLE_CLIENT, &o->tls);
 }
 
@@ -286,6 +310,8 @@ static int configure(connect_state *s, vigil_client_config *cfg) {
   cfg->connect_timeout_ms = o->connect_timeout_ms;
   cfg->tls = o->tls.ctx;
   cfg->tls_name = o->tls.name;
+  cfg->credential = o->auth.cred_len != 0 ? o->auth.cred : NULL;
+  cfg->credential_len = o->auth.cred_len;
   cfg->no_reconnect = o->no_reconnect;
   cfg->max_attempts = o->max_attempts;
   cfg->backoff_cap_ms = o->backoff_max_ms;
@@ -359,6 +385,7 @@ static int run(connect_state *s) {
   vigil_cli_loop_finish(&s->loop);
   free(s->msg);
   vigil_tls_free(s->o.tls.ctx);
+  vigil_cli_auth_wipe(&s->o.auth);
   return s->exit_status;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli-auth.h"
 #include "cli-tls.h"
 #include "cli.h"
 #include "commands.h"
@@ -47,6 +48,7 @@ static const char usage_text[] =
     "                     take (default 3 x interval, at most 5s; the heartbeat\n"
     "                     timeout is at least 2 x interval)\n"
     "  --id NAME          peer id (default probe-PID)\n" VIGIL_CLI_TLS_CLIENT_HELP
+        VIGIL_CLI_AUTH_CLIENT_HELP
     "  -j, --json         one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help         this text\n"
     "\n"
@@ -57,7 +59,8 @@ static const char usage_text[] =
 typedef struct probe_opts {
   vigil_cli_common c; /* address, --id, --interval, --timeout, --json */
   uint32_t count;
-  vigil_cli_tls tls; /* --tls, --tls-ca, --tls-cert, --tls-key, --tls-name, --tls-no-verify */
+  vigil_cli_tls tls;   /* --tls, --tls-ca, --tls-cert, --tls-key, --tls-name, --tls-no-verify */
+  vigil_cli_auth auth; /* --token, --token-file */
 } probe_opts;
 
 typedef struct probe_state {
@@ -299,6 +302,7 @@ static int parse_args(int argc, char **argv, probe_opts *o) {
   int rc;
 
   vigil_cli_tls_opts(&o->tls, VIGIL_ROLE_CLIENT, own);
+  vigil_cli_auth_opts(&o->auth, VIGIL_ROLE_CLIENT, own);
   rc = vigil_cli_parse_args(CMD, usage_text,
                             VIGIL_CLI_OPT_ID | VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                 VIGIL_CLI_OPT_JSON,
@@ -316,6 +320,8 @@ static int parse_args(int argc, char **argv, probe_opts *o) {
     c->timeout_ms =
         c->interval_ms <= d.handshake_timeout_ms / 3 ? 3 * c->interval_ms : d.handshake_timeout_ms;
   }
+  if ((rc = vigil_cli_auth_setup(CMD, VIGIL_ROLE_CLIENT, &o->auth)) != 0)
+    return rc;
   return vigil_cli_tls_setup(CMD, VIGIL_ROLE_CLIENT, &o->tls);
 }
 
@@ -337,6 +343,8 @@ static int run(probe_state *s) {
   cfg.connect_timeout_ms = s->o.c.timeout_ms;
   cfg.tls = s->o.tls.ctx;
   cfg.tls_name = s->o.tls.name;
+  cfg.credential = s->o.auth.cred_len != 0 ? s->o.auth.cred : NULL;
+  cfg.credential_len = s->o.auth.cred_len;
   cfg.no_reconnect = 1;
   cfg.cb.on_open = on_open;
   cfg.cb.on_rtt = on_rtt;
@@ -366,6 +374,7 @@ static int run(probe_state *s) {
   vigil_client_free(s->cli);
   vigil_cli_loop_finish(&s->loop);
   vigil_tls_free(s->o.tls.ctx);
+  vigil_cli_auth_wipe(&s->o.auth);
   return rc;
 }
 

@@ -25,6 +25,7 @@
 #endif
 
 #include "cli-presence.h"
+#include "cli-auth.h"
 #include "cli-tls.h"
 #include "cli.h"
 #include "commands.h"
@@ -88,6 +89,9 @@ static const char usage_text[] =
     "  --tls-key FILE    ... and its private key (docs/TLS.md)\n"
     "  --tls-client-ca FILE  require client certificates signed by these CAs\n"
     "  --tls-id-from-cert    the peer id is the client certificate's subject CN\n"
+    "  --auth-secret FILE  require a token (vigil token --secret FILE) in every HELLO:\n"
+    "                    a client without a valid one for its id is refused with\n"
+    "                    CLOSE AUTH_FAILED and never counts as online\n"
     "  -j, --json        one JSON object per line (schema: docs/CLI.md)\n"
     "  -h, --help        this text\n"
     "\n"
@@ -105,7 +109,8 @@ typedef struct serve_opts {
   const char *metrics; /* --metrics [HOST:]PORT, or NULL */
   vigil_cli_addr metrics_addr;
   const char *presence, *node;
-  vigil_cli_tls tls; /* --tls-cert, --tls-key, --tls-client-ca, --tls-id-from-cert */
+  vigil_cli_tls tls;   /* --tls-cert, --tls-key, --tls-client-ca, --tls-id-from-cert */
+  vigil_cli_auth auth; /* --auth-secret */
 } serve_opts;
 
 /* A client's data, with --print-messages, --echo or --send-every: hung on
@@ -333,6 +338,7 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
 
   memset(o, 0, sizeof(*o));
   vigil_cli_tls_opts(&o->tls, VIGIL_ROLE_SERVER, own);
+  vigil_cli_auth_opts(&o->auth, VIGIL_ROLE_SERVER, own);
   rc = vigil_cli_parse_args(CMD, usage_text,
                             VIGIL_CLI_OPT_INTERVAL | VIGIL_CLI_OPT_TIMEOUT |
                                 VIGIL_CLI_OPT_KEEPALIVE | VIGIL_CLI_OPT_JSON |
@@ -340,7 +346,8 @@ static int parse_args(int argc, char **argv, serve_opts *o) {
                             argc, argv, &o->c, own);
   if (rc != 0)
     return rc;
-  if ((rc = vigil_cli_tls_setup(CMD, VIGIL_ROLE_SERVER, &o->tls)) != 0)
+  if ((rc = vigil_cli_tls_setup(CMD, VIGIL_ROLE_SERVER, &o->tls)) != 0 ||
+      (rc = vigil_cli_auth_setup(CMD, VIGIL_ROLE_SERVER, &o->auth)) != 0)
     return rc;
   if (o->metrics != NULL) {
     const char *why = NULL;
@@ -404,6 +411,10 @@ static int configure(const serve_opts *so, vigil_server_config *cfg) {
     return VIGIL_CLI_USAGE;
   cfg->max_connections = so->max_conns;
   cfg->tls = so->tls.ctx;
+  if (so->auth.secret_len != 0) {
+    cfg->auth_secret = so->auth.secret;
+    cfg->auth_secret_len = so->auth.secret_len;
+  }
   cfg->max_per_address = so->max_per_addr;
   if (so->rate_limit != NULL &&
       parse_rate(so->rate_limit, &cfg->rate_per_minute, &cfg->rate_burst) != 0)
@@ -452,6 +463,8 @@ static void print_listening(serve_state *s, uint16_t port, uint16_t http_port) {
     vigil_cli_line_u64(&l, "metrics_port", http_port);
   if (s->o.tls.ctx != NULL)
     vigil_cli_line_bool(&l, "tls", 1);
+  if (s->o.auth.secret_len != 0)
+    vigil_cli_line_bool(&l, "auth", 1);
   vigil_cli_line_end(&l, stdout);
 }
 
@@ -536,6 +549,7 @@ static int serve(serve_state *s) {
   vigil_cli_loop_finish(&s->loop);
   free(s->msg);
   vigil_tls_free(s->o.tls.ctx);
+  vigil_cli_auth_wipe(&s->o.auth);
   return VIGIL_CLI_OK;
 }
 

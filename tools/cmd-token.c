@@ -12,12 +12,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli-auth.h"
 #include "cli.h"
 #include "commands.h"
 #include "vigil.h"
 
 #define CMD "token"
-#define SECRET_MAX 4096
+#define SECRET_MAX VIGIL_CLI_SECRET_MAX
 #define TTL_MAX_S (3650ull * 86400ull) /* ten years */
 
 static const char usage_text[] =
@@ -36,8 +37,9 @@ static const char usage_text[] =
     "                 (e.g. 30d; at most 3650d)\n"
     "  --check TOKEN  verify TOKEN instead of minting one\n"
     "\n"
-    "A token is a bearer credential: send it only over TLS on untrusted networks.\n"
-    "Carrying it in HELLO (serve --auth-secret, connect --token) is not built yet.\n"
+    "A client presents it with connect/probe --token-file FILE to a server started\n"
+    "with serve --auth-secret FILE (the same secret). It is a bearer credential:\n"
+    "send it only over TLS on untrusted networks.\n"
     "Exit status: 0 printed (or valid), 1 refused or failed, 2 bad usage.\n";
 
 /* "30d" into seconds; 0 or -1. */
@@ -60,34 +62,6 @@ static int parse_ttl(const char *s, uint64_t *out) {
     return -1;
   *out = n * mult;
   return 0;
-}
-
-/* The secret's bytes into buf; their count, or -1 after printing why. */
-static long read_secret(const char *path, unsigned char *buf, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  size_t n;
-  if (f == NULL) {
-    fprintf(stderr, "vigil token: --secret %s: %s\n", path, strerror(errno));
-    return -1;
-  }
-  n = fread(buf, 1, cap, f);
-  if (n == cap || ferror(f)) {
-    fprintf(stderr, "vigil token: --secret %s: %s\n", path,
-            n == cap ? "larger than 4095 bytes" : "read error");
-    fclose(f);
-    return -1;
-  }
-  fclose(f);
-  if (n > 0 && buf[n - 1] == '\n')
-    n--;
-  if (n > 0 && buf[n - 1] == '\r')
-    n--;
-  if (n < VIGIL_TOKEN_SECRET_MIN) {
-    fprintf(stderr, "vigil token: --secret %s: %zu bytes, at least %d needed\n", path, n,
-            VIGIL_TOKEN_SECRET_MIN);
-    return -1;
-  }
-  return (long)n;
 }
 
 int vigil_cmd_token(int argc, char **argv) {
@@ -143,7 +117,8 @@ int vigil_cmd_token(int argc, char **argv) {
                     "(docs/WINDOWS.md)\n");
     return VIGIL_CLI_FAIL;
   }
-  if ((sl = read_secret(secret_path, secret, sizeof secret)) < 0)
+  if ((sl = vigil_cli_read_secret(CMD, "secret", secret_path, secret, sizeof secret,
+                                  VIGIL_TOKEN_SECRET_MIN)) < 0)
     return VIGIL_CLI_FAIL;
   if (check != NULL) {
     rc = vigil_token_verify(secret, (size_t)sl, id, strlen(id), check, strlen(check), now);
