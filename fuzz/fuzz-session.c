@@ -23,6 +23,9 @@
  * range from 1 us to leaps of 2^46 ns (~20 h) that saturate at UINT64_MAX,
  * so deadline and RTT arithmetic is exercised at the end of time too.
  *
+ * A client whose config byte b has bit 3 set sends a credential (a
+ * version 2 HELLO), so the v2 handshake runs back to back too.
+ *
  * Input layout: 8 bytes of configuration, then operations (see run()).
  * fuzz/seeds/session/ holds session-shaped seeds (handshakes, ping rounds,
  * silence, floods, dribbles, chunked messages, closes, leaps), written by
@@ -216,6 +219,7 @@ static void pump(side *x, side *peer, uint64_t now, const uint8_t *msg, size_t m
 static int setup(side *x, vigil_role role, input *in, uint64_t now) {
   vigil_session_config cfg;
   uint8_t a = take(in), b = take(in), c = take(in);
+  int rc;
   vigil_session_config_init(&cfg);
   cfg.interval_ms = 1 + (uint32_t)a * 7;
   cfg.timeout_ms = (b & 1) ? 0 : cfg.interval_ms * (2 + (b >> 5));
@@ -234,7 +238,12 @@ static int setup(side *x, vigil_role role, input *in, uint64_t now) {
   }
   x->init_ns = now;
   x->handshake_ns = (uint64_t)cfg.handshake_timeout_ms * MS;
-  return vigil_session_init(&x->s, role, &cfg, now);
+  if ((rc = vigil_session_init(&x->s, role, &cfg, now)) != 0)
+    return rc;
+  /* b bit 3: a client with a credential sends a version 2 HELLO. */
+  if (role == VIGIL_ROLE_CLIENT && (b & 8))
+    check(vigil_session_set_credential(&x->s, "fuzz-token", 10) == 0);
+  return 0;
 }
 
 static void run(side *sv, side *cl, int paired, input *in, uint64_t now) {

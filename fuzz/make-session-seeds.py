@@ -26,7 +26,11 @@ RAW, TIME, WAKE, SEND, STALL, CLOSE, TICK, PUMP = range(8)
 US, MS_UNIT, MS100, LEAP = 0x00, 0x20, 0x40, 0x60
 
 HELLO = bytes.fromhex("01 15 56 49 47 4c 01 e8 07 00 80 80 01 80 80 40 06 6e 6f 64 65 2d 31")
-HELLO_V2 = bytes.fromhex("01 15 56 49 47 4c 02 e8 07 00 80 80 01 80 80 40 06 6e 6f 64 65 2d 31")
+# Version 3 (with a credential, as from version 2 on): refused with VERSION.
+HELLO_V3 = bytes.fromhex("01 17 56 49 47 4c 03 e8 07 00 80 80 01 80 80 40 06 6e 6f 64 65 2d 31 01 6b")
+# Version 2 with a token (PROTOCOL.md, hello-v2-token): accepted.
+HELLO_CRED = bytes.fromhex("01 4f 56 49 47 4c 02 e8 07 00 80 80 01 80 80 40 06 6e 6f 64 65 2d 31 39") + \
+    b"v1.1767225600.tVjTPeRBtGCCgQvMyXEPWCxkEDZ36HsaDhM-wYGJ7xw"
 # max_frame 8192: what the SECOND client below proposes.
 WELCOME = bytes.fromhex("02 0c 01 e8 07 b8 17 f4 03 80 40 80 80 40")
 PING, PONG = b"\x03\x00", b"\x04\x00"
@@ -85,7 +89,11 @@ def seeds():
         raw(SRV, b"x") + time(SRV, MS100, 1) + op(SRV, TICK)) * 40
     s["client-handshake-then-close"] = header(mode=0) + op(CLI, PUMP) + raw(CLI, WELCOME) + \
         raw(CLI, PING) + op(CLI, PUMP) + raw(CLI, PONG) + raw(CLI, CLOSE_FRAME)
-    s["server-refuses-version"] = header(mode=0) + raw(SRV, HELLO_V2) + op(SRV, PUMP) + op(SRV, TICK)
+    s["server-refuses-version"] = header(mode=0) + raw(SRV, HELLO_V3) + op(SRV, PUMP) + op(SRV, TICK)
+    s["server-hello-with-credential"] = header(mode=0) + raw(SRV, HELLO_CRED) + op(SRV, PUMP) + (
+        raw(SRV, PING) + time(SRV, MS100, 5) + op(SRV, PUMP)) * 3
+    # b bit 3 on the client: it sends a credential (a version 2 HELLO).
+    s["paired-with-credential"] = header(client=(142, 0x49, 0x7F)) + ping_round(CLI, SRV) * 3
     s["handshake-clamped"] = header(server=CLAMPING, client=TINY) + ping_round(SRV, CLI) * 3 + \
         op(CLI, SEND | 0x40, 50)
     s["handshake-timeout"] = header(mode=0) + raw(SRV, HELLO[:9]) + op(SRV, WAKE) + op(SRV, PUMP)
