@@ -20,8 +20,10 @@
  * Where the library was built without OpenSSL (the mingw build) every
  * function returns VIGIL_ENOTSUP and vigil_token_available() is 0.
  *
- * Status: minting and verifying are built; carrying a token in HELLO and
- * `vigil serve --auth-secret` are not yet (docs/SECURITY.md). */
+ * A client carries a token in a version 2 HELLO (vigil_client_config's
+ * credential); a server with auth_secret verifies it with
+ * vigil_token_verify before the id counts (vigil/server.h,
+ * docs/SECURITY.md "Ids bound to credentials"). */
 
 #include <stddef.h>
 #include <stdint.h>
