@@ -895,7 +895,8 @@ out:
 
 /* ---- --workers 2: one scrape for the whole server ---- */
 
-/* The pid of worker w's latest start, and *starts how many it had. */
+/* The pid of worker w's latest start (w -1: the whole server's endpoint
+ * process), and *starts how many it had. */
 static long worker_pid(const served *s, int w, int *starts) {
   char line[1024];
   long pid = -1;
@@ -904,7 +905,9 @@ static long worker_pid(const served *s, int w, int *starts) {
   if (f == NULL)
     return -1;
   while (fgets(line, sizeof(line), f) != NULL)
-    if (strstr(line, "\"event\":\"worker_start\"") != NULL && json_num(line, "worker") == w) {
+    if ((w < 0 && strstr(line, "\"event\":\"metrics_start\"") != NULL) ||
+        (w >= 0 && strstr(line, "\"event\":\"worker_start\"") != NULL &&
+         json_num(line, "worker") == w)) {
       pid = json_num(line, "pid");
       ++*starts;
     }
@@ -963,7 +966,9 @@ static long long worker_open(const served *s, int w, char *buf, size_t cap) {
  * and no counter of the whole server's scrape ever goes back (scraped
  * every 20 ms from before the kill until the restarted worker listens);
  * its clients' connections are gone from the gauge, and 6 clients that
- * come after are counted on top. promtool accepts the scrapes. */
+ * come after are counted on top. promtool accepts the scrapes. Last, the
+ * endpoint's own process is killed with SIGKILL: restarted, it serves the
+ * same counts on the same port. */
 static int workers_run(void) {
   static char buf[65536], wbuf[65536];
   const char *extra[] = {"--interval", "100ms", "--timeout", "1s", NULL};
@@ -1051,6 +1056,18 @@ static int workers_run(void) {
   EXPECT(http_get(s.mport, "/api/status", buf, sizeof(buf)) == 200 &&
          strstr(buf, "\"opens\":26,") != NULL);
   EXPECT(http_get(s.mport, "/", buf, sizeof(buf)) == 200 && strstr(buf, "<html") != NULL);
+  /* kill -9 the endpoint's own process: it is restarted on the same port
+   * (the supervisor holds the socket) and reads the same figures. */
+  pid0 = worker_pid(&s, -1, &starts);
+  EXPECT(pid0 > 0 && starts == 1);
+  EXPECT(kill((pid_t)pid0, SIGKILL) == 0);
+  end = util_now_ns() + 10000000000ull;
+  while (util_now_ns() < end && (worker_pid(&s, -1, &starts), starts) < 2)
+    usleep(20000);
+  EXPECT(starts == 2);
+  EXPECT(scrape_until(s.mport, "vigil_opens_total", WORKERS_CLIENTS + WORKERS_LATE, buf,
+                      sizeof(buf), 5000) == WORKERS_CLIENTS + WORKERS_LATE);
+  EXPECT(scrape_monotonic(s.mport, prev, buf, sizeof(buf)) == 1);
 #undef EXPECT
   ok = 1;
 out:
