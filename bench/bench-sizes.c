@@ -5,8 +5,10 @@
  * The budget from DESIGN.md is the sans-I/O engine state, at most 128 bytes
  * per idle connection (asserted at compile time in src/session.c). The whole
  * runtime connection (vigil_conn: session + TCP handle + timer + flush node +
- * queue pointers + peer address) is larger; the measured heap and RSS per
- * connection under load is printed by bench-connections. */
+ * peer address + a pointer to the rarely used state, vigil__conn_ext, which
+ * exists only while a message is queued or reassembled, a close is under
+ * way, or TLS is on) is larger; the measured RSS per connection under load
+ * is printed by bench-connections. */
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +60,9 @@ int main(int argc, char **argv) {
   printf("sizeof_vigil_tcp %zu\n", sizeof(vigil_tcp));
   printf("sizeof_vigil_conn %zu (whole runtime connection, idle: no buffers held)\n",
          sizeof(struct vigil_conn));
+  printf("sizeof_vigil_conn_ext %zu (only while messages are queued or reassembled, a close is "
+         "under way, or TLS is on)\n",
+         sizeof(vigil__conn_ext));
   printf("sizeof_vigil_wheel %zu (one per loop)\n", sizeof(vigil_wheel));
   printf("sizeof_vigil_loop %zu (one per loop)\n", sizeof(vigil_loop));
   return 0;

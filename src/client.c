@@ -185,14 +185,8 @@ static void adopt(vigil_client *cli, vigil_conn *winner) {
   vigil_conn *ph = cli->conn;
   winner->id = cli->id;
   winner->id_len = (uint8_t)cli->cfg.session.id_len;
-  winner->data = ph->data;
-  winner->qhead = ph->qhead;
-  winner->qtail = ph->qtail;
-  winner->qframe = ph->qframe;
-  winner->qbytes = ph->qbytes;
-  winner->qstrikes = ph->qstrikes;
-  ph->qhead = ph->qtail = ph->qframe = NULL;
-  ph->qbytes = 0;
+  winner->tcp.data = ph->tcp.data;
+  vigil__conn_take_queue(winner, ph);
   ph->phase = VIGIL__ZOMBIE;
   vigil__conn_discard(ph);
   cli->conn = winner;

@@ -83,6 +83,68 @@ static uint64_t loop_now(const vigil_conn *c) {
   return vigil_loop_now_ns(c->owner->loop);
 }
 
+/* ---- the rarely used state (vigil__conn_ext, conn.h) ------------------- */
+
+const vigil__conn_ext vigil__no_ext; /* what cx() reads when there is none */
+
+#define cx vigil__cx
+
+/* c's ext, made if it has none; NULL when out of memory. A new ext counts
+ * stream positions from here: what a pending write still holds was framed
+ * and is not in the kernel yet. */
+static vigil__conn_ext *conn_ext(vigil_conn *c) {
+  if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) != NULL && c->wpend != NULL)
+    c->x->framed_pos = c->wpend->len;
+  return c->x;
+}
+
+/* Frees c's ext once nothing in it is in use. A TLS connection keeps its
+ * own (TLS output is counted there from the first byte); a dead one keeps
+ * it until freed (the session borrows close_reason until written). */
+static void conn_trim(vigil_conn *c) {
+  const vigil__conn_ext *x = c->x;
+  if (x == NULL || x->tls != NULL || c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ) ||
+      x->qhead != NULL || x->rx != NULL || x->retain != NULL || x->creq != NULL ||
+      x->close_reason != NULL || x->qstrikes != 0 || x->tls_credit != 0)
+    return;
+  free(c->x);
+  c->x = NULL;
+}
+
+static void ext_free(vigil_conn *c) {
+  if (c->x == NULL)
+    return;
+  free(c->x->close_reason);
+  free(c->x->rx);
+  free(c->x->retain);
+  vigil_tls_conn_free(c->x->tls);
+  free(c->x);
+  c->x = NULL;
+}
+
+void vigil__conn_take_queue(vigil_conn *to, vigil_conn *from) {
+  vigil__conn_ext *f = from->x, *t = to->x;
+  if (f == NULL)
+    return;
+  if (t == NULL) {
+    /* `from` is a placeholder that never connected: its ext holds the
+     * queue alone. Positions start over for `to`, which has framed none
+     * of these messages yet. */
+    to->x = f;
+    from->x = NULL;
+    f->framed_pos = to->wpend != NULL ? to->wpend->len : 0;
+    f->kernel_pos = 0;
+    return;
+  }
+  t->qhead = f->qhead;
+  t->qtail = f->qtail;
+  t->qframe = f->qframe;
+  t->qbytes = f->qbytes;
+  t->qstrikes = f->qstrikes;
+  f->qhead = f->qtail = f->qframe = NULL;
+  f->qbytes = 0;
+}
+
 /* The gauge of connections in `phase`. */
 static uint32_t *phase_gauge(vigil__owner *o, uint8_t phase) {
   switch (phase) {
@@ -173,7 +235,6 @@ vigil_conn *vigil__conn_new(vigil__owner *o) {
   if (c == NULL)
     return NULL;
   c->owner = o;
-  c->timer_ms = UINT64_MAX;
   if (vigil__conn_register(c) != 0) {
     free(c);
     return NULL;
@@ -183,7 +244,6 @@ vigil_conn *vigil__conn_new(vigil__owner *o) {
     free(c);
     return NULL;
   }
-  c->tcp.data = c;
   vigil_loop_timer_init(&c->timer);
   vigil_defer_init(&c->flush, on_flush);
   vigil__queue_insert_tail(&o->conns, &c->link);
@@ -205,15 +265,12 @@ static void conn_release(vigil_conn *c) {
     o->freed(c);
   if (c->flags & VIGIL__C_ID_OWNED)
     free(c->id);
-  free(c->close_reason);
-  free(c->rx);
-  free(c->retain);
-  vigil_tls_conn_free(c->tls);
+  ext_free(c);
   free(c);
 }
 
 static void on_tcp_closed(vigil_tcp *tcp) {
-  conn_release(tcp->data);
+  conn_release(vigil_container_of(tcp, vigil_conn, tcp));
 }
 
 void vigil__conn_discard(vigil_conn *c) {
@@ -222,7 +279,6 @@ void vigil__conn_discard(vigil_conn *c) {
 
 static void conn_close_socket(vigil_conn *c) {
   vigil_loop_timer_cancel(c->owner->loop, &c->timer);
-  c->timer_ms = UINT64_MAX;
   vigil_tcp_close(&c->tcp, on_tcp_closed);
 }
 
@@ -231,7 +287,6 @@ static void conn_close_socket(vigil_conn *c) {
 static void on_timer(vigil_loop *loop, vigil_loop_timer *t);
 
 static void conn_arm(vigil_conn *c, uint64_t at_ms) {
-  c->timer_ms = at_ms;
   vigil_loop_timer_arm(c->owner->loop, &c->timer, at_ms, on_timer);
 }
 
@@ -242,11 +297,13 @@ static void conn_schedule(vigil_conn *c) {
   if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
     return;
   at = ns_to_ms_ceil(vigil_session_deadline(&c->session));
-  if ((c->flags & VIGIL__C_CLOSE_REQ) && c->drain_ms < at)
-    at = c->drain_ms;
+  if ((c->flags & VIGIL__C_CLOSE_REQ) && cx(c)->drain_ms < at)
+    at = cx(c)->drain_ms;
   if (at == UINT64_MAX)
     return;
-  if (!vigil_loop_timer_armed(&c->timer) || at < c->timer_ms)
+  /* An armed timer's expiry is the ms it was armed for (vigil_wheel_arm
+   * stores it as given). */
+  if (!vigil_loop_timer_armed(&c->timer) || at < c->timer.node.expires)
     conn_arm(c, at);
 }
 
@@ -266,11 +323,15 @@ static void death_init(vigil_conn *c, vigil_death *d) {
 
 static void hand_back_queue(vigil_conn *c) {
   vigil__owner *o = c->owner;
-  vigil__msg *m = c->qhead, *next;
-  c->qhead = c->qtail = c->qframe = NULL;
-  o->m.queued_bytes -= c->qbytes;
-  vigil__budget_release(c, c->qbytes);
-  c->qbytes = 0;
+  vigil__conn_ext *x = c->x;
+  vigil__msg *m, *next;
+  if (x == NULL)
+    return;
+  m = x->qhead;
+  x->qhead = x->qtail = x->qframe = NULL;
+  o->m.queued_bytes -= x->qbytes;
+  vigil__budget_release(c, x->qbytes);
+  x->qbytes = 0;
   for (; m != NULL; m = next) {
     next = m->next;
     if (o->cb.on_unsent != NULL)
@@ -291,13 +352,14 @@ static int write_final_close(vigil_conn *c) {
       vigil_tcp_socket(&c->tcp) == VIGIL_INVALID_SOCKET)
     return 0;
   n = vigil_session_write(&c->session, loop_now(c), buf, sizeof buf, NULL, 0, &taken);
-  if (c->tls != NULL) {
+  if (cx(c)->tls != NULL) {
     /* Inside TLS (once it is up), then TLS's own close_notify; a failed
      * TLS has at most an alert to send. What the kernel does not take at
      * once is dropped: the connection is over. */
-    if (n > 0 && vigil_tls_conn_ready(c->tls) && vigil_tls_conn_write(c->tls, buf, (size_t)n) == 0)
-      vigil_tls_conn_shutdown(c->tls);
-    n = (long)vigil_tls_conn_take(c->tls, c->owner->tbuf, VIGIL__TBUF_SIZE);
+    if (n > 0 && vigil_tls_conn_ready(cx(c)->tls) &&
+        vigil_tls_conn_write(cx(c)->tls, buf, (size_t)n) == 0)
+      vigil_tls_conn_shutdown(cx(c)->tls);
+    n = (long)vigil_tls_conn_take(cx(c)->tls, c->owner->tbuf, VIGIL__TBUF_SIZE);
     b = vigil_buf_init((char *)c->owner->tbuf, (size_t)n);
   } else {
     b = vigil_buf_init((char *)buf, n > 0 ? (size_t)n : 0);
@@ -326,7 +388,7 @@ static int write_final_close(vigil_conn *c) {
 static int close_at_once(const vigil_conn *c, const vigil_death *d) {
   /* A failed TLS has sent its alert, if any; nothing it reads means
    * anything now. */
-  int tls_failed = c->tls != NULL && vigil_tls_conn_error(c->tls)[0] != '\0';
+  int tls_failed = cx(c)->tls != NULL && vigil_tls_conn_error(cx(c)->tls)[0] != '\0';
   return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || c->wpend != NULL || tls_failed ||
          !vigil_tcp_is_reading(&c->tcp) || d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT ||
          d->cause == VIGIL_CAUSE_PEER_STALLED;
@@ -337,7 +399,7 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   int was_open = c->phase == VIGIL__OPEN, all_sent;
   if (c->phase == VIGIL__ZOMBIE)
     return;
-  if (c->tls != NULL && !vigil_tls_conn_ready(c->tls))
+  if (cx(c)->tls != NULL && !vigil_tls_conn_ready(cx(c)->tls))
     d->close_sent = 0; /* a CLOSE cannot travel before TLS is up */
   set_phase(c, VIGIL__ZOMBIE);
   c->flags &= (uint8_t)~VIGIL__C_CLOSE_REQ;
@@ -346,12 +408,14 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   if (was_open ? o->cb.on_death != NULL : o->cb.on_reject != NULL)
     (was_open ? o->cb.on_death : o->cb.on_reject)(c, d, o->user);
   hand_back_queue(c);
-  vigil__budget_release(c, c->rx_cap);
-  free(c->rx);
-  free(c->retain);
-  c->rx = c->retain = NULL;
-  c->rx_len = c->rx_cap = 0;
-  c->retain_len = 0;
+  if (c->x != NULL) {
+    vigil__budget_release(c, c->x->rx_cap);
+    free(c->x->rx);
+    free(c->x->retain);
+    c->x->rx = c->x->retain = NULL;
+    c->x->rx_len = c->x->rx_cap = 0;
+    c->x->retain_len = 0;
+  }
   if (o->buried != NULL)
     o->buried(c, d, was_open);
   all_sent = write_final_close(c);
@@ -378,13 +442,13 @@ static void conn_die_event(vigil_conn *c, const vigil_event *ev) {
   d.close_code = ev->close_code;
   d.retry_after_ms = ev->retry_after_ms;
   d.reason_len = 0;
-  if (c->tls != NULL && !vigil_tls_conn_ready(c->tls) && c->phase == VIGIL__HANDSHAKE &&
+  if (cx(c)->tls != NULL && !vigil_tls_conn_ready(cx(c)->tls) && c->phase == VIGIL__HANDSHAKE &&
       ev->cause != VIGIL_CAUSE_LOCAL)
     detail = "TLS handshake not completed within the handshake timeout";
   if (ev->cause == VIGIL_CAUSE_LOCAL) {
     d.close_sent = 1;
-    detail = c->local_detail != NULL ? c->local_detail : ev->detail;
-    d.reason = c->close_reason;
+    detail = cx(c)->local_detail != NULL ? cx(c)->local_detail : ev->detail;
+    d.reason = cx(c)->close_reason;
   } else if (vigil_session_want_write(&c->session)) {
     d.close_sent = 1; /* our verdict; the session queued a CLOSE saying why */
     d.reason = ev->detail;
@@ -432,14 +496,18 @@ void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const cha
   if (c->phase != VIGIL__CONNECTING) {
     /* The session borrows the reason until written: a static string or
      * one the connection owns. */
-    if (reason != c->close_reason) {
-      free(c->close_reason);
-      c->close_reason = NULL;
-      if (reason != NULL && (c->close_reason = malloc(strlen(reason) + 1)) != NULL)
-        memcpy(c->close_reason, reason, strlen(reason) + 1);
+    if (reason != cx(c)->close_reason) {
+      vigil__conn_ext *x = reason != NULL ? conn_ext(c) : c->x;
+      if (x != NULL) {
+        free(x->close_reason);
+        x->close_reason = NULL;
+        if (reason != NULL && (x->close_reason = malloc(strlen(reason) + 1)) != NULL)
+          memcpy(x->close_reason, reason, strlen(reason) + 1);
+      }
     }
-    if (vigil_session_close(&c->session, code, c->close_reason, retry_after_ms) == 0)
-      c->close_code = code;
+    if (vigil_session_close(&c->session, code, cx(c)->close_reason, retry_after_ms) == 0 &&
+        c->x != NULL)
+      c->x->close_code = code;
   }
   death_init(c, &d);
   d.cause = cause;
@@ -447,9 +515,9 @@ void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const cha
   d.close_sent = c->phase != VIGIL__CONNECTING;
   d.close_code = code;
   d.retry_after_ms = retry_after_ms;
-  if (d.close_sent && c->close_reason != NULL) {
-    d.reason = c->close_reason;
-    d.reason_len = strlen(c->close_reason);
+  if (d.close_sent && cx(c)->close_reason != NULL) {
+    d.reason = cx(c)->close_reason;
+    d.reason_len = strlen(d.reason);
   }
   conn_die(c, &d);
 }
@@ -458,40 +526,44 @@ void vigil__conn_kill(vigil_conn *c, vigil_cause cause, uint16_t code, const cha
 
 static int deliver_data(vigil_conn *c, const vigil_event *ev) {
   vigil__owner *o = c->owner;
+  vigil__conn_ext *x;
   size_t need;
-  if (c->rx_len == 0 && ev->end_of_message) {
+  if (cx(c)->rx_len == 0 && ev->end_of_message) {
     if (o->cb.on_message != NULL)
       o->cb.on_message(c, ev->data, ev->len, o->user);
     return 0;
   }
-  need = (size_t)c->rx_len + ev->len;
-  if (need > c->rx_cap) {
-    size_t cap = c->rx_cap ? (size_t)c->rx_cap * 2 : 4096;
+  if ((x = conn_ext(c)) == NULL)
+    return VIGIL_ENOMEM;
+  need = (size_t)x->rx_len + ev->len;
+  if (need > x->rx_cap) {
+    size_t cap = x->rx_cap ? (size_t)x->rx_cap * 2 : 4096;
     size_t max_message = vigil_session_get_max_message(&c->session);
     uint8_t *p;
     if (cap < need)
       cap = need;
     if (cap > max_message)
       cap = need > max_message ? need : max_message;
-    if (vigil__budget_charge(c, cap - c->rx_cap) != 0)
+    if (vigil__budget_charge(c, cap - x->rx_cap) != 0)
       return VIGIL_EPOLICY; /* closed for the memory budget */
-    p = realloc(c->rx, cap);
+    p = realloc(x->rx, cap);
     if (p == NULL) {
-      vigil__budget_release(c, cap - c->rx_cap);
+      vigil__budget_release(c, cap - x->rx_cap);
       return VIGIL_ENOMEM;
     }
-    c->rx = p;
-    c->rx_cap = (uint32_t)cap;
+    x->rx = p;
+    x->rx_cap = (uint32_t)cap;
   }
   if (ev->len > 0)
-    memcpy(c->rx + c->rx_len, ev->data, ev->len);
-  c->rx_len = (uint32_t)need;
+    memcpy(x->rx + x->rx_len, ev->data, ev->len);
+  x->rx_len = (uint32_t)need;
   if (ev->end_of_message) {
-    uint8_t *msg = c->rx;
-    size_t len = c->rx_len;
-    c->rx = NULL; /* the buffer lives only while a message is in flight */
-    vigil__budget_release(c, c->rx_cap);
-    c->rx_len = c->rx_cap = 0;
+    uint8_t *msg = x->rx;
+    size_t len = x->rx_len;
+    x->rx = NULL; /* the buffer lives only while a message is in flight */
+    vigil__budget_release(c, x->rx_cap);
+    x->rx_len = x->rx_cap = 0;
+    conn_trim(c);
     if (o->cb.on_message != NULL)
       o->cb.on_message(c, msg, len, o->user);
     free(msg);
@@ -528,10 +600,14 @@ static void handle_event(vigil_conn *c, const vigil_event *ev) {
 }
 
 static void keep_tail(vigil_conn *c, const uint8_t *p, size_t n) {
+  vigil__conn_ext *x;
   if (n == 0) {
-    free(c->retain);
-    c->retain = NULL;
-    c->retain_len = 0;
+    if (c->x != NULL && c->x->retain != NULL) {
+      free(c->x->retain);
+      c->x->retain = NULL;
+      c->x->retain_len = 0;
+      conn_trim(c);
+    }
     return;
   }
   if (n > VIGIL_SESSION_MAX_RETAIN) {
@@ -541,13 +617,14 @@ static void keep_tail(vigil_conn *c, const uint8_t *p, size_t n) {
                      "incomplete frame larger than any control frame");
     return;
   }
-  if (c->retain == NULL && (c->retain = malloc(VIGIL_SESSION_MAX_RETAIN)) == NULL) {
+  if ((x = conn_ext(c)) == NULL ||
+      (x->retain == NULL && (x->retain = malloc(VIGIL_SESSION_MAX_RETAIN)) == NULL)) {
     vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
                      "out of memory holding a partial frame");
     return;
   }
-  memmove(c->retain, p, n);
-  c->retain_len = (uint16_t)n;
+  memmove(x->retain, p, n);
+  x->retain_len = (uint16_t)n;
 }
 
 static void conn_process(vigil_conn *c, const uint8_t *p, size_t n) {
@@ -596,7 +673,7 @@ static void release_written(vigil_conn *c);
 
 /* TLS failed (vigil_tls_conn_read / _write returned rc): the death. */
 static void tls_failed(vigil_conn *c, long rc) {
-  const char *why = vigil_tls_conn_error(c->tls);
+  const char *why = vigil_tls_conn_error(cx(c)->tls);
   if (rc == VIGIL_EOF) {
     vigil__conn_fail(c, VIGIL_EOF, "the peer closed TLS");
   } else if (rc == VIGIL_ENOBUFS) {
@@ -611,8 +688,8 @@ static void tls_failed(vigil_conn *c, long rc) {
 /* A plaintext client on a TLS server: answered in plaintext, so it reads
  * why (a TLS alert would mean nothing to it). */
 static void tls_refuse_plaintext(vigil_conn *c) {
-  vigil_tls_conn_free(c->tls);
-  c->tls = NULL;
+  vigil_tls_conn_free(c->x->tls);
+  c->x->tls = NULL;
   vigil__conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_POLICY, "this server requires TLS", 0,
                    "plaintext client on a TLS server");
 }
@@ -622,30 +699,31 @@ static void tls_refuse_plaintext(vigil_conn *c) {
 static void tls_recv(vigil_conn *c, size_t n) {
   uint8_t *rb = c->owner->rbuf;
   long r;
-  if (vigil_tls_conn_feed(c->tls, c->owner->tbuf, n) != 0) {
+  if (vigil_tls_conn_feed(cx(c)->tls, c->owner->tbuf, n) != 0) {
     vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
                      "out of memory buffering TLS input");
     return;
   }
-  if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER && !vigil_tls_conn_ready(c->tls) &&
-      vigil_tls_conn_plaintext_peer(c->tls)) {
+  if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER &&
+      !vigil_tls_conn_ready(cx(c)->tls) && vigil_tls_conn_plaintext_peer(cx(c)->tls)) {
     tls_refuse_plaintext(c);
     return;
   }
   while (c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) {
-    if (c->retain_len > 0)
-      memcpy(rb, c->retain, c->retain_len);
-    r = vigil_tls_conn_read(c->tls, rb + c->retain_len, VIGIL__RBUF_SIZE);
+    size_t kept = cx(c)->retain_len;
+    if (kept > 0)
+      memcpy(rb, cx(c)->retain, kept);
+    r = vigil_tls_conn_read(cx(c)->tls, rb + kept, VIGIL__RBUF_SIZE);
     if (r < 0) {
       tls_failed(c, r);
       return;
     }
     if (r == 0)
       break;
-    conn_process(c, rb, (size_t)c->retain_len + (size_t)r);
+    conn_process(c, rb, kept + (size_t)r);
   }
   if ((c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) &&
-      (vigil_tls_conn_pending(c->tls) > 0 || vigil_session_want_write(&c->session)))
+      (vigil_tls_conn_pending(cx(c)->tls) > 0 || vigil_session_want_write(&c->session)))
     vigil_loop_defer(c->owner->loop, &c->flush);
 }
 
@@ -653,8 +731,8 @@ static void tls_recv(vigil_conn *c, size_t n) {
  * or a write is pending. Returns 0, or -1 once c died. */
 static int tls_drain(vigil_conn *c) {
   uint8_t *tb = c->owner->tbuf;
-  while (c->wpend == NULL && vigil_tls_conn_pending(c->tls) > 0) {
-    size_t n = vigil_tls_conn_take(c->tls, tb, VIGIL__TBUF_SIZE);
+  while (c->wpend == NULL && vigil_tls_conn_pending(cx(c)->tls) > 0) {
+    size_t n = vigil_tls_conn_take(cx(c)->tls, tb, VIGIL__TBUF_SIZE);
     vigil_buf b = vigil_buf_init((char *)tb, n);
     long w = vigil_tcp_try_write(&c->tcp, &b, 1);
     int rc;
@@ -669,29 +747,30 @@ static int tls_drain(vigil_conn *c) {
       return -1;
     }
   }
-  if (c->wpend == NULL && c->tls_credit != 0) {
-    c->kernel_pos += c->tls_credit; /* every byte that carried it is in the kernel */
-    c->tls_credit = 0;
+  if (c->wpend == NULL && c->x != NULL && c->x->tls_credit != 0) {
+    c->x->kernel_pos += c->x->tls_credit; /* every byte that carried it is in the kernel */
+    c->x->tls_credit = 0;
     release_written(c);
   }
   return 0;
 }
 
 static void on_alloc(vigil_tcp *tcp, size_t suggested, vigil_buf *buf) {
-  vigil_conn *c = tcp->data;
+  vigil_conn *c = vigil_container_of(tcp, vigil_conn, tcp);
   uint8_t *base = c->owner->rbuf;
+  size_t kept = cx(c)->retain_len;
   (void)suggested;
-  if (c->tls != NULL) {
+  if (cx(c)->tls != NULL) {
     *buf = vigil_buf_init((char *)c->owner->tbuf, VIGIL__TBUF_SIZE);
     return;
   }
-  if (c->retain_len > 0)
-    memcpy(base, c->retain, c->retain_len);
-  *buf = vigil_buf_init((char *)base + c->retain_len, VIGIL__RBUF_SIZE);
+  if (kept > 0)
+    memcpy(base, cx(c)->retain, kept);
+  *buf = vigil_buf_init((char *)base + kept, VIGIL__RBUF_SIZE);
 }
 
 static void on_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
-  vigil_conn *c = tcp->data;
+  vigil_conn *c = vigil_container_of(tcp, vigil_conn, tcp);
   (void)buf;
   if (c->phase == VIGIL__ZOMBIE) {
     if (nread < 0) {
@@ -706,51 +785,57 @@ static void on_read(vigil_tcp *tcp, long nread, const vigil_buf *buf) {
   }
   if (nread == 0)
     return;
-  if (c->tls != NULL) {
+  if (cx(c)->tls != NULL) {
     tls_recv(c, (size_t)nread);
     return;
   }
-  if (c->phase == VIGIL__HANDSHAKE && c->retain_len == 0 && c->owner->rbuf[0] == 0x16 &&
+  if (c->phase == VIGIL__HANDSHAKE && cx(c)->retain_len == 0 && c->owner->rbuf[0] == 0x16 &&
       vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER) {
     /* 0x16 starts a TLS handshake record, never a vigil frame. */
     vigil__conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR,
                      "this server does not speak TLS", 0, "TLS client on a plaintext server");
     return;
   }
-  conn_process(c, c->owner->rbuf, (size_t)c->retain_len + (size_t)nread);
+  conn_process(c, c->owner->rbuf, (size_t)cx(c)->retain_len + (size_t)nread);
 }
 
 /* ---- writing ------------------------------------------------------------ */
 
 static void release_written(vigil_conn *c) {
-  while (c->qhead != NULL && c->qhead->end_pos != 0 && c->qhead->end_pos <= c->kernel_pos) {
-    vigil__msg *m = c->qhead;
-    c->qhead = m->next;
-    if (c->qhead == NULL)
-      c->qtail = NULL;
-    c->qbytes -= m->len;
+  vigil__conn_ext *x = c->x;
+  if (x == NULL)
+    return;
+  while (x->qhead != NULL && x->qhead->end_pos != 0 && x->qhead->end_pos <= x->kernel_pos) {
+    vigil__msg *m = x->qhead;
+    x->qhead = m->next;
+    if (x->qhead == NULL)
+      x->qtail = NULL;
+    x->qbytes -= m->len;
     c->owner->m.queued_bytes -= m->len;
     vigil__budget_release(c, m->len);
     free(m);
   }
-  if (c->qhead == NULL)
-    c->qstrikes = 0; /* drained: backpressure was honoured */
+  if (x->qhead == NULL) {
+    x->qstrikes = 0; /* drained: backpressure was honoured */
+    conn_trim(c);
+  }
 }
 
 /* A message the session refuses (larger than the agreed max_message) goes
  * back to the application instead of blocking the queue. */
 static void refuse_head(vigil_conn *c, vigil__msg *m) {
   vigil__owner *o = c->owner;
-  vigil__msg **pp = &c->qhead, *prev = NULL;
+  vigil__conn_ext *x = c->x; /* m is queued: there is one */
+  vigil__msg **pp = &x->qhead, *prev = NULL;
   while (*pp != m) {
     prev = *pp;
     pp = &(*pp)->next;
   }
   *pp = m->next;
-  if (c->qtail == m)
-    c->qtail = prev;
-  c->qframe = m->next;
-  c->qbytes -= m->len;
+  if (x->qtail == m)
+    x->qtail = prev;
+  x->qframe = m->next;
+  x->qbytes -= m->len;
   o->m.queued_bytes -= m->len;
   vigil__budget_release(c, m->len);
   if (o->cb.on_unsent != NULL)
@@ -765,7 +850,7 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
   size_t pos = 0, taken;
   long r;
   while (cap - pos >= (size_t)2 * VIGIL_WIRE_MAX_CONTROL_FRAME) {
-    vigil__msg *m = c->qframe;
+    vigil__msg *m = cx(c)->qframe;
     vigil_session_info before, after;
     vigil_session_get_info(&c->session, &before);
     r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
@@ -796,11 +881,12 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
     pos += (size_t)r;
     m->framed += taken;
     if (m->framed == m->len) {
-      m->end_pos = c->framed_pos + pos;
-      c->qframe = m->next;
+      m->end_pos = c->x->framed_pos + pos;
+      c->x->qframe = m->next;
     }
   }
-  c->framed_pos += pos;
+  if (c->x != NULL)
+    c->x->framed_pos += pos;
   return (long)pos;
 }
 
@@ -808,8 +894,8 @@ static void on_write_done(vigil_write_req *req, int status) {
   struct vigil__wpend *w = req->data;
   vigil_conn *c = w->conn;
   c->wpend = NULL;
-  if (status == 0 && c->tls == NULL)
-    c->kernel_pos += w->len; /* with TLS, tls_drain counts plaintext */
+  if (status == 0 && cx(c)->tls == NULL && c->x != NULL)
+    c->x->kernel_pos += w->len; /* with TLS, tls_drain counts plaintext */
   vigil__budget_release(c, w->len);
   free(w);
   if (c->phase == VIGIL__ZOMBIE)
@@ -849,10 +935,11 @@ static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
 
 /* A graceful close proceeds once everything queued is in the kernel. */
 static void maybe_finish_drain(vigil_conn *c) {
-  if (!(c->flags & VIGIL__C_CLOSE_REQ) || c->qhead != NULL || c->wpend != NULL ||
+  const vigil__conn_ext *x = cx(c);
+  if (!(c->flags & VIGIL__C_CLOSE_REQ) || x->qhead != NULL || c->wpend != NULL ||
       vigil_session_get_state(&c->session) == VIGIL_SESSION_CLOSING)
     return;
-  (void)vigil_session_close(&c->session, c->close_code, c->close_reason, c->close_retry_ms);
+  (void)vigil_session_close(&c->session, x->close_code, x->close_reason, x->close_retry_ms);
 }
 
 static void conn_flush(vigil_conn *c) {
@@ -863,10 +950,10 @@ static void conn_flush(vigil_conn *c) {
     vigil_buf b;
     long n, w;
     maybe_finish_drain(c);
-    if (c->tls != NULL) {
+    if (cx(c)->tls != NULL) {
       if (tls_drain(c) != 0)
         return;
-      if (c->wpend != NULL || !vigil_tls_conn_ready(c->tls))
+      if (c->wpend != NULL || !vigil_tls_conn_ready(cx(c)->tls))
         break; /* the session's frames wait for TLS */
     }
     n = conn_fill(c, c->owner->wbuf, VIGIL__WBUF_SIZE);
@@ -876,14 +963,14 @@ static void conn_flush(vigil_conn *c) {
     }
     if (n <= 0)
       break;
-    if (c->tls != NULL) {
-      int rc = vigil_tls_conn_write(c->tls, c->owner->wbuf, (size_t)n);
+    if (cx(c)->tls != NULL) {
+      int rc = vigil_tls_conn_write(cx(c)->tls, c->owner->wbuf, (size_t)n);
       if (rc != 0) {
         tls_failed(c, rc);
         return;
       }
-      c->tls_credit += (uint32_t)n;
-      continue; /* drained at the top of the next round */
+      c->x->tls_credit += (uint32_t)n; /* a TLS connection has its ext (tls_start) */
+      continue;                        /* drained at the top of the next round */
     }
     b = vigil_buf_init((char *)c->owner->wbuf, (size_t)n);
     w = vigil_tcp_try_write(&c->tcp, &b, 1);
@@ -893,7 +980,8 @@ static void conn_flush(vigil_conn *c) {
       vigil__conn_fail(c, (int)w, NULL);
       return;
     }
-    c->kernel_pos += (uint64_t)w;
+    if (c->x != NULL)
+      c->x->kernel_pos += (uint64_t)w;
     if (w < n) {
       int rc = write_rest(c, c->owner->wbuf + w, (size_t)(n - w));
       if (rc != 0) {
@@ -951,9 +1039,9 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
     const uint8_t *id = ev->data;
     size_t id_len = ev->len;
     char cn[VIGIL_WIRE_MAX_ID + 1];
-    if (c->tls != NULL && vigil_tls_conn_id_from_cert(c->tls)) {
+    if (cx(c)->tls != NULL && vigil_tls_conn_id_from_cert(cx(c)->tls)) {
       /* Mutual TLS vouches for the id: the certificate's, not the HELLO's. */
-      long n = vigil_tls_conn_peer_cn(c->tls, cn, sizeof cn);
+      long n = vigil_tls_conn_peer_cn(cx(c)->tls, cn, sizeof cn);
       if (n <= 0 || !vigil_utf8_valid((const uint8_t *)cn, (size_t)n)) {
         vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_POLICY,
                          "client certificate has no usable subject CN", 0,
@@ -998,14 +1086,13 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
     return;
   if (o->cb.on_open != NULL)
     o->cb.on_open(c, &info, o->user);
-  if (c->phase == VIGIL__OPEN && c->qframe != NULL)
+  if (c->phase == VIGIL__OPEN && cx(c)->qframe != NULL)
     vigil_loop_defer(o->loop, &c->flush);
 }
 
 static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_conn *c = vigil_container_of(t, vigil_conn, timer);
   vigil_event ev;
-  c->timer_ms = UINT64_MAX;
   switch (c->phase) {
   case VIGIL__CONNECTING:
     vigil__conn_fail(c, VIGIL_ETIMEDOUT, NULL);
@@ -1016,9 +1103,10 @@ static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
   default:
     break;
   }
-  if ((c->flags & VIGIL__C_CLOSE_REQ) && vigil_loop_now_ms(loop) >= c->drain_ms) {
-    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, c->close_code, c->close_reason, c->close_retry_ms,
-                     c->local_detail);
+  if ((c->flags & VIGIL__C_CLOSE_REQ) && vigil_loop_now_ms(loop) >= cx(c)->drain_ms) {
+    const vigil__conn_ext *x = cx(c);
+    vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, x->close_code, x->close_reason, x->close_retry_ms,
+                     x->local_detail);
     return;
   }
   if (vigil_session_expire(&c->session, vigil_loop_now_ns(loop), &ev) == 0 &&
@@ -1044,11 +1132,14 @@ uint32_t vigil__random_u32(const void *salt, uint64_t now) {
  * writes its ClientHello at once. */
 static int tls_start(vigil_conn *c, vigil_role role) {
   long r;
-  int rc = vigil_tls_conn_new(&c->tls, c->owner->tls,
-                              role == VIGIL_ROLE_CLIENT ? c->owner->tls_name : NULL);
+  int rc;
+  if (conn_ext(c) == NULL) /* TLS output is counted in it from the first byte */
+    return VIGIL_ENOMEM;
+  rc = vigil_tls_conn_new(&c->x->tls, c->owner->tls,
+                          role == VIGIL_ROLE_CLIENT ? c->owner->tls_name : NULL);
   if (rc != 0)
     return rc;
-  if (role == VIGIL_ROLE_CLIENT && (r = vigil_tls_conn_read(c->tls, c->owner->rbuf, 0)) < 0)
+  if (role == VIGIL_ROLE_CLIENT && (r = vigil_tls_conn_read(cx(c)->tls, c->owner->rbuf, 0)) < 0)
     return (int)r;
   return 0;
 }
@@ -1077,7 +1168,7 @@ int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config
   if (rc != 0)
     return rc;
   if (vigil_session_want_write(&c->session) ||
-      (c->tls != NULL && vigil_tls_conn_pending(c->tls) > 0))
+      (cx(c)->tls != NULL && vigil_tls_conn_pending(cx(c)->tls) > 0))
     vigil_loop_defer(c->owner->loop, &c->flush);
   conn_schedule(c);
   return 0;
@@ -1086,6 +1177,7 @@ int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config
 int vigil__conn_close(vigil_conn *c, uint16_t code, const char *reason, const char *detail,
                       uint32_t timeout_ms) {
   size_t n = reason != NULL ? strlen(reason) : 0;
+  vigil__conn_ext *x;
   if (c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ))
     return VIGIL_ECLOSED;
   if (n > VIGIL_WIRE_MAX_REASON || (n > 0 && !vigil_utf8_valid((const uint8_t *)reason, n)))
@@ -1094,18 +1186,22 @@ int vigil__conn_close(vigil_conn *c, uint16_t code, const char *reason, const ch
     vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, code, reason, 0, detail);
     return 0;
   }
-  free(c->close_reason);
-  c->close_reason = NULL;
+  if ((x = conn_ext(c)) == NULL)
+    return VIGIL_ENOMEM;
+  free(x->close_reason);
+  x->close_reason = NULL;
   if (reason != NULL) {
-    if ((c->close_reason = malloc(n + 1)) == NULL)
+    if ((x->close_reason = malloc(n + 1)) == NULL) {
+      conn_trim(c);
       return VIGIL_ENOMEM;
-    memcpy(c->close_reason, reason, n + 1);
+    }
+    memcpy(x->close_reason, reason, n + 1);
   }
-  c->close_code = code;
-  c->close_retry_ms = 0;
-  c->local_detail = detail;
+  x->close_code = code;
+  x->close_retry_ms = 0;
+  x->local_detail = detail;
   c->flags |= VIGIL__C_CLOSE_REQ;
-  c->drain_ms = vigil__after_ms(c->owner->loop, timeout_ms ? timeout_ms : VIGIL__DRAIN_MS);
+  x->drain_ms = vigil__after_ms(c->owner->loop, timeout_ms ? timeout_ms : VIGIL__DRAIN_MS);
   vigil_loop_defer(c->owner->loop, &c->flush);
   conn_schedule(c);
   return 0;
@@ -1164,6 +1260,7 @@ size_t vigil__conn_addr_key(const vigil_conn *c, uint8_t key[17]) {
 
 int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
   vigil__owner *o;
+  vigil__conn_ext *x;
   vigil__msg *m;
   if (c == NULL || (msg == NULL && len > 0))
     return VIGIL_EINVAL;
@@ -1174,11 +1271,13 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
     return VIGIL_ENOTCONN;
   if (c->phase != VIGIL__CONNECTING && len > vigil_session_get_max_message(&c->session))
     return VIGIL_EMSGSIZE; /* while connecting, checked when framed */
-  if (c->qbytes + len > o->max_queue_bytes || len > o->max_queue_bytes) {
-    if (c->qstrikes < UINT32_MAX)
-      c->qstrikes++;
+  if ((x = conn_ext(c)) == NULL)
+    return VIGIL_ENOMEM;
+  if (x->qbytes + len > o->max_queue_bytes || len > o->max_queue_bytes) {
+    if (x->qstrikes < UINT32_MAX)
+      x->qstrikes++;
     if (o->server != NULL && o->queue_full_strikes != VIGIL_NO_LIMIT &&
-        c->qstrikes >= o->queue_full_strikes)
+        x->qstrikes >= o->queue_full_strikes)
       vigil__conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_QUEUE_FULL, NULL, 0,
                        "outbound queue kept overflowing");
     return VIGIL_EQUEUEFULL;
@@ -1187,6 +1286,7 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
     return VIGIL_ECLOSED; /* closed for the memory budget */
   if ((m = malloc(sizeof *m + len)) == NULL) {
     vigil__budget_release(c, len);
+    conn_trim(c);
     return VIGIL_ENOMEM;
   }
   m->next = NULL;
@@ -1195,14 +1295,14 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
   m->end_pos = 0;
   if (len > 0)
     memcpy(m->data, msg, len);
-  if (c->qtail != NULL)
-    c->qtail->next = m;
+  if (x->qtail != NULL)
+    x->qtail->next = m;
   else
-    c->qhead = m;
-  c->qtail = m;
-  if (c->qframe == NULL)
-    c->qframe = m;
-  c->qbytes += len;
+    x->qhead = m;
+  x->qtail = m;
+  if (x->qframe == NULL)
+    x->qframe = m;
+  x->qbytes += len;
   o->m.queued_bytes += len;
   if (c->phase == VIGIL__OPEN)
     vigil_loop_defer(o->loop, &c->flush);
@@ -1218,15 +1318,15 @@ int vigil_conn_close(vigil_conn *c, uint16_t code, const char *reason) {
 
 void vigil_conn_set_data(vigil_conn *c, void *data) {
   if (c != NULL)
-    c->data = data;
+    c->tcp.data = data;
 }
 
 void *vigil_conn_get_data(const vigil_conn *c) {
-  return c != NULL ? c->data : NULL;
+  return c != NULL ? c->tcp.data : NULL;
 }
 
 const vigil_tls_conn *vigil_conn_tls(const vigil_conn *c) {
-  return c != NULL ? c->tls : NULL;
+  return c != NULL ? cx(c)->tls : NULL;
 }
 
 vigil_server *vigil_conn_server(const vigil_conn *c) {
@@ -1242,8 +1342,8 @@ void vigil_conn_get_info(const vigil_conn *c, vigil_conn_info *info) {
   info->id = c->id;
   info->id_len = c->id_len;
   vigil__conn_peer_text(c, info->peer, sizeof info->peer);
-  info->queued_bytes = c->qbytes;
-  for (m = c->qhead; m != NULL; m = m->next)
+  info->queued_bytes = cx(c)->qbytes;
+  for (m = cx(c)->qhead; m != NULL; m = m->next)
     info->queued_messages++;
   info->last_rtt_ns = c->last_rtt_ns;
   info->opened_ns = c->phase == VIGIL__OPEN ? c->opened_ns : 0;
@@ -1257,11 +1357,11 @@ static void on_connect(vigil_connect_req *req, int status) {
   vigil_conn *c = req->data;
   int rc;
   free(req);
-  c->creq = NULL;
+  c->x->creq = NULL; /* it was there while connecting */
+  conn_trim(c);
   if (c->phase != VIGIL__CONNECTING)
     return; /* killed meanwhile (connect timeout, client closed) */
   vigil_loop_timer_cancel(c->owner->loop, &c->timer);
-  c->timer_ms = UINT64_MAX;
   if (status != 0) {
     vigil__conn_fail(c, status, NULL);
     return;
@@ -1272,16 +1372,19 @@ static void on_connect(vigil_connect_req *req, int status) {
 }
 
 int vigil__conn_connect(vigil_conn *c, const struct sockaddr *sa, uint32_t timeout_ms) {
+  vigil__conn_ext *x = conn_ext(c);
   int rc;
-  c->creq = malloc(sizeof *c->creq);
-  if (c->creq == NULL)
+  if (x == NULL || (x->creq = malloc(sizeof *x->creq)) == NULL) {
+    conn_trim(c);
     return VIGIL_ENOMEM;
-  c->creq->data = c;
+  }
+  x->creq->data = c;
   set_phase(c, VIGIL__CONNECTING);
-  rc = vigil_tcp_connect(c->creq, &c->tcp, sa, on_connect);
+  rc = vigil_tcp_connect(x->creq, &c->tcp, sa, on_connect);
   if (rc != 0) {
-    free(c->creq);
-    c->creq = NULL;
+    free(x->creq);
+    x->creq = NULL;
+    conn_trim(c);
     return rc;
   }
   conn_arm(c, vigil__after_ms(c->owner->loop, timeout_ms));

@@ -52,39 +52,30 @@ enum vigil__phase {
   VIGIL__ZOMBIE          /* dead: final CLOSE, lingering close, then freed */
 };
 
-struct vigil_conn {
-  vigil_session session;
-  vigil_tcp tcp;
-  vigil_loop_timer timer; /* connect, session deadline, drain, linger */
-  vigil_defer flush;      /* end-of-iteration write */
-  vigil__queue link;      /* in owner->conns */
-  vigil__owner *owner;
-  void *data;                /* the application's */
-  vigil_conn *hnext;         /* server: presence-table chain */
-  char *id;                  /* server: peer id (owned); client: the client's */
+/* What a connection needs only now and then: an outbound queue with
+ * messages in it, a message being reassembled, a partial control frame
+ * held back, a graceful close under way, a client's TCP connect, TLS
+ * output counted. Allocated when one of them starts (conn_ext) and freed
+ * as soon as none is left (conn_trim), so an idle connection carries one
+ * NULL pointer for all of it. A TLS connection keeps its ext for its whole
+ * life (the TLS state is in it). Read through vigil__cx(), which gives an
+ * all-zero stand-in when there is none. */
+typedef struct vigil__conn_ext {
   vigil__msg *qhead, *qtail; /* outbound queue */
   vigil__msg *qframe;        /* first message not completely framed */
   size_t qbytes;
-  size_t charged;             /* bytes charged to the owner's budget (budget.h) */
-  uint64_t framed_pos;        /* bytes produced into the stream */
-  uint64_t kernel_pos;        /* bytes handed to the kernel */
-  uint8_t *rx;                /* reassembly, only while a message is in flight */
-  uint8_t *retain;            /* incomplete control frame, only while pending */
-  struct vigil__wpend *wpend; /* write the kernel has not taken yet */
-  vigil_tls_conn *tls;        /* TLS between the socket and the session, or NULL */
-  vigil_connect_req *creq;    /* client: connect in flight */
-  char *close_reason;         /* requested local close: reason (owned) */
-  const char *local_detail;   /* static: why we close ("takeover", ...) */
-  uint64_t timer_ms;          /* expiry the timer is armed for, UINT64_MAX none */
-  uint64_t drain_ms;          /* graceful close must finish by then */
-  uint64_t opened_ns;
-  uint64_t last_rtt_ns;
-  uint64_t ref;  /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
-  uint64_t pgen; /* server: presence generation, from on_open */
-  union {
-    uint64_t align;
-    uint8_t b[28]; /* sockaddr_in / sockaddr_in6 of the peer */
-  } peer;
+  /* Stream positions, counted only while the ext exists: framed_pos -
+   * kernel_pos is what was framed and is not in the kernel yet (at most a
+   * pending write and TLS's credit), so both start over at each ext. */
+  uint64_t framed_pos;
+  uint64_t kernel_pos;
+  uint8_t *rx;              /* reassembly, only while a message is in flight */
+  uint8_t *retain;          /* incomplete control frame, only while pending */
+  vigil_tls_conn *tls;      /* TLS between the socket and the session, or NULL */
+  vigil_connect_req *creq;  /* client: connect in flight */
+  char *close_reason;       /* requested local close: reason (owned) */
+  const char *local_detail; /* static: why we close ("takeover", ...) */
+  uint64_t drain_ms;        /* graceful close must finish by then */
   uint32_t rx_len, rx_cap;
   uint32_t close_retry_ms;
   uint32_t tls_credit; /* TLS: plaintext bytes encrypted whose ciphertext is not
@@ -93,10 +84,47 @@ struct vigil_conn {
                           as the queue_full_strikes it is compared with) */
   uint16_t retain_len;
   uint16_t close_code;
+} vigil__conn_ext;
+
+/* The whole runtime connection; bench-sizes prints its size (docs/
+ * ARCHITECTURE.md). The four public structs at its head (312 B) are fixed
+ * by the ABI; everything after them is kept to what an idle, open
+ * connection needs. The application's data pointer is tcp.data (the loop's
+ * callbacks find the connection with vigil_container_of). */
+struct vigil_conn {
+  vigil_session session;
+  vigil_tcp tcp;          /* tcp.data: the application's (vigil_conn_set_data) */
+  vigil_loop_timer timer; /* connect, session deadline, drain, linger */
+  vigil_defer flush;      /* end-of-iteration write */
+  vigil__queue link;      /* in owner->conns */
+  vigil__owner *owner;
+  vigil_conn *hnext;          /* server: presence-table chain */
+  char *id;                   /* server: peer id (owned); client: the client's */
+  struct vigil__wpend *wpend; /* write the kernel has not taken yet */
+  vigil__conn_ext *x;         /* the rarely used state, or NULL */
+  size_t charged;             /* bytes charged to the owner's budget (budget.h) */
+  uint64_t opened_ns;
+  uint64_t last_rtt_ns;
+  uint64_t ref;  /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
+  uint64_t pgen; /* server: presence generation, from on_open */
+  union {
+    uint32_t align;
+    uint8_t b[28]; /* sockaddr_in / sockaddr_in6 of the peer */
+  } peer;
   uint8_t phase;
   uint8_t flags;
   uint8_t id_len;
 };
+
+/* The connection's rarely used state, or a shared all-zero one when it has
+ * none (read only). */
+extern const vigil__conn_ext vigil__no_ext;
+static inline const vigil__conn_ext *vigil__cx(const vigil_conn *c) {
+  return c->x != NULL ? c->x : &vigil__no_ext;
+}
+
+/* Moves the outbound queue of `from` (a client's placeholder) to `to`. */
+void vigil__conn_take_queue(vigil_conn *to, vigil_conn *from);
 
 /* conn->flags */
 #define VIGIL__C_PEER_GONE 0x01u /* EOF or socket error: nothing more to read */
