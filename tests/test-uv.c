@@ -412,6 +412,64 @@ TEST_IMPL(adapter_client_to_vigil_server) {
   return 0;
 }
 
+/* An adapter client with a credential: vigil's server with a verify
+ * callback admits it, and refuses (on_reject, close code 13) one with the
+ * wrong credential, whose id never opens. */
+static int uv_verify(vigil_conn *c, const char *id, size_t id_len, const uint8_t *cred,
+                     size_t cred_len, void *user) {
+  (void)c, (void)id, (void)id_len, (void)user;
+  return cred_len == 6 && memcmp(cred, "sesame", 6) == 0 ? 0 : VIGIL_EAUTH;
+}
+
+static int credential_case(const char *cred, int admitted) {
+  fx f;
+  vside v;
+  vigil_server_config scfg;
+  uint16_t port;
+  ASSERT_EQ(fx_init(&f), 0);
+  f.cli_cfg.credential = cred;
+  f.cli_cfg.credential_len = strlen(cred);
+  ASSERT_EQ(vigil_loop_init(&v.loop, NULL), 0);
+  f.vloop = &v.loop;
+  util_rec_init(&v.rec);
+  vigil_server_config_init(&scfg);
+  scfg.session.interval_ms = INTERVAL;
+  scfg.session.timeout_ms = TIMEOUT;
+  scfg.session.min_interval_ms = 50;
+  scfg.cb = util_rec_callbacks();
+  scfg.user = &v.rec;
+  scfg.on_closed = util_rec_on_server_closed;
+  scfg.verify = uv_verify;
+  ASSERT_EQ(vigil_server_new(&v.srv, &v.loop, &scfg), 0);
+  ASSERT_EQ(vigil_server_listen(v.srv, "127.0.0.1", 0, &port), 0);
+  ASSERT_EQ(fx_connect(&f, port), 0);
+  if (admitted) {
+    ASSERT(run_until(&f, &f.cli.opens, WAIT));
+    ASSERT(run_until(&f, &v.rec.opens, WAIT));
+    ASSERT_STR_EQ(v.rec.id, "uv-test");
+    ASSERT_EQ(vigil_uv_close(&f.cli.vc, 0, NULL), 0);
+    ASSERT(run_until(&f, &v.rec.deaths, WAIT));
+  } else {
+    ASSERT(run_until(&f, &f.cli.rejects, WAIT));
+    ASSERT_EQ(f.cli.death.close_code, VIGIL_CLOSE_AUTH_FAILED);
+    ASSERT_EQ(v.rec.opens, 0);
+    ASSERT_NULL(vigil_server_find(v.srv, "uv-test", 7));
+  }
+  ASSERT_EQ(vigil_server_shutdown(v.srv, 500), 0);
+  ASSERT(run_until(&f, &v.rec.closed, WAIT));
+  ASSERT_EQ(vigil_server_free(v.srv), 0);
+  run_for(&f, 10);
+  ASSERT_EQ(fx_done(&f), 0);
+  ASSERT_EQ(vigil_loop_close(&v.loop), 0);
+  return 0;
+}
+
+TEST_IMPL(adapter_client_credential) {
+  ASSERT_EQ(credential_case("sesame", 1), 0);
+  ASSERT_EQ(credential_case("wrong", 0), 0);
+  return 0;
+}
+
 TEST_IMPL(vigil_client_to_adapter_server) {
   fx f;
   vside v;

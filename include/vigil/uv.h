@@ -126,6 +126,13 @@ typedef struct vigil_uv_config {
   uint32_t stall_threshold_ms;
   uint32_t linger_ms; /* after death: wait this long at most for our CLOSE to
                          be written and the peer to close (default 1000) */
+  /* Client: a credential for its HELLO (1..255 bytes, copied; NULL: none),
+   * as vigil_client_config's (vigil/client.h): a token for a vigil server
+   * with an auth secret. A refusal is on_reject with close code 13
+   * (AUTH_FAILED). The adapter's server side verifies nothing: any id is
+   * taken on its word. */
+  const void *credential;
+  size_t credential_len;
 } vigil_uv_config;
 
 /* Private state: allocated by the application, touched only through the

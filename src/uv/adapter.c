@@ -797,6 +797,7 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
   const vigil_uv_config *cfg = &full;
   vigil_session_config scfg;
   void *data;
+  size_t cred_len;
   int rc;
   if (c == NULL || loop == NULL || tcp == NULL || cfg_in == NULL)
     return VIGIL_EINVAL;
@@ -818,12 +819,18 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
   c->linger_ms = cfg->linger_ms ? cfg->linger_ms : DEFAULT_LINGER_MS;
   c->stall_ms = cfg->stall_threshold_ms ? cfg->stall_threshold_ms : DEFAULT_STALL_MS;
   scfg = cfg->session;
+  cred_len = cfg->role == VIGIL_ROLE_CLIENT ? cfg->credential_len : 0;
+  if (cred_len > VIGIL_WIRE_MAX_CRED || (cred_len != 0 && cfg->credential == NULL))
+    return VIGIL_EINVAL;
   if (cfg->role == VIGIL_ROLE_CLIENT && scfg.id != NULL && scfg.id_len <= 255) {
-    /* The session borrows the id until its HELLO is written: keep a copy. */
-    if ((c->id = malloc(scfg.id_len + 1)) == NULL)
+    /* The session borrows the id (and the credential) until its HELLO is
+     * written: keep a copy, the credential right after the id's NUL. */
+    if ((c->id = malloc(scfg.id_len + 1 + cred_len)) == NULL)
       return VIGIL_ENOMEM;
     memcpy(c->id, scfg.id, scfg.id_len);
     c->id[scfg.id_len] = '\0';
+    if (cred_len != 0)
+      memcpy(c->id + scfg.id_len + 1, cfg->credential, cred_len);
     c->id_len = (uint8_t)scfg.id_len;
     scfg.id = c->id;
   }
@@ -832,6 +839,8 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
   if (scfg.seed == 0 && vigil_random(&scfg.seed, sizeof scfg.seed) != 0)
     scfg.seed = (uint32_t)(uintptr_t)c ^ (uint32_t)now_ns();
   rc = vigil_session_init(&c->session, cfg->role, &scfg, now_ns());
+  if (rc == 0 && cred_len != 0)
+    rc = vigil_session_set_credential(&c->session, c->id + c->id_len + 1, cred_len);
   if (rc == 0) {
     c->tcp_data = tcp->data;
     tcp->data = c;
