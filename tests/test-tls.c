@@ -12,6 +12,7 @@
  * mingw build) TLS is compiled out and says so. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "task.h"
 #include "util-net.h"
@@ -303,6 +304,72 @@ TEST_IMPL(mutual_tls_id_from_cert) {
   ASSERT(util_run_until(&f.loop, &f.crec.rejects, WAIT));
   ASSERT_EQ(f.crec.opens, 0);
   ASSERT_EQ(f.srec.opens, 1);
+  ASSERT_EQ(fix_end(&f), 0);
+  return 0;
+}
+
+/* ---- credentials over TLS ------------------------------------------------- */
+
+static char asked_id[256];
+
+static int verify_cert_id(vigil_conn *c, const char *id, size_t id_len, const uint8_t *cred,
+                          size_t cred_len, void *user) {
+  (void)c, (void)user;
+  memcpy(asked_id, id, id_len);
+  asked_id[id_len] = '\0';
+  return id_len == 5 && memcmp(id, "gw-17", 5) == 0 && cred_len == 1 && cred[0] == 'k'
+             ? 0
+             : VIGIL_EAUTH;
+}
+
+/* A token travels inside TLS: the right one opens, none is refused with
+ * CLOSE AUTH_FAILED, which the client reads through TLS. With mutual TLS
+ * and id_from_cert the verifier is asked about the certificate's id
+ * (gw-17), not the HELLO's (c1). */
+TEST_IMPL(credentials_over_tls) {
+  static const char secret[] = "0123456789abcdef0123456789abcdef";
+  char tok[VIGIL_TOKEN_MAX + 1];
+  fix f;
+  FIX_INIT_OR_SKIP(&f);
+  f.scfg.auth_secret = secret;
+  f.scfg.auth_secret_len = sizeof secret - 1;
+  ASSERT_EQ(fix_tls_pair(&f), 0);
+  ASSERT_EQ(vigil_token_mint(secret, sizeof secret - 1, "c1", 2, (uint64_t)time(NULL) + 600, tok,
+                             sizeof tok),
+            0);
+  f.ccfg.credential = tok;
+  f.ccfg.credential_len = strlen(tok);
+  ASSERT_EQ(fix_client(&f, "127.0.0.1"), 0);
+  ASSERT(util_run_until(&f.loop, &f.srec.opens, WAIT));
+  ASSERT_STR_EQ(f.srec.id, "c1");
+  (void)vigil_client_close(f.cli, 200);
+  ASSERT(util_run_until(&f.loop, &f.crec.closed, WAIT));
+  ASSERT_EQ(vigil_client_free(f.cli), 0);
+  util_rec_init(&f.crec);
+  f.ccfg.credential = NULL;
+  f.ccfg.credential_len = 0;
+  ASSERT_EQ(fix_client(&f, "127.0.0.1"), 0);
+  ASSERT(util_run_until(&f.loop, &f.crec.rejects, WAIT));
+  ASSERT_EQ(f.crec.death.close_received, 1);
+  ASSERT_EQ(f.crec.death.close_code, VIGIL_CLOSE_AUTH_FAILED);
+  ASSERT_STR_EQ(f.crec.reason, "credential required");
+  ASSERT_EQ(f.srec.opens, 1);
+  ASSERT_EQ(fix_end(&f), 0);
+
+  /* mutual TLS: the verifier judges the certificate's id */
+  FIX_INIT_OR_SKIP(&f);
+  f.scfg.verify = verify_cert_id;
+  ASSERT_EQ(make_tls(&f.stls, VIGIL_ROLE_SERVER, f.certs.server, f.certs.server_key, f.certs.ca, 1),
+            0);
+  ASSERT_EQ(make_tls(&f.ctls, VIGIL_ROLE_CLIENT, f.certs.client, f.certs.client_key, f.certs.ca, 0),
+            0);
+  ASSERT_EQ(fix_server(&f), 0);
+  f.ccfg.credential = "k";
+  f.ccfg.credential_len = 1;
+  ASSERT_EQ(fix_client(&f, "127.0.0.1"), 0);
+  ASSERT(util_run_until(&f.loop, &f.srec.opens, WAIT));
+  ASSERT_STR_EQ(asked_id, "gw-17");
+  ASSERT_STR_EQ(f.srec.id, "gw-17");
   ASSERT_EQ(fix_end(&f), 0);
   return 0;
 }
