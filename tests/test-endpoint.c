@@ -86,7 +86,7 @@ TEST_IMPL(status_json_escapes_and_bounds) {
   for (i = 0; i < 70; i++)
     vigil_cli_deaths_add(&ring, 1.0 + i, "a\"b\\c\n\xff", 7, "127.0.0.1:1", &d);
   vigil_cli_buf_init(&b, 1 << 20);
-  vigil_cli_status_json(&b, &m, 100.0, 90.0, &ring);
+  vigil_cli_status_json(&b, &m, 100.0, 90.0, &ring, NULL);
   ASSERT(!b.failed);
   ASSERT_NOT_NULL(strstr(b.p, "\"id\":\"a\\\"b\\\\c\\n\\ufffd\""));
   ASSERT_NOT_NULL(strstr(b.p, "\"deaths_recorded\":70"));
@@ -94,10 +94,11 @@ TEST_IMPL(status_json_escapes_and_bounds) {
   ASSERT_NOT_NULL(strstr(b.p, "\"t\":7.000"));
   ASSERT_NOT_NULL(strstr(b.p, "\"cause\":\"peer_stalled\",\"silent_ms\":301.500"));
   ASSERT_NOT_NULL(strstr(b.p, "\"uptime_s\":10.000"));
+  ASSERT_NOT_NULL(strstr(b.p, "\"presence\":null}"));
   vigil_cli_buf_free(&b);
   /* The cap holds: a buffer that may not grow past 100 bytes fails cleanly. */
   vigil_cli_buf_init(&b, 100);
-  vigil_cli_status_json(&b, &m, 100.0, 90.0, &ring);
+  vigil_cli_status_json(&b, &m, 100.0, 90.0, &ring, NULL);
   ASSERT(b.failed);
   ASSERT(b.len < 100);
   vigil_cli_buf_free(&b);
@@ -1130,6 +1131,9 @@ static int presence_run(void) {
   EXPECT(sample(body_of(buf), "vigil_presence_store_up") == 1);
   EXPECT(sample(body_of(buf), "vigil_presence_store_processes") == 1);
   EXPECT(sample(body_of(buf), "vigil_presence_dropped_total") == 0);
+  EXPECT(http_get(s.mport, "/api/status", buf, sizeof(buf)) == 200 &&
+         strstr(body_of(buf), "\"presence\":{\"processes\":1,\"up\":1,") != NULL);
+  EXPECT(scrape_until(s.mport, "vigil_presence_sent_total", 3, buf, sizeof(buf), 5000) >= 3);
   EXPECT(sample(body_of(buf), "vigil_presence_errors_total") == 0);
   EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);
   util_redis_stop(&rd);

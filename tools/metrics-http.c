@@ -250,7 +250,7 @@ static enum MHD_Result serve_status(vigil_cli_http *h, struct MHD_Connection *co
     return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "the workers' figures kept moving\n");
   }
   vigil_cli_buf_init(&b, STATUS_MAX_BYTES);
-  vigil_cli_status_json(&b, &m, t, h->since, deaths);
+  vigil_cli_status_json(&b, &m, t, h->since, deaths, &pf);
   free(deaths);
   return respond_buf(conn, &b, "application/json");
 }

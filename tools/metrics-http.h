@@ -100,9 +100,10 @@ void vigil_cli_buf_printf(vigil_cli_buf *b, const char *fmt, ...)
 void vigil_cli_buf_json_str(vigil_cli_buf *b, const char *s, size_t len);
 
 /* /api/status: the snapshot m taken at Unix time t, started at `since`,
- * and the recent deaths. */
+ * the recent deaths, and the presence store's health (null without
+ * --presence; pf may be NULL). */
 void vigil_cli_status_json(vigil_cli_buf *b, const vigil_metrics *m, double t, double since,
-                           const vigil_cli_deaths *deaths);
+                           const vigil_cli_deaths *deaths, const vigil_cli_presence_figures *pf);
 
 /* /connections parameters, checked. */
 #define VIGIL_CLI_PAGE_MAX 1000u

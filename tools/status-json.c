@@ -222,7 +222,7 @@ static void deaths_json(vigil_cli_buf *b, const vigil_cli_deaths *r) {
 }
 
 void vigil_cli_status_json(vigil_cli_buf *b, const vigil_metrics *m, double t, double since,
-                           const vigil_cli_deaths *deaths) {
+                           const vigil_cli_deaths *deaths, const vigil_cli_presence_figures *pf) {
   unsigned i;
   vigil_cli_buf_printf(b,
                        "{\"version\":\"%s\",\"t\":%.3f,\"uptime_s\":%.3f,"
@@ -252,6 +252,15 @@ void vigil_cli_status_json(vigil_cli_buf *b, const vigil_metrics *m, double t, d
   histogram_json(b, "rtt", &m->rtt, VIGIL_HIST_RTT);
   histogram_json(b, "lateness", &m->lateness, VIGIL_HIST_LATENESS);
   deaths_json(b, deaths);
+  if (pf != NULL && pf->present)
+    vigil_cli_buf_printf(b,
+                         ",\"presence\":{\"processes\":%llu,\"up\":%llu,\"queued\":%llu,"
+                         "\"sent\":%llu,\"dropped\":%llu,\"errors\":%llu}",
+                         (unsigned long long)pf->processes, (unsigned long long)pf->up,
+                         (unsigned long long)pf->queued, (unsigned long long)pf->sent,
+                         (unsigned long long)pf->dropped, (unsigned long long)pf->errors);
+  else
+    vigil_cli_buf_printf(b, ",\"presence\":null");
   vigil_cli_buf_printf(b, "}\n");
 }
 
