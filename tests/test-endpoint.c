@@ -377,10 +377,23 @@ static int serve_start(served *s, const char *const *extra) {
   return serve_start_n(s, extra, 0);
 }
 
+/* SIGTERM first: with --workers the supervisor stops every worker and its
+ * endpoint before it exits. A SIGKILL of the supervisor leaves them running
+ * where the kernel has no PR_SET_PDEATHSIG (the generic POSIX build: the
+ * CI's generic run left a supervisor's three processes behind). SIGKILL
+ * only after a bounded wait. */
 static void serve_stop(served *s) {
   if (s->pid > 0) {
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
+    uint64_t end = util_now_ns() + 5000000000ull;
+    kill(s->pid, SIGTERM);
+    while (waitpid(s->pid, NULL, WNOHANG) == 0) {
+      if (util_now_ns() > end) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        break;
+      }
+      usleep(10000);
+    }
     s->pid = 0;
   }
   if (s->out[0] != '\0')
