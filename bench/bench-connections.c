@@ -84,13 +84,8 @@
 #include "util-bench.h"
 #include "vigil.h"
 
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24
-#endif
-
 #define RX_CAP 256
 #define MAX_INFLIGHT 256
-#define SOURCE_ADDRS 8
 #define HIST_US 100000 /* RTT histogram: 1 us buckets up to 100 ms */
 #define MAX_ROUNDS 10
 
@@ -261,26 +256,11 @@ static int send_all(conn *c, const uint8_t *b, size_t n) {
 }
 
 static int start_connect(conn *c, unsigned i, uint16_t port) {
-  struct sockaddr_in src, dst;
   struct epoll_event ev;
-  int one = 1;
 
-  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c->fd = bench_loopback_connect(i, port);
   if (c->fd < 0)
-    return -errno;
-  setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  memset(&src, 0, sizeof(src));
-  src.sin_family = AF_INET;
-  src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + i % SOURCE_ADDRS);
-  if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
-    return -errno;
-  memset(&dst, 0, sizeof(dst));
-  dst.sin_family = AF_INET;
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  dst.sin_port = htons(port);
-  if (connect(c->fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 && errno != EINPROGRESS)
-    return -errno;
+    return c->fd;
   ev.events = EPOLLOUT;
   ev.data.u32 = i;
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)

@@ -60,11 +60,6 @@
 #include "util-bench.h"
 #include "vigil.h"
 
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24
-#endif
-
-#define SOURCE_ADDRS 8
 #define MAX_SERVERS 6
 #define MAX_PROCS 64
 #define RX_CAP 256
@@ -110,23 +105,9 @@ static int send_frame(client *c, slot *s, const uint8_t *b, size_t n) {
 }
 
 static int start_client(client *c, unsigned i, uint16_t port, int ep) {
-  struct sockaddr_in src, dst;
   struct epoll_event ev;
-  int one = 1;
-  c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c->fd = bench_loopback_connect(i, port);
   if (c->fd < 0)
-    return -1;
-  setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  memset(&src, 0, sizeof src);
-  src.sin_family = AF_INET;
-  src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + i % SOURCE_ADDRS);
-  memset(&dst, 0, sizeof dst);
-  dst.sin_family = AF_INET;
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  dst.sin_port = htons(port);
-  if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0 ||
-      (connect(c->fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS))
     return -1;
   ev.events = EPOLLIN | EPOLLOUT;
   ev.data.u32 = i;

@@ -64,11 +64,6 @@
 #include "util-bench.h"
 #include "vigil.h"
 
-#ifndef IP_BIND_ADDRESS_NO_PORT
-#define IP_BIND_ADDRESS_NO_PORT 24
-#endif
-
-#define SOURCE_ADDRS 8
 #define ID_POOL 10000u
 #define RX_CAP 256
 #define MAX_ROUNDS 10
@@ -396,27 +391,12 @@ static void slot_close(slot *s, int reset) {
 }
 
 static int slot_connect(slot *s, unsigned i, uint16_t port) {
-  struct sockaddr_in src, dst;
   struct epoll_event ev;
-  int one = 1;
-  s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (s->fd < 0)
-    return -errno;
-  setsockopt(s->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-  setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  memset(&src, 0, sizeof src);
-  src.sin_family = AF_INET;
-  src.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + i % SOURCE_ADDRS);
-  memset(&dst, 0, sizeof dst);
-  dst.sin_family = AF_INET;
-  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  dst.sin_port = htons(port);
-  if (bind(s->fd, (struct sockaddr *)&src, sizeof src) != 0 ||
-      (connect(s->fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS)) {
-    int err = errno;
-    close(s->fd);
+  s->fd = bench_loopback_connect(i, port);
+  if (s->fd < 0) {
+    int err = s->fd;
     s->fd = -1;
-    return -err;
+    return err;
   }
   ev.events = EPOLLOUT;
   ev.data.u32 = i;

@@ -1,6 +1,7 @@
 /* Helpers the process-level benchmarks share (bench-connections,
- * bench-freeze): clocks, the server under test as a child process, and
- * /proc readings. Linux only, like those benchmarks. */
+ * bench-freeze, bench-presence, bench-scale): clocks, the server under test
+ * as a child process, /proc readings, and client sockets from several
+ * loopback sources. Linux only, like those benchmarks. */
 #ifndef VIGIL_BENCH_UTIL_H
 #define VIGIL_BENCH_UTIL_H
 
@@ -34,5 +35,11 @@ double bench_tree_cpu_seconds(pid_t pid, double *user_s);
 long bench_tree_rss_kb(pid_t pid);
 /* Raises RLIMIT_NOFILE to its hard limit; returns the limit now in force. */
 unsigned long bench_raise_nofile(void);
+
+/* A non-blocking TCP socket bound to 127.0.0.(2 + source % 8) with
+ * IP_BIND_ADDRESS_NO_PORT (each source address has its own ephemeral
+ * ports) and TCP_NODELAY, its connect to 127.0.0.1:port begun. The
+ * descriptor, or -errno with nothing left open. */
+int bench_loopback_connect(unsigned source, uint16_t port);
 
 #endif
