@@ -825,6 +825,87 @@ static uint64_t wall_ms(void) {
   return util_now_ns() / 1000000u;
 }
 
+/* Reads frames from a raw vigil connection until one of `type` arrives
+ * (1) or ms pass (0). */
+static int raw_await_frame(vigil_os_socket sock, uint8_t type, uint32_t ms) {
+  static uint8_t in[4096];
+  static size_t have;
+  uint64_t end = wall_ms() + ms;
+  vigil_frame f;
+  int n;
+  for (;;) {
+    while ((n = vigil_wire_decode(in, have, 0, &f)) > 0) {
+      memmove(in, in + n, have - (size_t)n);
+      have -= (size_t)n;
+      if (f.type == type)
+        return 1;
+    }
+    if (n != VIGIL_ENEEDMORE || have == sizeof(in) || wall_ms() >= end)
+      return 0;
+    long r = util_raw_recv(sock, in + have, sizeof(in) - have, (uint32_t)(end - wall_ms()));
+    if (r > 0)
+      have += (size_t)r;
+    else if (r != VIGIL_EAGAIN)
+      return 0;
+  }
+}
+
+/* /connections says null for an RTT it has not measured (no pong yet), not
+ * 0, and the figure once the peer has answered a ping. */
+static int rtt_null_run(void) {
+  static char buf[65536];
+  const char *extra[] = {"--interval", "300ms", "--timeout", "5s", NULL};
+  uint8_t out[64];
+  vigil_hello h;
+  vigil_os_socket raw = VIGIL_INVALID_SOCKET;
+  served s;
+  int n, ok = 0;
+  SKIP_WITHOUT_ENDPOINT();
+  ASSERT_EQ(serve_start(&s, extra), 0);
+  memset(&h, 0, sizeof h);
+  h.version = 1;
+  h.interval_ms = 300;
+  h.timeout_ms = 5000;
+  h.max_frame = VIGIL_WIRE_MAX_CHUNK;
+  h.max_message = 1u << 20;
+  h.id = "no-rtt-yet";
+  h.id_len = 10;
+  n = vigil_wire_encode_hello(out, sizeof out, &h);
+  if (n <= 0 || util_raw_connect("127.0.0.1", s.port, &raw) != 0 ||
+      util_raw_send(raw, out, (size_t)n) != 0 || !raw_await_frame(raw, VIGIL_FRAME_WELCOME, 5000)) {
+    fprintf(stderr, "raw HELLO: no WELCOME\n");
+    goto out;
+  }
+  /* The server's ping comes after its 300 ms interval; unanswered, there is
+   * no RTT sample. */
+  if (!raw_await_frame(raw, VIGIL_FRAME_PING, 5000) ||
+      http_get(s.mport, "/connections?id=no-rtt-yet", buf, sizeof(buf)) != 200 ||
+      strstr(buf, "\"srtt_ms\":null,\"rttvar_ms\":null,\"last_rtt_ms\":null") == NULL) {
+    fprintf(stderr, "before the pong: %.600s\n", buf);
+    goto out;
+  }
+  n = vigil_wire_encode_pong(out, sizeof out);
+  if (n <= 0 || util_raw_send(raw, out, (size_t)n) != 0)
+    goto out;
+  /* The pong is measured: a number, for srtt and the last RTT alike. */
+  for (int tries = 0; tries < 50; tries++) {
+    usleep(20000);
+    if (http_get(s.mport, "/connections?id=no-rtt-yet", buf, sizeof(buf)) == 200 &&
+        strstr(buf, "\"srtt_ms\":null") == NULL && json_ll(buf, "srtt_ms") >= 0 &&
+        strstr(buf, "\"last_rtt_ms\":null") == NULL) {
+      ok = 1;
+      break;
+    }
+  }
+  if (!ok)
+    fprintf(stderr, "after the pong: %.600s\n", buf);
+out:
+  if (raw != VIGIL_INVALID_SOCKET)
+    util_raw_close(raw);
+  serve_stop(&s);
+  return ok ? 0 : 1;
+}
+
 /* 100 clients (10 processes of 10); the page shows 100 up. 10 die at once
  * (one process killed: cause closed, or reset for a client whose kernel
  * still held an unread frame when it died, so it answered with RST; under
@@ -1221,6 +1302,14 @@ TEST_IMPL(bad_requests_answered) {
   RETURN_SKIP("needs POSIX (fork, posix_spawn)");
 #else
   return bad_run();
+#endif
+}
+
+TEST_IMPL(connections_rtt_null_until_measured) {
+#if defined(_WIN32)
+  RETURN_SKIP("needs POSIX (fork, posix_spawn)");
+#else
+  return rtt_null_run();
 #endif
 }
 

@@ -330,6 +330,14 @@ static uint64_t since(uint64_t now, uint64_t then) {
   return now > then ? now - then : 0;
 }
 
+/* ,"key":ms, or ,"key":null when `sampled` is 0 (no measurement yet). */
+static void ms_or_null(vigil_cli_buf *b, const char *key, uint64_t ns, uint64_t sampled) {
+  if (sampled == 0)
+    vigil_cli_buf_printf(b, ",\"%s\":null", key);
+  else
+    vigil_cli_buf_printf(b, ",\"%s\":%.3f", key, ms_of(ns));
+}
+
 static void conn_json(page_walk *w, const vigil_conn_info *ci) {
   vigil_cli_buf *b = w->b;
   const vigil_keepalive *ka = &ci->keepalive;
@@ -337,14 +345,18 @@ static void conn_json(page_walk *w, const vigil_conn_info *ci) {
   vigil_cli_buf_json_str(b, ci->id, ci->id_len);
   vigil_cli_buf_printf(b, ",\"peer\":");
   vigil_cli_buf_json_str(b, ci->peer, strlen(ci->peer));
+  vigil_cli_buf_printf(b, ",\"open_for_ms\":%.3f,\"silent_ms\":%.3f",
+                       ms_of(since(w->now_ns, ci->opened_ns)),
+                       ms_of(since(w->now_ns, ci->session.last_recv_ns)));
+  /* No pong yet means no RTT sample: null, not a 0 that reads as a fast link. */
+  ms_or_null(b, "srtt_ms", ci->session.srtt_ns, ci->session.srtt_ns);
+  ms_or_null(b, "rttvar_ms", ci->session.rttvar_ns, ci->session.srtt_ns);
+  ms_or_null(b, "last_rtt_ms", ci->last_rtt_ns, ci->last_rtt_ns);
   vigil_cli_buf_printf(
       b,
-      ",\"open_for_ms\":%.3f,\"silent_ms\":%.3f,\"srtt_ms\":%.3f,\"rttvar_ms\":%.3f,"
-      "\"last_rtt_ms\":%.3f,\"interval_ms\":%lu,\"timeout_ms\":%lu,\"queued_bytes\":%llu,"
+      ",\"interval_ms\":%lu,\"timeout_ms\":%lu,\"queued_bytes\":%llu,"
       "\"queued_messages\":%llu,\"keepalive\":{\"enable\":%s,\"idle_ms\":%lu,\"interval_ms\":%lu,"
       "\"count\":%lu,\"user_timeout_ms\":%lu}}",
-      ms_of(since(w->now_ns, ci->opened_ns)), ms_of(since(w->now_ns, ci->session.last_recv_ns)),
-      ms_of(ci->session.srtt_ns), ms_of(ci->session.rttvar_ns), ms_of(ci->last_rtt_ns),
       (unsigned long)ci->session.interval_ms, (unsigned long)ci->session.timeout_ms,
       (unsigned long long)ci->queued_bytes, (unsigned long long)ci->queued_messages,
       ka->enable ? "true" : "false", (unsigned long)ka->idle_ms, (unsigned long)ka->interval_ms,
