@@ -108,9 +108,10 @@ TEST_IMPL(status_json_escapes_and_bounds) {
 /* `vigil status` reads a scrape back into the struct it was made from. */
 TEST_IMPL(scrape_parse_round_trip) {
   vigil_metrics m, back;
+  vigil_cli_presence_figures pf, pback;
   static char text[16384];
   unsigned i;
-  long n;
+  long n, p;
   memset(&m, 0, sizeof(m));
   m.size = sizeof(m);
   m.connecting = 1;
@@ -142,10 +143,31 @@ TEST_IMPL(scrape_parse_round_trip) {
   m.lateness.sum_ns = 5000000u;
   n = vigil_metrics_format(&m, text, sizeof(text));
   ASSERT_GT(n, 0);
-  ASSERT_EQ(vigil_cli_scrape_parse(text, (size_t)n, &back), 0);
+  ASSERT_EQ(vigil_cli_scrape_parse(text, (size_t)n, &back, &pback), 0);
   ASSERT_MEM_EQ(&back, &m, sizeof(m));
-  ASSERT_EQ(vigil_cli_scrape_parse("garbage\n# x\n", 12, &back), -1);
-  ASSERT_EQ(vigil_cli_scrape_parse("vigil_connections{state=\"open\" 5\nvigil_peers", 45, &back),
+  ASSERT_EQ(pback.present, 0); /* no presence samples: "off" */
+  /* The presence store's figures come back too, each in its own field. */
+  memset(&pf, 0, sizeof(pf));
+  pf.present = 1;
+  pf.processes = 2;
+  pf.up = 1;
+  pf.queued = 3;
+  pf.sent = 4;
+  pf.dropped = 5;
+  pf.errors = 6;
+  pf.bad_input = 7;
+  pf.evictions = 8;
+  pf.syncs = 9;
+  pf.reconnects = 10;
+  pf.node_lost = 11;
+  p = vigil_cli_presence_format(&pf, text + n, sizeof(text) - (size_t)n);
+  ASSERT_GT(p, 0);
+  ASSERT_EQ(vigil_cli_scrape_parse(text, (size_t)(n + p), &back, &pback), 0);
+  ASSERT_MEM_EQ(&back, &m, sizeof(m));
+  ASSERT_MEM_EQ(&pback, &pf, sizeof(pf));
+  ASSERT_EQ(vigil_cli_scrape_parse("garbage\n# x\n", 12, &back, NULL), -1);
+  ASSERT_EQ(vigil_cli_scrape_parse("vigil_connections{state=\"open\" 5\nvigil_peers", 45, &back,
+                                   NULL),
             0);
   ASSERT_EQ(back.open, 0);
   return 0;
@@ -635,7 +657,8 @@ static int scrape_run(void) {
   i = util_sh(cmd);
   snprintf(want, sizeof(want), "\"%s\":1,", cause);
   if (i != 0 || !file_has(path, want) || !file_has(path, "\"open\":3,") ||
-      !file_has(path, "\"server_full\":10,") || !file_has(path, "\"opens\":4,")) {
+      !file_has(path, "\"server_full\":10,") || !file_has(path, "\"opens\":4,") ||
+      !file_has(path, "\"presence\":null")) {
     fprintf(stderr, "vigil status --json disagrees with the scrape (%s)\n", path);
     goto fail;
   }
@@ -643,7 +666,8 @@ static int scrape_run(void) {
   snprintf(cmd, sizeof(cmd), "'%s' status 127.0.0.1:%u > %s", vigil_bin(), (unsigned)s.mport, path);
   i = util_sh(cmd);
   snprintf(want, sizeof(want), "deaths       %s 1\n", cause);
-  if (i != 0 || !file_has(path, "connections  open 3  handshaking 0") || !file_has(path, want)) {
+  if (i != 0 || !file_has(path, "connections  open 3  handshaking 0") || !file_has(path, want) ||
+      !file_has(path, "presence     off\n")) {
     fprintf(stderr, "vigil status disagrees with the scrape (%s)\n", path);
     goto fail;
   }
@@ -1216,6 +1240,20 @@ static long long scrape_until_eq(uint16_t port, const char *name, long long want
  * and updates acknowledged (3 opens at least); Redis killed, the store
  * shows down within 5 s while the 3 heartbeats go on; promtool accepts
  * both scrapes. */
+/* `vigil status` against s's endpoint (with `flags`) printed `needle`. */
+static int status_says(const served *s, const char *flags, const char *needle) {
+  char cmd[1500], path[300];
+  int rc;
+  snprintf(path, sizeof(path), "%s.status", s->out);
+  snprintf(cmd, sizeof(cmd), "'%s' status 127.0.0.1:%u %s > %s", vigil_bin(), (unsigned)s->mport,
+           flags, path);
+  rc = util_sh(cmd) == 0 && file_has(path, needle);
+  if (!rc)
+    fprintf(stderr, "vigil status %s: no \"%s\" in:\n%s\n", flags, needle, file_text(path));
+  unlink(path);
+  return rc;
+}
+
 static int presence_run(void) {
   static char buf[65536];
   static util_redis rd;
@@ -1253,8 +1291,11 @@ static int presence_run(void) {
   EXPECT(scrape_until(s.mport, "vigil_presence_sent_total", 3, buf, sizeof(buf), 5000) >= 3);
   EXPECT(sample(body_of(buf), "vigil_presence_errors_total") == 0);
   EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);
+  EXPECT(status_says(&s, "", "presence     ok: 1 of 1 connected  queued "));
+  EXPECT(status_says(&s, "--json", "\"presence\":{\"health\":\"ok\",\"processes\":1,\"up\":1,"));
   util_redis_stop(&rd);
   EXPECT(scrape_until_eq(s.mport, "vigil_presence_store_up", 0, buf, sizeof(buf), 5000) == 0);
+  EXPECT(status_says(&s, "", "presence     DEGRADED: 0 of 1 connected  queued "));
   EXPECT(sample(body_of(buf), "vigil_connections{state=\"open\"}") == 3);
   EXPECT(sample(body_of(buf), "vigil_deaths_total{cause=\"heartbeat_timeout\"}") == 0);
   EXPECT(promtool_check(promtool, s.out, body_of(buf)) == 0);

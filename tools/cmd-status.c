@@ -4,8 +4,8 @@
  * It fetches /metrics (the Prometheus text, a stable contract) rather than
  * /api/status, reads it back into a vigil_metrics, and prints connections
  * by state, totals, refusals and deaths by reason, the heartbeat counters,
- * and RTT and verdict lateness as count, mean and the bucket holding the
- * 50th and 99th percentile. --watch redraws it every --every (default 1 s)
+ * RTT and verdict lateness as count, mean and the bucket holding the 50th
+ * and 99th percentile, and the presence store's health. --watch redraws it every --every (default 1 s)
  * with opens and deaths per second; --json prints one JSON object per
  * fetch instead.
  *
@@ -28,7 +28,9 @@ static const char usage_text[] =
     "\n"
     "Prints a one-screen summary of a vigil server from its metrics endpoint\n"
     "(vigil serve --metrics HOST:PORT): connections, opens, refusals, deaths by\n"
-    "cause, pings and pongs, RTT and verdict lateness.\n"
+    "cause, pings and pongs, RTT and verdict lateness, and the presence store's\n"
+    "health (ok, or DEGRADED when a process has lost the store; off without\n"
+    "--presence).\n"
     "\n"
     "options:\n"
     "  --watch           redraw every --every, with opens/s and deaths/s\n"
@@ -205,8 +207,14 @@ static void print_hist_text(const char *name, const vigil_histogram *h, vigil_hi
   printf(p99 < 0 ? "10 s+\n" : "%g ms\n", p99);
 }
 
+/* The presence store's health as the status page says it: ok when every
+ * process that keeps presence is connected to the store, DEGRADED if not. */
+static const char *presence_health(const vigil_cli_presence_figures *pf) {
+  return pf->up == pf->processes ? "ok" : "DEGRADED";
+}
+
 static void print_text(const char *where, const vigil_metrics *m, const vigil_metrics *prev,
-                       double dt) {
+                       double dt, const vigil_cli_presence_figures *pf) {
   unsigned i;
   int any = 0;
   printf("vigil at %s\n", where);
@@ -241,6 +249,15 @@ static void print_text(const char *where, const vigil_metrics *m, const vigil_me
          (unsigned long long)m->queue_full_closes, (unsigned long long)m->accept_emfile);
   print_hist_text("rtt", &m->rtt, VIGIL_HIST_RTT);
   print_hist_text("lateness", &m->lateness, VIGIL_HIST_LATENESS);
+  if (!pf->present)
+    printf("%-12s off\n", "presence");
+  else
+    printf("%-12s %s: %llu of %llu connected  queued %llu  sent %llu  dropped %llu  errors %llu  "
+           "reconnects %llu\n",
+           "presence", presence_health(pf), (unsigned long long)pf->up,
+           (unsigned long long)pf->processes, (unsigned long long)pf->queued,
+           (unsigned long long)pf->sent, (unsigned long long)pf->dropped,
+           (unsigned long long)pf->errors, (unsigned long long)pf->reconnects);
 }
 
 static void json_hist(vigil_cli_buf *b, const char *name, const vigil_histogram *h,
@@ -259,7 +276,8 @@ static void json_hist(vigil_cli_buf *b, const char *name, const vigil_histogram 
     vigil_cli_buf_printf(b, ",\"p99_le_ms\":null}");
 }
 
-static int print_json(const char *where, const vigil_metrics *m) {
+static int print_json(const char *where, const vigil_metrics *m,
+                      const vigil_cli_presence_figures *pf) {
   vigil_cli_buf b;
   unsigned i;
   int rc;
@@ -288,13 +306,25 @@ static int print_json(const char *where, const vigil_metrics *m) {
                        (unsigned long long)m->stalls, (unsigned long long)m->verdicts_early);
   json_hist(&b, "rtt", &m->rtt, VIGIL_HIST_RTT);
   json_hist(&b, "lateness", &m->lateness, VIGIL_HIST_LATENESS);
+  if (!pf->present)
+    vigil_cli_buf_printf(&b, ",\"presence\":null");
+  else
+    vigil_cli_buf_printf(&b,
+                         ",\"presence\":{\"health\":\"%s\",\"processes\":%llu,\"up\":%llu,"
+                         "\"queued\":%llu,\"sent\":%llu,\"dropped\":%llu,\"errors\":%llu,"
+                         "\"reconnects\":%llu}",
+                         presence_health(pf), (unsigned long long)pf->processes,
+                         (unsigned long long)pf->up, (unsigned long long)pf->queued,
+                         (unsigned long long)pf->sent, (unsigned long long)pf->dropped,
+                         (unsigned long long)pf->errors, (unsigned long long)pf->reconnects);
   vigil_cli_buf_printf(&b, "}\n");
   rc = b.failed ? -1 : (fputs(b.p, stdout) < 0 ? -1 : 0);
   vigil_cli_buf_free(&b);
   return rc;
 }
 
-static int once(const status_opts *o, const char *where, vigil_metrics *m) {
+static int once(const status_opts *o, const char *where, vigil_metrics *m,
+                vigil_cli_presence_figures *pf) {
   char *body = NULL;
   size_t len = 0;
   const char *why = "no answer";
@@ -302,7 +332,7 @@ static int once(const status_opts *o, const char *where, vigil_metrics *m) {
     fprintf(stderr, "vigil status: %s: %s\n", where, why);
     return -1;
   }
-  if (vigil_cli_scrape_parse(body, len, m) != 0) {
+  if (vigil_cli_scrape_parse(body, len, m, pf) != 0) {
     fprintf(stderr, "vigil status: %s: no vigil metrics in the reply\n", where);
     free(body);
     return -1;
@@ -317,6 +347,7 @@ int vigil_cmd_status(int argc, char **argv) {
                                {"every", 0, VIGIL_CLI_DURATION, &o.every_ms, 0, 0, 0},
                                {NULL, 0, VIGIL_CLI_FLAG, NULL, 0, 0, 0}};
   vigil_metrics m, prev;
+  vigil_cli_presence_figures pf;
   char where[300];
   uint64_t last = 0;
   int rc, have_prev = 0;
@@ -331,16 +362,16 @@ int vigil_cmd_status(int argc, char **argv) {
   vigil_cli_addr_text(&o.c.addr, where, sizeof(where));
   for (;;) {
     uint64_t now = mono_ms();
-    if (once(&o, where, &m) != 0) {
+    if (once(&o, where, &m, &pf) != 0) {
       if (!o.watch)
         return VIGIL_CLI_FAIL;
     } else if (o.c.json) {
-      if (print_json(where, &m) != 0 || vigil_cli_out_flush(stdout) != 0)
+      if (print_json(where, &m, &pf) != 0 || vigil_cli_out_flush(stdout) != 0)
         return VIGIL_CLI_FAIL;
     } else {
       if (o.watch)
         printf("\033[H\033[2J"); /* home, clear: one screen, redrawn */
-      print_text(where, &m, have_prev ? &prev : NULL, (double)(now - last) / 1000.0);
+      print_text(where, &m, have_prev ? &prev : NULL, (double)(now - last) / 1000.0, &pf);
       if (vigil_cli_out_flush(stdout) != 0)
         return VIGIL_CLI_FAIL;
     }

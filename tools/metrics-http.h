@@ -125,10 +125,13 @@ int vigil_cli_page_parse(const char *offset, const char *limit, const char *id, 
 void vigil_cli_conns_json(vigil_cli_buf *b, vigil_server *srv, uint64_t now_ns,
                           const vigil_cli_page *q);
 
-/* A /metrics scrape (Prometheus text from vigil_metrics_format) read back
- * into *m; unknown lines are ignored, lines over 511 bytes skipped.
- * Returns 0, or -1 when it held no vigil_ sample at all. */
-int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m);
+/* A /metrics scrape (Prometheus text from vigil_metrics_format and
+ * vigil_cli_presence_format) read back into *m, and the presence store's
+ * figures into *pf (present 0 when the scrape had none; pf may be NULL);
+ * unknown lines are ignored, lines over 511 bytes skipped. Returns 0, or -1
+ * when it held no vigil_ sample at all. */
+int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m,
+                           vigil_cli_presence_figures *pf);
 
 /* ---- metrics-http.c: the endpoint ------------------------------------ */
 

@@ -6,6 +6,7 @@
  * syntax and range before use, and every buffer has a cap: a page is at
  * most VIGIL_CLI_PAGE_MAX connections and its text at most 4 MiB. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,40 +141,54 @@ void vigil_cli_presence_add(vigil_cli_presence_figures *d, const vigil_cli_prese
   d->node_lost += s->node_lost;
 }
 
+/* The presence samples: name, type, help, and where the figure lives. */
+#define PRESENCE_FIELD(f) offsetof(vigil_cli_presence_figures, f)
+static const struct {
+  const char *name, *type, *help;
+  size_t at;
+} presence_rows[] = {
+    {"vigil_presence_store_processes", "gauge",
+     "Processes (workers) that keep presence in a store (Redis).", PRESENCE_FIELD(processes)},
+    {"vigil_presence_store_up", "gauge", "Of them, the processes connected to the store now.",
+     PRESENCE_FIELD(up)},
+    {"vigil_presence_queued", "gauge", "Presence updates waiting for the store now.",
+     PRESENCE_FIELD(queued)},
+    {"vigil_presence_sent_total", "counter", "Presence updates the store acknowledged.",
+     PRESENCE_FIELD(sent)},
+    {"vigil_presence_dropped_total", "counter",
+     "Presence updates that did not fit the queue (a full rewrite follows).",
+     PRESENCE_FIELD(dropped)},
+    {"vigil_presence_errors_total", "counter", "Presence updates the store refused.",
+     PRESENCE_FIELD(errors)},
+    {"vigil_presence_bad_input_total", "counter",
+     "Messages and keys in the store that were not vigil's, skipped.", PRESENCE_FIELD(bad_input)},
+    {"vigil_presence_evictions_total", "counter",
+     "Connections closed because another process took their id.", PRESENCE_FIELD(evictions)},
+    {"vigil_presence_syncs_total", "counter", "Full rewrites of this process's records.",
+     PRESENCE_FIELD(syncs)},
+    {"vigil_presence_reconnects_total", "counter", "Connections to the store made again.",
+     PRESENCE_FIELD(reconnects)},
+    {"vigil_presence_node_lost_total", "counter", "Ids of lost nodes this process marked offline.",
+     PRESENCE_FIELD(node_lost)},
+};
+#define PRESENCE_ROWS (sizeof(presence_rows) / sizeof(presence_rows[0]))
+
+static uint64_t *presence_slot(vigil_cli_presence_figures *f, size_t row) {
+  return (uint64_t *)(void *)((char *)f + presence_rows[row].at);
+}
+
 long vigil_cli_presence_format(const vigil_cli_presence_figures *f, char *buf, size_t cap) {
-  const struct {
-    const char *name, *type, *help;
-    uint64_t v;
-  } rows[] = {
-      {"vigil_presence_store_processes", "gauge",
-       "Processes (workers) that keep presence in a store (Redis).", f->processes},
-      {"vigil_presence_store_up", "gauge", "Of them, the processes connected to the store now.",
-       f->up},
-      {"vigil_presence_queued", "gauge", "Presence updates waiting for the store now.", f->queued},
-      {"vigil_presence_sent_total", "counter", "Presence updates the store acknowledged.", f->sent},
-      {"vigil_presence_dropped_total", "counter",
-       "Presence updates that did not fit the queue (a full rewrite follows).", f->dropped},
-      {"vigil_presence_errors_total", "counter", "Presence updates the store refused.", f->errors},
-      {"vigil_presence_bad_input_total", "counter",
-       "Messages and keys in the store that were not vigil's, skipped.", f->bad_input},
-      {"vigil_presence_evictions_total", "counter",
-       "Connections closed because another process took their id.", f->evictions},
-      {"vigil_presence_syncs_total", "counter", "Full rewrites of this process's records.",
-       f->syncs},
-      {"vigil_presence_reconnects_total", "counter", "Connections to the store made again.",
-       f->reconnects},
-      {"vigil_presence_node_lost_total", "counter",
-       "Ids of lost nodes this process marked offline.", f->node_lost},
-  };
   size_t len = 0, i;
   if (cap > 0)
     buf[0] = '\0';
   if (!f->present)
     return 0;
-  for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+  for (i = 0; i < PRESENCE_ROWS; i++) {
+    uint64_t v = *presence_slot((vigil_cli_presence_figures *)f, i);
     int n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0,
-                     "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].help,
-                     rows[i].name, rows[i].type, rows[i].name, (unsigned long long)rows[i].v);
+                     "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", presence_rows[i].name,
+                     presence_rows[i].help, presence_rows[i].name, presence_rows[i].type,
+                     presence_rows[i].name, (unsigned long long)v);
     if (n > 0)
       len += (size_t)n;
   }
@@ -459,7 +474,8 @@ static void hist_uncumulate(vigil_histogram *h) {
     h->buckets[i] = h->buckets[i] >= h->buckets[i - 1] ? h->buckets[i] - h->buckets[i - 1] : 0;
 }
 
-static void scrape_line(vigil_metrics *m, const char *line, const char *eol) {
+static void scrape_line(vigil_metrics *m, vigil_cli_presence_figures *pf, const char *line,
+                        const char *eol) {
   char name[80], label[40];
   const char *p = line, *labels = NULL, *lend = NULL, *value;
   size_t n;
@@ -482,6 +498,15 @@ static void scrape_line(vigil_metrics *m, const char *line, const char *eol) {
     return;
   value = p + 1;
   v = strtoull(value, NULL, 10);
+  if (pf != NULL && strncmp(name, "vigil_presence_", 15) == 0) {
+    size_t i;
+    for (i = 0; i < PRESENCE_ROWS; i++)
+      if (strcmp(name, presence_rows[i].name) == 0) {
+        *presence_slot(pf, i) = v;
+        pf->present = 1;
+      }
+    return;
+  }
   if (strncmp(name, "vigil_rtt_seconds", 17) == 0) {
     hist_sample(&m->rtt, VIGIL_HIST_RTT, name + 17, labels, lend, value);
     return;
@@ -535,10 +560,13 @@ static void scrape_line(vigil_metrics *m, const char *line, const char *eol) {
     *slot = v;
 }
 
-int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m) {
+int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m,
+                           vigil_cli_presence_figures *pf) {
   const char *p = text, *end = text + len;
   int samples = 0;
   memset(m, 0, sizeof(*m));
+  if (pf != NULL)
+    memset(pf, 0, sizeof(*pf));
   m->size = sizeof(*m);
   while (p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -548,7 +576,7 @@ int vigil_cli_scrape_parse(const char *text, size_t len, vigil_metrics *m) {
       char line[512];
       memcpy(line, p, (size_t)(eol - p));
       line[eol - p] = '\0';
-      scrape_line(m, line, line + (eol - p));
+      scrape_line(m, pf, line, line + (eol - p));
       samples++;
     }
     p = eol + 1;
