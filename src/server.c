@@ -164,7 +164,10 @@ static void peers_remove(vigil_server *s, vigil_conn *c) {
 
 static void peers_insert(vigil_server *s, vigil_conn *c) {
   size_t k;
-  if (s->stats.peers >= s->npeer_buckets)
+  /* Up to two peers a bucket on average: 4-8 bytes of table per peer
+   * instead of 8-16, and a lookup (a HELLO, a send by id) walks 1-2 short
+   * chains' worth of entries. */
+  if (s->stats.peers >= 2 * s->npeer_buckets)
     peers_grow(s);
   k = peer_slot(s, c->id, c->id_len);
   c->hnext = s->peers[k];
