@@ -166,9 +166,9 @@ TEST_IMPL(scrape_parse_round_trip) {
   ASSERT_MEM_EQ(&back, &m, sizeof(m));
   ASSERT_MEM_EQ(&pback, &pf, sizeof(pf));
   ASSERT_EQ(vigil_cli_scrape_parse("garbage\n# x\n", 12, &back, NULL), -1);
-  ASSERT_EQ(vigil_cli_scrape_parse("vigil_connections{state=\"open\" 5\nvigil_peers", 45, &back,
-                                   NULL),
-            0);
+  ASSERT_EQ(
+      vigil_cli_scrape_parse("vigil_connections{state=\"open\" 5\nvigil_peers", 45, &back, NULL),
+      0);
   ASSERT_EQ(back.open, 0);
   return 0;
 }

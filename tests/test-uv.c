@@ -470,6 +470,77 @@ TEST_IMPL(adapter_client_credential) {
   return 0;
 }
 
+/* The adapter as a server binding ids to credentials: a client adapter
+ * with the right credential opens; one without, or with a wrong or expired
+ * one, is refused with CLOSE 13 and its id never reaches on_open. */
+static int srv_verify(vigil_uv_conn *c, const char *id, size_t id_len, const uint8_t *cred,
+                      size_t cred_len) {
+  (void)c;
+  if (id_len != 7 || memcmp(id, "uv-test", 7) != 0)
+    return VIGIL_EAUTH;
+  if (cred_len == 7 && memcmp(cred, "expired", 7) == 0)
+    return VIGIL_EEXPIRED;
+  return cred_len == 6 && memcmp(cred, "sesame", 6) == 0 ? 0 : VIGIL_EAUTH;
+}
+
+static const char uv_secret[] = "a secret of at least sixteen bytes";
+
+static int adapter_auth_case(int use_secret, const char *cred, const char *want_reason) {
+  fx f;
+  ASSERT_EQ(fx_init(&f), 0);
+  if (use_secret) {
+    f.srv_cfg.auth_secret = uv_secret;
+    f.srv_cfg.auth_secret_len = sizeof uv_secret - 1;
+  } else {
+    f.srv_cfg.verify = srv_verify;
+  }
+  f.srv_cfg.auth_retry_after_ms = 2500;
+  if (cred != NULL) {
+    f.cli_cfg.credential = cred;
+    f.cli_cfg.credential_len = strlen(cred);
+  }
+  ASSERT_EQ(fx_listen(&f), 0);
+  ASSERT_EQ(fx_connect(&f, f.port), 0);
+  if (want_reason == NULL) {
+    ASSERT(run_until(&f, &f.srv.opens, WAIT));
+    ASSERT(run_until(&f, &f.cli.opens, WAIT));
+    ASSERT_STR_EQ(f.srv.id, "uv-test");
+    ASSERT_EQ(vigil_uv_close(&f.cli.vc, 0, NULL), 0);
+    ASSERT(run_until(&f, &f.srv.deaths, WAIT));
+  } else {
+    ASSERT(run_until(&f, &f.srv.rejects, WAIT));
+    ASSERT(run_until(&f, &f.cli.rejects, WAIT));
+    ASSERT_EQ(f.srv.opens + f.cli.opens, 0);
+    ASSERT_EQ(f.srv.death.cause, VIGIL_CAUSE_POLICY);
+    ASSERT_STR_EQ(f.srv.detail, want_reason);
+    ASSERT_EQ(f.cli.death.close_code, VIGIL_CLOSE_AUTH_FAILED);
+    ASSERT_STR_EQ(f.cli.reason, want_reason);
+    ASSERT_EQ(f.cli.death.retry_after_ms, 2500);
+  }
+  ASSERT_EQ(fx_done(&f), 0);
+  return 0;
+}
+
+TEST_IMPL(adapter_server_credential) {
+  char token[VIGIL_TOKEN_MAX + 1];
+  ASSERT_EQ(adapter_auth_case(0, "sesame", NULL), 0);
+  ASSERT_EQ(adapter_auth_case(0, NULL, "credential required"), 0);
+  ASSERT_EQ(adapter_auth_case(0, "wrong", "authentication failed"), 0);
+  ASSERT_EQ(adapter_auth_case(0, "expired", "credential expired"), 0);
+  if (!vigil_token_available())
+    RETURN_SKIP("libvigil without OpenSSL: the verify callback passed, tokens are compiled out");
+  ASSERT_EQ(vigil_token_mint(uv_secret, sizeof uv_secret - 1, "uv-test", 7,
+                             (uint64_t)time(NULL) + 600, token, sizeof token),
+            0);
+  ASSERT_EQ(adapter_auth_case(1, token, NULL), 0);
+  ASSERT_EQ(adapter_auth_case(1, "v1.forged", "authentication failed"), 0);
+  ASSERT_EQ(vigil_token_mint(uv_secret, sizeof uv_secret - 1, "other", 5,
+                             (uint64_t)time(NULL) + 600, token, sizeof token),
+            0);
+  ASSERT_EQ(adapter_auth_case(1, token, "authentication failed"), 0); /* another id's */
+  return 0;
+}
+
 TEST_IMPL(vigil_client_to_adapter_server) {
   fx f;
   vside v;
@@ -721,6 +792,18 @@ TEST_IMPL(attach_refuses_bad_arguments) {
   ASSERT_EQ(vigil_uv_attach(&f.cli.vc, &f.loop, &f.cli.tcp, &cfg), VIGIL_EINVAL);
   cfg = f.cli_cfg;
   cfg.role = (vigil_role)7;
+  ASSERT_EQ(vigil_uv_attach(&f.cli.vc, &f.loop, &f.cli.tcp, &cfg), VIGIL_EINVAL);
+  /* Auth: one judge, a server's, a secret tokens accept. */
+  cfg = f.srv_cfg;
+  cfg.verify = srv_verify;
+  cfg.auth_secret = uv_secret;
+  cfg.auth_secret_len = sizeof uv_secret - 1;
+  ASSERT_EQ(vigil_uv_attach(&f.cli.vc, &f.loop, &f.cli.tcp, &cfg), VIGIL_EINVAL);
+  cfg.verify = NULL;
+  cfg.auth_secret_len = VIGIL_TOKEN_SECRET_MIN - 1;
+  ASSERT_EQ(vigil_uv_attach(&f.cli.vc, &f.loop, &f.cli.tcp, &cfg), VIGIL_EINVAL);
+  cfg = f.cli_cfg;
+  cfg.verify = srv_verify; /* a client has no one to judge */
   ASSERT_EQ(vigil_uv_attach(&f.cli.vc, &f.loop, &f.cli.tcp, &cfg), VIGIL_EINVAL);
   /* A refused attach started nothing: the tcp closes as if never touched. */
   f.cli.tcp.data = &f.cli;

@@ -5,9 +5,8 @@
  * /api/status, reads it back into a vigil_metrics, and prints connections
  * by state, totals, refusals and deaths by reason, the heartbeat counters,
  * RTT and verdict lateness as count, mean and the bucket holding the 50th
- * and 99th percentile, and the presence store's health. --watch redraws it every --every (default 1 s)
- * with opens and deaths per second; --json prints one JSON object per
- * fetch instead.
+ * and 99th percentile, and the presence store's health. --watch redraws it every --every (default 1
+ * s) with opens and deaths per second; --json prints one JSON object per fetch instead.
  *
  * The answer is untrusted: one HTTP/1.0 GET over a socket with a 5 s
  * deadline for the whole exchange, at most 1 MiB read, and a reply that is

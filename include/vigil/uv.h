@@ -129,10 +129,32 @@ typedef struct vigil_uv_config {
   /* Client: a credential for its HELLO (1..255 bytes, copied; NULL: none),
    * as vigil_client_config's (vigil/client.h): a token for a vigil server
    * with an auth secret. A refusal is on_reject with close code 13
-   * (AUTH_FAILED). The adapter's server side verifies nothing: any id is
-   * taken on its word. */
+   * (AUTH_FAILED). */
   const void *credential;
   size_t credential_len;
+  /* Server: ids bound to credentials, as vigil_server_config's (vigil/
+   * server.h, docs/SECURITY.md). With verify or auth_secret set, the HELLO's
+   * id counts (on_open) only if it carries a credential that passes; else
+   * the connection is refused with CLOSE AUTH_FAILED (13), retry-after
+   * auth_retry_after_ms, reason "credential required", "authentication
+   * failed" or "credential expired" (never the credential), and reported
+   * through on_reject (cause policy, that reason as detail). Without either,
+   * any id is taken on its word.
+   *
+   * verify: the program's check (c->data is the application's): 0 admits,
+   * VIGIL_EEXPIRED for a genuine but expired credential, anything else
+   * refuses. It runs inside the read callback: keep it quick.
+   * auth_secret: the built-in check, tokens of vigil/token.h minted under
+   * this secret (auth_secret_len >= VIGIL_TOKEN_SECRET_MIN), against the
+   * wall clock. Borrowed, not copied: it must stay valid while any
+   * connection attached with it is. vigil_uv_attach returns VIGIL_EINVAL for
+   * both set, a short secret, or either on a client; VIGIL_ENOTSUP for a
+   * secret where libvigil has no OpenSSL (vigil_token_available() is 0). */
+  int (*verify)(vigil_uv_conn *c, const char *id, size_t id_len, const uint8_t *cred,
+                size_t cred_len);
+  const void *auth_secret;
+  size_t auth_secret_len;
+  uint32_t auth_retry_after_ms; /* with AUTH_FAILED (default 10000) */
 } vigil_uv_config;
 
 /* Private state: allocated by the application, touched only through the
@@ -150,9 +172,14 @@ struct vigil_uv_conn {
   struct vigil_uv__msg *qhead, *qtail, *qframe; /* outbound queue */
   struct vigil_uv__wreq *wreqs;                 /* our uv_writes in flight */
   char *id;                                     /* ours (client) or the peer's (server) */
-  char *close_reason;                           /* owned */
-  const char *local_detail;                     /* static */
-  uint8_t *rx;                                  /* reassembly of a split message */
+  int (*verify)(vigil_uv_conn *c, const char *id, size_t id_len, const uint8_t *cred,
+                size_t cred_len); /* server: the credential's judge, or NULL */
+  const void *auth_secret;        /* server: borrowed token secret, or NULL */
+  size_t auth_secret_len;
+  uint32_t auth_retry_ms;
+  char *close_reason;       /* owned */
+  const char *local_detail; /* static */
+  uint8_t *rx;              /* reassembly of a split message */
   size_t qbytes, max_queue_bytes;
   uint64_t framed_pos, kernel_pos; /* stream positions */
   uint64_t timer_at_ns;            /* what the timer is armed for */

@@ -58,6 +58,7 @@
  * them. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../abi.h" /* header-only: option structs that can grow */
 #include "vigil.h"
@@ -69,7 +70,8 @@
 #define DEFAULT_QUEUE_BYTES ((size_t)1 << 20)
 #define DEFAULT_DRAIN_MS 1000u
 #define DEFAULT_LINGER_MS 1000u
-#define DEFAULT_STALL_MS 500u /* as vigil's loop */
+#define DEFAULT_STALL_MS 500u        /* as vigil's loop */
+#define DEFAULT_AUTH_RETRY_MS 10000u /* as vigil's server */
 
 static _Thread_local uint8_t rbuf[VIGIL_SESSION_MAX_RETAIN + RBUF_SIZE];
 static _Thread_local uint8_t wbuf[WBUF_SIZE];
@@ -110,7 +112,7 @@ static void flush(vigil_uv_conn *c);
 static void schedule(vigil_uv_conn *c);
 static void conn_fail(vigil_uv_conn *c, int err);
 static void conn_kill(vigil_uv_conn *c, vigil_cause cause, uint16_t code, const char *reason,
-                      const char *detail);
+                      uint32_t retry_after_ms, const char *detail);
 
 static uint64_t now_ns(void) {
   return uv_hrtime();
@@ -388,7 +390,7 @@ static void flush(vigil_uv_conn *c) {
     maybe_finish_drain(c);
     n = fill(c, wbuf, sizeof wbuf);
     if (n < 0 && n != VIGIL_ECLOSED) {
-      conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, NULL, "cannot frame output");
+      conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, NULL, 0, "cannot frame output");
       return;
     }
     if (n <= 0)
@@ -520,7 +522,7 @@ static void conn_fail(vigil_uv_conn *c, int err) {
 /* Kills c at once from our side: a CLOSE with code is written if the
  * socket takes it; the death has the given cause and detail. */
 static void conn_kill(vigil_uv_conn *c, vigil_cause cause, uint16_t code, const char *reason,
-                      const char *detail) {
+                      uint32_t retry_after_ms, const char *detail) {
   vigil_death d;
   if (!live(c))
     return;
@@ -530,13 +532,14 @@ static void conn_kill(vigil_uv_conn *c, vigil_cause cause, uint16_t code, const 
     if (reason != NULL && (c->close_reason = malloc(strlen(reason) + 1)) != NULL)
       memcpy(c->close_reason, reason, strlen(reason) + 1);
   }
-  if (vigil_session_close(&c->session, code, c->close_reason, 0) == 0)
+  if (vigil_session_close(&c->session, code, c->close_reason, retry_after_ms) == 0)
     c->close_code = code;
   death_init(c, &d);
   d.cause = cause;
   d.detail = detail;
   d.close_sent = 1;
   d.close_code = code;
+  d.retry_after_ms = retry_after_ms;
   if (c->close_reason != NULL) {
     d.reason = c->close_reason;
     d.reason_len = strlen(c->close_reason);
@@ -580,14 +583,38 @@ static void peer_text(const vigil_uv_conn *c, char *buf, size_t size) {
   }
 }
 
+/* With auth configured, the HELLO's credential must pass before its id
+ * counts: 1, or 0 after refusing the connection (CLOSE AUTH_FAILED with a
+ * fixed reason, never the credential; on_reject). As vigil's own server. */
+static int admitted(vigil_uv_conn *c, const vigil_event *ev) {
+  const char *why = "credential required";
+  int rc = VIGIL_EAUTH;
+  if (c->verify == NULL && c->auth_secret == NULL)
+    return 1;
+  if (ev->credential_len != 0 && c->verify != NULL)
+    rc = c->verify(c, (const char *)ev->data, ev->len, ev->credential, ev->credential_len);
+  else if (ev->credential_len != 0)
+    rc = vigil_token_verify(c->auth_secret, c->auth_secret_len, (const char *)ev->data, ev->len,
+                            (const char *)ev->credential, ev->credential_len, (uint64_t)time(NULL));
+  if (rc == 0)
+    return 1;
+  if (ev->credential_len != 0)
+    why = rc == VIGIL_EEXPIRED ? "credential expired" : "authentication failed";
+  conn_kill(c, VIGIL_CAUSE_POLICY, VIGIL_CLOSE_AUTH_FAILED, why, c->auth_retry_ms, why);
+  return 0;
+}
+
 static void conn_opened(vigil_uv_conn *c, const vigil_event *ev) {
   vigil_open_info info;
   vigil_session_info si;
   char peer[VIGIL_ADDRSTRLEN];
   memset(&info, 0, sizeof info);
   if (vigil_session_get_role(&c->session) == VIGIL_ROLE_SERVER) {
+    /* Judged before the id is stored or reported anywhere. */
+    if (!admitted(c, ev))
+      return;
     if ((c->id = malloc(ev->len + 1)) == NULL) {
-      conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory",
+      conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
                 "out of memory storing the peer id");
       return;
     }
@@ -657,7 +684,7 @@ static void handle_event(vigil_uv_conn *c, const vigil_event *ev) {
     break;
   case VIGIL_EVENT_DATA:
     if (deliver_data(c, ev) != 0)
-      conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory",
+      conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
                 "out of memory reassembling a message");
     break;
   case VIGIL_EVENT_PONG:
@@ -682,7 +709,7 @@ static void process(vigil_uv_conn *c, const uint8_t *p, size_t n) {
       if (ev.type == VIGIL_EVENT_DEAD)
         handle_event(c, &ev);
       else
-        conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_PROTOCOL_ERROR, NULL,
+        conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_PROTOCOL_ERROR, NULL, 0,
                   "session refused the bytes");
       return;
     }
@@ -697,7 +724,7 @@ static void process(vigil_uv_conn *c, const uint8_t *p, size_t n) {
     return;
   if (n > sizeof c->retain) {
     /* The session promised never to leave this much. */
-    conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, NULL,
+    conn_kill(c, VIGIL_CAUSE_PROTOCOL_ERROR, VIGIL_CLOSE_PROTOCOL_ERROR, NULL, 0,
               "incomplete frame larger than any control frame");
     return;
   }
@@ -759,7 +786,7 @@ static void on_timer(uv_timer_t *t) {
   if (at != 0 && at != VIGIL_NO_DEADLINE && now > at + (uint64_t)c->stall_ms * VIGIL_MS)
     vigil_session_stalled(&c->session, now);
   if ((c->flags & F_CLOSE_REQ) && now >= c->drain_at_ns) {
-    conn_kill(c, VIGIL_CAUSE_LOCAL, c->close_code, c->close_reason, c->local_detail);
+    conn_kill(c, VIGIL_CAUSE_LOCAL, c->close_code, c->close_reason, 0, c->local_detail);
     return;
   }
   if (vigil_session_expire(&c->session, now, &ev) == 0 && ev.type != VIGIL_EVENT_NONE) {
@@ -791,6 +818,19 @@ void vigil_uv_config_init_sized(vigil_uv_config *cfg, size_t size) {
   vigil__opts_init(cfg, size, &def, sizeof def);
 }
 
+/* The auth settings: a server's, one judge, a secret tokens accept. */
+static int auth_config(const vigil_uv_config *cfg) {
+  if (cfg->auth_secret == NULL && cfg->verify == NULL)
+    return cfg->auth_secret_len == 0 ? 0 : VIGIL_EINVAL;
+  if (cfg->role != VIGIL_ROLE_SERVER || (cfg->auth_secret != NULL && cfg->verify != NULL))
+    return VIGIL_EINVAL;
+  if (cfg->auth_secret == NULL)
+    return cfg->auth_secret_len == 0 ? 0 : VIGIL_EINVAL;
+  if (cfg->auth_secret_len < VIGIL_TOKEN_SECRET_MIN)
+    return VIGIL_EINVAL;
+  return vigil_token_available() ? 0 : VIGIL_ENOTSUP;
+}
+
 int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
                     const vigil_uv_config *cfg_in) {
   vigil_uv_config full;
@@ -818,6 +858,12 @@ int vigil_uv_attach(vigil_uv_conn *c, uv_loop_t *loop, uv_tcp_t *tcp,
   c->drain_ms = cfg->drain_ms ? cfg->drain_ms : DEFAULT_DRAIN_MS;
   c->linger_ms = cfg->linger_ms ? cfg->linger_ms : DEFAULT_LINGER_MS;
   c->stall_ms = cfg->stall_threshold_ms ? cfg->stall_threshold_ms : DEFAULT_STALL_MS;
+  if ((rc = auth_config(cfg)) != 0)
+    return rc;
+  c->verify = cfg->verify;
+  c->auth_secret = cfg->auth_secret;
+  c->auth_secret_len = cfg->auth_secret_len;
+  c->auth_retry_ms = cfg->auth_retry_after_ms ? cfg->auth_retry_after_ms : DEFAULT_AUTH_RETRY_MS;
   scfg = cfg->session;
   cred_len = cfg->role == VIGIL_ROLE_CLIENT ? cfg->credential_len : 0;
   if (cred_len > VIGIL_WIRE_MAX_CRED || (cred_len != 0 && cfg->credential == NULL))
@@ -913,7 +959,7 @@ int vigil_uv_close(vigil_uv_conn *c, uint16_t code, const char *reason) {
   if (n > VIGIL_WIRE_MAX_REASON || (n > 0 && !vigil_utf8_valid((const uint8_t *)reason, n)))
     return VIGIL_EINVAL;
   if (c->phase != PHASE_OPEN) {
-    conn_kill(c, VIGIL_CAUSE_LOCAL, code, reason, "closed by the application");
+    conn_kill(c, VIGIL_CAUSE_LOCAL, code, reason, 0, "closed by the application");
     return 0;
   }
   free(c->close_reason);
