@@ -803,7 +803,10 @@ int vigil_server_get_metrics_sized(const vigil_server *s, vigil_metrics *out, si
   m.refused[VIGIL_REFUSED_ADDRESS_LIMIT] = st->refused_address;
   m.refused[VIGIL_REFUSED_OVERLOAD] = s->refused_overload;
   m.refused[VIGIL_REFUSED_HANDSHAKE_TIMEOUT] = s->handshake_timeouts;
-  m.refused[VIGIL_REFUSED_BAD_HANDSHAKE] = st->handshake_failed - s->handshake_timeouts;
+  /* A refused credential ends a handshake too: counted once, as auth_failed. */
+  m.refused[VIGIL_REFUSED_BAD_HANDSHAKE] =
+      st->handshake_failed - s->handshake_timeouts - st->refused_auth;
+  m.refused[VIGIL_REFUSED_AUTH_FAILED] = st->refused_auth;
   memcpy(m.deaths, st->deaths, sizeof m.deaths);
   m.queue_full_closes = st->queue_full_closes;
   m.accept_emfile = st->accept_emfile;

@@ -133,6 +133,7 @@ static int finish(fixture *f, vigil_client *cli, util_rec *rec) {
 static int refused(fixture *f, const util_rec *rec, const char *id, const char *reason,
                    const char *token) {
   vigil_server_stats st;
+  vigil_metrics m;
   vigil_presence_record pr;
   ASSERT_EQ(rec->opens, 0);
   ASSERT_EQ(rec->rejects, 1);
@@ -159,6 +160,11 @@ static int refused(fixture *f, const util_rec *rec, const char *id, const char *
   vigil_server_get_stats(f->srv, &st);
   ASSERT_EQ(st.peers, 0);
   ASSERT_UGE(st.refused_auth, 1);
+  /* An operator sees it as auth_failed, not as a broken handshake. */
+  ASSERT_EQ(vigil_server_get_metrics(f->srv, &m), 0);
+  ASSERT_UEQ(m.refused[VIGIL_REFUSED_AUTH_FAILED], st.refused_auth);
+  ASSERT_UEQ(m.refused[VIGIL_REFUSED_BAD_HANDSHAKE], 0);
+  ASSERT_STR_EQ(vigil_refusal_name(VIGIL_REFUSED_AUTH_FAILED), "auth_failed");
   return 0;
 }
 

@@ -50,7 +50,8 @@ VIGIL_EXTERN uint64_t vigil_histogram_bound_ns(vigil_histogram_kind kind, unsign
   X(ADDRESS_LIMIT, "address_limit")         /* CLOSE ADDRESS_LIMIT: max_per_address */             \
   X(OVERLOAD, "overload")                   /* dropped without a word: 2 x max_connections */      \
   X(HANDSHAKE_TIMEOUT, "handshake_timeout") /* no HELLO in time */                                 \
-  X(BAD_HANDSHAKE, "bad_handshake")         /* anything else that ended a handshake */
+  X(BAD_HANDSHAKE, "bad_handshake")         /* anything else that ended a handshake */             \
+  X(AUTH_FAILED, "auth_failed") /* CLOSE AUTH_FAILED: credential missing/wrong/expired */
 
 typedef enum vigil_refusal {
 #define VIGIL__REFUSAL_ENUM(name, str) VIGIL_REFUSED_##name,
