@@ -57,11 +57,33 @@
  * TLS costs the server per heartbeat (each PING and PONG one record each
  * way); memory per connection includes the server's OpenSSL state.
  *
+ * With --callgrind every server runs under valgrind's callgrind, which
+ * counts the instructions the server executes in user space exactly,
+ * whatever else the machine is doing: /proc counts CPU in 10 ms ticks and
+ * the shared machine adds its own noise (rounds of one binary spread from
+ * 2.8 to 5.0 us of user time per heartbeat, docs/SCALE.md), where an
+ * instruction count moves only with what the server did. The
+ * counters are zeroed after the warm-up and dumped after the window (vgdb
+ * monitor commands, sent while the load keeps running); the heartbeats
+ * are those answered in between, half of those answered while each
+ * command was on its way counted in. It prints user-space instructions
+ * per heartbeat against the floor's, and the server's system calls and
+ * clock reads per heartbeat. Instructions are a proxy for user CPU, not a
+ * measure of it: they ignore cache misses and stalls, and under valgrind
+ * clock_gettime is a system call rather than the vDSO (its user-space
+ * cost, ~70 ns a read on this VM's kvm-clock, is not among the
+ * instructions), hence the clock-read column. Heartbeats arrive ~one per
+ * loop wake-up at its default load (-n 1000: valgrind runs the server
+ * 20-50x slower), so each pays a whole loop iteration; the time columns
+ * without --callgrind are the ones at 10,000 heartbeats a second.
+ *
  * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
  *                          [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...
  *                          [--baseline PATH] [--floor PATH] [--vs-metrics | --vs-tls]
- *                          [--workers N]
- * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000)
+ *                          [--workers N] [--callgrind | --callgrind-keep]
+ * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000);
+ *           with --callgrind -n 1000 -w 10 -r 1 (--callgrind-keep leaves the dumps
+ *           for callgrind_annotate and says where)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,6 +100,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -115,6 +138,8 @@ typedef struct run_result {
   double scrape_max_ms;             /* the slowest of them */
   double metrics_ms, conns_page_ms; /* after the window, medians of 5 */
   size_t metrics_bytes, page_bytes;
+  double cg_hb;                      /* --callgrind: heartbeats in the counted window */
+  uint64_t cg_ir, cg_sys, cg_clocks; /* instructions, system calls, clock_gettime calls */
 } run_result;
 
 static unsigned n_conns = 10000;
@@ -506,6 +531,175 @@ static void run_for(uint64_t start, uint64_t until) {
   }
 }
 
+/* ---- --callgrind: instructions instead of /proc ticks ---- */
+
+static int cg_mode, cg_keep;
+static char cg_valgrind[PATH_MAX], cg_vgdb[PATH_MAX], cg_dir[64] = "";
+
+static uint64_t hb_count(void) {
+  return n_pongs + n_server_pings;
+}
+
+/* The first `name` on $PATH that can be run, into out; 0 or -1. */
+static int find_in_path(const char *name, char *out, size_t cap) {
+  const char *p = getenv("PATH");
+  while (p != NULL && *p != '\0') {
+    const char *end = strchr(p, ':');
+    size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+    snprintf(out, cap, "%.*s/%s", (int)len, p, name);
+    if (len > 0 && access(out, X_OK) == 0)
+      return 0;
+    p = end != NULL ? end + 1 : NULL;
+  }
+  return -1;
+}
+
+/* Sends callgrind monitor command `cmd` to the server through vgdb and
+ * keeps the load running until vgdb returns (it takes ~0.3 s); *during
+ * gets the heartbeats answered meanwhile. 0, or -1 if vgdb failed. */
+static int vgdb_command(pid_t server, const char *cmd, uint64_t start, uint64_t *during) {
+  char pid_s[32];
+  uint64_t h0 = hb_count(), give_up = bench_now_ns() + 30000000000ull;
+  pid_t p;
+  int st = -1;
+
+  snprintf(pid_s, sizeof(pid_s), "--pid=%d", (int)server);
+  p = fork();
+  if (p == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    execl(cg_vgdb, cg_vgdb, pid_s, cmd, (char *)NULL);
+    _exit(127);
+  }
+  if (p < 0)
+    return -1;
+  while (waitpid(p, &st, WNOHANG) != p) {
+    if (bench_now_ns() > give_up) {
+      kill(p, SIGKILL);
+      waitpid(p, &st, 0);
+      return -1;
+    }
+    send_due_pings(start, bench_now_ns());
+    poll_once(1);
+  }
+  *during = hb_count() - h0;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Whether a callgrind function name (after "fn=(id) " or "cfn=(id) ") is
+ * clock_gettime's; names[id] remembers it for the compressed references
+ * that follow. */
+static int cg_name_is_clock(char *rest, unsigned char **names, size_t *nnames) {
+  unsigned long id;
+  char *end;
+  int clock;
+  if (rest[0] != '(')
+    return strstr(rest, "clock_gettime") != NULL;
+  id = strtoul(rest + 1, &end, 10);
+  if (id >= *nnames) {
+    size_t want = id * 2 + 64;
+    unsigned char *n = realloc(*names, want);
+    if (n == NULL)
+      return 0;
+    memset(n + *nnames, 0, want - *nnames);
+    *names = n;
+    *nnames = want;
+  }
+  if (*end == ')' && end[1] == ' ')
+    (*names)[id] = strstr(end + 2, "clock_gettime") != NULL;
+  clock = (*names)[id];
+  return clock;
+}
+
+/* Reads a callgrind dump: its totals of Ir and sysCount, and the calls to
+ * clock_gettime from outside clock_gettime. 0, or -1 if unreadable. */
+static int cg_read(const char *path, run_result *r) {
+  char line[8192];
+  unsigned char *names = NULL;
+  size_t nnames = 0;
+  int col_ir = -1, col_sys = -1, fn_clock = 0, cfn_clock = 0, got = 0;
+  FILE *f = fopen(path, "r");
+
+  if (f == NULL)
+    return -1;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    line[strcspn(line, "\n")] = '\0';
+    if (strncmp(line, "events:", 7) == 0) {
+      char *tok = strtok(line + 7, " ");
+      for (int i = 0; tok != NULL; i++, tok = strtok(NULL, " ")) {
+        if (strcmp(tok, "Ir") == 0)
+          col_ir = i;
+        else if (strcmp(tok, "sysCount") == 0)
+          col_sys = i;
+      }
+    } else if (strncmp(line, "totals:", 7) == 0 || strncmp(line, "summary:", 8) == 0) {
+      char *p = strchr(line, ':') + 1;
+      for (int i = 0; *p != '\0'; i++) {
+        char *end;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (end == p)
+          break;
+        if (i == col_ir)
+          r->cg_ir = v;
+        else if (i == col_sys)
+          r->cg_sys = v;
+        p = end;
+      }
+      got = 1;
+    } else if (strncmp(line, "fn=", 3) == 0) {
+      fn_clock = cg_name_is_clock(line + 3, &names, &nnames);
+    } else if (strncmp(line, "cfn=", 4) == 0) {
+      cfn_clock = cg_name_is_clock(line + 4, &names, &nnames);
+    } else if (strncmp(line, "calls=", 6) == 0 && cfn_clock && !fn_clock) {
+      r->cg_clocks += strtoull(line + 6, NULL, 10);
+    }
+  }
+  fclose(f);
+  free(names);
+  return got && col_ir >= 0 ? 0 : -1;
+}
+
+/* The measured window under callgrind: counters zeroed, the window run,
+ * counters dumped to cg_dir/cg.PID.1 and read. 0 or -1. */
+static int cg_window(pid_t pid, uint64_t start, run_result *r) {
+  uint64_t during_zero, during_dump, h1, h2;
+  char path[PATH_MAX];
+
+  if (vgdb_command(pid, "zero", start, &during_zero) != 0)
+    return -1;
+  h1 = hb_count();
+  run_for(start, bench_now_ns() + (uint64_t)window_s * 1000000000u);
+  h2 = hb_count();
+  if (vgdb_command(pid, "dump", start, &during_dump) != 0)
+    return -1;
+  r->cg_hb = (double)(h2 - h1) + (double)(during_zero + during_dump) / 2.0;
+  snprintf(path, sizeof(path), "%s/cg.%d.1", cg_dir, (int)pid);
+  return cg_read(path, r);
+}
+
+static void cg_cleanup(void) {
+  DIR *d;
+  struct dirent *e;
+  char path[PATH_MAX];
+  if (cg_dir[0] == '\0')
+    return;
+  if (cg_keep) {
+    printf("\ncallgrind's dumps are kept in %s (cg.PID.1: the window; callgrind_annotate)\n",
+           cg_dir);
+    return;
+  }
+  if ((d = opendir(cg_dir)) == NULL)
+    return;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') {
+      snprintf(path, sizeof(path), "%s/%s", cg_dir, e->d_name);
+      unlink(path);
+    }
+  closedir(d);
+  rmdir(cg_dir);
+}
+
 static uint64_t percentile(uint64_t total, double p) {
   uint64_t want = (uint64_t)((double)total * p), seen = 0;
   for (unsigned us = 0; us < HIST_US; us++) {
@@ -554,6 +748,18 @@ static int measure(const char *name, char *const argv[], uint16_t port, run_resu
   start = bench_now_ns();
   run_for(start, start + 2000000000ull); /* warm-up: every client pinged twice */
   r->rss_after_kb = bench_tree_rss_kb(pid);
+  if (cg_mode) {
+    measuring = 1;
+    r->ok = cg_window(pid, start, r) == 0 && r->cg_hb > 0;
+    measuring = 0;
+    r->pongs = n_pongs;
+    r->server_pings = n_server_pings;
+    r->skipped = n_skipped;
+    r->lost = n_lost;
+    close_all();
+    bench_stop(pid);
+    return r->ok ? 0 : -1;
+  }
   {
     scraper sc;
     memset(&sc, 0, sizeof(sc));
@@ -635,8 +841,18 @@ static int usage(void) {
           "                         [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...\n"
           "                         [--baseline PATH] [--floor PATH] "
           "[--vs-metrics | --vs-tls]\n"
-          "                         [--workers N]\n");
+          "                         [--workers N] [--callgrind[-keep]]\n");
   return 2;
+}
+
+static double cg_ir_per_hb(const run_result *r) {
+  return (double)r->cg_ir / r->cg_hb;
+}
+
+/* What ranks the rounds: CPU per heartbeat, or with --callgrind
+ * instructions per heartbeat. */
+static double round_cost(const run_result *r) {
+  return cg_mode ? cg_ir_per_hb(r) : cpu_us_per_hb(r);
 }
 
 /* The round with the least CPU per heartbeat: on a shared machine other
@@ -644,7 +860,7 @@ static int usage(void) {
 static const run_result *best(const run_result *r, int n) {
   const run_result *b = NULL;
   for (int k = 0; k < n; k++)
-    if (r[k].ok && (b == NULL || cpu_us_per_hb(&r[k]) < cpu_us_per_hb(b)))
+    if (r[k].ok && (b == NULL || round_cost(&r[k]) < round_cost(b)))
       b = &r[k];
   return b;
 }
@@ -728,12 +944,23 @@ static server *add_server(int kind, const char *label, const char *path) {
   return s;
 }
 
+static void print_cg_row(unsigned round, const run_result *r) {
+  if (round == 0)
+    printf("%-5s ", "best");
+  else
+    printf("%-5u ", round);
+  printf("%-16s %6u %10.0f %12.0f %11.2f %12.2f %6llu %5llu %4llu\n", r->name, r->conns, r->cg_hb,
+         cg_ir_per_hb(r), (double)r->cg_sys / r->cg_hb, (double)r->cg_clocks / r->cg_hb,
+         (unsigned long long)r->server_pings, (unsigned long long)r->skipped,
+         (unsigned long long)r->lost);
+}
+
 /* One round of server s. */
 static void run_server(server *s, unsigned k) {
   char port_s[16], addr_s[32], iv_s[32], to_s[32], max_s[32], to_ms_s[32], mport_s[32], w_s[16];
   uint16_t port = bench_free_port();
   run_result *r = &s->r[k];
-  char *av[20];
+  char *av[32], cg_out[96], cg_log[96];
   int n = 0;
 
   snprintf(port_s, sizeof(port_s), "%u", port);
@@ -742,6 +969,15 @@ static void run_server(server *s, unsigned k) {
   snprintf(to_s, sizeof(to_s), "%ums", ping_ms * 9 / 2);
   snprintf(to_ms_s, sizeof(to_ms_s), "%u", ping_ms * 9 / 2);
   snprintf(max_s, sizeof(max_s), "%u", n_conns + 100);
+  if (cg_mode) {
+    snprintf(cg_out, sizeof(cg_out), "--callgrind-out-file=%s/cg.%%p", cg_dir);
+    snprintf(cg_log, sizeof(cg_log), "--log-file=%s/vg.%%p", cg_dir);
+    av[n++] = cg_valgrind;
+    av[n++] = "--tool=callgrind";
+    av[n++] = "--collect-systime=yes";
+    av[n++] = cg_out;
+    av[n++] = cg_log;
+  }
   av[n++] = s->path;
   if (s->kind == S_UV || s->kind == S_FLOOR) {
     av[n++] = "--host";
@@ -776,7 +1012,9 @@ static void run_server(server *s, unsigned k) {
   }
   av[n] = NULL;
   tls_ctx = s->kind == S_TLS ? tls_client_ctx : NULL;
-  if (measure(s->label, av, port, r) == 0) {
+  if (measure(s->label, av, port, r) == 0 && cg_mode) {
+    print_cg_row(k + 1, r);
+  } else if (r->ok) {
     print_row(k + 1, r);
     if (s->kind == S_METRICS)
       printf("      scrapes in the window %u (slowest %.1f ms); after it: /metrics %.2f ms "
@@ -817,6 +1055,28 @@ static void print_floor_ratios(void) {
   }
 }
 
+/* --callgrind: each server's instructions per heartbeat against the
+ * floor's. */
+static void print_cg_ratios(void) {
+  const server *f = find_kind(S_FLOOR);
+  printf("\ninstr/hb: instructions the server ran in user space (valgrind's Ir) per heartbeat "
+         "in the\n       window; a proxy for user CPU that the machine's load does not move "
+         "(it leaves out\n       cache misses, and clock_gettime's vDSO: see clock rd/hb)\n"
+         "syscalls/hb, clock rd/hb: the server's system calls (clock reads among them under "
+         "valgrind)\n       and clock_gettime calls per heartbeat\n");
+  if (f == NULL)
+    return;
+  printf("\nagainst the bare-epoll floor: floor %.0f instructions per heartbeat in user space\n",
+         cg_ir_per_hb(f->best));
+  for (int i = 0; i < nservers; i++) {
+    const server *s = &servers[i];
+    if (s == f || s->best == NULL)
+      continue;
+    printf("  %-16s instr/hb %.0f = %.2fx floor\n", s->label, cg_ir_per_hb(s->best),
+           cg_ir_per_hb(s->best) / cg_ir_per_hb(f->best));
+  }
+}
+
 static int have_kind(int kind) {
   for (int i = 0; i < nservers; i++)
     if (servers[i].kind == kind)
@@ -832,7 +1092,7 @@ int main(int argc, char **argv) {
   static char dir[PATH_MAX], path[PATH_MAX + 32];
   const char *only = NULL;
   unsigned rounds = 3;
-  int vs_metrics = 0, vs_tls = 0, vigils = 0, ok = 1;
+  int vs_metrics = 0, vs_tls = 0, vigils = 0, ok = 1, n_given = 0, r_given = 0;
   const server *v0, *b;
 
   bench_self_dir(dir, sizeof(dir));
@@ -846,14 +1106,21 @@ int main(int argc, char **argv) {
       vs_tls = 1;
       continue;
     }
+    if (strcmp(argv[i], "--callgrind") == 0 || strcmp(argv[i], "--callgrind-keep") == 0) {
+      cg_mode = 1;
+      cg_keep = strcmp(argv[i], "--callgrind-keep") == 0;
+      continue;
+    }
     if (v == NULL)
       return usage();
     if (strcmp(argv[i], "-n") == 0) {
       n_conns = (unsigned)strtoul(v, NULL, 10);
+      n_given = 1;
     } else if (strcmp(argv[i], "-w") == 0) {
       window_s = (unsigned)strtoul(v, NULL, 10);
     } else if (strcmp(argv[i], "-r") == 0) {
       rounds = (unsigned)strtoul(v, NULL, 10);
+      r_given = 1;
     } else if (strcmp(argv[i], "-i") == 0) {
       ping_ms = (unsigned)strtoul(v, NULL, 10);
     } else if (strcmp(argv[i], "--workers") == 0) {
@@ -880,10 +1147,25 @@ int main(int argc, char **argv) {
     }
     i++;
   }
+  if (cg_mode && !n_given)
+    n_conns = 1000;
+  if (cg_mode && !r_given)
+    rounds = 1;
   if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200 || rounds == 0 ||
       rounds > MAX_ROUNDS || (vs_metrics && vs_tls) || (vigils > 1 && (vs_metrics || vs_tls)) ||
-      workers == 0 || workers > 256)
+      workers == 0 || workers > 256 || (cg_mode && (vs_metrics || vs_tls || workers > 1)))
     return usage();
+  if (cg_mode && (find_in_path("valgrind", cg_valgrind, sizeof(cg_valgrind)) != 0 ||
+                  find_in_path("vgdb", cg_vgdb, sizeof(cg_vgdb)) != 0)) {
+    printf("bench-connections --callgrind: valgrind (with vgdb) is not installed: no instruction "
+           "counts\n");
+    return 0;
+  }
+  snprintf(cg_dir, sizeof(cg_dir), "/tmp/bench-cg.XXXXXX");
+  if (cg_mode && mkdtemp(cg_dir) == NULL)
+    return 1;
+  if (!cg_mode)
+    cg_dir[0] = '\0';
   if (vigils == 0) {
     snprintf(path, sizeof(path), "%s/vigil", dir);
     add_server(S_VIGIL, "vigil serve", path);
@@ -917,9 +1199,15 @@ int main(int argc, char **argv) {
   printf("bench-connections: %u connections, each client pings every %u ms; %u rounds of a "
          "%u s window per server, alternating\n",
          n_conns, ping_ms, rounds, window_s);
-  printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server", "conns",
-         "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip",
-         "lost");
+  if (cg_mode)
+    printf("under valgrind --tool=callgrind: user-space instructions per heartbeat\n"
+           "\n%-5s %-16s %6s %10s %12s %11s %12s %6s %5s %4s\n",
+           "round", "server", "conns", "heartbeats", "instr/hb", "syscalls/hb", "clock rd/hb",
+           "s-ping", "skip", "lost");
+  else
+    printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server",
+           "conns", "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping",
+           "skip", "lost");
   for (unsigned k = 0; k < rounds; k++)
     for (int i = 0; i < nservers; i++) {
       const char *kind = servers[i].kind == S_UV      ? "baseline"
@@ -930,10 +1218,17 @@ int main(int argc, char **argv) {
     }
   for (int i = 0; i < nservers; i++) {
     servers[i].best = best(servers[i].r, (int)rounds);
-    if (servers[i].best != NULL)
+    if (servers[i].best != NULL && cg_mode)
+      print_cg_row(0, servers[i].best);
+    else if (servers[i].best != NULL)
       print_row(0, servers[i].best);
     else if (only == NULL || servers[i].kind == S_VIGIL)
       ok = 0;
+  }
+  if (cg_mode) {
+    cg_cleanup();
+    print_cg_ratios();
+    return ok ? 0 : 1;
   }
   printf("\nus/hb: server CPU time (utime+stime, /proc/PID/stat) per heartbeat answered in "
          "the window,\n       split into user/sys (on loopback, sys includes the kernel's "
