@@ -25,12 +25,16 @@
  * last chunk is in the kernel. Whatever is still queued when the connection
  * dies goes back to the application through on_unsent, never silently.
  *
- * Time. One loop timer per connection, re-armed lazily: traffic only moves
- * the session's deadline later, so the timer may fire early, in which case
- * expire() does nothing and the timer is armed again for the real deadline.
- * It is moved earlier only when the deadline moved earlier (end of
- * handshake, a CLOSE written). The same timer bounds a TCP connect, a
- * graceful close and the lingering close of a dead connection.
+ * Time. One loop timer per connection, re-armed half-lazily: traffic only
+ * moves the session's deadline later, so the timer may fire early, in which
+ * case expire() does nothing and the timer is armed again for the real
+ * deadline. A frame moves it later only when it would otherwise fire before
+ * half the way to the new deadline (conn_schedule): once per heartbeat for
+ * a heartbeating peer, whose timer then never fires, at most twice per
+ * deadline's distance under faster traffic. It is moved earlier whenever
+ * the deadline moved earlier (end of handshake, a CLOSE written). The same
+ * timer bounds a TCP connect, a graceful close and the lingering close of a
+ * dead connection.
  *
  * Endings. A connection dies once: the death record is built (engine
  * verdict or socket error, refined by the kernel's TCP_INFO through
@@ -291,9 +295,22 @@ static void conn_arm(vigil_conn *c, uint64_t at_ms) {
 }
 
 /* Arms the timer for the session's deadline (or the drain deadline) if that
- * is earlier than what it is armed for. */
+ * is earlier than what it is armed for, or later by more than the time left
+ * to what it is armed for.
+ *
+ * A timer armed too early is harmless (on_timer re-checks the session and
+ * re-arms), so a deadline that moves later need not touch the wheel. But a
+ * heartbeating peer moves it once per heartbeat, by about one ping period,
+ * and the old expiry then comes before the next frame: left alone, the timer
+ * fires once per heartbeat, and each firing is a loop wake-up of its own
+ * (a wait, clock reads, the timer phase) for nothing. Moving the timer costs
+ * an unlink and a link. So it moves when the armed expiry is nearer than
+ * half the way to the new deadline: once per heartbeat for a heartbeating
+ * peer (no wake-up), at most twice per deadline's distance for a peer whose
+ * frames come much faster (data traffic), where moving on every frame would
+ * cost more than the one firing it saves. */
 static void conn_schedule(vigil_conn *c) {
-  uint64_t at;
+  uint64_t at, armed, now;
   if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
     return;
   at = ns_to_ms_ceil(vigil_session_deadline(&c->session));
@@ -301,9 +318,15 @@ static void conn_schedule(vigil_conn *c) {
     at = cx(c)->drain_ms;
   if (at == UINT64_MAX)
     return;
+  if (!vigil_loop_timer_armed(&c->timer)) {
+    conn_arm(c, at);
+    return;
+  }
   /* An armed timer's expiry is the ms it was armed for (vigil_wheel_arm
    * stores it as given). */
-  if (!vigil_loop_timer_armed(&c->timer) || at < c->timer.node.expires)
+  armed = c->timer.node.expires;
+  now = vigil_loop_now_ms(c->owner->loop);
+  if (at < armed || (at > armed && (armed <= now || armed - now < (at - now) / 2)))
     conn_arm(c, at);
 }
 

@@ -1,13 +1,16 @@
 /* Hierarchical timer wheel.
  *
  * What it is for. Every connection keeps one timer, armed for the moment
- * something must happen (send a ping, convict a silent peer). Traffic does
- * not touch the wheel: it only stores a timestamp. When the timer fires, the
- * owner looks at the timestamp, and if the real deadline has moved it simply
- * re-arms for it. So a timer fires once per deadline the owner actually
- * needs, at a million connections, and arm/cancel must cost a few pointer
- * writes with no allocation: the node (vigil_timer) lives inside the
- * connection, and the wheel only links it into a list.
+ * something must happen (send a ping, convict a silent peer). Traffic
+ * mostly does not touch the wheel: it stores a timestamp. When the timer
+ * fires, the owner looks at the timestamp, and if the real deadline has
+ * moved it simply re-arms for it. (The runtime also moves a timer from a
+ * frame when it would otherwise fire long before the new deadline, at most
+ * twice per deadline's distance, src/conn.c: a firing is a loop wake-up,
+ * a move is two list edits.) So a timer fires about once per deadline the
+ * owner actually needs, at a million connections, and arm/cancel must cost
+ * a few pointer writes with no allocation: the node (vigil_timer) lives
+ * inside the connection, and the wheel only links it into a list.
  *
  * Levels. Ticks are 1 ms, uint64_t, supplied by the caller. The wheel has
  * six levels of 64 slots; level L covers ticks in units of 64^L (level 0:
@@ -36,8 +39,8 @@
  * ~12% late but never moves. The kernel's argument is that networking timeouts
  * are almost always cancelled before they expire, so cascading was mostly work
  * wasted on timers that would never fire. Our situation is the opposite. With
- * lazy re-arming our timers are not cancelled, they fire; and what fires is a
- * verdict whose precision is the product: the design targets 1 ms for
+ * lazy re-arming our timers are not cancelled: they fire, or are moved
+ * later; and what fires is a verdict whose precision is the product: the design targets 1 ms for
  * timeouts of seconds, where the kernel's granularity at 4 s is 64-512 ms. So
  * we pay up to five cheap relinks per timer and fire every timer exactly at
  * its expiry tick, at any distance. Never before it: a verdict before
