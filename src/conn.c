@@ -63,6 +63,7 @@
 #include "conn.h"
 #include "metrics-internal.h"
 #include "queue.h"
+#include "session-internal.h"
 
 struct vigil__wpend {
   vigil_write_req req;
@@ -874,20 +875,19 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
   long r;
   while (cap - pos >= (size_t)2 * VIGIL_WIRE_MAX_CONTROL_FRAME) {
     vigil__msg *m = cx(c)->qframe;
-    vigil_session_info before, after;
-    vigil_session_get_info(&c->session, &before);
+    int ping_out = vigil__session_ping_out(&c->session);
     r = vigil_session_write(&c->session, now, out + pos, cap - pos, NULL, 0, &taken);
     if (r < 0)
       return r == VIGIL_ECLOSED && pos > 0 ? (long)pos : r;
     /* A ping written leaves one outstanding where none was (a re-probe
      * after a stall withdraws the old one first): counted through the
      * accessor, not the session's private fields. */
-    vigil_session_get_info(&c->session, &after);
-    if (after.ping_outstanding && !before.ping_outstanding)
+    if (!ping_out && vigil__session_ping_out(&c->session))
       c->owner->m.pings_sent++;
     pos += (size_t)r;
     if (m == NULL || vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN) {
-      if (r == 0)
+      /* Control frames only: done once the session has nothing more. */
+      if (r == 0 || !vigil_session_want_write(&c->session))
         break;
       continue;
     }
@@ -1013,6 +1013,11 @@ static void conn_flush(vigil_conn *c) {
       }
     }
     release_written(c);
+    /* Nothing left to frame and no close waiting for the queue to drain:
+     * another round would only find that out again. */
+    if (!vigil_session_want_write(&c->session) && cx(c)->qframe == NULL &&
+        !(c->flags & VIGIL__C_CLOSE_REQ))
+      break;
   }
   if (round == 16)
     vigil_loop_defer(c->owner->loop, &c->flush); /* fairness: more next turn */

@@ -160,6 +160,7 @@
 #include <string.h>
 
 #include "abi.h"
+#include "session-internal.h"
 #include "vigil/detector.h"
 #include "vigil/errno.h"
 #include "vigil/session.h"
@@ -1066,6 +1067,10 @@ void vigil_session_get_info(const vigil_session *s, vigil_session_info *info) {
   info->rttvar_ns = s->rttvar_ns;
   info->ping_outstanding = (s->flags & F_PING_OUT) != 0;
   info->strikes = s->strikes;
+}
+
+int vigil__session_ping_out(const vigil_session *s) {
+  return (s->flags & F_PING_OUT) != 0;
 }
 
 vigil_session_state vigil_session_get_state(const vigil_session *s) {
