@@ -20,7 +20,9 @@
  * realtime reading was taken somewhere in [before, after], so the offset is
  * realtime minus the window's midpoint, off by at most half the window. Of
  * several samples the narrowest window wins (one that a preemption or an
- * interrupt stretched is the least precise).
+ * interrupt stretched is the least precise); the platform takes a second
+ * and a third only when the first window is wider than 50 us, since every
+ * sample is three clock reads on each iteration that reads.
  *
  * Steps. Realtime can jump (settimeofday, an NTP step); a packet stamped
  * before a jump and converted with an offset sampled after it would be
