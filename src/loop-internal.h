@@ -12,10 +12,10 @@
  * operations and reports their completion:
  *
  *   portable -> platform                 platform -> portable
- *   vigil__tcp_listen                    tcp->connection_cb(server, status)
+ *   vigil__tcp_listen                    tcp->on.connection(server, status)
  *   vigil__tcp_accept / accept_drop        (directly, from vigil__plat_poll)
  *   vigil__tcp_connect                   vigil__connect_done(req, status)
- *   vigil__tcp_read_start / read_stop    tcp->alloc_cb / tcp->read_cb
+ *   vigil__tcp_read_start / read_stop    tcp->alloc_cb / tcp->on.read
  *                                          (directly, via vigil__read_cb)
  *   vigil__tcp_write (req queued)        vigil__write_done(req, status)
  *   vigil__tcp_close                     vigil__write_done(.., ECANCELED),
@@ -115,7 +115,7 @@ unsigned vigil__plat_if_index(const char *name);
  * and for the client in vigil_tcp_accept before the socket moves in). */
 void vigil__tcp_plat_init(vigil_tcp *tcp);
 /* tcp has no socket; create one of addr's family, set options per flags,
- * bind, listen, and start accepting (connection_cb is set). On error the
+ * bind, listen, and start accepting (on.connection is set). On error the
  * handle is left without a socket. */
 int vigil__tcp_listen(vigil_tcp *tcp, const struct sockaddr *addr, int addrlen, int backlog,
                       unsigned flags);

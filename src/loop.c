@@ -129,7 +129,8 @@ int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts) {
       NS_PER_MS;
   loop->planned_timeout_ms = -1;
   vigil__queue_init(&loop->done_reqs);
-  vigil__queue_init(&loop->closing);
+  loop->closing = NULL;
+  loop->closing_tail = &loop->closing;
   vigil__queue_init(&loop->defers);
   vigil__queue_init(&loop->stall_watchers);
   vigil__queue_init(&loop->asyncs);
@@ -151,7 +152,7 @@ int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts) {
 
 int vigil_loop_close(vigil_loop *loop) {
   if (loop->nhandles != 0 || !vigil__queue_empty(&loop->done_reqs) ||
-      !vigil__queue_empty(&loop->closing) || vigil__posts_waiting(loop))
+      loop->closing != NULL || vigil__posts_waiting(loop))
     return VIGIL_EBUSY;
   vigil__plat_close(loop);
   vigil__posts_free(loop);
@@ -162,7 +163,7 @@ int vigil_loop_close(vigil_loop *loop) {
 
 static int has_pending(const vigil_loop *loop) {
   return !vigil__queue_empty(&loop->defers) || !vigil__queue_empty(&loop->done_reqs) ||
-         !vigil__queue_empty(&loop->closing);
+         loop->closing != NULL;
 }
 
 int vigil_loop_alive(const vigil_loop *loop) {
@@ -292,20 +293,20 @@ static void complete_req(vigil_loop *loop, vigil__req *r) {
  * callbacks, so a handle's cancelled writes are reported before it is
  * declared closed (and its memory may go). */
 static void run_completions(vigil_loop *loop) {
-  vigil__queue reqs, closed, *q;
-  vigil_tcp *tcp;
+  vigil__queue reqs, *q;
+  vigil_tcp *tcp, *closed = loop->closing;
 
   vigil__queue_move(&loop->done_reqs, &reqs);
-  vigil__queue_move(&loop->closing, &closed);
+  loop->closing = NULL;
+  loop->closing_tail = &loop->closing;
   while (!vigil__queue_empty(&reqs)) {
     q = reqs.next;
     vigil__queue_remove(q);
     complete_req(loop, vigil_container_of(q, vigil__req, link));
   }
-  while (!vigil__queue_empty(&closed)) {
-    q = closed.next;
-    vigil__queue_remove(q);
-    tcp = vigil_container_of(q, vigil_tcp, close_link);
+  while (closed != NULL) {
+    tcp = closed;
+    closed = tcp->close_next;
     tcp->flags |= VIGIL__TCP_CLOSED;
     loop->nhandles--;
     if (tcp->close_cb != NULL)
@@ -442,7 +443,6 @@ int vigil_tcp_init(vigil_loop *loop, vigil_tcp *tcp) {
   tcp->loop = loop;
   tcp->socket = VIGIL_INVALID_SOCKET;
   vigil__queue_init(&tcp->write_queue);
-  vigil__queue_init(&tcp->close_link);
   vigil__tcp_plat_init(tcp);
   loop->nhandles++;
   return 0;
@@ -458,12 +458,12 @@ int vigil_tcp_bind_listen(vigil_tcp *tcp, const struct sockaddr *addr, int backl
   len = vigil_ip_len(addr);
   if (len == 0)
     return VIGIL_EAFNOSUPPORT;
-  tcp->connection_cb = cb;
+  tcp->on.connection = cb;
   set_flags(tcp, VIGIL__TCP_LISTENING, 0);
   err = vigil__tcp_listen(tcp, addr, len, backlog, flags);
   if (err != 0) {
     set_flags(tcp, 0, VIGIL__TCP_LISTENING);
-    tcp->connection_cb = NULL;
+    tcp->on.connection = NULL;
   }
   return err;
 }
@@ -522,7 +522,7 @@ int vigil_tcp_read_start(vigil_tcp *tcp, vigil_alloc_cb alloc_cb, vigil_read_cb 
   if ((tcp->flags & VIGIL__TCP_READING) != 0)
     return VIGIL_EALREADY;
   tcp->alloc_cb = alloc_cb;
-  tcp->read_cb = read_cb;
+  tcp->on.read = read_cb;
   set_flags(tcp, VIGIL__TCP_READING, 0);
   err = vigil__tcp_read_start(tcp);
   if (err != 0)
@@ -549,7 +549,7 @@ void vigil__read_cb_at(vigil_tcp *tcp, long nread, const vigil_buf *buf, uint64_
     buf = &empty;
   }
   loop->rx_ns = rx_ns != 0 && rx_ns < loop->now_ns ? rx_ns : loop->now_ns;
-  tcp->read_cb(tcp, nread, buf);
+  tcp->on.read(tcp, nread, buf);
   loop->rx_ns = 0;
 }
 
@@ -719,7 +719,9 @@ void vigil__connect_done(vigil_connect_req *req, int status) {
 }
 
 void vigil__tcp_closed(vigil_tcp *tcp) {
-  vigil__queue_insert_tail(&tcp->loop->closing, &tcp->close_link);
+  tcp->close_next = NULL;
+  *tcp->loop->closing_tail = tcp;
+  tcp->loop->closing_tail = &tcp->close_next;
 }
 
 /* ---- descriptor watches ------------------------------------------------- */

@@ -125,7 +125,7 @@ typedef struct vigil__req_plat {
 typedef struct vigil__tcp_plat {
   uint32_t wanted;          /* VIGIL__IO_* interest the handle needs */
   uint32_t registered;      /* interest the poller currently holds */
-  size_t index;             /* poll backend: slot in its pollfd array */
+  uint32_t index;           /* poll backend: slot in its pollfd array */
   vigil_os_socket accepted; /* listener: fd handed to vigil_tcp_accept */
 } vigil__tcp_plat;
 
@@ -211,7 +211,8 @@ struct vigil_loop {
   unsigned active_handles;    /* listening or reading */
   unsigned active_reqs;       /* connects and writes in flight */
   vigil__queue done_reqs;     /* completed requests, callbacks pending */
-  vigil__queue closing;       /* closed handles, close callbacks pending */
+  vigil_tcp *closing;         /* closed handles, close callbacks pending, */
+  vigil_tcp **closing_tail;   /* in order (through close_next) */
   vigil__queue defers;        /* queued vigil_defer */
   vigil__queue stall_watchers;
   vigil__queue asyncs; /* vigil_async handles, initialised and not closed */
@@ -467,6 +468,7 @@ typedef void (*vigil_write_cb)(vigil_write_req *req, int status);
  * VIGIL_EHOSTUNREACH, VIGIL_ENETUNREACH, ... or VIGIL_ECANCELED. */
 typedef void (*vigil_connect_cb)(vigil_connect_req *req, int status);
 
+/* Kept small: a server embeds one per connection (docs/SCALE.md). */
 struct vigil_tcp {
   void *data; /* for the user */
   /* private */
@@ -474,13 +476,15 @@ struct vigil_tcp {
   vigil_os_socket socket;
   unsigned flags;
   vigil_close_cb close_cb;
-  vigil_connection_cb connection_cb;
+  union {                          /* a listener never reads, a stream never accepts */
+    vigil_connection_cb connection; /* listener */
+    vigil_read_cb read;             /* stream */
+  } on;
   vigil_alloc_cb alloc_cb;
-  vigil_read_cb read_cb;
   vigil_connect_req *connect_req;
-  vigil__queue write_queue; /* requests not completely written, in order */
-  size_t write_queue_size;  /* bytes in them not yet written */
-  vigil__queue close_link;  /* in loop->closing */
+  vigil__queue write_queue;    /* requests not completely written, in order */
+  size_t write_queue_size;     /* bytes in them not yet written */
+  struct vigil_tcp *close_next; /* in loop->closing, once closed */
   vigil__tcp_plat plat;
 };
 

@@ -100,7 +100,7 @@ static int poll_update(vigil_loop *loop, vigil_tcp *tcp) {
     st->fds[i].fd = tcp->socket;
     st->fds[i].revents = 0;
     st->handles[i] = tcp;
-    tcp->plat.index = i;
+    tcp->plat.index = (uint32_t)i;
   }
   st->fds[tcp->plat.index].events = poll_events(wanted);
   tcp->plat.registered = wanted;
@@ -114,7 +114,7 @@ static void squeeze(poll_state *st) {
       continue;
     st->fds[j] = st->fds[i];
     st->handles[j] = st->handles[i];
-    st->handles[j]->plat.index = j;
+    st->handles[j]->plat.index = (uint32_t)j;
     j++;
   }
   st->n = j;

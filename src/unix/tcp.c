@@ -184,11 +184,11 @@ static void do_accept(vigil_tcp *server) {
     if (err == VIGIL_EAGAIN)
       return;
     if (err != 0) {
-      server->connection_cb(server, err);
+      server->on.connection(server, err);
       return;
     }
     server->plat.accepted = fd;
-    server->connection_cb(server, 0);
+    server->on.connection(server, 0);
     /* Not taken by vigil_tcp_accept in the callback: refuse it. */
     if (server->plat.accepted >= 0) {
       close(server->plat.accepted);

@@ -231,7 +231,7 @@ static void repost_accepts(vigil_tcp *server) {
     err = post_accept(server, &pool->slots[i]);
     if (err != 0) {
       arm_retry(server);
-      server->connection_cb(server, err);
+      server->on.connection(server, err);
       return; /* the callback may have closed the listener */
     }
   }
@@ -270,10 +270,10 @@ static void accept_complete(accept_pool *pool, accept_slot *slot, long status) {
   if (err != 0) {
     closesocket(s);
     if (err != VIGIL_ECONNRESET && err != VIGIL_ECONNABORTED)
-      server->connection_cb(server, err);
+      server->on.connection(server, err);
   } else {
     server->plat.accepted = (vigil_os_socket)s;
-    server->connection_cb(server, 0);
+    server->on.connection(server, 0);
     /* Not taken by vigil_tcp_accept in the callback: refuse it. */
     if (server->plat.accepted != VIGIL_INVALID_SOCKET) {
       closesocket((SOCKET)server->plat.accepted);
