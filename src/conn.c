@@ -95,11 +95,11 @@ const vigil__conn_ext vigil__no_ext; /* what cx() reads when there is none */
 #define cx vigil__cx
 
 /* c's ext, made if it has none; NULL when out of memory. A new ext counts
- * stream positions from here: what a pending write still holds was framed
- * and is not in the kernel yet. */
+ * stream positions from here (a pending write lives in the ext, so there
+ * is none to count). */
 static vigil__conn_ext *conn_ext(vigil_conn *c) {
-  if (c->x == NULL && (c->x = calloc(1, sizeof *c->x)) != NULL && c->wpend != NULL)
-    c->x->framed_pos = c->wpend->len;
+  if (c->x == NULL)
+    c->x = calloc(1, sizeof *c->x);
   return c->x;
 }
 
@@ -109,7 +109,7 @@ static vigil__conn_ext *conn_ext(vigil_conn *c) {
 static void conn_trim(vigil_conn *c) {
   const vigil__conn_ext *x = c->x;
   if (x == NULL || x->tls != NULL || c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ) ||
-      x->qhead != NULL || x->rx != NULL || x->retain != NULL || x->creq != NULL ||
+      x->qhead != NULL || x->rx != NULL || x->retain != NULL || x->creq != NULL || x->wpend != NULL ||
       x->close_reason != NULL || x->qstrikes != 0 || x->tls_credit != 0)
     return;
   free(c->x);
@@ -137,8 +137,7 @@ void vigil__conn_take_queue(vigil_conn *to, vigil_conn *from) {
      * of these messages yet. */
     to->x = f;
     from->x = NULL;
-    f->framed_pos = to->wpend != NULL ? to->wpend->len : 0;
-    f->kernel_pos = 0;
+    f->framed_pos = f->kernel_pos = 0;
     return;
   }
   t->qhead = f->qhead;
@@ -372,7 +371,7 @@ static int write_final_close(vigil_conn *c) {
   size_t taken;
   long n;
   vigil_buf b;
-  if (c->wpend != NULL || (c->flags & VIGIL__C_PEER_GONE) ||
+  if (cx(c)->wpend != NULL || (c->flags & VIGIL__C_PEER_GONE) ||
       vigil_tcp_socket(&c->tcp) == VIGIL_INVALID_SOCKET)
     return 0;
   n = vigil_session_write(&c->session, loop_now(c), buf, sizeof buf, NULL, 0, &taken);
@@ -413,7 +412,7 @@ static int close_at_once(const vigil_conn *c, const vigil_death *d) {
   /* A failed TLS has sent its alert, if any; nothing it reads means
    * anything now. */
   int tls_failed = cx(c)->tls != NULL && vigil_tls_conn_error(cx(c)->tls)[0] != '\0';
-  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || c->wpend != NULL || tls_failed ||
+  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || cx(c)->wpend != NULL || tls_failed ||
          !vigil_tcp_is_reading(&c->tcp) || d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT ||
          d->cause == VIGIL_CAUSE_PEER_STALLED;
 }
@@ -755,7 +754,7 @@ static void tls_recv(vigil_conn *c, size_t n) {
  * or a write is pending. Returns 0, or -1 once c died. */
 static int tls_drain(vigil_conn *c) {
   uint8_t *tb = c->owner->tbuf;
-  while (c->wpend == NULL && vigil_tls_conn_pending(cx(c)->tls) > 0) {
+  while (cx(c)->wpend == NULL && vigil_tls_conn_pending(cx(c)->tls) > 0) {
     size_t n = vigil_tls_conn_take(cx(c)->tls, tb, VIGIL__TBUF_SIZE);
     vigil_buf b = vigil_buf_init((char *)tb, n);
     long w = vigil_tcp_try_write(&c->tcp, &b, 1);
@@ -771,7 +770,7 @@ static int tls_drain(vigil_conn *c) {
       return -1;
     }
   }
-  if (c->wpend == NULL && c->x != NULL && c->x->tls_credit != 0) {
+  if (cx(c)->wpend == NULL && c->x != NULL && c->x->tls_credit != 0) {
     c->x->kernel_pos += c->x->tls_credit; /* every byte that carried it is in the kernel */
     c->x->tls_credit = 0;
     release_written(c);
@@ -916,8 +915,8 @@ static long conn_fill(vigil_conn *c, uint8_t *out, size_t cap) {
 static void on_write_done(vigil_write_req *req, int status) {
   struct vigil__wpend *w = req->data;
   vigil_conn *c = w->conn;
-  c->wpend = NULL;
-  if (status == 0 && cx(c)->tls == NULL && c->x != NULL)
+  c->x->wpend = NULL; /* the ext stays while a write is pending */
+  if (status == 0 && c->x->tls == NULL)
     c->x->kernel_pos += w->len; /* with TLS, tls_drain counts plaintext */
   vigil__budget_release(c, w->len);
   free(w);
@@ -934,7 +933,11 @@ static void on_write_done(vigil_write_req *req, int status) {
 static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
   struct vigil__wpend *w;
   vigil_buf b;
-  int rc;
+  int rc, fresh = c->x == NULL;
+  if (conn_ext(c) == NULL)
+    return VIGIL_ENOMEM;
+  if (fresh)
+    c->x->framed_pos = n; /* framed before there was an ext to count it, not in the kernel yet */
   if ((rc = vigil__budget_charge(c, n)) != 0)
     return rc;
   if ((w = malloc(sizeof *w + n)) == NULL) {
@@ -952,14 +955,14 @@ static int write_rest(vigil_conn *c, const uint8_t *p, size_t n) {
     free(w);
     return rc;
   }
-  c->wpend = w;
+  c->x->wpend = w;
   return 0;
 }
 
 /* A graceful close proceeds once everything queued is in the kernel. */
 static void maybe_finish_drain(vigil_conn *c) {
   const vigil__conn_ext *x = cx(c);
-  if (!(c->flags & VIGIL__C_CLOSE_REQ) || x->qhead != NULL || c->wpend != NULL ||
+  if (!(c->flags & VIGIL__C_CLOSE_REQ) || x->qhead != NULL || cx(c)->wpend != NULL ||
       vigil_session_get_state(&c->session) == VIGIL_SESSION_CLOSING)
     return;
   (void)vigil_session_close(&c->session, x->close_code, x->close_reason, x->close_retry_ms);
@@ -969,14 +972,14 @@ static void conn_flush(vigil_conn *c) {
   int round;
   if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
     return;
-  for (round = 0; round < 16 && c->wpend == NULL; round++) {
+  for (round = 0; round < 16 && cx(c)->wpend == NULL; round++) {
     vigil_buf b;
     long n, w;
     maybe_finish_drain(c);
     if (cx(c)->tls != NULL) {
       if (tls_drain(c) != 0)
         return;
-      if (c->wpend != NULL || !vigil_tls_conn_ready(cx(c)->tls))
+      if (cx(c)->wpend != NULL || !vigil_tls_conn_ready(cx(c)->tls))
         break; /* the session's frames wait for TLS */
     }
     n = conn_fill(c, c->owner->wbuf, VIGIL__WBUF_SIZE);

@@ -54,8 +54,8 @@ enum vigil__phase {
 
 /* What a connection needs only now and then: an outbound queue with
  * messages in it, a message being reassembled, a partial control frame
- * held back, a graceful close under way, a client's TCP connect, TLS
- * output counted. Allocated when one of them starts (conn_ext) and freed
+ * held back, a write the kernel did not take at once, a graceful close
+ * under way, a client's TCP connect, TLS output counted. Allocated when one of them starts (conn_ext) and freed
  * as soon as none is left (conn_trim), so an idle connection carries one
  * NULL pointer for all of it. A TLS connection keeps its ext for its whole
  * life (the TLS state is in it). Read through vigil__cx(), which gives an
@@ -71,6 +71,7 @@ typedef struct vigil__conn_ext {
   uint64_t kernel_pos;
   uint8_t *rx;              /* reassembly, only while a message is in flight */
   uint8_t *retain;          /* incomplete control frame, only while pending */
+  struct vigil__wpend *wpend; /* write the kernel has not taken yet */
   vigil_tls_conn *tls;      /* TLS between the socket and the session, or NULL */
   vigil_connect_req *creq;  /* client: connect in flight */
   char *close_reason;       /* requested local close: reason (owned) */
@@ -100,7 +101,6 @@ struct vigil_conn {
   vigil__owner *owner;
   vigil_conn *hnext;          /* server: presence-table chain */
   char *id;                   /* server: peer id (owned); client: the client's */
-  struct vigil__wpend *wpend; /* write the kernel has not taken yet */
   vigil__conn_ext *x;         /* the rarely used state, or NULL */
   size_t charged;             /* bytes charged to the owner's budget (budget.h) */
   uint64_t opened_ns;
