@@ -169,6 +169,59 @@ static void set_phase(vigil_conn *c, uint8_t phase) {
   (*phase_gauge(c->owner, phase))++;
 }
 
+/* ---- flushing ---------------------------------------------------------- */
+
+/* A connection with bytes to write joins its owner's flush list; one defer
+ * of the owner writes the list at the end of the iteration (the loop's
+ * phase 5), so the frames an iteration produces leave in one write. A list
+ * link (8 B a connection) instead of a vigil_defer each (24 B). Asking
+ * again while listed does nothing. */
+static void conn_want_flush(vigil_conn *c) {
+  vigil__owner *o = c->owner;
+  if (c->flags & VIGIL__C_FLUSH)
+    return;
+  c->flags |= VIGIL__C_FLUSH;
+  c->fnext = NULL;
+  *o->flush_tail = c;
+  o->flush_tail = &c->fnext;
+  vigil_loop_defer(o->loop, &o->flush);
+}
+
+/* Takes c off the flush list (a walk: only a connection freed while
+ * listed needs it, which the loop's phase order makes rare). */
+static void flush_cancel(vigil_conn *c) {
+  vigil__owner *o = c->owner;
+  vigil_conn **pp = &o->flush_head;
+  if (!(c->flags & VIGIL__C_FLUSH))
+    return;
+  while (*pp != c)
+    pp = &(*pp)->fnext;
+  *pp = c->fnext;
+  if (o->flush_tail == &c->fnext)
+    o->flush_tail = pp;
+  c->flags &= (uint8_t)~VIGIL__C_FLUSH;
+}
+
+/* Writes the connections listed when it starts; one that asks again while
+ * this runs (more to write than one turn allows) is written next
+ * iteration, as a vigil_defer queued from phase 5 would be. */
+static void on_owner_flush(vigil_loop *loop, vigil_defer *d) {
+  vigil__owner *o = vigil_container_of(d, vigil__owner, flush);
+  vigil_conn *last, *c;
+  (void)loop;
+  if (o->flush_head == NULL)
+    return;
+  last = vigil_container_of(o->flush_tail, vigil_conn, fnext);
+  do {
+    c = o->flush_head;
+    o->flush_head = c->fnext;
+    if (o->flush_head == NULL)
+      o->flush_tail = &o->flush_head;
+    c->flags &= (uint8_t)~VIGIL__C_FLUSH;
+    conn_flush(c);
+  } while (c != last && o->flush_head != NULL);
+}
+
 /* ---- owner ------------------------------------------------------------- */
 
 int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
@@ -176,6 +229,9 @@ int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
   o->rbuf = malloc(VIGIL__RBUF_SIZE + VIGIL_SESSION_MAX_RETAIN);
   o->wbuf = malloc(VIGIL__WBUF_SIZE);
   vigil__queue_init(&o->conns);
+  vigil_defer_init(&o->flush, on_owner_flush);
+  o->flush_head = NULL;
+  o->flush_tail = &o->flush_head;
   memset(&o->stall, 0, sizeof o->stall); /* as vigil_loop_stall_start asks */
   o->nconns = 0;
   memset(&o->m, 0, sizeof o->m);
@@ -199,6 +255,7 @@ int vigil__owner_tls(vigil__owner *o, vigil_tls *tls, const char *name) {
 
 void vigil__owner_free(vigil__owner *o) {
   vigil_loop_stall_stop(o->loop, &o->stall);
+  vigil_loop_defer_cancel(o->loop, &o->flush);
   free(o->rbuf);
   free(o->wbuf);
   free(o->tbuf);
@@ -218,7 +275,7 @@ static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
     if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
       continue;
     vigil_session_stalled(&c->session, now);
-    vigil_loop_defer(loop, &c->flush);
+    conn_want_flush(c);
     conn_schedule(c);
   }
 }
@@ -228,11 +285,6 @@ void vigil__owner_stall_start(vigil__owner *o) {
 }
 
 /* ---- lifecycle --------------------------------------------------------- */
-
-static void on_flush(vigil_loop *loop, vigil_defer *d) {
-  (void)loop;
-  conn_flush(vigil_container_of(d, vigil_conn, flush));
-}
 
 vigil_conn *vigil__conn_new(vigil__owner *o) {
   vigil_conn *c = calloc(1, sizeof *c);
@@ -249,7 +301,6 @@ vigil_conn *vigil__conn_new(vigil__owner *o) {
     return NULL;
   }
   vigil_loop_timer_init(&c->timer);
-  vigil_defer_init(&c->flush, on_flush);
   vigil__queue_insert_tail(&o->conns, &c->link);
   o->nconns++;
   o->m.connecting++; /* phase 0 until started or connected */
@@ -259,7 +310,7 @@ vigil_conn *vigil__conn_new(vigil__owner *o) {
 static void conn_release(vigil_conn *c) {
   vigil__owner *o = c->owner;
   vigil_loop_timer_cancel(o->loop, &c->timer);
-  vigil_loop_defer_cancel(o->loop, &c->flush);
+  flush_cancel(c);
   vigil__conn_unregister(c);
   vigil__queue_remove(&c->link);
   o->nconns--;
@@ -679,7 +730,7 @@ static void conn_process(vigil_conn *c, const uint8_t *p, size_t n) {
   if (c->phase == VIGIL__ZOMBIE)
     return;
   if (vigil_session_want_write(&c->session))
-    vigil_loop_defer(c->owner->loop, &c->flush);
+    conn_want_flush(c);
   conn_schedule(c);
 }
 
@@ -747,7 +798,7 @@ static void tls_recv(vigil_conn *c, size_t n) {
   }
   if ((c->phase == VIGIL__HANDSHAKE || c->phase == VIGIL__OPEN) &&
       (vigil_tls_conn_pending(cx(c)->tls) > 0 || vigil_session_want_write(&c->session)))
-    vigil_loop_defer(c->owner->loop, &c->flush);
+    conn_want_flush(c);
 }
 
 /* Hands the ciphertext TLS produced to the kernel, until it is all there
@@ -1023,7 +1074,7 @@ static void conn_flush(vigil_conn *c) {
       break;
   }
   if (round == 16)
-    vigil_loop_defer(c->owner->loop, &c->flush); /* fairness: more next turn */
+    conn_want_flush(c); /* fairness: more next turn */
   conn_schedule(c);
 }
 
@@ -1118,7 +1169,7 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
   if (o->cb.on_open != NULL)
     o->cb.on_open(c, &info, o->user);
   if (c->phase == VIGIL__OPEN && cx(c)->qframe != NULL)
-    vigil_loop_defer(o->loop, &c->flush);
+    conn_want_flush(c);
 }
 
 static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
@@ -1147,7 +1198,7 @@ static void on_timer(vigil_loop *loop, vigil_loop_timer *t) {
       return;
   }
   if (vigil_session_want_write(&c->session))
-    vigil_loop_defer(loop, &c->flush);
+    conn_want_flush(c);
   conn_schedule(c);
 }
 
@@ -1200,7 +1251,7 @@ int vigil__conn_start(vigil_conn *c, vigil_role role, const vigil_session_config
     return rc;
   if (vigil_session_want_write(&c->session) ||
       (cx(c)->tls != NULL && vigil_tls_conn_pending(cx(c)->tls) > 0))
-    vigil_loop_defer(c->owner->loop, &c->flush);
+    conn_want_flush(c);
   conn_schedule(c);
   return 0;
 }
@@ -1233,7 +1284,7 @@ int vigil__conn_close(vigil_conn *c, uint16_t code, const char *reason, const ch
   x->local_detail = detail;
   c->flags |= VIGIL__C_CLOSE_REQ;
   x->drain_ms = vigil__after_ms(c->owner->loop, timeout_ms ? timeout_ms : VIGIL__DRAIN_MS);
-  vigil_loop_defer(c->owner->loop, &c->flush);
+  conn_want_flush(c);
   conn_schedule(c);
   return 0;
 }
@@ -1336,7 +1387,7 @@ int vigil_conn_send(vigil_conn *c, const void *msg, size_t len) {
   x->qbytes += len;
   o->m.queued_bytes += len;
   if (c->phase == VIGIL__OPEN)
-    vigil_loop_defer(o->loop, &c->flush);
+    conn_want_flush(c);
   return 0;
 }
 

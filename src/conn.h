@@ -88,7 +88,7 @@ typedef struct vigil__conn_ext {
 } vigil__conn_ext;
 
 /* The whole runtime connection; bench-sizes prints its size (docs/
- * ARCHITECTURE.md). The four public structs at its head (312 B) are fixed
+ * ARCHITECTURE.md). The three public structs at its head (264 B) are fixed
  * by the ABI; everything after them is kept to what an idle, open
  * connection needs. The application's data pointer is tcp.data (the loop's
  * callbacks find the connection with vigil_container_of). */
@@ -96,9 +96,9 @@ struct vigil_conn {
   vigil_session session;
   vigil_tcp tcp;          /* tcp.data: the application's (vigil_conn_set_data) */
   vigil_loop_timer timer; /* connect, session deadline, drain, linger */
-  vigil_defer flush;      /* end-of-iteration write */
   vigil__queue link;      /* in owner->conns */
   vigil__owner *owner;
+  vigil_conn *fnext;          /* in the owner's flush list, while VIGIL__C_FLUSH */
   vigil_conn *hnext;          /* server: presence-table chain */
   char *id;                   /* server: peer id (owned); client: the client's */
   vigil__conn_ext *x;         /* the rarely used state, or NULL */
@@ -132,6 +132,7 @@ void vigil__conn_take_queue(vigil_conn *to, vigil_conn *from);
 #define VIGIL__C_ID_OWNED 0x04u  /* conn->id is ours to free */
 #define VIGIL__C_COUNTED 0x08u   /* server: counted against the limits */
 #define VIGIL__C_PRESENT 0x10u   /* server: in the presence table */
+#define VIGIL__C_FLUSH 0x20u     /* in the owner's flush list */
 
 struct vigil__owner {
   vigil_loop *loop;
@@ -151,6 +152,10 @@ struct vigil__owner {
   uint8_t *tbuf;        /* TLS: ciphertext scratch, VIGIL__TBUF_SIZE */
   vigil__queue conns;   /* every connection, zombies included */
   unsigned nconns;
+  /* Connections with bytes to write, written at the end of the iteration
+   * by one defer (src/conn.c, "flushing"), in the order they asked. */
+  vigil_defer flush;
+  vigil_conn *flush_head, **flush_tail;
   /* Counters and gauges of src/conn.c: connections by phase, queued bytes,
    * pings, pongs, RTT, verdict lateness, stalls (vigil/metrics.h). */
   vigil_metrics m;
