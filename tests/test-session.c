@@ -1253,7 +1253,9 @@ TEST_IMPL(session_mib_message_chunked_with_pong_between) {
   while (sent < total) {
     now += MS;
     if (chunks == 10) {
-      /* The server wants proof of life mid-transfer. */
+      /* The server's loop froze for 2.5 s mid-transfer, its verdict is
+       * near: it wants proof of life. */
+      now += 2500 * MS;
       vigil_session_stalled(&s->s, now);
       ASSERT_EQ(flush(s, c, now), 2);
       ASSERT_EQ(s->frames_out[VIGIL_FRAME_PING], 1);
@@ -1552,6 +1554,56 @@ TEST_IMPL(session_stall_reprobes_instead_of_convicting) {
   expire(e, now + 1000 * MS);
   ASSERT_EQ(last_event(e)->type, VIGIL_EVENT_DEAD);
   ASSERT_EQ(last_event(e)->cause, VIGIL_CAUSE_HEARTBEAT_TIMEOUT);
+  return 0;
+}
+
+/* A loaded server's loop stalls for half a second now and then while its
+ * peers are heard well within the timeout. Such a stall cost them nothing,
+ * so it must not ping them: re-probing every connection on every stall was
+ * ~10 pings per connection a minute at 346,000 connections (issue 11). A
+ * stall near the verdict, or with a ping in flight, still re-probes. */
+TEST_IMPL(session_stall_far_from_verdict_sends_nothing) {
+  end *e = end_new();
+  uint8_t buf[64];
+  size_t taken;
+  uint64_t now = T0, dl;
+  int i;
+  ASSERT_EQ(open_default_server(e), 0); /* interval 1 s, timeout 3 s */
+  /* The WELCOME out first; then 60 s of the peer every 500 ms, our stall
+   * in between. */
+  while (vigil_session_write(&e->s, T0, buf, sizeof buf, NULL, 0, &taken) > 0)
+    continue;
+  for (i = 1; i <= 120; i++) {
+    long n;
+    now = T0 + (uint64_t)i * 500 * MS;
+    deliver(e, now, PONG, sizeof PONG);
+    dl = vigil_session_deadline(&e->s);
+    vigil_session_stalled(&e->s, now + 250 * MS);
+    ASSERT_UEQ(vigil_session_deadline(&e->s), dl);
+    expire(e, now + 250 * MS);
+    n = vigil_session_write(&e->s, now + 250 * MS, buf, sizeof buf, NULL, 0, &taken);
+    ASSERT_GE(n, 0);
+    count_frames(e, buf, (size_t)n);
+  }
+  ASSERT_EQ(e->frames_out[VIGIL_FRAME_PING], 0);
+  ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
+  /* 2.5 s of silence: the verdict is 0.5 s away, less than an interval. */
+  now += 2500 * MS;
+  vigil_session_stalled(&e->s, now);
+  ASSERT(vigil_session_want_write(&e->s));
+  ASSERT_UEQ(vigil_session_deadline(&e->s), now + 1000 * MS);
+  ASSERT_EQ(vigil_session_write(&e->s, now, buf, sizeof buf, NULL, 0, &taken), 2);
+  ASSERT_EQ(buf[0], VIGIL_FRAME_PING);
+  /* Heard again at once, then a stall while our next ping is in flight:
+   * its RTT would count our stall, so it is asked again. */
+  deliver(e, now + 10 * MS, PONG, sizeof PONG);
+  dl = vigil_session_deadline(&e->s); /* the idle ping */
+  expire(e, dl);
+  ASSERT_EQ(vigil_session_write(&e->s, dl, buf, sizeof buf, NULL, 0, &taken), 2);
+  ASSERT_EQ(info_of(e).ping_outstanding, 1);
+  vigil_session_stalled(&e->s, dl + 600 * MS);
+  ASSERT_EQ(info_of(e).ping_outstanding, 0);
+  ASSERT(vigil_session_want_write(&e->s));
   return 0;
 }
 
