@@ -32,6 +32,9 @@
  * usage: bench-scale [-n N] [-p PROCS] [-w WORKERS] [-i PERIOD_S] [--hold S]
  *                    [--freeze PCT] [--vigil PATH]
  * defaults: -n 10000 -p ceil(N/19000) -w 1 -i 10 --hold 20 --freeze 0
+ * The server runs with --metrics on a free port: after the ramp and after
+ * the hold this reads its /metrics and prints accepts, opens, refusals by
+ * reason, deaths by cause, loop stalls and the pings it sent.
  * Issue 11's runs: -i 60 --hold 120 and N = 100000, 250000, ...
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
@@ -79,7 +82,8 @@ typedef struct conn {
 /* One client process's counters (written by it, read by the parent). */
 typedef struct stats {
   volatile uint64_t open, failed, dead, pongs, server_pings, frozen, frozen_closed, early;
-  volatile uint64_t ready;                       /* 1 once every connection is open or failed */
+  volatile uint64_t refused; /* of failed: closed by the server before its WELCOME */
+  volatile uint64_t ready;   /* 1 once every connection is open or failed */
   volatile uint32_t late_hist[LATE_MS / 10 + 1]; /* close - (last ping + timeout), 10 ms bins */
 } stats;
 
@@ -108,6 +112,7 @@ static void conn_dead(conn *c) {
     me->open--;
   } else {
     me->failed++; /* refused before its WELCOME (server full, ...) */
+    me->refused++;
   }
   c->state = C_DEAD;
   close(c->fd);
@@ -355,6 +360,57 @@ static uint64_t sum_stat(size_t off, unsigned procs) {
 
 #define SUM(field, procs) sum_stat(offsetof(stats, field), (procs))
 
+/* The server's /metrics (--metrics: with --workers, the whole server's
+ * figures), read into buf; 0 on success. */
+static int fetch_metrics(uint16_t mport, char *buf, size_t cap) {
+  static const char req[] = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  struct sockaddr_in a;
+  size_t got = 0;
+  ssize_t r;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {10, 0};
+  if (fd < 0)
+    return -1;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  memset(&a, 0, sizeof(a));
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(mport);
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+      send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1)) {
+    close(fd);
+    return -1;
+  }
+  while (got + 1 < cap && (r = recv(fd, buf + got, cap - 1 - got, 0)) > 0)
+    got += (size_t)r;
+  buf[got] = '\0';
+  close(fd);
+  return got > 0 ? 0 : -1;
+}
+
+/* The value of the sample line that starts with `name` (a metric name with
+ * its labels), or -1. */
+static double metric(const char *text, const char *name) {
+  size_t len = strlen(name);
+  for (const char *l = text; l != NULL && *l != '\0'; l = strchr(l, '\n'), l = l ? l + 1 : l)
+    if (strncmp(l, name, len) == 0 && l[len] == ' ')
+      return strtod(l + len + 1, NULL);
+  return -1;
+}
+
+/* Prints every nonzero sample of a labelled family: `  family{...} value`. */
+static void print_family(const char *text, const char *family) {
+  size_t len = strlen(family);
+  for (const char *l = text; l != NULL && *l != '\0'; l = strchr(l, '\n'), l = l ? l + 1 : l) {
+    const char *end = strchr(l, '\n'), *sp;
+    if (strncmp(l, family, len) != 0 || l[len] != '{')
+      continue;
+    sp = memchr(l, ' ', end != NULL ? (size_t)(end - l) : strlen(l));
+    if (sp != NULL && strtod(sp + 1, NULL) != 0)
+      printf("  %.*s\n", (int)(end != NULL ? end - l : (long)strlen(l)), l);
+  }
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: bench-scale [-n N] [-p PROCS] [-w WORKERS] [-i PERIOD_S] [--hold S]\n"
                   "                   [--freeze PCT] [--vigil PATH]\n");
@@ -382,7 +438,9 @@ static void late_percentiles(unsigned procs, uint64_t total, double *p50, double
 
 int main(int argc, char **argv) {
   static char dir[PATH_MAX], vigil_path[PATH_MAX + 32];
-  char addr_s[32], iv_s[32], to_s[32], max_s[32], workers_s[16], out_path[64];
+  char addr_s[32], iv_s[32], to_s[32], max_s[32], workers_s[16], out_path[64], maddr_s[32];
+  static char m_ramp[1 << 18], m_hold[1 << 18];
+  uint16_t mport;
   unsigned n = 10000, procs = 0, workers = 1, hold_s = 20, freeze_pct = 0;
   pid_t server, kids[MAX_PROCS];
   long rss0, rss1, slab0, slab1, avail0, avail1;
@@ -427,7 +485,9 @@ int main(int argc, char **argv) {
   memset(sh, 0, sizeof(*sh));
 
   port = bench_free_port();
+  mport = bench_free_port();
   snprintf(addr_s, sizeof(addr_s), "127.0.0.1:%u", port);
+  snprintf(maddr_s, sizeof(maddr_s), "127.0.0.1:%u", mport);
   snprintf(iv_s, sizeof(iv_s), "%ums", period_s * 1500u);
   snprintf(to_s, sizeof(to_s), "%ums", timeout_ms);
   snprintf(max_s, sizeof(max_s), "%u", n + 1000);
@@ -436,7 +496,7 @@ int main(int argc, char **argv) {
   {
     char *const av[] = {vigil_path,  "serve",  addr_s,        "--interval", iv_s,
                         "--timeout", to_s,     "--max-conns", max_s,        "--workers",
-                        workers_s,   "--json", NULL};
+                        workers_s,   "--json", "--metrics",   maddr_s,      NULL};
     server = bench_spawn(av, out_path);
   }
   if (server < 0 || bench_wait_listening(server, port) != 0) {
@@ -478,9 +538,19 @@ int main(int argc, char **argv) {
   rss1 = bench_tree_rss_kb(server);
   slab1 = meminfo_kb("Slab");
   avail1 = meminfo_kb("MemAvailable");
-  printf("ramp: %llu of %u open in %.1f s (%.0f connections/s), %llu failed\n",
+  printf("ramp: %llu of %u open in %.1f s (%.0f connections/s), %llu failed (%llu closed by the "
+         "server before their WELCOME)\n",
          (unsigned long long)held, n, ramp_s, (double)held / ramp_s,
-         (unsigned long long)SUM(failed, procs));
+         (unsigned long long)SUM(failed, procs), (unsigned long long)SUM(refused, procs));
+  if (fetch_metrics(mport, m_ramp, sizeof(m_ramp)) == 0) {
+    printf("server after the ramp: %.0f accepted, %.0f opened, %.0f loop stalls, %.0f pings sent, "
+           "%.0f accepts refused for descriptors (EMFILE)\n",
+           metric(m_ramp, "vigil_accepted_total"), metric(m_ramp, "vigil_opens_total"),
+           metric(m_ramp, "vigil_stalls_total"), metric(m_ramp, "vigil_pings_sent_total"),
+           metric(m_ramp, "vigil_accept_emfile_total"));
+    print_family(m_ramp, "vigil_refused_total");
+    print_family(m_ramp, "vigil_deaths_total");
+  }
   printf("memory: server RSS %.1f MiB = %.0f B/conn; kernel slab +%.1f MiB = %.0f B/conn "
          "(both ends' sockets); MemAvailable -%.1f MiB = %.0f B/conn (both ends)\n",
          (double)(rss1 - rss0) / 1024, (double)(rss1 - rss0) * 1024 / (double)held,
@@ -511,6 +581,10 @@ int main(int argc, char **argv) {
            (cpu1 - cpu0) * 1e6 / (double)(hb1 - hb0 ? hb1 - hb0 : 1), (cpu1 - cpu0) * 100 / secs,
            (unsigned long long)SUM(dead, procs));
   }
+  if (m_ramp[0] != '\0' && fetch_metrics(mport, m_hold, sizeof(m_hold)) == 0)
+    printf("server over the hold: %.0f loop stalls, %.0f pings sent\n",
+           metric(m_hold, "vigil_stalls_total") - metric(m_ramp, "vigil_stalls_total"),
+           metric(m_hold, "vigil_pings_sent_total") - metric(m_ramp, "vigil_pings_sent_total"));
   fflush(stdout);
 
   if (freeze_pct > 0) {
