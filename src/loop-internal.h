@@ -179,23 +179,30 @@ void vigil__fd_watch_ready(vigil_tcp *tcp, unsigned events);
  * vigil__tcp_read_stop), so the handle is quiet unless the callback starts
  * reading again. */
 void vigil__read_cb(vigil_tcp *tcp, long nread, const vigil_buf *buf);
-/* The same for bytes that arrived at rx_ns on the loop's clock (0: unknown,
- * the loop's now); vigil_loop_rx_time_ns() returns it during the callback. */
+/* The same for bytes stamped rx_ns on the loop's clock (0: no stamp);
+ * vigil_loop_rx_time_ns() returns their date (vigil__rx_date) during the
+ * callback. */
 void vigil__read_cb_at(vigil_tcp *tcp, long nread, const vigil_buf *buf, uint64_t rx_ns);
 
 /* ---- receive timestamps (src/rxstamp.c; reads no clock) ------------------- */
 
 /* CLOCK_REALTIME - loop clock from n samples, each three readings taken in
  * the order monotonic, realtime, monotonic: the realtime reading minus the
- * midpoint of the narrowest window. */
+ * end of the narrowest window (the smallest offset it allows, so that
+ * converted stamps err late, never early). */
 int64_t vigil__clock_offset(const uint64_t (*s)[3], unsigned n);
 /* 1 when offset, sampled at loop time now, differs from prev (sampled at
  * prev_at; 0: no previous sample) by at most 1 ms + 1000 ppm of the time
  * between: a slew, not a step of the realtime clock. */
 int vigil__clock_offset_steady(int64_t prev, uint64_t prev_at, int64_t offset, uint64_t now);
-/* A realtime receive stamp on the loop's clock: real_ns - offset, never
- * after now_ns; now_ns when real_ns is 0 or the result would be out of
- * range. */
-uint64_t vigil__rx_mono(uint64_t real_ns, int64_t offset, uint64_t now_ns);
+/* A realtime receive stamp on the loop's clock: real_ns - offset; 0 (no
+ * stamp) when real_ns is 0 or the result would be out of range. */
+uint64_t vigil__rx_mono(uint64_t real_ns, int64_t offset);
+/* When the bytes a read just returned arrived, on the loop's clock: rx_ns
+ * (their stamp, 0: none) when that is not after now_ns (the loop's now),
+ * else the earlier of rx_ns and clock()'s reading, taken now, after the
+ * read; the reading itself when there is no stamp. clock is called only in
+ * the second case. Never before the bytes were sent, never in the future. */
+uint64_t vigil__rx_date(uint64_t rx_ns, uint64_t now_ns, vigil_clock_fn clock, void *clock_arg);
 
 #endif

@@ -548,7 +548,10 @@ void vigil__read_cb_at(vigil_tcp *tcp, long nread, const vigil_buf *buf, uint64_
     memset(&empty, 0, sizeof empty);
     buf = &empty;
   }
-  loop->rx_ns = rx_ns != 0 && rx_ns < loop->now_ns ? rx_ns : loop->now_ns;
+  /* Not simply capped at now_ns: bytes read late in a busy iteration may
+   * have arrived, even been sent, after it (src/rxstamp.c). */
+  loop->rx_ns =
+      nread > 0 ? vigil__rx_date(rx_ns, loop->now_ns, loop->clock, loop->clock_arg) : loop->now_ns;
   tcp->on.read(tcp, nread, buf);
   loop->rx_ns = 0;
 }

@@ -267,12 +267,16 @@ VIGIL_EXTERN uint64_t vigil_loop_now_ns(const vigil_loop *loop);
 VIGIL_EXTERN uint64_t vigil_loop_now_ms(const vigil_loop *loop);
 
 /* Inside a read callback: when the bytes it reports reached this host, on
- * the loop's clock (nanoseconds, never after vigil_loop_now_ns). That is
- * the kernel's receive stamp of the last packet read where the OS gives one
- * (Linux: SO_TIMESTAMPNS, converted from the realtime clock), so a loop
- * that was busy does not date a frame by the time it got round to it.
- * Elsewhere (Windows, POSIX without the option, a loop on an injected
- * clock, outside a read callback): vigil_loop_now_ns(). */
+ * the loop's clock (nanoseconds). That is the kernel's receive stamp of the
+ * last packet read where the OS gives one (Linux: SO_TIMESTAMPNS, converted
+ * from the realtime clock), so a loop that was busy does not date a frame
+ * by the time it got round to it. It may be after vigil_loop_now_ns (the
+ * time the iteration's wait returned: bytes read later in a busy iteration
+ * can have arrived after it), never after the read returned. Without a
+ * stamp (Windows, POSIX without the option, a loop on an injected clock):
+ * the loop's clock read after the read returned, or vigil_loop_now_ns when
+ * that is later. Outside a read callback, or for an EOF or an error:
+ * vigil_loop_now_ns(). */
 VIGIL_EXTERN uint64_t vigil_loop_rx_time_ns(const vigil_loop *loop);
 
 /* Refreshes the cached time (after a long computation in a callback). */

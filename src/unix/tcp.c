@@ -433,7 +433,7 @@ static ssize_t recv_stamped(vigil_tcp *tcp, void *base, size_t len, uint64_t *rx
     sample_offset(tcp->loop);
     if (tcp->loop->rx_offset_ok)
       *rx_ns = vigil__rx_mono((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
-                              tcp->loop->rx_offset_ns, tcp->loop->now_ns);
+                              tcp->loop->rx_offset_ns);
     break;
   }
   return n;
