@@ -721,8 +721,8 @@ static void conn_process(vigil_conn *c, const uint8_t *p, size_t n) {
     n -= (size_t)r;
     if (ev.type != VIGIL_EVENT_NONE)
       handle_event(c, &ev);
-    else if (r == 0)
-      break;
+    else if (r == 0 || n == 0)
+      break; /* no event and nothing left: another call would say so too */
   }
   if (c->phase == VIGIL__ZOMBIE)
     return;
@@ -1075,7 +1075,12 @@ static void conn_flush(vigil_conn *c) {
   }
   if (round == 16)
     conn_want_flush(c); /* fairness: more next turn */
-  conn_schedule(c);
+  /* Writing moves an open session's deadline only later (a PING written
+   * has no ping deadline until its PONG), which the timer finds out when it
+   * fires; a CLOSE written, or one waiting to be, can move it earlier. */
+  if (vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN ||
+      (c->flags & VIGIL__C_CLOSE_REQ))
+    conn_schedule(c);
 }
 
 /* ---- opening ------------------------------------------------------------ */
