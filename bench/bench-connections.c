@@ -67,22 +67,28 @@
  * monitor commands, sent while the load keeps running); the heartbeats
  * are those answered in between, half of those answered while each
  * command was on its way counted in. It prints user-space instructions
- * per heartbeat against the floor's, and the server's system calls and
- * clock reads per heartbeat. Instructions are a proxy for user CPU, not a
- * measure of it: they ignore cache misses and stalls, and under valgrind
- * clock_gettime is a system call rather than the vDSO (its user-space
- * cost, ~70 ns a read on this VM's kvm-clock, is not among the
- * instructions), hence the clock-read column. Heartbeats arrive ~one per
- * loop wake-up at its default load (-n 1000: valgrind runs the server
- * 20-50x slower), so each pays a whole loop iteration; the time columns
- * without --callgrind are the ones at 10,000 heartbeats a second.
+ * per heartbeat against the floor's, the server's system calls and clock
+ * reads per heartbeat, and its loop wake-ups (epoll_wait calls) per
+ * heartbeat. Instructions are a proxy for user CPU, not a measure of it:
+ * they leave out cache misses and stalls, the user-side cost of each
+ * system call, and clock_gettime's vDSO (under valgrind a clock read is a
+ * system call; natively each is ~70 ns of user time on this VM's
+ * kvm-clock), hence the separate columns. The count per heartbeat depends
+ * on how many heartbeats share a wake-up, which depends on timing; at the
+ * default load (-n 200: one heartbeat every 5 ms, the server under
+ * valgrind keeps up) nearly every heartbeat has a wake-up of its own
+ * (waits/hb 0.97-1.00) for every server, and two rounds' counts agreed to
+ * within 0.3% (vigil, libuv) and 1.5% (the floor's 134-136). That is
+ * the costliest case per heartbeat (an idle server's, bench-scale's); the
+ * time columns without --callgrind are at 10,000 heartbeats a second,
+ * where several share a wake-up.
  *
  * usage: bench-connections [-n N] [-w SECONDS] [-r ROUNDS] [-i PING_MS]
  *                          [--only vigil|baseline|floor] [--vigil [LABEL=]PATH]...
  *                          [--baseline PATH] [--floor PATH] [--vs-metrics | --vs-tls]
  *                          [--workers N] [--callgrind | --callgrind-keep]
  * defaults: -n 10000 -w 10 -r 3 -i 1000 (about 100 s at 10,000);
- *           with --callgrind -n 1000 -w 10 -r 1 (--callgrind-keep leaves the dumps
+ *           with --callgrind -n 200 -w 10 -r 1 (--callgrind-keep leaves the dumps
  *           for callgrind_annotate and says where)
  * Linux only (epoll, /proc). */
 #include <arpa/inet.h>
@@ -140,6 +146,7 @@ typedef struct run_result {
   size_t metrics_bytes, page_bytes;
   double cg_hb;                      /* --callgrind: heartbeats in the counted window */
   uint64_t cg_ir, cg_sys, cg_clocks; /* instructions, system calls, clock_gettime calls */
+  uint64_t cg_waits;                 /* epoll_wait calls: loop wake-ups */
 } run_result;
 
 static unsigned n_conns = 10000;
@@ -587,15 +594,24 @@ static int vgdb_command(pid_t server, const char *cmd, uint64_t start, uint64_t 
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
-/* Whether a callgrind function name (after "fn=(id) " or "cfn=(id) ") is
- * clock_gettime's; names[id] remembers it for the compressed references
- * that follow. */
-static int cg_name_is_clock(char *rest, unsigned char **names, size_t *nnames) {
+/* What a callgrind function name (after "fn=(id) " or "cfn=(id) ") is:
+ * CG_CLOCK (clock_gettime), CG_WAIT (epoll_wait) or 0; names[id] remembers
+ * it for the compressed references that follow. */
+enum { CG_CLOCK = 1, CG_WAIT = 2 };
+
+static int cg_kind(const char *name) {
+  return strstr(name, "clock_gettime") != NULL ? CG_CLOCK
+         : strstr(name, "epoll_wait") != NULL && strstr(name, "vigil") == NULL &&
+                 strstr(name, "_ready") == NULL
+             ? CG_WAIT
+             : 0;
+}
+
+static int cg_name_kind(char *rest, unsigned char **names, size_t *nnames) {
   unsigned long id;
   char *end;
-  int clock;
   if (rest[0] != '(')
-    return strstr(rest, "clock_gettime") != NULL;
+    return cg_kind(rest);
   id = strtoul(rest + 1, &end, 10);
   if (id >= *nnames) {
     size_t want = id * 2 + 64;
@@ -607,18 +623,17 @@ static int cg_name_is_clock(char *rest, unsigned char **names, size_t *nnames) {
     *nnames = want;
   }
   if (*end == ')' && end[1] == ' ')
-    (*names)[id] = strstr(end + 2, "clock_gettime") != NULL;
-  clock = (*names)[id];
-  return clock;
+    (*names)[id] = (unsigned char)cg_kind(end + 2);
+  return (*names)[id];
 }
 
 /* Reads a callgrind dump: its totals of Ir and sysCount, and the calls to
- * clock_gettime from outside clock_gettime. 0, or -1 if unreadable. */
+ * clock_gettime and epoll_wait from outside them. 0, or -1 if unreadable. */
 static int cg_read(const char *path, run_result *r) {
   char line[8192];
   unsigned char *names = NULL;
   size_t nnames = 0;
-  int col_ir = -1, col_sys = -1, fn_clock = 0, cfn_clock = 0, got = 0;
+  int col_ir = -1, col_sys = -1, fn_kind = 0, cfn_kind = 0, got = 0;
   FILE *f = fopen(path, "r");
 
   if (f == NULL)
@@ -648,11 +663,11 @@ static int cg_read(const char *path, run_result *r) {
       }
       got = 1;
     } else if (strncmp(line, "fn=", 3) == 0) {
-      fn_clock = cg_name_is_clock(line + 3, &names, &nnames);
+      fn_kind = cg_name_kind(line + 3, &names, &nnames);
     } else if (strncmp(line, "cfn=", 4) == 0) {
-      cfn_clock = cg_name_is_clock(line + 4, &names, &nnames);
-    } else if (strncmp(line, "calls=", 6) == 0 && cfn_clock && !fn_clock) {
-      r->cg_clocks += strtoull(line + 6, NULL, 10);
+      cfn_kind = cg_name_kind(line + 4, &names, &nnames);
+    } else if (strncmp(line, "calls=", 6) == 0 && cfn_kind != 0 && cfn_kind != fn_kind) {
+      *(cfn_kind == CG_CLOCK ? &r->cg_clocks : &r->cg_waits) += strtoull(line + 6, NULL, 10);
     }
   }
   fclose(f);
@@ -949,8 +964,9 @@ static void print_cg_row(unsigned round, const run_result *r) {
     printf("%-5s ", "best");
   else
     printf("%-5u ", round);
-  printf("%-16s %6u %10.0f %12.0f %11.2f %12.2f %6llu %5llu %4llu\n", r->name, r->conns, r->cg_hb,
-         cg_ir_per_hb(r), (double)r->cg_sys / r->cg_hb, (double)r->cg_clocks / r->cg_hb,
+  printf("%-16s %6u %10.0f %9.0f %11.2f %11.2f %8.2f %6llu %5llu %4llu\n", r->name, r->conns,
+         r->cg_hb, cg_ir_per_hb(r), (double)r->cg_sys / r->cg_hb, (double)r->cg_clocks / r->cg_hb,
+         (double)r->cg_waits / r->cg_hb,
          (unsigned long long)r->server_pings, (unsigned long long)r->skipped,
          (unsigned long long)r->lost);
 }
@@ -1063,7 +1079,9 @@ static void print_cg_ratios(void) {
          "in the\n       window; a proxy for user CPU that the machine's load does not move "
          "(it leaves out\n       cache misses, and clock_gettime's vDSO: see clock rd/hb)\n"
          "syscalls/hb, clock rd/hb: the server's system calls (clock reads among them under "
-         "valgrind)\n       and clock_gettime calls per heartbeat\n");
+         "valgrind)\n       and clock_gettime calls per heartbeat\n"
+         "waits/hb: epoll_wait calls per heartbeat (1.00: every heartbeat paid a loop wake-up "
+         "of its own)\n");
   if (f == NULL)
     return;
   printf("\nagainst the bare-epoll floor: floor %.0f instructions per heartbeat in user space\n",
@@ -1148,7 +1166,7 @@ int main(int argc, char **argv) {
     i++;
   }
   if (cg_mode && !n_given)
-    n_conns = 1000;
+    n_conns = 200;
   if (cg_mode && !r_given)
     rounds = 1;
   if (n_conns == 0 || n_conns > 1000000 || window_s == 0 || ping_ms < 200 || rounds == 0 ||
@@ -1201,9 +1219,9 @@ int main(int argc, char **argv) {
          n_conns, ping_ms, rounds, window_s);
   if (cg_mode)
     printf("under valgrind --tool=callgrind: user-space instructions per heartbeat\n"
-           "\n%-5s %-16s %6s %10s %12s %11s %12s %6s %5s %4s\n",
+           "\n%-5s %-16s %6s %10s %9s %11s %11s %8s %6s %5s %4s\n",
            "round", "server", "conns", "heartbeats", "instr/hb", "syscalls/hb", "clock rd/hb",
-           "s-ping", "skip", "lost");
+           "waits/hb", "s-ping", "skip", "lost");
   else
     printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server",
            "conns", "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping",

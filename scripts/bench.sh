@@ -9,3 +9,10 @@ for bin in build/release/bench-*; do
   echo "== $(basename "$bin")"
   "$bin" "$@"
 done
+# The same servers' user-space instructions per heartbeat under callgrind:
+# a ratio to the floor that the shared machine's load does not move
+# (bench/bench-connections.c, --callgrind).
+if [ -x build/release/bench-connections ]; then
+  echo "== bench-connections --callgrind"
+  build/release/bench-connections --callgrind
+fi
