@@ -41,13 +41,12 @@ static void budget_close(vigil_conn *c) {
 }
 
 static vigil_conn *greediest(vigil__owner *o, const vigil_conn *except, size_t share) {
-  vigil__queue *q;
-  vigil_conn *best = NULL;
-  for (q = o->conns.next; q != &o->conns; q = q->next) {
-    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
-    if (c == except || c->phase == VIGIL__ZOMBIE || c->charged <= share)
+  vigil__slab_cursor cur = {0};
+  vigil_conn *best = NULL, *c;
+  while ((c = vigil__conn_next(o, &cur)) != NULL) {
+    if (c == except || c->phase == VIGIL__ZOMBIE || vigil__cx(c)->charged <= share)
       continue;
-    if (best == NULL || c->charged > best->charged)
+    if (best == NULL || vigil__cx(c)->charged > vigil__cx(best)->charged)
       best = c;
   }
   return best;
@@ -58,7 +57,7 @@ int vigil__budget_charge(vigil_conn *c, size_t n) {
   size_t share;
   if (o->budget != 0 && (n > o->budget || o->budget_used > o->budget - n)) {
     share = o->budget / (o->nconns != 0 ? o->nconns : 1);
-    if (n > share || c->charged > share - n) {
+    if (n > share || vigil__cx(c)->charged > share - n) {
       budget_close(c);
       return VIGIL_EPOLICY;
     }
@@ -69,12 +68,12 @@ int vigil__budget_charge(vigil_conn *c, size_t n) {
       budget_close(v);
     }
   }
-  c->charged += n;
+  c->x->charged += n; /* what is charged lives in the ext (conn.h) */
   o->budget_used += n;
   return 0;
 }
 
 void vigil__budget_release(vigil_conn *c, size_t n) {
-  c->charged -= n;
+  c->x->charged -= n;
   c->owner->budget_used -= n;
 }

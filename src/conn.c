@@ -110,7 +110,7 @@ static void conn_trim(vigil_conn *c) {
   const vigil__conn_ext *x = c->x;
   if (x == NULL || x->tls != NULL || c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ) ||
       x->qhead != NULL || x->rx != NULL || x->retain != NULL || x->creq != NULL || x->wpend != NULL ||
-      x->close_reason != NULL || x->qstrikes != 0 || x->tls_credit != 0)
+      x->close_reason != NULL || x->qstrikes != 0 || x->tls_credit != 0 || x->charged != 0)
     return;
   free(c->x);
   c->x = NULL;
@@ -119,6 +119,7 @@ static void conn_trim(vigil_conn *c) {
 static void ext_free(vigil_conn *c) {
   if (c->x == NULL)
     return;
+  c->owner->budget_used -= c->x->charged; /* nothing should be left; never leak the account */
   free(c->x->close_reason);
   free(c->x->rx);
   free(c->x->retain);
@@ -145,6 +146,8 @@ void vigil__conn_take_queue(vigil_conn *to, vigil_conn *from) {
   t->qframe = f->qframe;
   t->qbytes = f->qbytes;
   t->qstrikes = f->qstrikes;
+  t->charged += f->qbytes; /* the queue's charge goes with it */
+  f->charged -= f->qbytes;
   f->qhead = f->qtail = f->qframe = NULL;
   f->qbytes = 0;
 }
@@ -228,7 +231,7 @@ int vigil__owner_init(vigil__owner *o, vigil_loop *loop) {
   o->loop = loop;
   o->rbuf = malloc(VIGIL__RBUF_SIZE + VIGIL_SESSION_MAX_RETAIN);
   o->wbuf = malloc(VIGIL__WBUF_SIZE);
-  vigil__queue_init(&o->conns);
+  vigil__slab_init(&o->conns, sizeof(vigil_conn));
   vigil_defer_init(&o->flush, on_owner_flush);
   o->flush_head = NULL;
   o->flush_tail = &o->flush_head;
@@ -256,6 +259,7 @@ int vigil__owner_tls(vigil__owner *o, vigil_tls *tls, const char *name) {
 void vigil__owner_free(vigil__owner *o) {
   vigil_loop_stall_stop(o->loop, &o->stall);
   vigil_loop_defer_cancel(o->loop, &o->flush);
+  vigil__slab_free_all(&o->conns);
   free(o->rbuf);
   free(o->wbuf);
   free(o->tbuf);
@@ -266,12 +270,12 @@ static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
                      vigil_stall_kind kind) {
   vigil__owner *o = vigil_container_of(w, vigil__owner, stall);
   uint64_t now = vigil_loop_now_ns(loop);
-  vigil__queue *q;
+  vigil__slab_cursor cur = {0};
+  vigil_conn *c;
   (void)stall_ns;
   (void)kind;
   o->m.stalls++;
-  for (q = o->conns.next; q != &o->conns; q = q->next) {
-    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
+  while ((c = vigil__conn_next(o, &cur)) != NULL) {
     if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
       continue;
     vigil_session_stalled(&c->session, now);
@@ -287,21 +291,20 @@ void vigil__owner_stall_start(vigil__owner *o) {
 /* ---- lifecycle --------------------------------------------------------- */
 
 vigil_conn *vigil__conn_new(vigil__owner *o) {
-  vigil_conn *c = calloc(1, sizeof *c);
+  vigil_conn *c = vigil__slab_alloc(&o->conns);
   if (c == NULL)
     return NULL;
   c->owner = o;
   if (vigil__conn_register(c) != 0) {
-    free(c);
+    vigil__slab_free(&o->conns, c);
     return NULL;
   }
   if (vigil_tcp_init(o->loop, &c->tcp) != 0) {
     vigil__conn_unregister(c);
-    free(c);
+    vigil__slab_free(&o->conns, c);
     return NULL;
   }
   vigil_loop_timer_init(&c->timer);
-  vigil__queue_insert_tail(&o->conns, &c->link);
   o->nconns++;
   o->m.connecting++; /* phase 0 until started or connected */
   return c;
@@ -312,16 +315,14 @@ static void conn_release(vigil_conn *c) {
   vigil_loop_timer_cancel(o->loop, &c->timer);
   flush_cancel(c);
   vigil__conn_unregister(c);
-  vigil__queue_remove(&c->link);
   o->nconns--;
   (*phase_gauge(o, c->phase))--;
-  o->budget_used -= c->charged; /* nothing should be left; never leak the account */
   if (o->freed != NULL)
     o->freed(c);
   if (c->flags & VIGIL__C_ID_OWNED)
     free(c->id);
   ext_free(c);
-  free(c);
+  vigil__slab_free(&o->conns, c);
 }
 
 static void on_tcp_closed(vigil_tcp *tcp) {

@@ -17,6 +17,7 @@
 #include "vigil.h"
 #include "vigil/loop.h"
 #include "vigil/tls.h"
+#include "slab.h"
 
 /* Scratch sizes, per owner (not per connection). */
 #define VIGIL__RBUF_SIZE 65536u
@@ -64,6 +65,9 @@ typedef struct vigil__conn_ext {
   vigil__msg *qhead, *qtail; /* outbound queue */
   vigil__msg *qframe;        /* first message not completely framed */
   size_t qbytes;
+  /* Bytes charged to the owner's budget (budget.h): reassembly, queue,
+   * pending write, all of which live here, so an idle connection has none. */
+  size_t charged;
   /* Stream positions, counted only while the ext exists: framed_pos -
    * kernel_pos is what was framed and is not in the kernel yet (at most a
    * pending write and TLS's credit), so both start over at each ext. */
@@ -96,13 +100,11 @@ struct vigil_conn {
   vigil_session session;
   vigil_tcp tcp;          /* tcp.data: the application's (vigil_conn_set_data) */
   vigil_loop_timer timer; /* connect, session deadline, drain, linger */
-  vigil__queue link;      /* in owner->conns */
   vigil__owner *owner;
   vigil_conn *fnext;          /* in the owner's flush list, while VIGIL__C_FLUSH */
   vigil_conn *hnext;          /* server: presence-table chain */
   char *id;                   /* server: peer id (owned); client: the client's */
   vigil__conn_ext *x;         /* the rarely used state, or NULL */
-  size_t charged;             /* bytes charged to the owner's budget (budget.h) */
   uint64_t opened_ns;
   uint64_t last_rtt_ns;
   uint64_t ref;  /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
@@ -150,7 +152,7 @@ struct vigil__owner {
   vigil_tls *tls;       /* TLS context of every connection, or NULL (borrowed) */
   const char *tls_name; /* client: the server name TLS verifies */
   uint8_t *tbuf;        /* TLS: ciphertext scratch, VIGIL__TBUF_SIZE */
-  vigil__queue conns;   /* every connection, zombies included */
+  vigil__slab conns; /* every connection, zombies included (walk: vigil__conn_next) */
   unsigned nconns;
   /* Connections with bytes to write, written at the end of the iteration
    * by one defer (src/conn.c, "flushing"), in the order they asked. */
@@ -194,6 +196,13 @@ vigil_conn *vigil__conn_new(vigil__owner *o);
  * twice). Loop thread. */
 int vigil__conn_register(vigil_conn *c);
 void vigil__conn_unregister(vigil_conn *c);
+
+/* The owner's next connection after *cur (a zeroed cursor: the first),
+ * zombies included, or NULL at the end. A connection made or freed during
+ * the walk may be missed; every other one is seen once. */
+static inline vigil_conn *vigil__conn_next(vigil__owner *o, vigil__slab_cursor *cur) {
+  return (vigil_conn *)vigil__slab_next(&o->conns, cur);
+}
 
 /* Frees a connection whose tcp handle never got a socket. */
 void vigil__conn_discard(vigil_conn *c);

@@ -738,17 +738,16 @@ uint64_t vigil_conn_generation(const vigil_conn *c) {
 
 static void on_shutdown_timer(vigil_loop *loop, vigil_loop_timer *t) {
   vigil_server *s = vigil_container_of(t, vigil_server, shutdown_timer);
-  vigil__queue *q = s->o.conns.next;
+  vigil__slab_cursor cur = {0};
+  vigil_conn *c;
   (void)loop;
-  while (q != &s->o.conns) {
-    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
-    q = q->next; /* c stays on the list until its close callback */
-    vigil__conn_abort(c, "shutdown");
-  }
+  while ((c = vigil__conn_next(&s->o, &cur)) != NULL)
+    vigil__conn_abort(c, "shutdown"); /* freed in its close callback, not here */
 }
 
 int vigil_server_shutdown(vigil_server *s, uint32_t timeout_ms) {
-  vigil__queue *q;
+  vigil__slab_cursor cur = {0};
+  vigil_conn *c;
   unsigned i;
   if (s == NULL)
     return VIGIL_EINVAL;
@@ -760,10 +759,7 @@ int vigil_server_shutdown(vigil_server *s, uint32_t timeout_ms) {
   for (i = 0; i < s->nlisteners; i++)
     vigil_tcp_close(s->listeners[i], on_listener_closed);
   s->nlisteners = 0;
-  q = s->o.conns.next;
-  while (q != &s->o.conns) {
-    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
-    q = q->next;
+  while ((c = vigil__conn_next(&s->o, &cur)) != NULL) {
     if (c->phase == VIGIL__OPEN)
       (void)vigil__conn_close(c, VIGIL_CLOSE_GOING_AWAY,
                               vigil_close_code_text(VIGIL_CLOSE_GOING_AWAY), "shutdown",
@@ -816,12 +812,12 @@ int vigil_server_get_metrics_sized(const vigil_server *s, vigil_metrics *out, si
 }
 
 int vigil_server_foreach(vigil_server *s, int (*fn)(vigil_conn *c, void *arg), void *arg) {
-  vigil__queue *q;
+  vigil__slab_cursor cur = {0};
+  vigil_conn *c;
   int rc;
   if (s == NULL || fn == NULL)
     return VIGIL_EINVAL;
-  for (q = s->o.conns.next; q != &s->o.conns; q = q->next) {
-    vigil_conn *c = vigil_container_of(q, vigil_conn, link);
+  while ((c = vigil__conn_next(&s->o, &cur)) != NULL) {
     if (c->phase == VIGIL__OPEN && (rc = fn(c, arg)) != 0)
       return rc;
   }
