@@ -183,7 +183,7 @@ static void on_freed(vigil_conn *c) {
  * hides connecting connections). */
 static void adopt(vigil_client *cli, vigil_conn *winner) {
   vigil_conn *ph = cli->conn;
-  winner->id = cli->id;
+  winner->id.ptr = cli->id;
   winner->id_len = (uint8_t)cli->cfg.session.id_len;
   winner->tcp.data = ph->tcp.data;
   vigil__conn_take_queue(winner, ph);
@@ -259,7 +259,7 @@ static void start_attempt(vigil_client *cli) {
     maybe_closed(cli);
     return;
   }
-  c->id = cli->id;
+  c->id.ptr = cli->id;
   c->id_len = (uint8_t)cli->cfg.session.id_len;
   cli->conn = c;
   cli->stats.attempts++;

@@ -320,7 +320,7 @@ static void conn_release(vigil_conn *c) {
   if (o->freed != NULL)
     o->freed(c);
   if (c->flags & VIGIL__C_ID_OWNED)
-    free(c->id);
+    free(c->id.ptr);
   ext_free(c);
   vigil__slab_free(&o->conns, c);
 }
@@ -1117,6 +1117,25 @@ int vigil__conn_keepalive(vigil_conn *c, uint32_t timeout_ms, vigil_keepalive *k
   return vigil_keepalive_apply(vigil_tcp_socket(&c->tcp), ka, report);
 }
 
+/* Keeps the peer's id: in the connection when it fits (most ids are
+ * short, and a malloc'd one costs at least 32 B), else malloc'd. Returns 0
+ * or VIGIL_ENOMEM. */
+static int conn_store_id(vigil_conn *c, const uint8_t *id, size_t id_len) {
+  char *p = c->id.in;
+  if (id_len < sizeof c->id.in) {
+    c->flags |= VIGIL__C_ID_INLINE;
+  } else {
+    if ((p = malloc(id_len + 1)) == NULL)
+      return VIGIL_ENOMEM;
+    c->id.ptr = p;
+    c->flags |= VIGIL__C_ID_OWNED;
+  }
+  memcpy(p, id, id_len);
+  p[id_len] = '\0';
+  c->id_len = (uint8_t)id_len;
+  return 0;
+}
+
 static void conn_opened(vigil_conn *c, const vigil_event *ev) {
   vigil__owner *o = c->owner;
   vigil_open_info info;
@@ -1143,22 +1162,17 @@ static void conn_opened(vigil_conn *c, const vigil_event *ev) {
      * HELLO never reaches the presence table, on_open or a takeover. */
     if (o->admit != NULL && o->admit(c, id, id_len, ev->credential, ev->credential_len) != 0)
       return;
-    c->id = malloc(id_len + 1);
-    if (c->id == NULL) {
+    if (conn_store_id(c, id, id_len) != 0) {
       vigil__conn_kill(c, VIGIL_CAUSE_LOCAL, VIGIL_CLOSE_POLICY, "out of memory", 0,
                        "out of memory storing the peer id");
       return;
     }
-    memcpy(c->id, id, id_len);
-    c->id[id_len] = '\0';
-    c->id_len = (uint8_t)id_len;
-    c->flags |= VIGIL__C_ID_OWNED;
   }
   set_phase(c, VIGIL__OPEN);
   c->opened_ns = loop_now(c);
   vigil_session_get_info(&c->session, &si);
   vigil__conn_peer_text(c, peer, sizeof peer);
-  info.id = c->id;
+  info.id = vigil__conn_peer_id(c);
   info.id_len = c->id_len;
   info.peer = peer;
   info.interval_ms = si.interval_ms;
@@ -1427,7 +1441,7 @@ void vigil_conn_get_info(const vigil_conn *c, vigil_conn_info *info) {
     return;
   memset(info, 0, sizeof *info);
   vigil_session_get_info(&c->session, &info->session);
-  info->id = c->id;
+  info->id = vigil__conn_peer_id(c);
   info->id_len = c->id_len;
   vigil__conn_peer_text(c, info->peer, sizeof info->peer);
   info->queued_bytes = cx(c)->qbytes;

@@ -103,7 +103,10 @@ struct vigil_conn {
   vigil__owner *owner;
   vigil_conn *fnext;          /* in the owner's flush list, while VIGIL__C_FLUSH */
   vigil_conn *hnext;          /* server: presence-table chain */
-  char *id;                   /* server: peer id (owned); client: the client's */
+  union {                     /* the peer id (vigil__conn_peer_id) */
+    char *ptr;                /* server: malloc'd (ID_OWNED); client: the client's */
+    char in[16];              /* server: an id of up to 15 bytes (ID_INLINE) */
+  } id;
   vigil__conn_ext *x;         /* the rarely used state, or NULL */
   uint64_t opened_ns;
   uint64_t last_rtt_ns;
@@ -135,6 +138,12 @@ void vigil__conn_take_queue(vigil_conn *to, vigil_conn *from);
 #define VIGIL__C_COUNTED 0x08u   /* server: counted against the limits */
 #define VIGIL__C_PRESENT 0x10u   /* server: in the presence table */
 #define VIGIL__C_FLUSH 0x20u     /* in the owner's flush list */
+#define VIGIL__C_ID_INLINE 0x40u /* conn->id.in holds the id */
+
+/* The peer id (NUL-terminated, id_len bytes), or NULL before there is one. */
+static inline const char *vigil__conn_peer_id(const vigil_conn *c) {
+  return (c->flags & VIGIL__C_ID_INLINE) ? c->id.in : c->id.ptr;
+}
 
 struct vigil__owner {
   vigil_loop *loop;

@@ -138,7 +138,7 @@ static void peers_grow(vigil_server *s) {
   for (i = 0; i < s->npeer_buckets; i++) {
     vigil_conn *c = s->peers[i], *next;
     for (; c != NULL; c = next) {
-      size_t k = hash_bytes(s->seed, (const uint8_t *)c->id, c->id_len) & (n - 1);
+      size_t k = hash_bytes(s->seed, (const uint8_t *)vigil__conn_peer_id(c), c->id_len) & (n - 1);
       next = c->hnext;
       c->hnext = t[k];
       t[k] = c;
@@ -150,7 +150,7 @@ static void peers_grow(vigil_server *s) {
 }
 
 static void peers_remove(vigil_server *s, vigil_conn *c) {
-  vigil_conn **pp = &s->peers[peer_slot(s, c->id, c->id_len)];
+  vigil_conn **pp = &s->peers[peer_slot(s, vigil__conn_peer_id(c), c->id_len)];
   for (; *pp != NULL; pp = &(*pp)->hnext) {
     if (*pp == c) {
       *pp = c->hnext;
@@ -169,7 +169,7 @@ static void peers_insert(vigil_server *s, vigil_conn *c) {
    * chains' worth of entries. */
   if (s->stats.peers >= 2 * s->npeer_buckets)
     peers_grow(s);
-  k = peer_slot(s, c->id, c->id_len);
+  k = peer_slot(s, vigil__conn_peer_id(c), c->id_len);
   c->hnext = s->peers[k];
   s->peers[k] = c;
   c->flags |= VIGIL__C_PRESENT;
@@ -181,7 +181,7 @@ vigil_conn *vigil_server_find(vigil_server *s, const char *id, size_t len) {
   if (s == NULL || id == NULL || len == 0 || len > VIGIL_WIRE_MAX_ID)
     return NULL;
   for (c = s->peers[peer_slot(s, id, len)]; c != NULL; c = c->hnext)
-    if (c->id_len == len && memcmp(c->id, id, len) == 0)
+    if (c->id_len == len && memcmp(vigil__conn_peer_id(c), id, len) == 0)
       return c;
   return NULL;
 }
@@ -259,7 +259,7 @@ static void presence_report(vigil_server *s, vigil_conn *c, const vigil_death *d
   memset(&ev, 0, sizeof ev);
   vigil__conn_peer_text(c, peer, sizeof peer);
   ev.kind = d == NULL ? VIGIL_PRESENCE_OPEN : VIGIL_PRESENCE_DEAD;
-  ev.id = c->id;
+  ev.id = vigil__conn_peer_id(c);
   ev.id_len = c->id_len;
   ev.gen = c->pgen;
   ev.peer = peer;
@@ -276,7 +276,7 @@ static void presence_report(vigil_server *s, vigil_conn *c, const vigil_death *d
 
 static void on_opened(vigil_conn *c, vigil_open_info *info) {
   vigil_server *s = server_of(c);
-  vigil_conn *old = vigil_server_find(s, c->id, c->id_len);
+  vigil_conn *old = vigil_server_find(s, vigil__conn_peer_id(c), c->id_len);
   s->stats.opened++;
   if (old != NULL) {
     vigil__conn_peer_text(old, s->old_peer, sizeof s->old_peer);
