@@ -109,8 +109,9 @@ static vigil__conn_ext *conn_ext(vigil_conn *c) {
 static void conn_trim(vigil_conn *c) {
   const vigil__conn_ext *x = c->x;
   if (x == NULL || x->tls != NULL || c->phase == VIGIL__ZOMBIE || (c->flags & VIGIL__C_CLOSE_REQ) ||
-      x->qhead != NULL || x->rx != NULL || x->retain != NULL || x->creq != NULL || x->wpend != NULL ||
-      x->close_reason != NULL || x->qstrikes != 0 || x->tls_credit != 0 || x->charged != 0)
+      x->qhead != NULL || x->rx != NULL || x->retain != NULL || x->creq != NULL ||
+      x->wpend != NULL || x->close_reason != NULL || x->qstrikes != 0 || x->tls_credit != 0 ||
+      x->charged != 0)
     return;
   free(c->x);
   c->x = NULL;
@@ -464,9 +465,9 @@ static int close_at_once(const vigil_conn *c, const vigil_death *d) {
   /* A failed TLS has sent its alert, if any; nothing it reads means
    * anything now. */
   int tls_failed = cx(c)->tls != NULL && vigil_tls_conn_error(cx(c)->tls)[0] != '\0';
-  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || cx(c)->wpend != NULL || tls_failed ||
-         !vigil_tcp_is_reading(&c->tcp) || d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT ||
-         d->cause == VIGIL_CAUSE_PEER_STALLED;
+  return (c->flags & VIGIL__C_PEER_GONE) || d->close_received || cx(c)->wpend != NULL ||
+         tls_failed || !vigil_tcp_is_reading(&c->tcp) ||
+         d->cause == VIGIL_CAUSE_HEARTBEAT_TIMEOUT || d->cause == VIGIL_CAUSE_PEER_STALLED;
 }
 
 static void conn_die(vigil_conn *c, vigil_death *d) {
@@ -1079,8 +1080,7 @@ static void conn_flush(vigil_conn *c) {
   /* Writing moves an open session's deadline only later (a PING written
    * has no ping deadline until its PONG), which the timer finds out when it
    * fires; a CLOSE written, or one waiting to be, can move it earlier. */
-  if (vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN ||
-      (c->flags & VIGIL__C_CLOSE_REQ))
+  if (vigil_session_get_state(&c->session) != VIGIL_SESSION_OPEN || (c->flags & VIGIL__C_CLOSE_REQ))
     conn_schedule(c);
 }
 

@@ -56,11 +56,10 @@ enum vigil__phase {
 /* What a connection needs only now and then: an outbound queue with
  * messages in it, a message being reassembled, a partial control frame
  * held back, a write the kernel did not take at once, a graceful close
- * under way, a client's TCP connect, TLS output counted. Allocated when one of them starts (conn_ext) and freed
- * as soon as none is left (conn_trim), so an idle connection carries one
- * NULL pointer for all of it. A TLS connection keeps its ext for its whole
- * life (the TLS state is in it). Read through vigil__cx(), which gives an
- * all-zero stand-in when there is none. */
+ * under way, a client's TCP connect, TLS output counted. Allocated when one of them starts
+ * (conn_ext) and freed as soon as none is left (conn_trim), so an idle connection carries one NULL
+ * pointer for all of it. A TLS connection keeps its ext for its whole life (the TLS state is in
+ * it). Read through vigil__cx(), which gives an all-zero stand-in when there is none. */
 typedef struct vigil__conn_ext {
   vigil__msg *qhead, *qtail; /* outbound queue */
   vigil__msg *qframe;        /* first message not completely framed */
@@ -73,14 +72,14 @@ typedef struct vigil__conn_ext {
    * pending write and TLS's credit), so both start over at each ext. */
   uint64_t framed_pos;
   uint64_t kernel_pos;
-  uint8_t *rx;              /* reassembly, only while a message is in flight */
-  uint8_t *retain;          /* incomplete control frame, only while pending */
+  uint8_t *rx;                /* reassembly, only while a message is in flight */
+  uint8_t *retain;            /* incomplete control frame, only while pending */
   struct vigil__wpend *wpend; /* write the kernel has not taken yet */
-  vigil_tls_conn *tls;      /* TLS between the socket and the session, or NULL */
-  vigil_connect_req *creq;  /* client: connect in flight */
-  char *close_reason;       /* requested local close: reason (owned) */
-  const char *local_detail; /* static: why we close ("takeover", ...) */
-  uint64_t drain_ms;        /* graceful close must finish by then */
+  vigil_tls_conn *tls;        /* TLS between the socket and the session, or NULL */
+  vigil_connect_req *creq;    /* client: connect in flight */
+  char *close_reason;         /* requested local close: reason (owned) */
+  const char *local_detail;   /* static: why we close ("takeover", ...) */
+  uint64_t drain_ms;          /* graceful close must finish by then */
   uint32_t rx_len, rx_cap;
   uint32_t close_retry_ms;
   uint32_t tls_credit; /* TLS: plaintext bytes encrypted whose ciphertext is not
@@ -101,13 +100,13 @@ struct vigil_conn {
   vigil_tcp tcp;          /* tcp.data: the application's (vigil_conn_set_data) */
   vigil_loop_timer timer; /* connect, session deadline, drain, linger */
   vigil__owner *owner;
-  vigil_conn *fnext;          /* in the owner's flush list, while VIGIL__C_FLUSH */
-  vigil_conn *hnext;          /* server: presence-table chain */
-  union {                     /* the peer id (vigil__conn_peer_id) */
-    char *ptr;                /* server: malloc'd (ID_OWNED); client: the client's */
-    char in[16];              /* server: an id of up to 15 bytes (ID_INLINE) */
+  vigil_conn *fnext; /* in the owner's flush list, while VIGIL__C_FLUSH */
+  vigil_conn *hnext; /* server: presence-table chain */
+  union {            /* the peer id (vigil__conn_peer_id) */
+    char *ptr;       /* server: malloc'd (ID_OWNED); client: the client's */
+    char in[16];     /* server: an id of up to 15 bytes (ID_INLINE) */
   } id;
-  vigil__conn_ext *x;         /* the rarely used state, or NULL */
+  vigil__conn_ext *x; /* the rarely used state, or NULL */
   uint64_t opened_ns;
   uint64_t last_rtt_ns;
   uint64_t ref;  /* vigil_conn_id (src/conn-id.c), 0 once unregistered */
@@ -161,7 +160,7 @@ struct vigil__owner {
   vigil_tls *tls;       /* TLS context of every connection, or NULL (borrowed) */
   const char *tls_name; /* client: the server name TLS verifies */
   uint8_t *tbuf;        /* TLS: ciphertext scratch, VIGIL__TBUF_SIZE */
-  vigil__slab conns; /* every connection, zombies included (walk: vigil__conn_next) */
+  vigil__slab conns;    /* every connection, zombies included (walk: vigil__conn_next) */
   unsigned nconns;
   /* Connections with bytes to write, written at the end of the iteration
    * by one defer (src/conn.c, "flushing"), in the order they asked. */

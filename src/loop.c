@@ -151,8 +151,8 @@ int vigil_loop_init(vigil_loop *loop, const vigil_loop_options *opts) {
 }
 
 int vigil_loop_close(vigil_loop *loop) {
-  if (loop->nhandles != 0 || !vigil__queue_empty(&loop->done_reqs) ||
-      loop->closing != NULL || vigil__posts_waiting(loop))
+  if (loop->nhandles != 0 || !vigil__queue_empty(&loop->done_reqs) || loop->closing != NULL ||
+      vigil__posts_waiting(loop))
     return VIGIL_EBUSY;
   vigil__plat_close(loop);
   vigil__posts_free(loop);

@@ -10,11 +10,11 @@
 typedef struct vigil__slab_chunk vigil__slab_chunk;
 
 typedef struct vigil__slab {
-  size_t size;                 /* object size, a multiple of 8 */
-  uint32_t per_chunk;          /* objects a chunk holds */
-  uint32_t nchunks, cap;       /* chunks, sorted by address; table capacity */
-  vigil__slab_chunk **chunks;  /* the table */
-  vigil__slab_chunk *partial;  /* chunks with a free object, most recent first */
+  size_t size;                /* object size, a multiple of 8 */
+  uint32_t per_chunk;         /* objects a chunk holds */
+  uint32_t nchunks, cap;      /* chunks, sorted by address; table capacity */
+  vigil__slab_chunk **chunks; /* the table */
+  vigil__slab_chunk *partial; /* chunks with a free object, most recent first */
 } vigil__slab;
 
 /* Where a walk over the live objects is (vigil__slab_next). */

@@ -480,14 +480,14 @@ struct vigil_tcp {
   vigil_os_socket socket;
   unsigned flags;
   vigil_close_cb close_cb;
-  union {                          /* a listener never reads, a stream never accepts */
+  union {                           /* a listener never reads, a stream never accepts */
     vigil_connection_cb connection; /* listener */
     vigil_read_cb read;             /* stream */
   } on;
   vigil_alloc_cb alloc_cb;
   vigil_connect_req *connect_req;
-  vigil__queue write_queue;    /* requests not completely written, in order */
-  size_t write_queue_size;     /* bytes in them not yet written */
+  vigil__queue write_queue;     /* requests not completely written, in order */
+  size_t write_queue_size;      /* bytes in them not yet written */
   struct vigil_tcp *close_next; /* in loop->closing, once closed */
   vigil__tcp_plat plat;
 };
