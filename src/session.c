@@ -155,16 +155,21 @@
  * later verdict counts from that adjusted origin. A message deadline is
  * likewise moved to at least now + interval: we were not reading.
  *
- * A stall that cost the peer nothing changes nothing: when the verdict and
- * the message deadline are both at least one interval away and no ping is
- * outstanding (whose RTT the stall would inflate), the peer already has
- * what a re-probe would give it, and a ping would only be extra traffic.
- * That is the common case on a loaded server, whose loop stalls half a
- * second now and then while its peers were heard well within the timeout:
- * re-probing every connection on each such stall made vigil serve at
- * 346,000 connections on 2 cores send ~10 pings per connection a minute
- * (the pings' work caused the next stall), and a vigil client counts
- * pings closer than min_ping as strikes towards CLOSE PING_FLOOD.
+ * A stall that cost the peer nothing sends nothing: when the verdict and
+ * the message deadline are both at least one interval away, the peer
+ * already has what a re-probe would give it, and a ping would only be
+ * extra traffic. A ping in flight stays the one in flight, but its RTT
+ * would include our stall, so its pong gives no sample (ping_sent_ns =
+ * NO_RTT_SAMPLE; a probe, ping_on_schedule, re-probes as before, its next
+ * ping being due from that time). That is the common case on a loaded
+ * server, whose loop stalls half a second now and then while its peers
+ * were heard well within the timeout: re-probing every connection on each
+ * such stall made vigil serve at 346,000 connections on 2 cores send ~10
+ * pings per connection a minute (sending them caused the next stall), and
+ * re-probing those with a ping in flight still sent 15 million pings to
+ * 980,000 connections in 7 minutes when the clients, starved of CPU, were
+ * slow to answer. A vigil client counts pings closer than min_ping as
+ * strikes towards CLOSE PING_FLOOD.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -191,6 +196,7 @@ enum {
 };
 
 #define NO_PEER_PING UINT64_MAX
+#define NO_RTT_SAMPLE UINT64_MAX /* ping_sent_ns of a ping our stall spoiled */
 #define PONGS_OWED_MAX (VIGIL_PING_STRIKES + 1)
 
 static uint64_t ms_ns(uint32_t ms) {
@@ -668,6 +674,8 @@ static long on_pong(vigil_session *s, vigil_event *ev, uint64_t now) {
   if (!(s->flags & F_PING_OUT))
     return 0; /* unsolicited: alive, but nothing to measure */
   s->flags &= (uint8_t)~F_PING_OUT;
+  if (s->ping_sent_ns == NO_RTT_SAMPLE)
+    return 0; /* answered, but the time includes our stall */
   ev->type = VIGIL_EVENT_PONG;
   ev->rtt_ns = sub_sat(now, s->ping_sent_ns);
   rtt_sample(s, ev->rtt_ns);
@@ -896,12 +904,15 @@ int vigil_session_expire(vigil_session *s, uint64_t now, vigil_event *ev) {
   }
 }
 
-/* Nothing to withdraw and nothing to re-measure: the verdict and the
- * message deadline are an interval or more away, no ping in flight. */
-static int unharmed_by_stall(const vigil_session *s, uint64_t now) {
+/* Nothing to withdraw: the verdict and the message deadline are an
+ * interval or more away. A ping in flight stays so, its RTT spoiled. */
+static int unharmed_by_stall(vigil_session *s, uint64_t now) {
   uint64_t horizon = add_sat(now, ms_ns(s->interval_ms));
-  return !(s->flags & F_PING_OUT) && verdict_at(s) >= horizon &&
-         s->u.xfer.rx_msg_deadline >= horizon;
+  if (s->schedule || verdict_at(s) < horizon || s->u.xfer.rx_msg_deadline < horizon)
+    return 0;
+  if (s->flags & F_PING_OUT)
+    s->ping_sent_ns = NO_RTT_SAMPLE;
+  return 1;
 }
 
 void vigil_session_stalled(vigil_session *s, uint64_t now) {
