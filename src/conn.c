@@ -279,7 +279,7 @@ static void on_stall(vigil_loop *loop, vigil_stall_watch *w, uint64_t stall_ns,
   while ((c = vigil__conn_next(o, &cur)) != NULL) {
     if (c->phase != VIGIL__HANDSHAKE && c->phase != VIGIL__OPEN)
       continue;
-    vigil_session_stalled(&c->session, now);
+    vigil__session_stalled_lazy(&c->session, now); /* not a ping to every one */
     conn_want_flush(c);
     conn_schedule(c);
   }

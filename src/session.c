@@ -155,8 +155,10 @@
  * later verdict counts from that adjusted origin. A message deadline is
  * likewise moved to at least now + interval: we were not reading.
  *
- * A stall that cost the peer nothing sends nothing: when the verdict and
- * the message deadline are both at least one interval away, the peer
+ * The runtime's loop calls vigil__session_stalled_lazy instead (the public
+ * call keeps its promise of a fresh ping: `vigil idle-timeout` relies on
+ * it). A stall that cost the peer nothing sends nothing there: when the
+ * verdict and the message deadline are both at least one interval away, the peer
  * already has what a re-probe would give it, and a ping would only be
  * extra traffic. A ping in flight stays the one in flight, but its RTT
  * would include our stall, so its pong gives no sample (ping_sent_ns =
@@ -915,6 +917,12 @@ static int unharmed_by_stall(vigil_session *s, uint64_t now) {
   return 1;
 }
 
+void vigil__session_stalled_lazy(vigil_session *s, uint64_t now) {
+  if (s != NULL && s->state == VIGIL_SESSION_OPEN && unharmed_by_stall(s, now))
+    return;
+  vigil_session_stalled(s, now);
+}
+
 void vigil_session_stalled(vigil_session *s, uint64_t now) {
   uint64_t interval;
   if (s == NULL)
@@ -925,7 +933,7 @@ void vigil_session_stalled(vigil_session *s, uint64_t now) {
         max_u64(s->last_recv_ns, sub_sat(add_sat(now, interval), ms_ns(s->handshake_ms)));
     return;
   }
-  if (s->state != VIGIL_SESSION_OPEN || unharmed_by_stall(s, now))
+  if (s->state != VIGIL_SESSION_OPEN)
     return;
   s->last_recv_ns = max_u64(s->last_recv_ns,
                             s->phi != NULL ? sub_sat(now, interval)

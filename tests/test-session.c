@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "session-internal.h"
 #include "task.h"
 #include "vigil.h"
 
@@ -1578,7 +1579,7 @@ TEST_IMPL(session_stall_far_from_verdict_sends_nothing) {
     now = T0 + (uint64_t)i * 500 * MS;
     deliver(e, now, PONG, sizeof PONG);
     dl = vigil_session_deadline(&e->s);
-    vigil_session_stalled(&e->s, now + 250 * MS);
+    vigil__session_stalled_lazy(&e->s, now + 250 * MS);
     ASSERT_UEQ(vigil_session_deadline(&e->s), dl);
     expire(e, now + 250 * MS);
     n = vigil_session_write(&e->s, now + 250 * MS, buf, sizeof buf, NULL, 0, &taken);
@@ -1589,7 +1590,7 @@ TEST_IMPL(session_stall_far_from_verdict_sends_nothing) {
   ASSERT_EQ(info_of(e).state, VIGIL_SESSION_OPEN);
   /* 2.5 s of silence: the verdict is 0.5 s away, less than an interval. */
   now += 2500 * MS;
-  vigil_session_stalled(&e->s, now);
+  vigil__session_stalled_lazy(&e->s, now);
   ASSERT(vigil_session_want_write(&e->s));
   ASSERT_UEQ(vigil_session_deadline(&e->s), now + 1000 * MS);
   ASSERT_EQ(vigil_session_write(&e->s, now, buf, sizeof buf, NULL, 0, &taken), 2);
@@ -1605,7 +1606,7 @@ TEST_IMPL(session_stall_far_from_verdict_sends_nothing) {
   ASSERT_EQ(vigil_session_write(&e->s, dl, buf, sizeof buf, NULL, 0, &taken), 2);
   ASSERT_EQ(info_of(e).ping_outstanding, 1);
   for (i = 1; i <= 3; i++) {
-    vigil_session_stalled(&e->s, dl + (uint64_t)i * 200 * MS);
+    vigil__session_stalled_lazy(&e->s, dl + (uint64_t)i * 200 * MS);
     ASSERT_EQ(info_of(e).ping_outstanding, 1);
     ASSERT(!vigil_session_want_write(&e->s));
   }

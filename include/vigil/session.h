@@ -297,12 +297,8 @@ VIGIL_EXTERN int vigil_session_close(vigil_session *s, uint16_t code, const char
  * (OPEN): last_recv = max(last_recv, now + interval - timeout) (adaptive
  * mode: now - interval, so its 2 x interval floor lands at now + interval),
  * the outstanding ping is forgotten (its late pong counts as unsolicited) and
- * a new one queued. But when the verdict and the message deadline are both
- * at least one interval after `now` (OPEN, not ping_on_schedule), the peer
- * already has that interval: nothing is queued or moved, and an outstanding
- * ping stays outstanding, its pong giving no RTT sample and no PONG event
- * (the time would include our stall). During the handshake its deadline
- * moves to at least now + interval. No effect once CLOSING or DEAD. */
+ * a new one queued. During the handshake its deadline moves to at least
+ * now + interval. No effect once CLOSING or DEAD. */
 VIGIL_EXTERN void vigil_session_stalled(vigil_session *s, uint64_t now);
 
 VIGIL_EXTERN void vigil_session_get_info(const vigil_session *s, vigil_session_info *info);
