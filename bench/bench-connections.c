@@ -966,9 +966,8 @@ static void print_cg_row(unsigned round, const run_result *r) {
     printf("%-5u ", round);
   printf("%-16s %6u %10.0f %9.0f %11.2f %11.2f %8.2f %6llu %5llu %4llu\n", r->name, r->conns,
          r->cg_hb, cg_ir_per_hb(r), (double)r->cg_sys / r->cg_hb, (double)r->cg_clocks / r->cg_hb,
-         (double)r->cg_waits / r->cg_hb,
-         (unsigned long long)r->server_pings, (unsigned long long)r->skipped,
-         (unsigned long long)r->lost);
+         (double)r->cg_waits / r->cg_hb, (unsigned long long)r->server_pings,
+         (unsigned long long)r->skipped, (unsigned long long)r->lost);
 }
 
 /* One round of server s. */
@@ -1223,9 +1222,9 @@ int main(int argc, char **argv) {
            "round", "server", "conns", "heartbeats", "instr/hb", "syscalls/hb", "clock rd/hb",
            "waits/hb", "s-ping", "skip", "lost");
   else
-    printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server",
-           "conns", "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping",
-           "skip", "lost");
+    printf("\n%-5s %-16s %6s %8s %7s %11s %7s %10s %15s %6s %5s %4s\n", "round", "server", "conns",
+           "hb/s", "us/hb", "user/sys", "cpu", "RSS B/conn", "rtt p50/p99 us", "s-ping", "skip",
+           "lost");
   for (unsigned k = 0; k < rounds; k++)
     for (int i = 0; i < nservers; i++) {
       const char *kind = servers[i].kind == S_UV      ? "baseline"

@@ -52,6 +52,7 @@ static vigil_conn *find(uint64_t id) {
   vigil_conn *c;
   if (low == 0 || low > nslots || (slots[low - 1] & 1u) != 0)
     return NULL;
+  /* NOLINTNEXTLINE(performance-no-int-to-ptr): a slot holds a pointer or a tagged free link */
   c = (vigil_conn *)(uintptr_t)slots[low - 1];
   return c->ref == id ? c : NULL;
 }

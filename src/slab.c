@@ -100,7 +100,10 @@ static vigil__slab_chunk *chunk_new(vigil__slab *s) {
   if (s->nchunks == s->cap) {
     uint32_t ncap = s->cap != 0 ? s->cap * 2 : 16;
     vigil__slab_chunk **t;
-    if (ncap <= s->cap || (t = realloc(s->chunks, (size_t)ncap * sizeof *t)) == NULL)
+    if (ncap <= s->cap)
+      return NULL;
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of chunk pointers */
+    if ((t = realloc(s->chunks, (size_t)ncap * sizeof *t)) == NULL)
       return NULL;
     s->chunks = t;
     s->cap = ncap;
@@ -109,6 +112,7 @@ static vigil__slab_chunk *chunk_new(vigil__slab *s) {
     return NULL;
   memset(c, 0, sizeof *c); /* the header only: the objects' pages stay untouched */
   pos = lower_bound(s, (uintptr_t)c);
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of chunk pointers */
   memmove(&s->chunks[pos + 1], &s->chunks[pos], (size_t)(s->nchunks - pos) * sizeof *s->chunks);
   s->chunks[pos] = c;
   s->nchunks++;
@@ -119,6 +123,7 @@ static vigil__slab_chunk *chunk_new(vigil__slab *s) {
 static void chunk_release(vigil__slab *s, vigil__slab_chunk *c) {
   uint32_t pos = lower_bound(s, (uintptr_t)c);
   partial_remove(s, c);
+  /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of chunk pointers */
   memmove(&s->chunks[pos], &s->chunks[pos + 1], (size_t)(s->nchunks - pos - 1) * sizeof *s->chunks);
   s->nchunks--;
   free(c);
@@ -164,7 +169,7 @@ void *vigil__slab_next(const vigil__slab *s, vigil__slab_cursor *cur) {
   uint32_t pos = cur->chunk != NULL ? lower_bound(s, (uintptr_t)cur->chunk) : 0;
   for (; pos < s->nchunks; pos++) {
     const vigil__slab_chunk *c = s->chunks[pos];
-    uint32_t i = c == cur->chunk ? cur->index : 0;
+    uint32_t i = cur->chunk != NULL && c == cur->chunk ? cur->index : 0;
     for (; i < c->used; i++) {
       if (c->bits[i / 64] & ((uint64_t)1 << (i % 64))) {
         cur->chunk = c;
