@@ -40,7 +40,9 @@
  * defaults: -n 19000 -p 4 -i 1000 -t 3000 --hold 3 (about 40 s a server);
  * vigil and the baseline next to this binary. Source addresses
  * 127.0.0.2..9 with IP_BIND_ADDRESS_NO_PORT; RLIMIT_NOFILE is raised to its
- * hard limit (this process holds N descriptors too). Linux only. */
+ * hard limit (this process holds N descriptors too). Linux only.
+ * BENCH_FREEZE_KEEP=1 keeps each server's output (its --json lines; the
+ * file is named on stderr) to see when the late verdicts came. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -85,6 +87,7 @@ typedef struct result {
   unsigned frozen, closed, unsure, early, early_silent, verdicts;
   double late_min, late_p50, late_p99, late_max;
   double silent_p50, silent_p99, silent_max;
+  double cpu_us; /* server CPU (user + system) from the freeze to the last close, per close */
   int has_silent;
 } result;
 
@@ -427,7 +430,8 @@ static int measure(const char *label, char *const argv[], uint16_t port, result 
   pid_t srv, kids[MAX_PROCS], pgid;
   uint64_t t0, freeze;
   int chan[2], ep, fd = mkstemp(out_path);
-  unsigned open = 0, closed = 0;
+  unsigned open = 0, closed = 0, closed_before;
+  double cpu0;
   memset(r, 0, sizeof *r);
   r->label = label;
   if (fd < 0)
@@ -464,11 +468,15 @@ static int measure(const char *label, char *const argv[], uint16_t port, result 
     closed += watch_closes(ep, 100);
   memset(close_ns, 0, n_total * sizeof *close_ns); /* closes before the freeze do not count */
   r->frozen = open - closed;
+  closed_before = closed;
+  cpu0 = bench_proc_cpu_seconds(srv, NULL);
   freeze = bench_now_ns();
   killpg(pgid, SIGSTOP);
   fprintf(stderr, "bench-freeze: %s (pid %d): %u clients frozen\n", label, (int)srv, r->frozen);
   while (closed < open && bench_now_ns() - freeze < (uint64_t)(timeout_ms + 3000) * 1000000u)
     closed += watch_closes(ep, 50);
+  if (closed > closed_before && cpu0 >= 0)
+    r->cpu_us = (bench_proc_cpu_seconds(srv, NULL) - cpu0) * 1e6 / (closed - closed_before);
   bench_stop(srv);
   killpg(pgid, SIGKILL);
   for (unsigned p = 0; p < n_procs; p++)
@@ -483,13 +491,16 @@ static int measure(const char *label, char *const argv[], uint16_t port, result 
   close(chan[1]);
   close_lateness(r);
   read_verdicts(out_path, r);
-  unlink(out_path);
+  if (getenv("BENCH_FREEZE_KEEP") == NULL)
+    unlink(out_path);
+  else
+    fprintf(stderr, "bench-freeze: %s's output kept in %s\n", label, out_path);
   return 0;
 }
 
 static void print_result(const result *r) {
-  printf("%-14s %6u %6u %6u %5u %7.1f %8.1f %7.1f %7.1f", r->label, r->frozen, r->closed, r->unsure,
-         r->early, r->late_min, r->late_p50, r->late_p99, r->late_max);
+  printf("%-14s %6u %6u %6u %5u %7.1f %8.1f %7.1f %7.1f %6.1f", r->label, r->frozen, r->closed,
+         r->unsure, r->early, r->late_min, r->late_p50, r->late_p99, r->late_max, r->cpu_us);
   if (r->has_silent)
     printf("   %6u %5u %4.0f/%-4.0f/%-5.0f\n", r->verdicts, r->early_silent, r->silent_p50,
            r->silent_p99, r->silent_max);
@@ -603,9 +614,11 @@ int main(int argc, char **argv) {
   printf("close-to: when the client's socket saw the server close, minus (its last frame sent + "
          "timeout), ms: min, p50, p99, max; < 0 is early\n"
          "silent-to: vigil's own silent_ms - timeout on its dead lines (heartbeat_timeout, "
-         "peer_stalled; integer ms, measured at the loop's time of the verdict)\n");
-  printf("%-14s %6s %6s %6s %5s %7s %8s %7s %7s   %6s %5s %16s\n", "server", "frozen", "closed",
-         "unsure", "early", "min", "close-to", "p99", "max", "dead", "early",
+         "peer_stalled; integer ms, measured at the loop's time of the verdict)\n"
+         "cpu us: the server's CPU time (user + system, /proc, 10 ms ticks) from the freeze to "
+         "the last close, per socket it closed\n");
+  printf("%-14s %6s %6s %6s %5s %7s %8s %7s %7s %6s   %6s %5s %16s\n", "server", "frozen", "closed",
+         "unsure", "early", "min", "close-to", "p99", "max", "cpu us", "dead", "early",
          "silent-to 50/99/max");
   for (unsigned i = 0; i < nres; i++)
     print_result(&res[i]);

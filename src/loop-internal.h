@@ -132,7 +132,9 @@ void vigil__tcp_read_stop(vigil_tcp *tcp);
 /* req was just appended to tcp->write_queue: write what can be written
  * (unless the handle is still connecting) and wait for the rest. */
 void vigil__tcp_write(vigil_write_req *req);
-long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs);
+/* last: these are the last bytes this side sends (vigil_tcp_try_write_last);
+ * an OS that can hold them back for the FIN that follows does so. */
+long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs, int last);
 /* Stop everything, close the socket (abortively if reset), and complete
  * pending operations as described above. */
 void vigil__tcp_close(vigil_tcp *tcp, int reset);

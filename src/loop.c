@@ -615,7 +615,7 @@ int vigil_tcp_write(vigil_write_req *req, vigil_tcp *tcp, const vigil_buf bufs[]
   return 0;
 }
 
-long vigil_tcp_try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs) {
+static long try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs, int last) {
   int err;
   if (tcp == NULL || bufs == NULL || nbufs == 0)
     return VIGIL_EINVAL;
@@ -624,7 +624,21 @@ long vigil_tcp_try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs)
     return err;
   if ((tcp->flags & VIGIL__TCP_CONNECTING) != 0 || !vigil__queue_empty(&tcp->write_queue))
     return VIGIL_EAGAIN;
-  return vigil__tcp_try_write(tcp, bufs, nbufs);
+  return vigil__tcp_try_write(tcp, bufs, nbufs, last);
+}
+
+long vigil_tcp_try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs) {
+  return try_write(tcp, bufs, nbufs, 0);
+}
+
+long vigil_tcp_try_write_last(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs) {
+  size_t total = 0;
+  long n = try_write(tcp, bufs, nbufs, 1);
+  for (unsigned i = 0; n > 0 && i < nbufs; i++)
+    total += bufs[i].len;
+  if (n > 0 && (size_t)n == total)
+    (void)vigil__tcp_shutdown(tcp); /* the bytes and the FIN leave together */
+  return n;
 }
 
 size_t vigil_tcp_write_queue_size(const vigil_tcp *tcp) {

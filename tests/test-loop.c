@@ -20,6 +20,10 @@
 #include <time.h>
 #include <unistd.h>
 #endif
+#if defined(__linux__)
+#include <linux/tcp.h> /* tcpi_segs_out: glibc's struct tcp_info stops before it */
+#include <stddef.h>
+#endif
 
 #include "loop-internal.h" /* the receive-stamp conversion */
 #include "task.h"
@@ -375,6 +379,67 @@ static int case_shutdown(vigil_backend b) {
 
 TEST_IMPL(loop_shutdown_ends_one_direction) {
   return util_for_each_backend(case_shutdown, "shutdown");
+}
+
+/* Segments the socket has sent (Linux TCP_INFO), -1 where the OS does not
+ * say. */
+static long segs_out(const vigil_tcp *tcp) {
+#if defined(__linux__)
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(vigil_tcp_socket(tcp), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+      len < offsetof(struct tcp_info, tcpi_segs_out) + sizeof ti.tcpi_segs_out)
+    return -1;
+  return (long)ti.tcpi_segs_out;
+#else
+  (void)tcp;
+  return -1;
+#endif
+}
+
+/* vigil_tcp_try_write_last: the peer reads the bytes, then EOF, and can
+ * still send to us. On Linux the bytes and the FIN leave in one segment
+ * (MSG_MORE, then the FIN tacked on); try_write + shutdown send two. */
+static int case_write_last(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+  vigil_write_req w;
+  char bye_text[] = "bye";
+  vigil_buf bye = vigil_buf_init(bye_text, 3);
+  long before, after;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E1.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(vigil_tcp_try_write_last(NULL, &bye, 1), VIGIL_EINVAL);
+  ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 0), VIGIL_EINVAL);
+  before = segs_out(&E1.tcp);
+  ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 1), 3);
+  after = segs_out(&E1.tcp);
+#if defined(__linux__)
+  ASSERT_GE(before, 0);
+  ASSERT_EQ(after - before, 1); /* "bye" and the FIN together */
+#endif
+  ASSERT_EQ(run_until_status(&loop, &E2), 0);
+  ASSERT_EQ(E2.status, VIGIL_EOF);
+  ASSERT_UEQ(E2.len, 3);
+  ASSERT_MEM_EQ(E2.data, "bye", 3);
+  ASSERT_EQ(E1.status, 0); /* our direction only */
+  ASSERT_EQ(send_text(&E2.tcp, &w, "after"), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E1, 5), 0);
+  ASSERT_MEM_EQ(E1.data, "after", 5);
+  vigil_tcp_close(&E1.tcp, NULL);
+  ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 1), VIGIL_EPIPE); /* closing */
+  ep_free(&E1);
+  return close_pair(&loop, &lst);
+}
+
+TEST_IMPL(loop_try_write_last_sends_fin_with_bytes) {
+  return util_for_each_backend(case_write_last, "try_write_last");
 }
 
 static int case_reset(vigil_backend b) {

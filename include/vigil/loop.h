@@ -591,6 +591,14 @@ VIGIL_EXTERN int vigil_tcp_write(vigil_write_req *req, vigil_tcp *tcp, const vig
  * VIGIL_EPIPE, VIGIL_ECONNRESET, VIGIL_EINVAL, ... */
 VIGIL_EXTERN long vigil_tcp_try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs);
 
+/* vigil_tcp_try_write for the last bytes this side will send: when the
+ * kernel takes all of them, our direction ends too (vigil_tcp_shutdown),
+ * and where the OS can hold the bytes back for it (Linux: MSG_MORE) they
+ * and the FIN leave in one segment, not two: half the packets, and half
+ * the kernel's work, for a goodbye. When the kernel takes less, or
+ * nothing, nothing is ended; the return value is vigil_tcp_try_write's. */
+VIGIL_EXTERN long vigil_tcp_try_write_last(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs);
+
 /* Bytes accepted by vigil_tcp_write and not yet handed to the kernel. */
 VIGIL_EXTERN size_t vigil_tcp_write_queue_size(const vigil_tcp *tcp);
 

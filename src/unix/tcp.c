@@ -519,11 +519,21 @@ void vigil__tcp_write(vigil_write_req *req) {
     fail_writes(tcp, VIGIL_ENOMEM);
 }
 
-long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs) {
+long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs, int last) {
   struct iovec iov[MAX_IOV];
   struct msghdr msg;
   unsigned i, n = nbufs > MAX_IOV ? MAX_IOV : nbufs;
+  int flags = MSG_NOSIGNAL;
   ssize_t r;
+#if defined(MSG_MORE)
+  /* Held back for the FIN that follows at once (vigil_tcp_try_write_last):
+   * the kernel tacks the FIN onto a segment it has not sent yet. A write
+   * the kernel takes only in part is pushed before it returns. */
+  if (last)
+    flags |= MSG_MORE;
+#else
+  (void)last;
+#endif
 
   for (i = 0; i < n; i++) {
     iov[i].iov_base = bufs[i].base;
@@ -533,7 +543,7 @@ long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs)
   msg.msg_iov = iov;
   msg.msg_iovlen = n;
   do
-    r = sendmsg(tcp->socket, &msg, MSG_NOSIGNAL);
+    r = sendmsg(tcp->socket, &msg, flags);
   while (r < 0 && errno == EINTR);
   if (r < 0)
     return vigil__unix_err();

@@ -431,10 +431,11 @@ static void write_complete(vigil_tcp *tcp, vigil_write_req *req, long status) {
   op_finished(tcp);
 }
 
-long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs) {
+long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs, int last) {
   WSABUF wb[MAX_TRY_BUFS]; /* WSASend wants them writable; ours are const */
   DWORD sent = 0;
   unsigned i, n = nbufs > MAX_TRY_BUFS ? MAX_TRY_BUFS : nbufs;
+  (void)last; /* Winsock cannot hold bytes back for the FIN: two segments */
   for (i = 0; i < n; i++) {
     wb[i].len = bufs[i].len;
     wb[i].buf = bufs[i].base;
