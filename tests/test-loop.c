@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #endif
-#if defined(__linux__)
+#if defined(HAVE_TCP_INFO)
 #include <linux/tcp.h> /* tcpi_segs_out: glibc's struct tcp_info stops before it */
 #include <stddef.h>
 #endif
@@ -382,9 +382,9 @@ TEST_IMPL(loop_shutdown_ends_one_direction) {
 }
 
 /* Segments the socket has sent (Linux TCP_INFO), -1 where the OS does not
- * say. */
+ * say (the generic POSIX build has no TCP_INFO). */
 static long segs_out(const vigil_tcp *tcp) {
-#if defined(__linux__)
+#if defined(HAVE_TCP_INFO)
   struct tcp_info ti;
   socklen_t len = sizeof ti;
   memset(&ti, 0, sizeof ti);
@@ -420,10 +420,11 @@ static int case_write_last(vigil_backend b) {
   before = segs_out(&E1.tcp);
   ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 1), 3);
   after = segs_out(&E1.tcp);
-#if defined(__linux__)
-  ASSERT_GE(before, 0);
-  ASSERT_EQ(after - before, 1); /* "bye" and the FIN together */
+#if defined(HAVE_TCP_INFO)
+  ASSERT_GE(before, 0); /* Linux counts them */
 #endif
+  if (before >= 0)
+    ASSERT_EQ(after - before, 1); /* "bye" and the FIN together */
   ASSERT_EQ(run_until_status(&loop, &E2), 0);
   ASSERT_EQ(E2.status, VIGIL_EOF);
   ASSERT_UEQ(E2.len, 3);
