@@ -406,7 +406,8 @@ static int case_write_last(vigil_backend b) {
   vigil_tcp lst;
   vigil_write_req w;
   char bye_text[] = "bye";
-  vigil_buf bye = vigil_buf_init(bye_text, 3);
+  vigil_buf bye = vigil_buf_init(bye_text, 3), many[65];
+  static char many_text[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!";
   long before, after;
 
   memset(&E1, 0, sizeof E1);
@@ -417,6 +418,18 @@ static int case_write_last(vigil_backend b) {
   ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
   ASSERT_EQ(vigil_tcp_try_write_last(NULL, &bye, 1), VIGIL_EINVAL);
   ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 0), VIGIL_EINVAL);
+  /* More buffers than one call takes (64): what it writes is not the last,
+   * so it is neither held back nor followed by a FIN. */
+  for (unsigned i = 0; i < 65; i++)
+    many[i] = vigil_buf_init(many_text + i, 1);
+  before = segs_out(&E1.tcp);
+  ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, many, 65), 64);
+  after = segs_out(&E1.tcp);
+  if (before >= 0)
+    ASSERT_EQ(after - before, 1); /* sent now, not corked (Linux would send it 200 ms later) */
+  ASSERT_EQ(run_until_bytes(&loop, &E2, 64), 0);
+  ASSERT_MEM_EQ(E2.data, many_text, 64);
+  ASSERT_EQ(E2.status, 0);
   before = segs_out(&E1.tcp);
   ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 1), 3);
   after = segs_out(&E1.tcp);
@@ -427,8 +440,8 @@ static int case_write_last(vigil_backend b) {
     ASSERT_EQ(after - before, 1); /* "bye" and the FIN together */
   ASSERT_EQ(run_until_status(&loop, &E2), 0);
   ASSERT_EQ(E2.status, VIGIL_EOF);
-  ASSERT_UEQ(E2.len, 3);
-  ASSERT_MEM_EQ(E2.data, "bye", 3);
+  ASSERT_UEQ(E2.len, 64 + 3);
+  ASSERT_MEM_EQ(E2.data + 64, "bye", 3);
   ASSERT_EQ(E1.status, 0); /* our direction only */
   ASSERT_EQ(send_text(&E2.tcp, &w, "after"), 0);
   ASSERT_EQ(run_until_bytes(&loop, &E1, 5), 0);

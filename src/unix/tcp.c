@@ -527,9 +527,12 @@ long vigil__tcp_try_write(vigil_tcp *tcp, const vigil_buf *bufs, unsigned nbufs,
   ssize_t r;
 #if defined(MSG_MORE)
   /* Held back for the FIN that follows at once (vigil_tcp_try_write_last):
-   * the kernel tacks the FIN onto a segment it has not sent yet. A write
-   * the kernel takes only in part is pushed before it returns. */
-  if (last)
+   * the kernel tacks the FIN onto a segment it has not sent yet. Only when
+   * this call covers every buffer: otherwise no FIN follows, and Linux
+   * would send the held bytes of an idle connection only 200 ms later. A
+   * write the kernel takes only in part, for want of room, is pushed before
+   * it returns. */
+  if (last && n == nbufs)
     flags |= MSG_MORE;
 #else
   (void)last;
