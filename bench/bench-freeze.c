@@ -87,7 +87,8 @@ typedef struct result {
   unsigned frozen, closed, unsure, early, early_silent, verdicts;
   double late_min, late_p50, late_p99, late_max;
   double silent_p50, silent_p99, silent_max;
-  double cpu_us; /* server CPU (user + system) from the freeze to the last close, per close */
+  double cpu_us; /* server CPU (user + system) from the freeze to the last close, per close;
+                  * < 0: not measured */
   int has_silent;
 } result;
 
@@ -434,6 +435,7 @@ static int measure(const char *label, char *const argv[], uint16_t port, result 
   double cpu0;
   memset(r, 0, sizeof *r);
   r->label = label;
+  r->cpu_us = -1;
   if (fd < 0)
     return -1;
   close(fd);
@@ -499,8 +501,12 @@ static int measure(const char *label, char *const argv[], uint16_t port, result 
 }
 
 static void print_result(const result *r) {
-  printf("%-14s %6u %6u %6u %5u %7.1f %8.1f %7.1f %7.1f %6.1f", r->label, r->frozen, r->closed,
-         r->unsure, r->early, r->late_min, r->late_p50, r->late_p99, r->late_max, r->cpu_us);
+  printf("%-14s %6u %6u %6u %5u %7.1f %8.1f %7.1f %7.1f", r->label, r->frozen, r->closed, r->unsure,
+         r->early, r->late_min, r->late_p50, r->late_p99, r->late_max);
+  if (r->cpu_us >= 0)
+    printf(" %6.1f", r->cpu_us);
+  else
+    printf(" %6s", "-");
   if (r->has_silent)
     printf("   %6u %5u %4.0f/%-4.0f/%-5.0f\n", r->verdicts, r->early_silent, r->silent_p50,
            r->silent_p99, r->silent_max);

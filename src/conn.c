@@ -416,20 +416,25 @@ static void hand_back_queue(vigil_conn *c) {
   }
 }
 
+/* What write_final_close left to do. */
+typedef enum {
+  FINAL_UNSENT,   /* not everything we will ever send is in the kernel */
+  FINAL_NOTHING,  /* nothing to write: our direction may end with a FIN */
+  FINAL_WITH_FIN, /* written, and our direction has ended with it */
+} final_write;
+
 /* Writes a CLOSE still queued in the session, if the kernel takes it now,
  * with our FIN in the same segment (vigil_tcp_try_write_last: when
  * thousands die at once, a segment fewer per death is kernel time the next
- * verdicts get, issue 11). Returns 2 when it was written and our direction
- * has ended, 1 when there was nothing to write (our direction may end with
- * a FIN), 0 when not everything we will ever send is in the kernel. */
-static int write_final_close(vigil_conn *c) {
+ * verdicts get, issue 11). */
+static final_write write_final_close(vigil_conn *c) {
   uint8_t buf[VIGIL_WIRE_MAX_HEADER + VIGIL_WIRE_MAX_CLOSE];
   size_t taken;
   long n;
   vigil_buf b;
   if (cx(c)->wpend != NULL || (c->flags & VIGIL__C_PEER_GONE) ||
       vigil_tcp_socket(&c->tcp) == VIGIL_INVALID_SOCKET)
-    return 0;
+    return FINAL_UNSENT;
   n = vigil_session_write(&c->session, loop_now(c), buf, sizeof buf, NULL, 0, &taken);
   if (cx(c)->tls != NULL) {
     /* Inside TLS (once it is up), then TLS's own close_notify; a failed
@@ -444,8 +449,8 @@ static int write_final_close(vigil_conn *c) {
     b = vigil_buf_init((char *)buf, n > 0 ? (size_t)n : 0);
   }
   if (n <= 0)
-    return 1;
-  return vigil_tcp_try_write_last(&c->tcp, &b, 1) == n ? 2 : 0;
+    return FINAL_NOTHING;
+  return vigil_tcp_try_write_last(&c->tcp, &b, 1) == n ? FINAL_WITH_FIN : FINAL_UNSENT;
 }
 
 /* Whether a dead connection's socket may close now rather than linger.
@@ -475,7 +480,8 @@ static int close_at_once(const vigil_conn *c, const vigil_death *d) {
 
 static void conn_die(vigil_conn *c, vigil_death *d) {
   vigil__owner *o = c->owner;
-  int was_open = c->phase == VIGIL__OPEN, all_sent;
+  int was_open = c->phase == VIGIL__OPEN;
+  final_write final;
   if (c->phase == VIGIL__ZOMBIE)
     return;
   if (cx(c)->tls != NULL && !vigil_tls_conn_ready(cx(c)->tls))
@@ -497,17 +503,17 @@ static void conn_die(vigil_conn *c, vigil_death *d) {
   }
   if (o->buried != NULL)
     o->buried(c, d, was_open);
-  all_sent = write_final_close(c);
+  final = write_final_close(c);
   vigil_loop_timer_cancel(o->loop, &c->timer);
   if (close_at_once(c, d)) {
     conn_close_socket(c);
     return;
   }
-  /* Lingering: our FIN goes now, after our last frame (with it, when
-   * write_final_close wrote one), and the socket closes at the peer's. Without it, two ends whose
-   * CLOSEs crossed (a client says goodbye as the server shuts down) would each wait for the other's
-   * FIN for the whole linger. */
-  if (all_sent == 1)
+  /* Lingering: our FIN goes now (with our last frame, when there was
+   * one), and the socket closes at the peer's. Without it, two ends whose
+   * CLOSEs crossed (a client says goodbye as the server shuts down) would
+   * each wait for the other's FIN for the whole linger. */
+  if (final == FINAL_NOTHING)
     (void)vigil_tcp_shutdown(&c->tcp);
   conn_arm(c, vigil__after_ms(o->loop, VIGIL__LINGER_MS));
 }

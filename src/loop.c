@@ -634,9 +634,11 @@ long vigil_tcp_try_write(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs)
 long vigil_tcp_try_write_last(vigil_tcp *tcp, const vigil_buf bufs[], unsigned nbufs) {
   size_t total = 0;
   long n = try_write(tcp, bufs, nbufs, 1);
-  for (unsigned i = 0; n > 0 && i < nbufs; i++)
+  if (n <= 0)
+    return n;
+  for (unsigned i = 0; i < nbufs; i++)
     total += bufs[i].len;
-  if (n > 0 && (size_t)n == total)
+  if ((size_t)n == total)
     (void)vigil__tcp_shutdown(tcp); /* the bytes and the FIN leave together */
   return n;
 }

@@ -456,6 +456,43 @@ TEST_IMPL(loop_try_write_last_sends_fin_with_bytes) {
   return util_for_each_backend(case_write_last, "try_write_last");
 }
 
+/* When the kernel cannot take the last bytes, try_write_last ends nothing:
+ * once the peer has read what was in the way, the same call goes through
+ * (after a FIN it would fail with EPIPE) and the peer sees EOF after it. */
+static int case_write_last_full(vigil_backend b) {
+  vigil_loop loop;
+  vigil_tcp lst;
+  static char chunk[65536];
+  char bye_text[] = "bye";
+  vigil_buf fill = vigil_buf_init(chunk, sizeof chunk), bye = vigil_buf_init(bye_text, 3);
+  size_t queued = 0;
+  long n = 0;
+
+  memset(&E1, 0, sizeof E1);
+  memset(&E2, 0, sizeof E2);
+  ASSERT_EQ(open_loop(&loop, b), 0);
+  ASSERT_EQ(make_pair(&loop, &lst, &E1, &E2), 0);
+  /* Nobody reads yet (the loop is not run): the kernel's buffers fill. */
+  for (unsigned i = 0; i < 100000 && (n = vigil_tcp_try_write(&E1.tcp, &fill, 1)) > 0; i++)
+    queued += (size_t)n;
+  ASSERT_EQ(n, VIGIL_EAGAIN);
+  ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 1), VIGIL_EAGAIN);
+  ASSERT_EQ(vigil_tcp_read_start(&E2.tcp, ep_alloc, ep_read), 0);
+  ASSERT_EQ(run_until_bytes(&loop, &E2, queued), 0);
+  ASSERT_EQ(E2.status, 0); /* no FIN came */
+  ASSERT_EQ(vigil_tcp_try_write_last(&E1.tcp, &bye, 1), 3);
+  ASSERT_EQ(run_until_status(&loop, &E2), 0);
+  ASSERT_EQ(E2.status, VIGIL_EOF);
+  ASSERT_UEQ(E2.len, queued + 3);
+  ASSERT_MEM_EQ(E2.data + queued, "bye", 3);
+  ep_free(&E1);
+  return close_pair(&loop, &lst);
+}
+
+TEST_IMPL(loop_try_write_last_ends_nothing_when_not_taken) {
+  return util_for_each_backend(case_write_last_full, "try_write_last, full");
+}
+
 static int case_reset(vigil_backend b) {
   vigil_loop loop;
   vigil_tcp lst;
